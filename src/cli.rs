@@ -1,0 +1,221 @@
+//! The command surface. Doc comments here are the `--help` text, the man pages and the
+//! completions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Manage projects and their access tokens in a local SQLite file.
+///
+/// A token is shown once, when it is created; only a hash of its secret is kept. Tokens can be
+/// listed (never their value), verified by scripts, and revoked, immediately and for good.
+#[derive(Debug, Parser)]
+#[command(
+    name = "autheona",
+    version,
+    propagate_version = true,
+    after_help = ROOT_HELP,
+)]
+pub struct Cli {
+    /// Database file [default: the platform data directory, e.g. ~/.local/share/autheona/autheona.db]
+    #[arg(long, global = true, value_name = "PATH", env = "AUTHEONA_DB")]
+    pub db: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const ROOT_HELP: &str = "\
+Examples:
+  autheona project create demo
+  TOKEN=$(autheona token create --project demo --expires 90 --description 'CI')
+  printf '%s\\n' \"$TOKEN\" | autheona verify --project demo
+  autheona token list --project demo
+  autheona token revoke 3kTMd9aPq0Zx
+
+Exit codes:
+  0  success (verify: the token is valid)
+  1  not valid (verify), or refused: unknown project or token, name taken, confirmation declined
+  2  usage: bad flag or value, or a required value missing with no terminal to ask
+  3  environment: database missing, not an autheona database, corrupt, newer, locked, unreadable";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list and delete projects
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Create, list and revoke access tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check a token read from AUTHEONA_TOKEN or stdin (never from the command line)
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project
+    #[command(after_help = "Example:\n  autheona project create billing-api")]
+    Create(ProjectCreateArgs),
+    /// List projects with their token counts
+    #[command(after_help = "Examples:\n  autheona project list\n  autheona project list --json")]
+    List(ProjectListArgs),
+    /// Delete a project and revoke all its tokens
+    #[command(
+        after_help = "Asks for confirmation at a terminal; elsewhere --yes is required.\n\nExample:\n  autheona project delete old-service --yes"
+    )]
+    Delete(ProjectDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectCreateArgs {
+    /// Project name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectListArgs {
+    /// Print a JSON array of {name, created_at, tokens}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectDeleteArgs {
+    /// The project to delete
+    pub name: String,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, once
+    #[command(after_help = TOKEN_CREATE_HELP)]
+    Create(TokenCreateArgs),
+    /// List tokens: description, dates, status; never their values
+    #[command(
+        after_help = "Examples:\n  autheona token list\n  autheona token list --project demo --json"
+    )]
+    List(TokenListArgs),
+    /// Revoke a token: it stops working at once and cannot be recovered
+    #[command(
+        after_help = "Asks for confirmation at a terminal; elsewhere --yes is required.\n\nExample:\n  autheona token revoke 3kTMd9aPq0Zx --yes"
+    )]
+    Revoke(TokenRevokeArgs),
+}
+
+const TOKEN_CREATE_HELP: &str = "\
+At a terminal, autheona asks for each value not given. Elsewhere --project and --expires are
+required and a missing --description means none.
+
+The token alone goes to stdout, so it can be captured; it is never shown again.
+
+Examples:
+  autheona token create
+  TOKEN=$(autheona token create --project demo --expires 30 --description 'Staging server')";
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Project the token belongs to
+    #[arg(short, long, value_name = "NAME", env = "AUTHEONA_PROJECT")]
+    pub project: Option<String>,
+    /// When the token expires: 30, 90 or 365 days from now, or never
+    #[arg(short, long, value_name = "DAYS")]
+    pub expires: Option<ExpiresArg>,
+    /// What the token is for, e.g. "Production server" (at most 200 characters, one line)
+    #[arg(short, long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Print {id, project, token, description, created_at, expires_at} as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Token lifetimes offered at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpiresArg {
+    /// 30 days
+    #[value(name = "30", alias = "30d")]
+    Days30,
+    /// 90 days
+    #[value(name = "90", alias = "90d")]
+    Days90,
+    /// 365 days
+    #[value(name = "365", alias = "365d")]
+    Days365,
+    /// Never expires
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Only this project's tokens
+    #[arg(short, long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Print a JSON array of {id, project, description, created_at, expires_at, last_used_at, status}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (the ID column of `autheona token list`)
+    pub token_id: String,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+const VERIFY_HELP: &str = "\
+The token is read from the AUTHEONA_TOKEN environment variable when it is set, otherwise from
+the first line of stdin (at a terminal, autheona asks for it without echoing).
+
+Exit 0 when valid, 1 when not (malformed, unknown, expired, wrong_project), 2 on usage errors,
+3 when the database cannot be used. A valid verification records the token's last-used time.
+
+Examples:
+  printf '%s\\n' \"$TOKEN\" | autheona verify --project demo --quiet
+  AUTHEONA_TOKEN=$TOKEN autheona verify --json";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also require the token to belong to this project
+    #[arg(short, long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Print {valid, reason, id, project, expires_at} as JSON
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// Print nothing; only the exit code tells
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn expires_accepts_days_with_or_without_suffix_and_never() {
+        for (given, expected) in [
+            ("30", ExpiresArg::Days30),
+            ("30d", ExpiresArg::Days30),
+            ("90", ExpiresArg::Days90),
+            ("90d", ExpiresArg::Days90),
+            ("365", ExpiresArg::Days365),
+            ("365d", ExpiresArg::Days365),
+            ("never", ExpiresArg::Never),
+        ] {
+            assert_eq!(ExpiresArg::from_str(given, false), Ok(expected), "{given}");
+        }
+        for bad in ["7", "31", "0", "forever", "", "30 days"] {
+            assert!(ExpiresArg::from_str(bad, false).is_err(), "{bad}");
+        }
+    }
+}

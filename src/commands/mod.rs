@@ -1,0 +1,132 @@
+//! One module per noun: each handler turns arguments into one `ops` call and renders the result.
+
+mod project;
+mod token;
+mod verify;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::ui;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `verify` said the token is not valid.
+    NotValid,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::NotValid => 1,
+        }
+    }
+}
+
+/// What every handler gets: where the database is and the time, read once at start-up.
+pub struct Context {
+    db: Option<PathBuf>,
+    now: DateTime<Utc>,
+}
+
+impl Context {
+    /// The database path: `--db`, else `AUTHEONA_DB` (both via clap), else the platform data
+    /// directory. Worked out only when a command needs it.
+    fn db_path(&self) -> Result<PathBuf> {
+        match &self.db {
+            Some(path) if path.as_os_str().is_empty() => Err(Error::usage(
+                "the database path is empty",
+            )
+            .with_hint("pass a file path with --db or AUTHEONA_DB, or unset AUTHEONA_DB")),
+            Some(path) => Ok(path.clone()),
+            None => directories::ProjectDirs::from("", "", "autheona")
+                .map(|dirs| dirs.data_dir().join("autheona.db"))
+                .ok_or_else(|| {
+                    Error::environment("cannot find a home directory for the database")
+                        .with_hint("pass a file path with --db or AUTHEONA_DB")
+                }),
+        }
+    }
+
+    /// Opens the database, which must exist.
+    fn open(&self) -> Result<Store> {
+        let path = self.db_path()?;
+        let store = Store::open(&path)?.ok_or_else(|| Error::no_database(&path))?;
+        warn_if_exposed(&store);
+        Ok(store)
+    }
+
+    /// Opens the database if there is one (listing commands show nothing without it).
+    fn open_if_exists(&self) -> Result<Option<Store>> {
+        let path = self.db_path()?;
+        let store = Store::open(&path)?;
+        match &store {
+            Some(store) => warn_if_exposed(store),
+            None => ui::status(&format!(
+                "hint: no database yet at {}; create a project first: autheona project create NAME",
+                path.display()
+            )),
+        }
+        Ok(store)
+    }
+
+    /// Opens the database, creating it if needed.
+    fn create(&self) -> Result<Store> {
+        let store = Store::create(&self.db_path()?)?;
+        warn_if_exposed(&store);
+        Ok(store)
+    }
+}
+
+/// Warns, as ssh does for keys, when others may read or write the database file.
+fn warn_if_exposed(store: &Store) {
+    if let Ok(meta) = std::fs::metadata(store.path()) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            ui::warning(&format!(
+                "database {} is accessible by other users (mode {:03o}); run: chmod 600 {}",
+                store.path().display(),
+                mode & 0o777,
+                store.path().display()
+            ));
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let ctx = Context {
+        db: cli.db,
+        now: Utc::now(),
+    };
+    match cli.command {
+        Command::Project(command) => project::run(&ctx, command),
+        Command::Token(command) => token::run(&ctx, command),
+        Command::Verify(args) => verify::run(&ctx, &args),
+    }
+}
+
+/// Asks before a destructive step, or requires `--yes` where no one can answer.
+fn confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !ui::is_interactive() {
+        return Err(Error::usage(format!(
+            "{question} Confirmation is needed, and there is no terminal to ask"
+        ))
+        .with_hint(flag_hint.to_owned()));
+    }
+    if ui::prompt::confirm(question)? {
+        Ok(())
+    } else {
+        Err(Error::refused("cancelled; nothing was changed"))
+    }
+}

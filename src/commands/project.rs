@@ -1,0 +1,96 @@
+//! `autheona project create | list | delete`.
+
+use serde::Serialize;
+
+use super::{Context, Outcome, confirm};
+use crate::cli::{ProjectCommand, ProjectCreateArgs, ProjectDeleteArgs, ProjectListArgs};
+use crate::error::Result;
+use crate::ops::project::{self, Project};
+use crate::ui::{self, table, time};
+
+pub fn run(ctx: &Context, command: ProjectCommand) -> Result<Outcome> {
+    match command {
+        ProjectCommand::Create(args) => create(ctx, &args),
+        ProjectCommand::List(args) => list(ctx, &args),
+        ProjectCommand::Delete(args) => delete(ctx, &args),
+    }
+}
+
+fn create(ctx: &Context, args: &ProjectCreateArgs) -> Result<Outcome> {
+    // Validate before touching the file system, so a bad name creates no database.
+    project::validate_name(&args.name)?;
+    let store = ctx.create()?;
+    let created = project::create(&store, &args.name, ctx.now)?;
+    ui::status(&format!(
+        "Created project {}. Next: autheona token create --project {}",
+        created.name, created.name
+    ));
+    Ok(Outcome::Success)
+}
+
+#[derive(Serialize)]
+struct ProjectJson<'a> {
+    name: &'a str,
+    created_at: String,
+    tokens: u64,
+}
+
+fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
+    let projects = match ctx.open_if_exists()? {
+        Some(store) => project::list(&store)?,
+        None => Vec::new(),
+    };
+    if args.json {
+        let json: Vec<_> = projects
+            .iter()
+            .map(|p: &Project| ProjectJson {
+                name: &p.name,
+                created_at: time::rfc3339(p.created_at),
+                tokens: p.tokens,
+            })
+            .collect();
+        return ui::print_json(&json).map(|()| Outcome::Success);
+    }
+    if projects.is_empty() {
+        ui::status("No projects.");
+        return Ok(Outcome::Success);
+    }
+    let mut table = table::new(["Name", "Created", "Tokens"]);
+    for p in &projects {
+        table::add_row(
+            &mut table,
+            [p.name.clone(), time::for_people(p.created_at), p.tokens.to_string()],
+        );
+    }
+    ui::print_line(&table.trim_fmt())?;
+    Ok(Outcome::Success)
+}
+
+fn delete(ctx: &Context, args: &ProjectDeleteArgs) -> Result<Outcome> {
+    let mut store = ctx.open()?;
+    let tokens = project::token_count(&store, &args.name)?;
+    confirm(
+        args.yes,
+        &format!(
+            "Delete project {} and revoke its {}?",
+            args.name,
+            plural(tokens, "token")
+        ),
+        "pass --yes to delete without asking",
+    )?;
+    let revoked = project::delete(&mut store, &args.name)?;
+    ui::status(&format!(
+        "Deleted project {} and revoked {}.",
+        args.name,
+        plural(revoked, "token")
+    ));
+    Ok(Outcome::Success)
+}
+
+pub(super) fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}

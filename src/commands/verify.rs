@@ -1,0 +1,114 @@
+//! `autheona verify`: the check shell scripts rely on.
+
+use std::io::{BufRead, IsTerminal, Read};
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::{Context, Outcome};
+use crate::cli::VerifyArgs;
+use crate::error::{Error, Result};
+use crate::ops::verify::{self, Reason, Verification, VerifiedToken};
+use crate::secret::Secret;
+use crate::token::Token;
+use crate::ui::{self, time};
+
+/// Environment variable that carries the token to verify.
+pub const TOKEN_VAR: &str = "AUTHEONA_TOKEN";
+
+/// At most this much of stdin is read: far more than a token, and a bounded cost for any input.
+const MAX_INPUT: u64 = 4096;
+
+pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
+    let input = read_token()?;
+    let verification = match Token::parse(input.expose().trim()) {
+        // Shape and checksum are checked before the database is opened.
+        Err(_) => Verification::invalid(Reason::Malformed),
+        Ok(token) => {
+            let store = ctx.open()?;
+            verify::verify(&store, &token, args.project.as_deref(), ctx.now)?
+        }
+    };
+    render(&verification, args)
+}
+
+/// The token from `AUTHEONA_TOKEN`, else the first line of stdin (asked for without echo at a
+/// terminal). Never from the command line, where other users could see it.
+fn read_token() -> Result<Secret> {
+    if let Some(value) = std::env::var_os(TOKEN_VAR) {
+        // Not UTF-8 cannot be a token; an empty string parses as malformed.
+        return Ok(Secret::new(value.into_string().unwrap_or_default()));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() && std::io::stderr().is_terminal() {
+        return ui::prompt::secret("Token");
+    }
+    let mut line = Zeroizing::new(Vec::new());
+    stdin
+        .lock()
+        .take(MAX_INPUT)
+        .read_until(b'\n', &mut line)
+        .map_err(|err| Error::environment(format!("cannot read the token from stdin: {err}")))?;
+    let complete = line.ends_with(b"\n") || (line.len() as u64) < MAX_INPUT;
+    if !complete {
+        return Ok(Secret::new(String::new()));
+    }
+    Ok(Secret::new(
+        String::from_utf8(std::mem::take(&mut *line)).unwrap_or_default(),
+    ))
+}
+
+#[derive(Serialize)]
+struct VerificationJson<'a> {
+    valid: bool,
+    reason: Option<&'static str>,
+    id: Option<&'a str>,
+    project: Option<&'a str>,
+    expires_at: Option<String>,
+}
+
+fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
+    let (reason, token) = match verification {
+        Verification::Valid { token, unrecorded } => {
+            if let Some(err) = unrecorded {
+                ui::warning(&format!(
+                    "the token is valid, but its last use was not recorded: {}",
+                    err.message()
+                ));
+            }
+            (None, Some(token))
+        }
+        Verification::Invalid { reason, token } => (Some(*reason), token.as_ref()),
+    };
+    if args.json {
+        ui::print_json(&VerificationJson {
+            valid: reason.is_none(),
+            reason: reason.map(Reason::as_str),
+            id: token.map(|t| t.id.as_str()),
+            project: token.map(|t| t.project.as_str()),
+            expires_at: token.and_then(|t| t.expires_at).map(time::rfc3339),
+        })?;
+    } else if !args.quiet {
+        ui::print_line(&match (reason, token) {
+            (None, Some(token)) => valid_line(token),
+            (Some(reason), _) => format!("invalid: {}", reason.as_str()),
+            (None, None) => unreachable!("a valid verification always has its token"),
+        })?;
+    }
+    Ok(match reason {
+        None => Outcome::Success,
+        Some(_) => Outcome::NotValid,
+    })
+}
+
+fn valid_line(token: &VerifiedToken) -> String {
+    let expiry = match token.expires_at {
+        Some(at) => format!("expires {}", time::for_people(at)),
+        None => "never expires".to_owned(),
+    };
+    format!(
+        "valid: token {} (project {}, {expiry})",
+        token.id,
+        ui::safe(&token.project)
+    )
+}

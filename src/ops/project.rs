@@ -1,0 +1,130 @@
+//! Projects: create, list, delete.
+
+use chrono::{DateTime, Utc};
+
+use super::time;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+pub const NAME_MAX_LEN: usize = 64;
+
+/// A project as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub tokens: u64,
+}
+
+/// Checks a project name: 1-64 of letters, digits, `.`, `_`, `-`, starting with a letter or
+/// digit.
+pub fn validate_name(name: &str) -> Result<()> {
+    let rule = "a project name is 1-64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit";
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let allowed = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() {
+        Err(Error::usage(format!("the project name is empty: {rule}")))
+    } else if name.chars().count() > NAME_MAX_LEN {
+        Err(Error::usage(format!(
+            "the project name is {} characters long: {rule}",
+            name.chars().count()
+        )))
+    } else if !starts_well || !allowed {
+        Err(Error::usage(format!("invalid project name '{name}': {rule}")))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn create(store: &Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
+    validate_name(name)?;
+    if !store.insert_project(name, now.timestamp())? {
+        return Err(Error::refused(format!("a project named '{name}' already exists"))
+            .with_hint("choose another name; `autheona project list` shows those taken"));
+    }
+    Ok(Project {
+        name: name.to_owned(),
+        created_at: now,
+        tokens: 0,
+    })
+}
+
+pub fn list(store: &Store) -> Result<Vec<Project>> {
+    Ok(store
+        .projects()?
+        .into_iter()
+        .map(|row| Project {
+            name: row.name,
+            created_at: time(row.created_at),
+            tokens: row.tokens,
+        })
+        .collect())
+}
+
+/// The id of an existing project, or a "not found" error that says what to do.
+pub(crate) fn require(store: &Store, name: &str) -> Result<i64> {
+    store.project_id(name)?.ok_or_else(|| not_found(name))
+}
+
+fn not_found(name: &str) -> Error {
+    Error::refused(format!("no project named '{name}'"))
+        .with_hint("`autheona project list` shows the projects; `autheona project create NAME` adds one")
+}
+
+/// How many tokens deleting the project would revoke.
+pub fn token_count(store: &Store, name: &str) -> Result<u64> {
+    let id = require(store, name)?;
+    store.project_token_count(id)
+}
+
+/// Deletes the project and all its tokens; returns how many tokens were revoked.
+pub fn delete(store: &mut Store, name: &str) -> Result<u64> {
+    store.delete_project(name)?.ok_or_else(|| not_found(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn names_follow_the_rule() {
+        for good in ["a", "demo", "Prod-1", "x.y_z", "9lives", &"a".repeat(64)] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", ".x", "_x", "a b", "../x", "a/b", "é", &"a".repeat(65), "a\u{1b}[31m"] {
+            let err = validate_name(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_list_delete() {
+        let mut store = Store::in_memory().unwrap();
+        create(&store, "web", now()).unwrap();
+        create(&store, "api", now()).unwrap();
+        let names: Vec<_> = list(&store).unwrap().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["api", "web"]);
+        assert_eq!(token_count(&store, "web").unwrap(), 0);
+        assert_eq!(delete(&mut store, "web").unwrap(), 0);
+        assert_eq!(list(&store).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn taken_and_unknown_names_are_refused() {
+        let mut store = Store::in_memory().unwrap();
+        create(&store, "web", now()).unwrap();
+        assert_eq!(create(&store, "web", now()).unwrap_err().kind(), ErrorKind::Refused);
+        assert_eq!(delete(&mut store, "nope").unwrap_err().kind(), ErrorKind::Refused);
+        assert_eq!(token_count(&store, "nope").unwrap_err().kind(), ErrorKind::Refused);
+    }
+}

@@ -1,0 +1,112 @@
+//! Verifying a token: the check scripts rely on.
+
+use chrono::{DateTime, Utc};
+
+use super::time;
+use super::token::Status;
+use crate::error::{Error, Result};
+use crate::secret;
+use crate::store::Store;
+use crate::token::Token;
+
+/// Why a token is not valid. `Unknown` covers no such id, revoked, and wrong secret alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Malformed,
+    Unknown,
+    Expired,
+    WrongProject,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::Unknown => "unknown",
+            Reason::Expired => "expired",
+            Reason::WrongProject => "wrong_project",
+        }
+    }
+}
+
+/// A token whose secret matched: what may be told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub id: String,
+    pub project: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+pub enum Verification {
+    Valid {
+        token: VerifiedToken,
+        /// Set when the last-used time could not be recorded; the token is valid all the same.
+        unrecorded: Option<Error>,
+    },
+    Invalid {
+        reason: Reason,
+        /// Known only when the secret matched (expired, wrong project).
+        token: Option<VerifiedToken>,
+    },
+}
+
+impl Verification {
+    pub fn invalid(reason: Reason) -> Verification {
+        Verification::Invalid {
+            reason,
+            token: None,
+        }
+    }
+}
+
+/// Verifies a well-formed token: one indexed lookup, exactly one argon2 verification (against a
+/// dummy hash for an unknown id, so both cost the same), then one autocommit update of last-used.
+/// No transaction is open while argon2 runs.
+pub fn verify(
+    store: &Store,
+    token: &Token,
+    project: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Verification> {
+    let Some(row) = store.token_for_verify(token.id().as_str())? else {
+        secret::verify_dummy(token.secret());
+        return Ok(Verification::invalid(Reason::Unknown));
+    };
+    if !secret::verify(token.secret(), &row.secret_hash) {
+        return Ok(Verification::invalid(Reason::Unknown));
+    }
+    let verified = VerifiedToken {
+        id: token.id().to_string(),
+        project: row.project,
+        expires_at: row.expires_at.map(time),
+    };
+    let reason = if Status::at(verified.expires_at, now) == Status::Expired {
+        Some(Reason::Expired)
+    } else if project.is_some_and(|wanted| wanted != verified.project) {
+        Some(Reason::WrongProject)
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Ok(Verification::Invalid {
+            reason,
+            token: Some(verified),
+        });
+    }
+    match store.record_use(token.id().as_str(), now.timestamp()) {
+        Ok(true) => Ok(Verification::Valid {
+            token: verified,
+            unrecorded: None,
+        }),
+        // Revoked between the lookup and now: revocation wins.
+        Ok(false) => Ok(Verification::invalid(Reason::Unknown)),
+        Err(err) => Ok(Verification::Valid {
+            token: verified,
+            unrecorded: Some(err),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

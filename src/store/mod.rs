@@ -1,0 +1,284 @@
+//! The SQLite file: opening, pragmas, migrations, and every SQL statement autheona runs.
+
+mod queries;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind as IoErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+pub use queries::{NewToken, ProjectRow, TokenRow, VerifyRow};
+
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id`: "AUTH", so `file(1)` and tools can tell what the file is.
+pub const APPLICATION_ID: i32 = 0x4155_5448;
+
+/// Each entry migrates the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+/// `PRAGMA user_version` of a database this build fully understands.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// How long a command waits for another process's write before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The autheona database: one SQLite file.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// What opening found in the file, read before anything is written to it.
+enum FileState {
+    Current,
+    Older,
+    /// SQLite with no schema at all (including a zero-length file).
+    Empty,
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it (directory 0700, file 0600) or initialising an
+    /// empty file if needed. Only commands that write a project call this.
+    pub fn create(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|err| {
+                    Error::environment(format!("cannot create directory {}: {err}", dir.display()))
+                })?;
+        }
+        // Create the file 0600 before SQLite does, so that its -wal and -shm files follow suit.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(err) if err.kind() == IoErrorKind::AlreadyExists => {}
+            Err(err) => {
+                return Err(Error::environment(format!(
+                    "cannot create database {}: {err}",
+                    path.display()
+                )));
+            }
+        }
+        let mut store = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        match store.file_state()? {
+            FileState::Current => {}
+            FileState::Older | FileState::Empty => {
+                store.set_wal()?;
+                store.migrate()?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing database; `None` when there is no file at `path`.
+    ///
+    /// SQLite opens a file it may not write read-only; writes then fail with a clear error.
+    pub fn open(path: &Path) -> Result<Option<Store>> {
+        match path.try_exists() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(err) => {
+                return Err(Error::environment(format!(
+                    "cannot reach database {}: {err}",
+                    path.display()
+                )));
+            }
+        }
+        if path.is_dir() {
+            return Err(Error::environment(format!(
+                "{} is a directory, not an autheona database",
+                path.display()
+            ))
+            .with_hint("pass the path of a database file with --db or AUTHEONA_DB"));
+        }
+        let mut store = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        match store.file_state()? {
+            FileState::Current => {}
+            FileState::Older => store.migrate()?,
+            FileState::Empty => {
+                return Err(Error::environment(format!(
+                    "{} is empty, not an autheona database",
+                    path.display()
+                ))
+                .with_hint("`autheona project create NAME` initialises it"));
+            }
+        }
+        Ok(Some(store))
+    }
+
+    /// A private in-memory database with the current schema, for tests.
+    pub fn in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|err| Error::environment(err.to_string()))?;
+        let mut store = Store {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Store> {
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|err| error_for(path, &err))?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store.configure()?;
+        Ok(store)
+    }
+
+    /// Per-connection settings; none of them writes to the file.
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .and_then(|()| self.conn.pragma_update(None, "foreign_keys", true))
+            // Commits wait for the disk: a created or revoked token survives a power cut.
+            .and_then(|()| self.conn.pragma_update(None, "synchronous", "FULL"))
+            // A revoked token's hash must not linger in free pages.
+            .and_then(|()| self.conn.pragma_update(None, "secure_delete", true))
+            .map_err(|err| self.error(&err))
+    }
+
+    /// Reads the header fields that tell whose file this is, refusing anything not ours.
+    fn file_state(&self) -> Result<FileState> {
+        let (application_id, version) = header(&self.conn).map_err(|err| self.error(&err))?;
+        classify(&self.conn, &self.path, application_id, version)
+    }
+
+    fn set_wal(&self) -> Result<()> {
+        let mode: String = self
+            .conn
+            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+            .map_err(|err| self.error(&err))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            Ok(())
+        } else {
+            Err(Error::environment(format!(
+                "database {}: cannot use write-ahead logging (journal mode stays {mode})",
+                self.path.display()
+            )))
+        }
+    }
+
+    /// Brings the schema up to [`SCHEMA_VERSION`]. The version is read again inside the
+    /// write transaction, so processes racing to open a fresh file each apply a step once.
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let fail = |err: rusqlite::Error| error_for(&path, &err);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let (application_id, version) = header(&tx).map_err(fail)?;
+        let from = match classify(&tx, &path, application_id, version)? {
+            FileState::Current => return Ok(()),
+            FileState::Empty => 0,
+            FileState::Older => version,
+        };
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            tx.execute_batch(sql).map_err(fail)?;
+            tx.pragma_update(None, "user_version", step as i32 + 1)
+                .map_err(fail)?;
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
+    fn error(&self, err: &rusqlite::Error) -> Error {
+        error_for(&self.path, err)
+    }
+}
+
+fn header(conn: &Connection) -> rusqlite::Result<(i32, i32)> {
+    let application_id = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    let version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok((application_id, version))
+}
+
+/// Tells an autheona file (current or older), an empty one, and anything else (refused).
+fn classify(
+    conn: &Connection,
+    path: &Path,
+    application_id: i32,
+    version: i32,
+) -> Result<FileState> {
+    let shown = path.display();
+    if application_id == APPLICATION_ID {
+        return match version.cmp(&SCHEMA_VERSION) {
+            std::cmp::Ordering::Equal => Ok(FileState::Current),
+            std::cmp::Ordering::Less => Ok(FileState::Older),
+            std::cmp::Ordering::Greater => Err(Error::environment(format!(
+                "database {shown} was written by a newer autheona (schema version {version}; this one knows {SCHEMA_VERSION})"
+            ))
+            .with_hint("upgrade autheona; the file was left unchanged")),
+        };
+    }
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(|err| error_for(path, &err))?;
+    if application_id == 0 && version == 0 && tables == 0 {
+        Ok(FileState::Empty)
+    } else {
+        Err(Error::environment(format!(
+            "{shown} is an SQLite database, but not an autheona one"
+        ))
+        .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged"))
+    }
+}
+
+/// Turns an SQLite error into one line naming the database and, where it helps, what to do.
+fn error_for(path: &Path, err: &rusqlite::Error) -> Error {
+    let path = path.display();
+    let code = match err {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.code),
+        _ => None,
+    };
+    match code {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::environment(format!(
+            "database {path} is busy: another process held it for more than {} s",
+            BUSY_TIMEOUT.as_secs()
+        ))
+        .with_hint("try again in a moment"),
+        Some(ErrorCode::NotADatabase) => Error::environment(format!(
+            "{path} is not an autheona database (not an SQLite file)"
+        ))
+        .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged"),
+        Some(ErrorCode::DatabaseCorrupt) => Error::environment(format!(
+            "database {path} is corrupt"
+        ))
+        .with_hint("restore it from a backup"),
+        Some(ErrorCode::ReadOnly) => Error::environment(format!(
+            "database {path} is read-only"
+        ))
+        .with_hint("check the permissions of the file and its directory"),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Error::environment(format!(
+            "cannot open database {path}"
+        ))
+        .with_hint("check that the file and its directory exist and are readable and writable"),
+        Some(ErrorCode::DiskFull) => Error::environment(format!(
+            "cannot write database {path}: the disk is full"
+        )),
+        _ => Error::environment(format!("database {path}: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

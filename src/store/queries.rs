@@ -1,0 +1,251 @@
+//! The SQL for projects and tokens.
+
+use rusqlite::{ErrorCode, OptionalExtension, TransactionBehavior, params};
+
+use super::Store;
+use crate::error::Result;
+
+/// A project as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRow {
+    pub name: String,
+    pub created_at: i64,
+    pub tokens: u64,
+}
+
+/// A token as listed: everything but its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub project: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// What verifying a token needs from its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRow {
+    pub secret_hash: String,
+    pub project: String,
+    pub expires_at: Option<i64>,
+}
+
+/// A token row to insert.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub project_id: i64,
+    pub secret_hash: &'a str,
+    pub description: Option<&'a str>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+const TOKEN_COLUMNS: &str = "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
+     FROM tokens t JOIN projects p ON p.id = t.project_id";
+
+fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: row.get(0)?,
+        project: row.get(1)?,
+        description: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+        last_used_at: row.get(5)?,
+    })
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.code == ErrorCode::ConstraintViolation
+            && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+impl Store {
+    /// Inserts a project; `false` when the name is taken.
+    pub fn insert_project(&self, name: &str, created_at: i64) -> Result<bool> {
+        match self.conn.execute(
+            "INSERT INTO projects (name, created_at) VALUES (?1, ?2)",
+            params![name, created_at],
+        ) {
+            Ok(_) => Ok(true),
+            Err(err) if is_unique_violation(&err) => Ok(false),
+            Err(err) => Err(self.error(&err)),
+        }
+    }
+
+    /// All projects by name, with their token counts.
+    pub fn projects(&self) -> Result<Vec<ProjectRow>> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT p.name, p.created_at,
+                        (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
+                 FROM projects p ORDER BY p.name",
+            )
+            .map_err(|err| self.error(&err))?;
+        statement
+            .query_map([], |row| {
+                Ok(ProjectRow {
+                    name: row.get(0)?,
+                    created_at: row.get(1)?,
+                    tokens: row.get::<_, i64>(2)?.unsigned_abs(),
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|err| self.error(&err))
+    }
+
+    pub fn project_id(&self, name: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|err| self.error(&err))
+    }
+
+    pub fn project_token_count(&self, project_id: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM tokens WHERE project_id = ?1",
+                [project_id],
+                |row| row.get::<_, i64>(0).map(i64::unsigned_abs),
+            )
+            .map_err(|err| self.error(&err))
+    }
+
+    /// Deletes a project and its tokens in one transaction; `None` when it does not exist,
+    /// else how many tokens went with it.
+    pub fn delete_project(&mut self, name: &str) -> Result<Option<u64>> {
+        let path = self.path.clone();
+        let fail = |err: rusqlite::Error| super::error_for(&path, &err);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let Some(project_id) = tx
+            .query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
+                row.get::<_, i64>(0)
+            })
+            .optional()
+            .map_err(fail)?
+        else {
+            return Ok(None);
+        };
+        let tokens = tx
+            .execute("DELETE FROM tokens WHERE project_id = ?1", [project_id])
+            .map_err(fail)?;
+        tx.execute("DELETE FROM projects WHERE id = ?1", [project_id])
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        self.scrub_log();
+        Ok(Some(tokens as u64))
+    }
+
+    /// Inserts a token and commits; `false` when its id is taken.
+    pub fn insert_token(&self, token: &NewToken<'_>) -> Result<bool> {
+        match self.conn.execute(
+            "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                token.id,
+                token.project_id,
+                token.secret_hash,
+                token.description,
+                token.created_at,
+                token.expires_at
+            ],
+        ) {
+            Ok(_) => Ok(true),
+            Err(err) if is_unique_violation(&err) => Ok(false),
+            Err(err) => Err(self.error(&err)),
+        }
+    }
+
+    /// Tokens, oldest first; of one project when `project_id` is given.
+    pub fn tokens(&self, project_id: Option<i64>) -> Result<Vec<TokenRow>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}
+             WHERE ?1 IS NULL OR t.project_id = ?1
+             ORDER BY t.created_at, t.rowid"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(|err| self.error(&err))?;
+        statement
+            .query_map([project_id], token_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|err| self.error(&err))
+    }
+
+    pub fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} WHERE t.id = ?1"),
+                [id],
+                token_row,
+            )
+            .optional()
+            .map_err(|err| self.error(&err))
+    }
+
+    /// The row verify needs, by token id (one indexed lookup, no transaction held after).
+    pub fn token_for_verify(&self, id: &str) -> Result<Option<VerifyRow>> {
+        self.conn
+            .query_row(
+                "SELECT t.secret_hash, p.name, t.expires_at
+                 FROM tokens t JOIN projects p ON p.id = t.project_id
+                 WHERE t.id = ?1",
+                [id],
+                |row| {
+                    Ok(VerifyRow {
+                        secret_hash: row.get(0)?,
+                        project: row.get(1)?,
+                        expires_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|err| self.error(&err))
+    }
+
+    /// Records a use; `false` when the token no longer exists (revoked meanwhile).
+    ///
+    /// Last-used is a hint, not a promise: it commits without waiting for the disk
+    /// (`synchronous=NORMAL`), so a power cut may lose the latest one.
+    pub fn record_use(&self, id: &str, at: i64) -> Result<bool> {
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .and_then(|()| {
+                self.conn.execute(
+                    "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
+                    params![at, id],
+                )
+            })
+            .map(|changed| changed == 1)
+            .map_err(|err| self.error(&err))
+    }
+
+    /// Deletes a token, durably (`synchronous=FULL`, the default here), and scrubs its hash from
+    /// the write-ahead log; `false` when there was no such token.
+    pub fn delete_token(&self, id: &str) -> Result<bool> {
+        let deleted = self
+            .conn
+            .execute("DELETE FROM tokens WHERE id = ?1", [id])
+            .map_err(|err| self.error(&err))?;
+        if deleted == 1 {
+            self.scrub_log();
+        }
+        Ok(deleted == 1)
+    }
+
+    /// Copies the log into the main file and truncates it, so deleted rows' old page images
+    /// (hashes included) do not stay in the -wal file. Best effort: a reader may hold it back,
+    /// and the next checkpoint finishes the job.
+    fn scrub_log(&self) {
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}

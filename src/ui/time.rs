@@ -1,0 +1,29 @@
+//! Times for people (local, to the minute) and for machines (RFC 3339 UTC).
+
+use chrono::{DateTime, Local, SecondsFormat, Utc};
+
+/// `YYYY-MM-DD HH:MM` in local time.
+pub fn for_people(time: DateTime<Utc>) -> String {
+    time.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// `for_people`, or `Never` for none.
+pub fn for_people_or_never(time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(|| "Never".to_owned(), for_people)
+}
+
+/// RFC 3339 in UTC with a `Z` suffix, to the second.
+pub fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_with_z() {
+        let time = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(rfc3339(time), "2027-01-15T08:00:00Z");
+    }
+}
