@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Database file [default: the platform data directory, e.g. ~/.local/share/autheona/autheona.db]
-    #[arg(long, global = true, value_name = "PATH", env = "AUTHEONA_DB")]
+    #[arg(long, global = true, value_name = "PATH", env = "AUTHEONA_DB", hide_env_values = true)]
     pub db: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -119,7 +119,7 @@ Examples:
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
     /// Project the token belongs to
-    #[arg(short, long, value_name = "NAME", env = "AUTHEONA_PROJECT")]
+    #[arg(short, long, value_name = "NAME", env = "AUTHEONA_PROJECT", hide_env_values = true)]
     pub project: Option<String>,
     /// When the token expires: 30, 90 or 365 days from now, or never
     #[arg(short, long, value_name = "DAYS")]
@@ -189,6 +189,10 @@ pub struct VerifyArgs {
     /// Print nothing; only the exit code tells
     #[arg(short, long)]
     pub quiet: bool,
+    /// Caught only to refuse it without echoing it: a token on the command line is visible to
+    /// every user of the machine.
+    #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
+    pub token_argument: Vec<String>,
 }
 
 #[cfg(test)]

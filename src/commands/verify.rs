@@ -20,6 +20,12 @@ pub const TOKEN_VAR: &str = "AUTHEONA_TOKEN";
 const MAX_INPUT: u64 = 4096;
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
+    if !args.token_argument.is_empty() {
+        return Err(Error::usage(
+            "verify does not take the token as an argument: other users could see it in the process list",
+        )
+        .with_hint("pass it on stdin (printf '%s\\n' \"$TOKEN\" | autheona verify) or in AUTHEONA_TOKEN"));
+    }
     let input = read_token()?;
     let verification = match Token::parse(input.expose().trim()) {
         // Shape and checksum are checked before the database is opened.

@@ -1,0 +1,8 @@
+//! Integration tests: the real binary against a temporary database.
+
+mod common;
+mod interactive;
+mod project;
+mod storage;
+mod token;
+mod verify;

@@ -1,0 +1,110 @@
+use serde_json::Value;
+
+use crate::common::*;
+
+#[test]
+fn create_then_list_as_table_and_json() {
+    let env = TestEnv::new();
+    let created = env.run(&["project", "create", "billing-api"]).success();
+    assert_eq!(stdout(&created), "", "project create prints no data");
+    assert!(stderr(&created).contains("Created project billing-api"));
+    env.project("web.v2_x");
+    env.token("web.v2_x", "30");
+
+    let table = stdout(&env.run(&["project", "list"]).success());
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].contains("Name") && lines[0].contains("Created") && lines[0].contains("Tokens"));
+    assert!(lines[1].contains("billing-api") && lines[1].trim_end().ends_with('0'));
+    assert!(lines[2].contains("web.v2_x") && lines[2].trim_end().ends_with('1'));
+
+    let json: Value = serde_json::from_str(&stdout(&env.run(&["project", "list", "--json"]).success())).unwrap();
+    let projects = json.as_array().unwrap();
+    assert_eq!(projects.len(), 2);
+    let web = &projects[1];
+    let mut keys: Vec<&str> = web.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["created_at", "name", "tokens"]);
+    assert_eq!(web["name"], "web.v2_x");
+    assert_eq!(web["tokens"], 1);
+    let created_at = web["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with('Z'), "{created_at}");
+    chrono::DateTime::parse_from_rfc3339(created_at).unwrap();
+}
+
+#[test]
+fn invalid_names_are_usage_errors_and_create_nothing() {
+    let env = TestEnv::new();
+    let long = "a".repeat(65);
+    for name in ["", "-leading-dash", ".hidden", "two words", "../x", "a/b", "ünï", &long, "x\u{1b}[31m"] {
+        let assert = env.run(&["project", "create", "--", name]).code(2);
+        let err = stderr(&assert);
+        assert!(err.starts_with("error: "), "{name:?}: {err}");
+        assert!(err.contains("1-64 characters"), "{err}");
+        assert!(!err.contains('\u{1b}'), "raw escape reached the terminal: {err:?}");
+    }
+    assert!(!env.db().exists(), "a refused name must not create the database");
+    env.run(&["project", "create", &"a".repeat(64)]).success();
+}
+
+#[test]
+fn taken_name_is_refused() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env.run(&["project", "create", "demo"]).code(1);
+    assert!(stderr(&assert).contains("already exists"));
+}
+
+#[test]
+fn list_without_a_database_is_empty_with_a_hint_and_creates_nothing() {
+    let env = TestEnv::new();
+    let table = env.run(&["project", "list"]).success();
+    assert_eq!(stdout(&table), "");
+    assert!(stderr(&table).contains("project create"), "{}", stderr(&table));
+    let json = env.run(&["project", "list", "--json"]).success();
+    assert_eq!(stdout(&json).trim(), "[]");
+    assert!(!env.db().exists());
+    assert!(!env.db().parent().unwrap().exists());
+}
+
+#[test]
+fn delete_needs_confirmation_without_a_terminal() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "never");
+    let assert = env.run(&["project", "delete", "demo"]).code(2);
+    let err = stderr(&assert);
+    assert!(err.contains("1 token") && err.contains("--yes"), "{err}");
+    env.verify(&token, &[]).success();
+    assert!(stdout(&env.run(&["project", "list"]).success()).contains("demo"));
+}
+
+#[test]
+fn delete_with_yes_revokes_its_tokens() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.project("keep");
+    let doomed = [env.token("demo", "30"), env.token("demo", "never")];
+    let kept = env.token("keep", "30");
+    let assert = env.run(&["project", "delete", "demo", "--yes"]).success();
+    assert!(stderr(&assert).contains("revoked 2 tokens"), "{}", stderr(&assert));
+    for token in &doomed {
+        env.verify(token, &[]).code(1).stdout("invalid: unknown\n");
+    }
+    env.verify(&kept, &[]).success();
+    let count: i64 = env
+        .sql()
+        .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    env.run(&["project", "delete", "demo", "-y"]).code(1);
+}
+
+#[test]
+fn delete_without_a_database_is_an_environment_error() {
+    let env = TestEnv::new();
+    let assert = env.run(&["project", "delete", "demo", "--yes"]).code(3);
+    assert!(stderr(&assert).contains(&env.db().display().to_string()));
+    assert!(stderr(&assert).contains("project create"));
+    assert!(!env.db().exists());
+}
