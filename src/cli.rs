@@ -18,7 +18,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Database file [default: the platform data directory, e.g. ~/.local/share/autheona/autheona.db]
-    #[arg(long, global = true, value_name = "PATH", env = "AUTHEONA_DB", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "AUTHEONA_DB",
+        hide_env_values = true
+    )]
     pub db: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -119,7 +125,13 @@ Examples:
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
     /// Project the token belongs to
-    #[arg(short, long, value_name = "NAME", env = "AUTHEONA_PROJECT", hide_env_values = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "NAME",
+        env = "AUTHEONA_PROJECT",
+        hide_env_values = true
+    )]
     pub project: Option<String>,
     /// When the token expires: 30, 90 or 365 days from now, or never
     #[arg(short, long, value_name = "DAYS")]

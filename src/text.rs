@@ -21,7 +21,10 @@ mod tests {
 
     #[test]
     fn unsafe_characters() {
-        for c in ['\u{1b}', '\n', '\r', '\t', '\0', '\u{7f}', '\u{202e}', '\u{200b}', '\u{2028}', '\u{feff}'] {
+        for c in [
+            '\u{1b}', '\n', '\r', '\t', '\0', '\u{7f}', '\u{202e}', '\u{200b}', '\u{2028}',
+            '\u{feff}',
+        ] {
             assert!(is_unsafe_char(c), "{:?}", c);
         }
         for c in ['a', ' ', 'é', '日', '🚀', '\u{0301}'] {

@@ -185,7 +185,10 @@ mod tests {
 
     #[test]
     fn alphabet_is_digits_upper_lower() {
-        let expected: Vec<u8> = (b'0'..=b'9').chain(b'A'..=b'Z').chain(b'a'..=b'z').collect();
+        let expected: Vec<u8> = (b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .collect();
         assert_eq!(BASE62.as_slice(), expected.as_slice());
     }
 
@@ -216,7 +219,7 @@ mod tests {
         assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         assert_eq!(&text[4..16], token.id().as_str());
         assert_eq!(&text[17..60], token.secret().expose());
-        assert_eq!(text[60..].as_bytes(), checksum(&text[..60]));
+        assert_eq!(&text.as_bytes()[60..], checksum(&text[..60]));
     }
 
     #[test]

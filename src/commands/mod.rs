@@ -42,10 +42,10 @@ impl Context {
     /// directory. Worked out only when a command needs it.
     fn db_path(&self) -> Result<PathBuf> {
         match &self.db {
-            Some(path) if path.as_os_str().is_empty() => Err(Error::usage(
-                "the database path is empty",
-            )
-            .with_hint("pass a file path with --db or AUTHEONA_DB, or unset AUTHEONA_DB")),
+            Some(path) if path.as_os_str().is_empty() => {
+                Err(Error::usage("the database path is empty")
+                    .with_hint("pass a file path with --db or AUTHEONA_DB, or unset AUTHEONA_DB"))
+            }
             Some(path) => Ok(path.clone()),
             None => directories::ProjectDirs::from("", "", "autheona")
                 .map(|dirs| dirs.data_dir().join("autheona.db"))

@@ -59,7 +59,11 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
     for p in &projects {
         table::add_row(
             &mut table,
-            [p.name.clone(), time::for_people(p.created_at), p.tokens.to_string()],
+            [
+                p.name.clone(),
+                time::for_people(p.created_at),
+                p.tokens.to_string(),
+            ],
         );
     }
     ui::print_line(&table.trim_fmt())?;

@@ -5,10 +5,10 @@ use serde::Serialize;
 use super::{Context, Outcome, confirm};
 use crate::cli::{ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
 use crate::error::{Error, Result};
+use crate::ops::project;
 use crate::ops::token::{
     self, CreatedToken, Expiration, TokenRequest, TokenSummary, validate_description,
 };
-use crate::ops::project;
 use crate::store::Store;
 use crate::ui::{self, prompt, table, time};
 
@@ -39,8 +39,12 @@ fn expiration_label(expiration: Expiration) -> String {
 }
 
 fn missing(flag: &str, what: &str) -> Error {
-    Error::usage(format!("{flag} is required: no terminal to ask for the {what}"))
-        .with_hint(format!("pass {flag}, e.g. autheona token create --project NAME --expires 30"))
+    Error::usage(format!(
+        "{flag} is required: no terminal to ask for the {what}"
+    ))
+    .with_hint(format!(
+        "pass {flag}, e.g. autheona token create --project NAME --expires 30"
+    ))
 }
 
 fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
@@ -108,7 +112,10 @@ fn ask_project(store: &Store) -> Result<String> {
 }
 
 fn ask_expiration() -> Result<Expiration> {
-    let labels: Vec<String> = Expiration::ALL.iter().map(|&e| expiration_label(e)).collect();
+    let labels: Vec<String> = Expiration::ALL
+        .iter()
+        .map(|&e| expiration_label(e))
+        .collect();
     let chosen = prompt::select("Expiration", &labels, 0)?;
     Ok(Expiration::ALL[chosen])
 }
@@ -187,9 +194,24 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     }
     let all_projects = args.project.is_none();
     let mut table = if all_projects {
-        table::new(["ID", "Project", "Description", "Created", "Expires", "Last used", "Status"])
+        table::new([
+            "ID",
+            "Project",
+            "Description",
+            "Created",
+            "Expires",
+            "Last used",
+            "Status",
+        ])
     } else {
-        table::new(["ID", "Description", "Created", "Expires", "Last used", "Status"])
+        table::new([
+            "ID",
+            "Description",
+            "Created",
+            "Expires",
+            "Last used",
+            "Status",
+        ])
     };
     for t in &tokens {
         let mut cells = vec![t.id.clone()];

@@ -35,7 +35,9 @@ pub fn validate_name(name: &str) -> Result<()> {
             name.chars().count()
         )))
     } else if !starts_well || !allowed {
-        Err(Error::usage(format!("invalid project name '{name}': {rule}")))
+        Err(Error::usage(format!(
+            "invalid project name '{name}': {rule}"
+        )))
     } else {
         Ok(())
     }
@@ -44,8 +46,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 pub fn create(store: &Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
     validate_name(name)?;
     if !store.insert_project(name, now.timestamp())? {
-        return Err(Error::refused(format!("a project named '{name}' already exists"))
-            .with_hint("choose another name; `autheona project list` shows those taken"));
+        return Err(
+            Error::refused(format!("a project named '{name}' already exists"))
+                .with_hint("choose another name; `autheona project list` shows those taken"),
+        );
     }
     Ok(Project {
         name: name.to_owned(),
@@ -72,8 +76,9 @@ pub(crate) fn require(store: &Store, name: &str) -> Result<i64> {
 }
 
 fn not_found(name: &str) -> Error {
-    Error::refused(format!("no project named '{name}'"))
-        .with_hint("`autheona project list` shows the projects; `autheona project create NAME` adds one")
+    Error::refused(format!("no project named '{name}'")).with_hint(
+        "`autheona project list` shows the projects; `autheona project create NAME` adds one",
+    )
 }
 
 /// How many tokens deleting the project would revoke.
@@ -101,7 +106,18 @@ mod tests {
         for good in ["a", "demo", "Prod-1", "x.y_z", "9lives", &"a".repeat(64)] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", ".x", "_x", "a b", "../x", "a/b", "é", &"a".repeat(65), "a\u{1b}[31m"] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "_x",
+            "a b",
+            "../x",
+            "a/b",
+            "é",
+            &"a".repeat(65),
+            "a\u{1b}[31m",
+        ] {
             let err = validate_name(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Usage, "{bad}");
         }
@@ -123,8 +139,17 @@ mod tests {
     fn taken_and_unknown_names_are_refused() {
         let mut store = Store::in_memory().unwrap();
         create(&store, "web", now()).unwrap();
-        assert_eq!(create(&store, "web", now()).unwrap_err().kind(), ErrorKind::Refused);
-        assert_eq!(delete(&mut store, "nope").unwrap_err().kind(), ErrorKind::Refused);
-        assert_eq!(token_count(&store, "nope").unwrap_err().kind(), ErrorKind::Refused);
+        assert_eq!(
+            create(&store, "web", now()).unwrap_err().kind(),
+            ErrorKind::Refused
+        );
+        assert_eq!(
+            delete(&mut store, "nope").unwrap_err().kind(),
+            ErrorKind::Refused
+        );
+        assert_eq!(
+            token_count(&store, "nope").unwrap_err().kind(),
+            ErrorKind::Refused
+        );
     }
 }

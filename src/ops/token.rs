@@ -5,9 +5,9 @@ use rand::rngs::SysRng;
 
 use super::{project, time};
 use crate::error::{Error, Result};
-use crate::{secret, text};
 use crate::store::{NewToken, Store, TokenRow};
 use crate::token::{Token, TokenId};
+use crate::{secret, text};
 
 pub const DESCRIPTION_MAX_LEN: usize = 200;
 
@@ -143,7 +143,9 @@ pub fn create(
         }
         attempts += 1;
         if attempts == ID_ATTEMPTS {
-            return Err(Error::environment("could not find a free token id; try again"));
+            return Err(Error::environment(
+                "could not find a free token id; try again",
+            ));
         }
         token = token.with_id(TokenId::generate(&mut rng));
     }
@@ -199,7 +201,9 @@ impl TokenSummary {
 
 /// Tokens oldest first, of one project or all.
 pub fn list(store: &Store, project: Option<&str>, now: DateTime<Utc>) -> Result<Vec<TokenSummary>> {
-    let project_id = project.map(|name| project::require(store, name)).transpose()?;
+    let project_id = project
+        .map(|name| project::require(store, name))
+        .transpose()?;
     Ok(store
         .tokens(project_id)?
         .into_iter()

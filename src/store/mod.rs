@@ -119,7 +119,8 @@ impl Store {
 
     /// A private in-memory database with the current schema, for tests.
     pub fn in_memory() -> Result<Store> {
-        let conn = Connection::open_in_memory().map_err(|err| Error::environment(err.to_string()))?;
+        let conn =
+            Connection::open_in_memory().map_err(|err| Error::environment(err.to_string()))?;
         let mut store = Store {
             conn,
             path: PathBuf::from(":memory:"),
@@ -261,21 +262,19 @@ fn error_for(path: &Path, err: &rusqlite::Error) -> Error {
             "{path} is not an autheona database (not an SQLite file)"
         ))
         .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged"),
-        Some(ErrorCode::DatabaseCorrupt) => Error::environment(format!(
-            "database {path} is corrupt"
-        ))
-        .with_hint("restore it from a backup"),
-        Some(ErrorCode::ReadOnly) => Error::environment(format!(
-            "database {path} is read-only"
-        ))
-        .with_hint("check the permissions of the file and its directory"),
+        Some(ErrorCode::DatabaseCorrupt) => {
+            Error::environment(format!("database {path} is corrupt"))
+                .with_hint("restore it from a backup")
+        }
+        Some(ErrorCode::ReadOnly) => Error::environment(format!("database {path} is read-only"))
+            .with_hint("check the permissions of the file and its directory"),
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Error::environment(format!(
             "cannot open database {path}"
         ))
         .with_hint("check that the file and its directory exist and are readable and writable"),
-        Some(ErrorCode::DiskFull) => Error::environment(format!(
-            "cannot write database {path}: the disk is full"
-        )),
+        Some(ErrorCode::DiskFull) => {
+            Error::environment(format!("cannot write database {path}: the disk is full"))
+        }
         _ => Error::environment(format!("database {path}: {err}")),
     }
 }

@@ -43,7 +43,8 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
-const TOKEN_COLUMNS: &str = "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
+const TOKEN_COLUMNS: &str =
+    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
      FROM tokens t JOIN projects p ON p.id = t.project_id";
 
 fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {

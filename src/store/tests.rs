@@ -1,1 +1,65 @@
+use super::*;
 
+#[test]
+fn in_memory_store_has_the_current_schema() {
+    let store = Store::in_memory().unwrap();
+    let (application_id, version) = header(&store.conn).unwrap();
+    assert_eq!(application_id, APPLICATION_ID);
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn migrating_twice_is_a_no_op() {
+    let mut store = Store::in_memory().unwrap();
+    store.migrate().unwrap();
+    assert!(store.insert_project("demo", 1).unwrap());
+    assert!(
+        !store.insert_project("demo", 2).unwrap(),
+        "names are unique"
+    );
+}
+
+#[test]
+fn open_reports_a_missing_file_as_none_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    assert!(Store::open(&path).unwrap().is_none());
+    assert!(!path.exists());
+}
+
+#[test]
+fn create_then_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/autheona.db");
+    let store = Store::create(&path).unwrap();
+    store.insert_project("demo", 1).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap().unwrap();
+    assert_eq!(store.projects().unwrap()[0].name, "demo");
+}
+
+#[test]
+fn deleting_a_project_deletes_its_tokens() {
+    let mut store = Store::in_memory().unwrap();
+    store.insert_project("demo", 1).unwrap();
+    let project_id = store.project_id("demo").unwrap().unwrap();
+    let token = NewToken {
+        id: "AAAAAAAAAAAA",
+        project_id,
+        secret_hash: "hash",
+        description: None,
+        created_at: 1,
+        expires_at: None,
+    };
+    assert!(store.insert_token(&token).unwrap());
+    assert!(!store.insert_token(&token).unwrap(), "ids are unique");
+    assert_eq!(store.delete_project("demo").unwrap(), Some(1));
+    assert_eq!(store.delete_project("demo").unwrap(), None);
+    assert!(store.token_for_verify("AAAAAAAAAAAA").unwrap().is_none());
+}
+
+#[test]
+fn record_use_reports_a_vanished_token() {
+    let store = Store::in_memory().unwrap();
+    assert!(!store.record_use("AAAAAAAAAAAA", 5).unwrap());
+}

@@ -4,7 +4,9 @@ use chrono::{DateTime, Local, SecondsFormat, Utc};
 
 /// `YYYY-MM-DD HH:MM` in local time.
 pub fn for_people(time: DateTime<Utc>) -> String {
-    time.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
+    time.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// `for_people`, or `Never` for none.

@@ -10,7 +10,12 @@ use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_autheona");
 
 /// Variables autheona reads; a test sets the ones it means to.
-const TOOL_VARS: &[&str] = &["AUTHEONA_DB", "AUTHEONA_PROJECT", "AUTHEONA_TOKEN", "XDG_DATA_HOME"];
+const TOOL_VARS: &[&str] = &[
+    "AUTHEONA_DB",
+    "AUTHEONA_PROJECT",
+    "AUTHEONA_TOKEN",
+    "XDG_DATA_HOME",
+];
 
 pub struct TestEnv {
     dir: TempDir,
@@ -72,7 +77,14 @@ impl TestEnv {
     /// Creates a token and returns it, as a script would capture it.
     pub fn token(&self, project: &str, expires: &str) -> String {
         let out = self
-            .run(&["token", "create", "--project", project, "--expires", expires])
+            .run(&[
+                "token",
+                "create",
+                "--project",
+                project,
+                "--expires",
+                expires,
+            ])
             .success()
             .get_output()
             .stdout

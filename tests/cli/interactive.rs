@@ -1,1 +1,444 @@
+//! The prompts, driven through a real pseudo-terminal: the binary's stdin, stdout and stderr are
+//! all the pty, as when a person runs it. Keys are sent only once the prompt they answer is on
+//! screen, and every wait has a timeout so a missing prompt fails instead of hanging.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta};
+use rexpect::process::WaitStatus;
+use rexpect::reader::Regex;
+use rexpect::session::{PtySession, spawn_command};
+use serde_json::Value;
+
 use crate::common::*;
+
+/// How long any single wait (for a prompt, for the end of output) may take.
+const TIMEOUT_MS: u64 = 10_000;
+
+const DOWN: &str = "\x1b[B";
+const ENTER: &str = "\r";
+
+/// Variables autheona reads; removed so the outer environment cannot leak in.
+const TOOL_VARS: &[&str] = &[
+    "AUTHEONA_DB",
+    "AUTHEONA_PROJECT",
+    "AUTHEONA_TOKEN",
+    "XDG_DATA_HOME",
+];
+
+/// The binary with the same hermetic environment as `TestEnv::cmd`, as a plain `Command` for
+/// the pty. TERM is fixed too, so the outer terminal type cannot change the rendering.
+fn pty_command(env: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in TOOL_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", env.dir().join("home"))
+        .env("TZ", "UTC")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("AUTHEONA_DB", env.db())
+        .current_dir(env.dir())
+        .args(args);
+    cmd
+}
+
+/// A running autheona on a pty, with everything read from it so far.
+struct Pty {
+    session: PtySession,
+    transcript: String,
+}
+
+impl Pty {
+    fn spawn(env: &TestEnv, args: &[&str]) -> Pty {
+        Pty::spawn_command(pty_command(env, args))
+    }
+
+    fn spawn_command(cmd: Command) -> Pty {
+        let session = spawn_command(cmd, Some(TIMEOUT_MS)).expect("spawn autheona on a pty");
+        Pty {
+            session,
+            transcript: String::new(),
+        }
+    }
+
+    /// Waits until `text` (ASCII) appears in the output.
+    fn expect(&mut self, text: &str) {
+        match self.session.exp_string(text) {
+            Ok(before) => {
+                self.transcript.push_str(&before);
+                self.transcript.push_str(text);
+            }
+            Err(err) => panic!(
+                "waiting for {text:?}: {err}\n--- output before ---\n{}",
+                self.transcript
+            ),
+        }
+    }
+
+    /// Sends keys as they would arrive from a keyboard: one write, flushed at once.
+    fn keys(&mut self, keys: &str) {
+        self.session.send(keys).expect("write to the pty");
+        self.session.flush().expect("flush the pty");
+    }
+
+    /// Reads to the end of the output and returns it all with the exit code.
+    fn finish(mut self) -> (String, i32) {
+        match self.session.exp_eof() {
+            Ok(rest) => self.transcript.push_str(&rest),
+            Err(err) => panic!(
+                "waiting for the end of output: {err}\n--- output before ---\n{}",
+                self.transcript
+            ),
+        }
+        let code = match self.session.process().wait() {
+            Ok(WaitStatus::Exited(_, code)) => code,
+            other => panic!(
+                "autheona did not exit normally: {other:?}\n{}",
+                self.transcript
+            ),
+        };
+        (self.transcript, code)
+    }
+}
+
+/// How text appears in the transcript: rexpect turns each byte read into one char, so
+/// non-ASCII text has to be compared byte by byte.
+fn as_read(text: &str) -> String {
+    text.bytes().map(char::from).collect()
+}
+
+/// The pty's lines, without the carriage returns the terminal adds.
+fn lines(transcript: &str) -> Vec<&str> {
+    transcript
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect()
+}
+
+/// The one line of output that is a token and nothing else.
+fn printed_token(transcript: &str) -> String {
+    let shape = Regex::new("^aut_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$").unwrap();
+    let found: Vec<&str> = lines(transcript)
+        .into_iter()
+        .filter(|line| shape.is_match(line))
+        .collect();
+    assert_eq!(found.len(), 1, "expected one token line in:\n{transcript}");
+    assert_eq!(found[0].len(), 66);
+    found[0].to_owned()
+}
+
+fn token_list(env: &TestEnv) -> Vec<Value> {
+    let out = stdout(&env.run(&["token", "list", "--json"]).success());
+    serde_json::from_str::<Value>(&out)
+        .expect("token list --json")
+        .as_array()
+        .expect("a JSON array")
+        .clone()
+}
+
+fn project_names(env: &TestEnv) -> Vec<String> {
+    let out = stdout(&env.run(&["project", "list", "--json"]).success());
+    serde_json::from_str::<Value>(&out)
+        .expect("project list --json")
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn rfc3339(value: &Value) -> DateTime<chrono::FixedOffset> {
+    DateTime::parse_from_rfc3339(value.as_str().expect("a date string")).expect("RFC 3339")
+}
+
+fn assert_no_longer_verifies(env: &TestEnv, token: &str) {
+    let out = stdout(&env.verify(token, &[]).code(1));
+    assert_eq!(out.trim_end(), "invalid: unknown");
+}
+
+#[test]
+fn token_create_asks_for_project_expiration_and_description() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.project("other");
+
+    let mut pty = Pty::spawn(&env, &["token", "create"]);
+    pty.expect("Project:");
+    pty.expect("demo");
+    pty.expect("other");
+    pty.keys(DOWN);
+    pty.keys(ENTER);
+    pty.expect("Project: other");
+
+    pty.expect("Expiration:");
+    pty.expect("Never expire");
+    pty.keys(DOWN);
+    pty.keys(DOWN);
+    pty.keys(ENTER);
+    pty.expect("Expiration: 365 days");
+
+    pty.expect("Description (optional): ");
+    pty.keys("Laptop 🚀");
+    pty.keys(ENTER);
+    pty.expect("only time the token is shown");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+
+    // The 30-day default was on screen before the choice.
+    assert!(transcript.contains("> 30 days"), "{transcript}");
+    assert!(
+        transcript.contains(&as_read("Description (optional): Laptop 🚀")),
+        "{transcript}"
+    );
+    let token = printed_token(&transcript);
+    assert!(
+        transcript.contains(&format!(
+            "Created token {} for project other",
+            id_of(&token)
+        )),
+        "{transcript}"
+    );
+
+    let tokens = token_list(&env);
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let listed = &tokens[0];
+    assert_eq!(listed["id"], id_of(&token));
+    assert_eq!(listed["project"], "other");
+    assert_eq!(listed["description"], "Laptop 🚀");
+    assert_eq!(listed["status"], "active");
+    assert_eq!(
+        rfc3339(&listed["expires_at"]) - rfc3339(&listed["created_at"]),
+        TimeDelta::days(365)
+    );
+
+    let out = stdout(&env.verify(&token, &["--project", "other"]).success());
+    assert!(
+        out.starts_with(&format!("valid: token {}", id_of(&token))),
+        "{out}"
+    );
+    env.verify(&token, &["--project", "demo"]).code(1);
+}
+
+#[test]
+fn token_create_with_flags_asks_only_for_the_description() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.project("other");
+
+    let mut pty = Pty::spawn(
+        &env,
+        &["token", "create", "--project", "demo", "--expires", "never"],
+    );
+    pty.expect("Description (optional): ");
+    pty.keys(ENTER);
+    pty.expect("never expires");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    assert!(
+        !transcript.contains("Project:"),
+        "asked for the project:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains("Expiration:"),
+        "asked for the expiration:\n{transcript}"
+    );
+    let token = printed_token(&transcript);
+
+    let tokens = token_list(&env);
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["id"], id_of(&token));
+    assert_eq!(tokens[0]["project"], "demo");
+    assert_eq!(tokens[0]["description"], Value::Null);
+    assert_eq!(tokens[0]["expires_at"], Value::Null);
+    env.verify(&token, &["--project", "demo"]).success();
+}
+
+#[test]
+fn token_create_reasks_when_the_description_has_an_escape_character() {
+    let env = TestEnv::new();
+    env.project("demo");
+
+    let mut pty = Pty::spawn(
+        &env,
+        &["token", "create", "--project", "demo", "--expires", "30"],
+    );
+    pty.expect("Description (optional): ");
+    // U+009B is the one-character form of ESC [ (CSI); the ESC key itself never reaches the
+    // text (dialoguer reads it as a key), so this is the escape a person can type or paste.
+    pty.keys("bad\u{9b}31mred");
+    pty.keys(ENTER);
+    pty.expect("error: the description contains the invisible or control character U+009B");
+    pty.expect("Description (optional): ");
+    pty.keys("Build server");
+    pty.keys(ENTER);
+    pty.expect("only time the token is shown");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    let token = printed_token(&transcript);
+
+    let tokens = token_list(&env);
+    assert_eq!(
+        tokens.len(),
+        1,
+        "only the accepted answer makes a token: {tokens:?}"
+    );
+    assert_eq!(tokens[0]["id"], id_of(&token));
+    assert_eq!(tokens[0]["description"], "Build server");
+    env.verify(&token, &[]).success();
+}
+
+#[test]
+fn token_revoke_asks_first_and_no_is_the_default() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = stdout(
+        &env.run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            "Deploy key",
+        ])
+        .success(),
+    )
+    .trim_end()
+    .to_owned();
+    let id = id_of(&token).to_owned();
+
+    // Enter takes the default, which is no.
+    let mut pty = Pty::spawn(&env, &["token", "revoke", &id]);
+    pty.expect(&format!(
+        "Revoke token {id} (project demo, \"Deploy key\", created "
+    ));
+    pty.expect("[y/N]");
+    pty.keys(ENTER);
+    pty.expect("cancelled; nothing was changed");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 1, "{transcript}");
+    assert!(!transcript.contains("Revoked"), "{transcript}");
+    env.verify(&token, &[]).success();
+
+    // y revokes at once.
+    let mut pty = Pty::spawn(&env, &["token", "revoke", &id]);
+    pty.expect(&format!(
+        "Revoke token {id} (project demo, \"Deploy key\", created "
+    ));
+    pty.expect("[y/N]");
+    pty.keys("y");
+    pty.expect(&format!("Revoked token {id}."));
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    assert_no_longer_verifies(&env, &token);
+}
+
+#[test]
+fn project_delete_says_how_many_tokens_it_revokes() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.project("other");
+    let first = env.token("demo", "30");
+    let second = env.token("demo", "never");
+    let kept = env.token("other", "90");
+
+    // Declining changes nothing.
+    let mut pty = Pty::spawn(&env, &["project", "delete", "demo"]);
+    pty.expect("Delete project demo and revoke its 2 tokens?");
+    pty.expect("[y/N]");
+    pty.keys("n");
+    pty.expect("cancelled; nothing was changed");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(project_names(&env), ["demo", "other"]);
+    env.verify(&first, &[]).success();
+
+    let mut pty = Pty::spawn(&env, &["project", "delete", "demo"]);
+    pty.expect("Delete project demo and revoke its 2 tokens?");
+    pty.expect("[y/N]");
+    pty.keys("y");
+    pty.expect("Deleted project demo and revoked 2 tokens.");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+
+    assert_eq!(project_names(&env), ["other"]);
+    assert_no_longer_verifies(&env, &first);
+    assert_no_longer_verifies(&env, &second);
+    env.verify(&kept, &["--project", "other"]).success();
+}
+
+/// Waits until the program has turned the terminal's echo off, i.e. is reading a secret. On
+/// Linux the termios read through the pty's master side are those of the program's terminal.
+fn wait_for_echo_off(pty: &Pty) {
+    let master = pty.session.process().get_file_handle().expect("pty handle");
+    let deadline = Instant::now() + Duration::from_millis(TIMEOUT_MS);
+    loop {
+        // SAFETY: a zeroed termios is a valid value to be overwritten by tcgetattr.
+        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: the descriptor is open for the duration of the call.
+        let rc = unsafe { libc::tcgetattr(master.as_raw_fd(), &mut termios) };
+        assert_eq!(rc, 0, "tcgetattr: {}", std::io::Error::last_os_error());
+        if termios.c_lflag & libc::ECHO == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the terminal still echoes while the token is asked for:\n{}",
+            pty.transcript
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn verify_at_a_terminal_asks_for_the_token_without_echo() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+
+    // rexpect turns the terminal's echo off; turn it back on, as in a person's terminal, so
+    // that only autheona itself can keep the token from being shown.
+    let mut cmd = pty_command(&env, &["verify"]);
+    // SAFETY: the hook only calls tcgetattr and tcsetattr, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut termios: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut termios) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            termios.c_lflag |= libc::ECHO;
+            if libc::tcsetattr(0, libc::TCSANOW, &termios) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut pty = Pty::spawn_command(cmd);
+    pty.expect("Token: ");
+    // The secret prompt discards input typed before it turned echo off; wait for that.
+    wait_for_echo_off(&pty);
+    pty.session.send_line(&token).expect("write to the pty");
+    pty.expect(&format!(
+        "valid: token {} (project demo, expires ",
+        id_of(&token)
+    ));
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    assert!(
+        !transcript.contains(&token),
+        "the token was echoed:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains(&token[17..]),
+        "the secret was echoed:\n{transcript}"
+    );
+
+    // The verification was real: it recorded the use.
+    let tokens = token_list(&env);
+    assert_ne!(tokens[0]["last_used_at"], Value::Null, "{tokens:?}");
+}

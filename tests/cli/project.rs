@@ -14,15 +14,23 @@ fn create_then_list_as_table_and_json() {
     let table = stdout(&env.run(&["project", "list"]).success());
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    assert!(lines[0].contains("Name") && lines[0].contains("Created") && lines[0].contains("Tokens"));
+    assert!(
+        lines[0].contains("Name") && lines[0].contains("Created") && lines[0].contains("Tokens")
+    );
     assert!(lines[1].contains("billing-api") && lines[1].trim_end().ends_with('0'));
     assert!(lines[2].contains("web.v2_x") && lines[2].trim_end().ends_with('1'));
 
-    let json: Value = serde_json::from_str(&stdout(&env.run(&["project", "list", "--json"]).success())).unwrap();
+    let json: Value =
+        serde_json::from_str(&stdout(&env.run(&["project", "list", "--json"]).success())).unwrap();
     let projects = json.as_array().unwrap();
     assert_eq!(projects.len(), 2);
     let web = &projects[1];
-    let mut keys: Vec<&str> = web.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = web
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(keys, ["created_at", "name", "tokens"]);
     assert_eq!(web["name"], "web.v2_x");
@@ -36,14 +44,30 @@ fn create_then_list_as_table_and_json() {
 fn invalid_names_are_usage_errors_and_create_nothing() {
     let env = TestEnv::new();
     let long = "a".repeat(65);
-    for name in ["", "-leading-dash", ".hidden", "two words", "../x", "a/b", "ünï", &long, "x\u{1b}[31m"] {
+    for name in [
+        "",
+        "-leading-dash",
+        ".hidden",
+        "two words",
+        "../x",
+        "a/b",
+        "ünï",
+        &long,
+        "x\u{1b}[31m",
+    ] {
         let assert = env.run(&["project", "create", "--", name]).code(2);
         let err = stderr(&assert);
         assert!(err.starts_with("error: "), "{name:?}: {err}");
         assert!(err.contains("1-64 characters"), "{err}");
-        assert!(!err.contains('\u{1b}'), "raw escape reached the terminal: {err:?}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "raw escape reached the terminal: {err:?}"
+        );
     }
-    assert!(!env.db().exists(), "a refused name must not create the database");
+    assert!(
+        !env.db().exists(),
+        "a refused name must not create the database"
+    );
     env.run(&["project", "create", &"a".repeat(64)]).success();
 }
 
@@ -60,7 +84,11 @@ fn list_without_a_database_is_empty_with_a_hint_and_creates_nothing() {
     let env = TestEnv::new();
     let table = env.run(&["project", "list"]).success();
     assert_eq!(stdout(&table), "");
-    assert!(stderr(&table).contains("project create"), "{}", stderr(&table));
+    assert!(
+        stderr(&table).contains("project create"),
+        "{}",
+        stderr(&table)
+    );
     let json = env.run(&["project", "list", "--json"]).success();
     assert_eq!(stdout(&json).trim(), "[]");
     assert!(!env.db().exists());
@@ -87,7 +115,11 @@ fn delete_with_yes_revokes_its_tokens() {
     let doomed = [env.token("demo", "30"), env.token("demo", "never")];
     let kept = env.token("keep", "30");
     let assert = env.run(&["project", "delete", "demo", "--yes"]).success();
-    assert!(stderr(&assert).contains("revoked 2 tokens"), "{}", stderr(&assert));
+    assert!(
+        stderr(&assert).contains("revoked 2 tokens"),
+        "{}",
+        stderr(&assert)
+    );
     for token in &doomed {
         env.verify(token, &[]).code(1).stdout("invalid: unknown\n");
     }

@@ -1,1 +1,300 @@
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
 use crate::common::*;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn sidecar(db: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(suffix);
+    path.into()
+}
+
+/// Every command, as a user would run it against the database.
+fn every_command() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["project", "create", "demo"],
+        vec!["project", "list"],
+        vec!["project", "delete", "demo", "--yes"],
+        vec!["token", "create", "-p", "demo", "-e", "30"],
+        vec!["token", "list"],
+        vec!["token", "revoke", "AAAAAAAAAAAA", "--yes"],
+        vec!["verify"],
+    ]
+}
+
+fn run_with_valid_shape(env: &TestEnv, args: &[&str]) -> assert_cmd::assert::Assert {
+    env.cmd()
+        .args(args)
+        .write_stdin(forge(&"A".repeat(12), &"b".repeat(43)))
+        .assert()
+}
+
+#[test]
+fn created_with_private_modes_and_identified_as_autheona() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    env.verify(&token, &[]).success();
+    assert_eq!(mode(env.db().parent().unwrap()), 0o700);
+    assert_eq!(mode(env.db()), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let file = sidecar(env.db(), suffix);
+        if file.exists() {
+            assert_eq!(mode(&file), 0o600, "{suffix}");
+        }
+    }
+    let sql = env.sql();
+    let application_id: i32 = sql
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    let version: i32 = sql
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let journal: String = sql
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(application_id, 0x4155_5448);
+    assert_eq!(version, 1);
+    assert_eq!(journal, "wal");
+}
+
+#[test]
+fn the_database_never_holds_a_token_or_its_secret() {
+    let env = TestEnv::new();
+    env.project("demo");
+    // Another connection stays open, as a long-running reader would: the last process to close
+    // the database then is not autheona, so its own clean-up must do the scrubbing.
+    let bystander = env.sql();
+    bystander
+        .query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
+        .unwrap();
+    let kept = env.token("demo", "30");
+    let revoked = env.token("demo", "never");
+    env.verify(&kept, &[]).success();
+    let hash: String = env
+        .sql()
+        .query_row(
+            "SELECT secret_hash FROM tokens WHERE id = ?1",
+            [id_of(&revoked)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+    env.run(&["token", "revoke", id_of(&revoked), "--yes"])
+        .success();
+    let bytes = database_bytes(env.db());
+    for token in [&kept, &revoked] {
+        assert!(
+            !contains(&bytes, token.as_bytes()),
+            "token in the database files"
+        );
+        assert!(
+            !contains(&bytes, &token.as_bytes()[17..60]),
+            "secret in the database files"
+        );
+    }
+    let hash_part = hash.rsplit('$').next().unwrap();
+    assert!(
+        !contains(&bytes, hash_part.as_bytes()),
+        "a revoked token's hash lingers"
+    );
+    drop(bystander);
+}
+
+#[test]
+fn default_path_is_the_platform_data_directory() {
+    let env = TestEnv::new();
+    let xdg = env.dir().join("xdg");
+    env.bare_cmd()
+        .env("XDG_DATA_HOME", &xdg)
+        .args(["project", "create", "demo"])
+        .assert()
+        .success();
+    assert!(xdg.join("autheona/autheona.db").is_file());
+    assert_eq!(mode(&xdg.join("autheona")), 0o700);
+
+    env.bare_cmd()
+        .args(["project", "create", "demo"])
+        .assert()
+        .success();
+    assert!(
+        env.dir()
+            .join("home/.local/share/autheona/autheona.db")
+            .is_file()
+    );
+}
+
+#[test]
+fn the_db_flag_wins_over_the_environment() {
+    let env = TestEnv::new();
+    let flagged = env.dir().join("flag.db");
+    env.cmd()
+        .args([
+            "--db",
+            flagged.to_str().unwrap(),
+            "project",
+            "create",
+            "demo",
+        ])
+        .assert()
+        .success();
+    assert!(flagged.is_file());
+    assert!(!env.db().exists());
+    // A global flag: also after the subcommand.
+    env.cmd()
+        .args(["project", "list", "--db", flagged.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("demo"));
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_unchanged() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
+    let content = b"just some notes, not a database\n".repeat(200);
+    std::fs::write(env.db(), &content).unwrap();
+    for args in every_command() {
+        let assert = run_with_valid_shape(&env, &args).code(3);
+        let err = stderr(&assert);
+        assert!(err.contains("not an autheona database"), "{args:?}: {err}");
+        assert!(err.contains(&env.db().display().to_string()));
+        assert_eq!(
+            std::fs::read(env.db()).unwrap(),
+            content,
+            "{args:?} changed the file"
+        );
+        assert!(!sidecar(env.db(), "-wal").exists());
+    }
+}
+
+#[test]
+fn a_foreign_sqlite_database_is_refused_and_left_unchanged() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
+    let foreign = rusqlite::Connection::open(env.db()).unwrap();
+    foreign
+        .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');")
+        .unwrap();
+    drop(foreign);
+    let before = std::fs::read(env.db()).unwrap();
+    for args in every_command() {
+        let assert = run_with_valid_shape(&env, &args).code(3);
+        assert!(
+            stderr(&assert).contains("not an autheona one"),
+            "{args:?}: {}",
+            stderr(&assert)
+        );
+        assert_eq!(
+            std::fs::read(env.db()).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+}
+
+#[test]
+fn a_zero_length_file_is_only_initialised_by_project_create() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
+    std::fs::write(env.db(), b"").unwrap();
+    for args in every_command().into_iter().skip(1) {
+        let assert = run_with_valid_shape(&env, &args).code(3);
+        assert!(
+            stderr(&assert).contains("empty"),
+            "{args:?}: {}",
+            stderr(&assert)
+        );
+        assert_eq!(
+            std::fs::metadata(env.db()).unwrap().len(),
+            0,
+            "{args:?} wrote to it"
+        );
+    }
+    env.project("demo");
+    let token = env.token("demo", "30");
+    env.verify(&token, &[]).success();
+}
+
+#[test]
+fn a_database_from_a_newer_autheona_is_refused_not_downgraded() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.sql().execute_batch("PRAGMA user_version = 99").unwrap();
+    let before = database_bytes(env.db());
+    for args in every_command() {
+        let assert = run_with_valid_shape(&env, &args).code(3);
+        assert!(
+            stderr(&assert).contains("newer autheona"),
+            "{args:?}: {}",
+            stderr(&assert)
+        );
+    }
+    let version: i32 = env
+        .sql()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99);
+    assert_eq!(database_bytes(env.db()), before);
+}
+
+#[test]
+fn a_directory_is_not_a_database() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.db()).unwrap();
+    for args in every_command() {
+        let assert = run_with_valid_shape(&env, &args).code(3);
+        assert!(stderr(&assert).starts_with("error: "), "{args:?}");
+    }
+}
+
+#[test]
+fn processes_racing_to_create_a_fresh_database_all_succeed() {
+    let env = TestEnv::new();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            env.std_cmd()
+                .args(["project", "create", &format!("p{i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let json = stdout(&env.run(&["project", "list", "--json"]).success());
+    for i in 0..8 {
+        assert!(json.contains(&format!("\"p{i}\"")), "{json}");
+    }
+    let version: i32 = env
+        .sql()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn a_database_others_can_read_is_warned_about() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.run(&["project", "list"]).success().stderr("");
+    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let assert = env.run(&["project", "list"]).success();
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with("warning: ") && err.contains("chmod 600"),
+        "{err}"
+    );
+}

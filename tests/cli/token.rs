@@ -9,7 +9,11 @@ fn list_json(env: &TestEnv, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["token", "list", "--json"];
     all.extend_from_slice(args);
     let out = stdout(&env.run(&all).success());
-    serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn days_between(from: &Value, to: &Value) -> i64 {
@@ -25,14 +29,30 @@ fn create_prints_only_the_token_on_stdout() {
     let env = TestEnv::new();
     env.project("demo");
     let assert = env
-        .run(&["token", "create", "-p", "demo", "-e", "30", "-d", "CI runner"])
+        .run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            "CI runner",
+        ])
         .success();
     let out = stdout(&assert);
-    assert!(out.ends_with('\n') && out.matches('\n').count() == 1, "{out:?}");
+    assert!(
+        out.ends_with('\n') && out.matches('\n').count() == 1,
+        "{out:?}"
+    );
     let token = out.trim_end();
     assert_eq!(token.len(), 66);
     assert!(token.starts_with("aut_"));
-    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    );
     assert_eq!(&token[16..17], "_");
     assert!(token[4..16].bytes().all(|b| b.is_ascii_alphanumeric()));
     assert!(token[17..].bytes().all(|b| b.is_ascii_alphanumeric()));
@@ -42,7 +62,10 @@ fn create_prints_only_the_token_on_stdout() {
     assert!(err.contains("only time"), "{err}");
     assert!(err.contains(id_of(token)), "{err}");
     assert!(err.contains("expires "), "{err}");
-    assert!(!err.contains(token) && !err.contains(&token[17..60]), "secret on stderr");
+    assert!(
+        !err.contains(token) && !err.contains(&token[17..60]),
+        "secret on stderr"
+    );
 }
 
 #[test]
@@ -50,13 +73,30 @@ fn create_json_has_the_documented_shape() {
     let env = TestEnv::new();
     env.project("demo");
     let out = stdout(
-        &env.run(&["token", "create", "-p", "demo", "-e", "90", "-d", "Prod", "--json"])
-            .success(),
+        &env.run(&[
+            "token", "create", "-p", "demo", "-e", "90", "-d", "Prod", "--json",
+        ])
+        .success(),
     );
     let json: Value = serde_json::from_str(&out).unwrap();
-    let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["created_at", "description", "expires_at", "id", "project", "token"]);
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "description",
+            "expires_at",
+            "id",
+            "project",
+            "token"
+        ]
+    );
     let token = json["token"].as_str().unwrap();
     assert_eq!(json["id"], id_of(token));
     assert_eq!(json["project"], "demo");
@@ -66,7 +106,8 @@ fn create_json_has_the_documented_shape() {
     env.verify(token, &[]).success();
 
     let never: Value = serde_json::from_str(&stdout(
-        &env.run(&["token", "create", "-p", "demo", "-e", "never", "--json"]).success(),
+        &env.run(&["token", "create", "-p", "demo", "-e", "never", "--json"])
+            .success(),
     ))
     .unwrap();
     assert_eq!(never["expires_at"], Value::Null);
@@ -77,12 +118,24 @@ fn create_json_has_the_documented_shape() {
 fn expiration_is_creation_plus_the_chosen_days() {
     let env = TestEnv::new();
     env.project("demo");
-    for (given, days) in [("30", Some(30)), ("90d", Some(90)), ("365", Some(365)), ("365d", Some(365)), ("30d", Some(30)), ("never", None)] {
-        env.run(&["token", "create", "-p", "demo", "--expires", given]).success();
+    for (given, days) in [
+        ("30", Some(30)),
+        ("90d", Some(90)),
+        ("365", Some(365)),
+        ("365d", Some(365)),
+        ("30d", Some(30)),
+        ("never", None),
+    ] {
+        env.run(&["token", "create", "-p", "demo", "--expires", given])
+            .success();
         let tokens = list_json(&env, &[]);
         let newest = tokens.last().unwrap();
         match days {
-            Some(days) => assert_eq!(days_between(&newest["created_at"], &newest["expires_at"]), days, "{given}"),
+            Some(days) => assert_eq!(
+                days_between(&newest["created_at"], &newest["expires_at"]),
+                days,
+                "{given}"
+            ),
             None => assert_eq!(newest["expires_at"], Value::Null),
         }
     }
@@ -93,7 +146,9 @@ fn other_expirations_are_usage_errors() {
     let env = TestEnv::new();
     env.project("demo");
     for bad in ["7", "31", "0", "1y", "forever", "-1", ""] {
-        env.run(&["token", "create", "-p", "demo", "-e", bad]).code(2).stdout("");
+        env.run(&["token", "create", "-p", "demo", "-e", bad])
+            .code(2)
+            .stdout("");
     }
     assert!(list_json(&env, &[]).is_empty());
 }
@@ -102,10 +157,24 @@ fn other_expirations_are_usage_errors() {
 fn without_a_terminal_missing_project_or_expiration_is_a_usage_error() {
     let env = TestEnv::new();
     env.project("demo");
-    let no_project = env.run(&["token", "create", "--expires", "30"]).code(2).stdout("");
-    assert!(stderr(&no_project).contains("--project"), "{}", stderr(&no_project));
-    let no_expiry = env.run(&["token", "create", "--project", "demo"]).code(2).stdout("");
-    assert!(stderr(&no_expiry).contains("--expires"), "{}", stderr(&no_expiry));
+    let no_project = env
+        .run(&["token", "create", "--expires", "30"])
+        .code(2)
+        .stdout("");
+    assert!(
+        stderr(&no_project).contains("--project"),
+        "{}",
+        stderr(&no_project)
+    );
+    let no_expiry = env
+        .run(&["token", "create", "--project", "demo"])
+        .code(2)
+        .stdout("");
+    assert!(
+        stderr(&no_expiry).contains("--expires"),
+        "{}",
+        stderr(&no_expiry)
+    );
     assert!(list_json(&env, &[]).is_empty());
 }
 
@@ -121,7 +190,11 @@ fn project_falls_back_to_autheona_project() {
     let tokens = list_json(&env, &[]);
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0]["project"], "demo");
-    assert_eq!(tokens[0]["description"], Value::Null, "missing description means none");
+    assert_eq!(
+        tokens[0]["description"],
+        Value::Null,
+        "missing description means none"
+    );
 }
 
 #[test]
@@ -139,15 +212,27 @@ fn descriptions_are_one_line_of_visible_text_up_to_200_characters() {
         "zero\u{200b}width",
         "line\u{2028}separator",
     ] {
-        let assert = env.run(&["token", "create", "-p", "demo", "-e", "30", "-d", bad]).code(2).stdout("");
+        let assert = env
+            .run(&["token", "create", "-p", "demo", "-e", "30", "-d", bad])
+            .code(2)
+            .stdout("");
         let err = stderr(&assert);
         assert!(err.starts_with("error: "), "{err}");
-        assert!(!err.contains('\u{1b}') && !err.contains('\u{202e}'), "{err:?}");
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\u{202e}'),
+            "{err:?}"
+        );
     }
     assert!(list_json(&env, &[]).is_empty());
     let longest = "é".repeat(200);
-    for good in ["Production server 🚀", "日本語の説明", longest.as_str(), "'; DROP TABLE tokens; --"] {
-        env.run(&["token", "create", "-p", "demo", "-e", "30", "-d", good]).success();
+    for good in [
+        "Production server 🚀",
+        "日本語の説明",
+        longest.as_str(),
+        "'; DROP TABLE tokens; --",
+    ] {
+        env.run(&["token", "create", "-p", "demo", "-e", "30", "-d", good])
+            .success();
         assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
     }
 }
@@ -156,15 +241,23 @@ fn descriptions_are_one_line_of_visible_text_up_to_200_characters() {
 fn unknown_project_is_refused() {
     let env = TestEnv::new();
     env.project("demo");
-    let assert = env.run(&["token", "create", "-p", "nope", "-e", "30"]).code(1).stdout("");
+    let assert = env
+        .run(&["token", "create", "-p", "nope", "-e", "30"])
+        .code(1)
+        .stdout("");
     assert!(stderr(&assert).contains("no project named 'nope'"));
-    env.run(&["token", "list", "--project", "nope"]).code(1).stdout("");
+    env.run(&["token", "list", "--project", "nope"])
+        .code(1)
+        .stdout("");
 }
 
 #[test]
 fn create_without_a_database_creates_nothing() {
     let env = TestEnv::new();
-    let assert = env.run(&["token", "create", "-p", "demo", "-e", "30"]).code(3).stdout("");
+    let assert = env
+        .run(&["token", "create", "-p", "demo", "-e", "30"])
+        .code(3)
+        .stdout("");
     assert!(stderr(&assert).contains(&env.db().display().to_string()));
     assert!(!env.db().exists());
 }
@@ -197,7 +290,10 @@ fn a_token_that_cannot_be_delivered_is_not_kept() {
         .output()
         .unwrap();
     assert_eq!(full.status.code(), Some(3));
-    assert!(list_json(&env, &[]).is_empty(), "an undelivered token was kept");
+    assert!(
+        list_json(&env, &[]).is_empty(),
+        "an undelivered token was kept"
+    );
 }
 
 #[test]
@@ -207,8 +303,17 @@ fn list_on_a_closed_stdout_ends_quietly() {
     for _ in 0..3 {
         env.token("demo", "30");
     }
-    for args in [&["token", "list"][..], &["token", "list", "--json"], &["project", "list"]] {
-        let out = env.std_cmd().args(args).stdout(closed_pipe()).output().unwrap();
+    for args in [
+        &["token", "list"][..],
+        &["token", "list", "--json"],
+        &["project", "list"],
+    ] {
+        let out = env
+            .std_cmd()
+            .args(args)
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert_eq!(String::from_utf8(out.stderr).unwrap(), "", "{args:?}");
     }
@@ -220,16 +325,39 @@ fn list_table_shows_tokens_oldest_first_without_values() {
     env.project("web");
     env.project("api");
     let first = env.token("web", "30");
-    env.run(&["token", "create", "-p", "api", "-e", "never", "-d", "Staging box"]).success();
+    env.run(&[
+        "token",
+        "create",
+        "-p",
+        "api",
+        "-e",
+        "never",
+        "-d",
+        "Staging box",
+    ])
+    .success();
     let all = stdout(&env.run(&["token", "list"]).success());
     let lines: Vec<&str> = all.lines().collect();
     assert_eq!(lines.len(), 3, "{all}");
-    for column in ["ID", "Project", "Description", "Created", "Expires", "Last used", "Status"] {
+    for column in [
+        "ID",
+        "Project",
+        "Description",
+        "Created",
+        "Expires",
+        "Last used",
+        "Status",
+    ] {
         assert!(lines[0].contains(column), "{column} missing: {}", lines[0]);
     }
     assert!(lines[1].starts_with(id_of(&first)), "oldest first: {all}");
     assert!(lines[2].contains("Staging box") && lines[2].contains("api"));
-    assert_eq!(lines[2].matches("Never").count(), 2, "expires and last used: {}", lines[2]);
+    assert_eq!(
+        lines[2].matches("Never").count(),
+        2,
+        "expires and last used: {}",
+        lines[2]
+    );
     assert!(lines[1].contains("active"));
     assert!(!all.contains(&first[17..60]), "a secret was listed");
 
@@ -238,7 +366,10 @@ fn list_table_shows_tokens_oldest_first_without_values() {
     assert_eq!(web.lines().count(), 2);
     // Times for people: local time to the minute.
     let created = lines[1].split_whitespace().nth(2).unwrap();
-    assert!(chrono::NaiveDate::parse_from_str(created, "%Y-%m-%d").is_ok(), "{created}");
+    assert!(
+        chrono::NaiveDate::parse_from_str(created, "%Y-%m-%d").is_ok(),
+        "{created}"
+    );
 }
 
 #[test]
@@ -249,15 +380,33 @@ fn list_json_has_the_documented_shape_and_records_last_use() {
     let before = list_json(&env, &["--project", "demo"]);
     assert_eq!(before.len(), 1);
     let row = &before[0];
-    let mut keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["created_at", "description", "expires_at", "id", "last_used_at", "project", "status"]);
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "description",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "project",
+            "status"
+        ]
+    );
     assert_eq!(row["id"], id_of(&token));
     assert_eq!(row["last_used_at"], Value::Null);
     assert_eq!(row["status"], "active");
     env.verify(&token, &[]).success();
     let after = list_json(&env, &[]);
-    let used = after[0]["last_used_at"].as_str().expect("last use recorded");
+    let used = after[0]["last_used_at"]
+        .as_str()
+        .expect("last use recorded");
     assert!(used.ends_with('Z'));
     assert!(!stdout(&env.run(&["token", "list"]).success()).contains("Never\n"));
 }
@@ -288,7 +437,15 @@ fn expired_tokens_show_as_expired() {
     assert_eq!(tokens[0]["status"], "expired");
     assert_eq!(tokens[1]["status"], "active");
     let table = stdout(&env.run(&["token", "list"]).success());
-    assert!(table.lines().nth(1).unwrap().trim_end().ends_with("expired"), "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim_end()
+            .ends_with("expired"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -297,11 +454,17 @@ fn revoke_with_yes_stops_the_token_at_once() {
     env.project("demo");
     let token = env.token("demo", "30");
     let other = env.token("demo", "30");
-    let assert = env.run(&["token", "revoke", id_of(&token), "--yes"]).success().stdout("");
+    let assert = env
+        .run(&["token", "revoke", id_of(&token), "--yes"])
+        .success()
+        .stdout("");
     assert!(stderr(&assert).contains(id_of(&token)));
     env.verify(&token, &[]).code(1).stdout("invalid: unknown\n");
     env.verify(&other, &[]).success();
-    let ids: Vec<Value> = list_json(&env, &[]).iter().map(|t| t["id"].clone()).collect();
+    let ids: Vec<Value> = list_json(&env, &[])
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
     assert_eq!(ids, [Value::from(id_of(&other))]);
     env.run(&["token", "revoke", id_of(&token), "-y"]).code(1);
 }
@@ -321,7 +484,8 @@ fn revoke_rejects_unknown_and_malformed_ids() {
     let env = TestEnv::new();
     env.project("demo");
     let token = env.token("demo", "30");
-    env.run(&["token", "revoke", "AAAAAAAAAAAA", "--yes"]).code(1);
+    env.run(&["token", "revoke", "AAAAAAAAAAAA", "--yes"])
+        .code(1);
     // A whole token pasted by mistake is refused without being echoed back.
     let pasted = env.run(&["token", "revoke", &token, "--yes"]).code(2);
     assert!(!stderr(&pasted).contains(&token[17..60]));
@@ -332,7 +496,8 @@ fn revoke_rejects_unknown_and_malformed_ids() {
 #[test]
 fn revoke_without_a_database_is_an_environment_error() {
     let env = TestEnv::new();
-    env.run(&["token", "revoke", "AAAAAAAAAAAA", "--yes"]).code(3);
+    env.run(&["token", "revoke", "AAAAAAAAAAAA", "--yes"])
+        .code(3);
     assert!(!env.db().exists());
 }
 
@@ -343,13 +508,22 @@ fn user_text_from_the_database_cannot_inject_escape_sequences() {
     let token = env.token("demo", "30");
     // Text that validation refuses, written behind autheona's back.
     let sql = env.sql();
-    sql.execute("UPDATE projects SET name = 'evil\u{1b}[2J\u{202e}'", []).unwrap();
-    sql.execute_batch("DROP TRIGGER tokens_are_immutable").unwrap();
-    sql.execute("UPDATE tokens SET description = 'desc\u{1b}]0;pwned\u{7}'", []).unwrap();
+    sql.execute("UPDATE projects SET name = 'evil\u{1b}[2J\u{202e}'", [])
+        .unwrap();
+    sql.execute_batch("DROP TRIGGER tokens_are_immutable")
+        .unwrap();
+    sql.execute(
+        "UPDATE tokens SET description = 'desc\u{1b}]0;pwned\u{7}'",
+        [],
+    )
+    .unwrap();
     drop(sql);
     for args in [&["token", "list"][..], &["project", "list"]] {
         let out = stdout(&env.run(args).success());
-        assert!(!out.contains('\u{1b}') && !out.contains('\u{202e}') && !out.contains('\u{7}'), "{out:?}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{202e}') && !out.contains('\u{7}'),
+            "{out:?}"
+        );
         assert!(out.contains("\\u{1b}"), "{out}");
     }
     let valid = stdout(&env.verify(&token, &[]).success());
@@ -371,7 +545,8 @@ fn the_schema_refuses_edits_to_a_token() {
         let err = sql.execute(edit, []).unwrap_err();
         assert!(err.to_string().contains("immutable"), "{edit}: {err}");
     }
-    sql.execute("UPDATE tokens SET last_used_at = 1", []).unwrap();
+    sql.execute("UPDATE tokens SET last_used_at = 1", [])
+        .unwrap();
     drop(sql);
     env.verify(&token, &[]).success();
 }

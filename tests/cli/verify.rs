@@ -17,11 +17,20 @@ fn valid_token_says_so_on_one_line() {
     let assert = env.verify(&token, &[]).success();
     assert_eq!(
         stdout(&assert),
-        format!("valid: token {} (project demo, never expires)\n", id_of(&token))
+        format!(
+            "valid: token {} (project demo, never expires)\n",
+            id_of(&token)
+        )
     );
     let dated = env.token("demo", "30");
     let out = stdout(&env.verify(&dated, &["--project", "demo"]).success());
-    assert!(out.starts_with(&format!("valid: token {} (project demo, expires 20", id_of(&dated))), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "valid: token {} (project demo, expires 20",
+            id_of(&dated)
+        )),
+        "{out}"
+    );
 }
 
 #[test]
@@ -29,11 +38,19 @@ fn quiet_prints_nothing_and_json_has_the_documented_shape() {
     let env = TestEnv::new();
     env.project("demo");
     let token = env.token("demo", "30");
-    env.verify(&token, &["--quiet"]).success().stdout("").stderr("");
+    env.verify(&token, &["--quiet"])
+        .success()
+        .stdout("")
+        .stderr("");
     env.verify("nonsense", &["-q"]).code(1).stdout("");
 
     let valid = json(&env.verify(&token, &["--json"]).success());
-    let mut keys: Vec<&str> = valid.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = valid
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(keys, ["expires_at", "id", "project", "reason", "valid"]);
     assert_eq!(valid["valid"], true);
@@ -74,7 +91,11 @@ fn the_token_is_never_taken_from_the_command_line() {
     env.project("demo");
     let token = env.token("demo", "30");
     let assert = env.cmd().args(["verify", &token]).assert().code(2);
-    assert!(!stderr(&assert).contains(&token[17..60]), "{}", stderr(&assert));
+    assert!(
+        !stderr(&assert).contains(&token[17..60]),
+        "{}",
+        stderr(&assert)
+    );
 }
 
 #[test]
@@ -83,11 +104,15 @@ fn input_is_the_first_line_trimmed() {
     env.project("demo");
     let token = env.token("demo", "30");
     for input in [
-        format!("{token}"),
+        token.clone(),
         format!("  {token}\t\r\n"),
         format!("{token}\r\nsecond line ignored\n"),
     ] {
-        env.cmd().arg("verify").write_stdin(input.clone()).assert().success();
+        env.cmd()
+            .arg("verify")
+            .write_stdin(input.clone())
+            .assert()
+            .success();
     }
     env.cmd()
         .arg("verify")
@@ -117,7 +142,10 @@ fn malformed_tokens_are_rejected_without_the_database() {
         "x".repeat(10_000),
     ] {
         // There is no database: a malformed token must not need one.
-        let assert = env.verify(&input, &[]).code(1).stdout("invalid: malformed\n");
+        let assert = env
+            .verify(&input, &[])
+            .code(1)
+            .stdout("invalid: malformed\n");
         assert!(stderr(&assert).is_empty(), "{}", stderr(&assert));
     }
     assert!(!env.db().exists());
@@ -143,17 +171,29 @@ fn unknown_id_wrong_secret_and_revoked_give_one_answer() {
     let unknown_id = forge("ZZZZZZZZZZZZ", &token[17..60]);
     let wrong_secret = forge(id_of(&token), &"q".repeat(43));
     for candidate in [&unknown_id, &wrong_secret] {
-        let assert = env.verify(candidate, &[]).code(1).stdout("invalid: unknown\n");
+        let assert = env
+            .verify(candidate, &[])
+            .code(1)
+            .stdout("invalid: unknown\n");
         assert!(stderr(&assert).is_empty());
         let reply = json(&env.verify(candidate, &["--json"]).code(1));
         assert_eq!(reply["reason"], "unknown");
-        assert_eq!(reply["project"], Value::Null, "nothing is told about an unproven token");
+        assert_eq!(
+            reply["project"],
+            Value::Null,
+            "nothing is told about an unproven token"
+        );
     }
-    env.run(&["token", "revoke", id_of(&token), "--yes"]).success();
+    env.run(&["token", "revoke", id_of(&token), "--yes"])
+        .success();
     env.verify(&token, &[]).code(1).stdout("invalid: unknown\n");
     let rows: i64 = env
         .sql()
-        .query_row("SELECT count(*) FROM tokens WHERE last_used_at IS NOT NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM tokens WHERE last_used_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(rows, 0, "a failed verification recorded a use");
 }
@@ -191,7 +231,9 @@ fn wrong_project_is_not_valid() {
     env.project("demo");
     env.project("other");
     let token = env.token("demo", "30");
-    env.verify(&token, &["--project", "other"]).code(1).stdout("invalid: wrong_project\n");
+    env.verify(&token, &["--project", "other"])
+        .code(1)
+        .stdout("invalid: wrong_project\n");
     let reply = json(&env.verify(&token, &["-p", "other", "--json"]).code(1));
     assert_eq!(reply["reason"], "wrong_project");
     assert_eq!(reply["project"], "demo");
@@ -208,10 +250,16 @@ fn a_use_that_cannot_be_recorded_warns_but_stays_valid() {
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = Instant::now();
     let assert = env.verify(&token, &[]).success();
-    assert!(started.elapsed() >= Duration::from_secs(4), "did not wait for the lock");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "did not wait for the lock"
+    );
     assert!(stdout(&assert).starts_with("valid: "));
     let err = stderr(&assert);
-    assert!(err.starts_with("warning: ") && err.contains("not recorded"), "{err}");
+    assert!(
+        err.starts_with("warning: ") && err.contains("not recorded"),
+        "{err}"
+    );
     blocker.execute_batch("ROLLBACK").unwrap();
 }
 
@@ -219,7 +267,9 @@ fn a_use_that_cannot_be_recorded_warns_but_stays_valid() {
 fn a_long_stream_is_read_only_up_to_a_bound() {
     let env = TestEnv::new();
     let huge = "a".repeat(8 << 20);
-    env.verify(&huge, &[]).code(1).stdout("invalid: malformed\n");
+    env.verify(&huge, &[])
+        .code(1)
+        .stdout("invalid: malformed\n");
     env.cmd()
         .arg("verify")
         .write_stdin(vec![0xff, 0xfe, b'\n'])

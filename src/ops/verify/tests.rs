@@ -1,1 +1,123 @@
+use super::*;
+use crate::ops::project;
+use crate::ops::token::{self, Expiration, TokenRequest};
 
+const T0: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap()
+}
+
+fn setup(expiration: Expiration) -> (Store, Token) {
+    let store = Store::in_memory().unwrap();
+    project::create(&store, "demo", at(T0)).unwrap();
+    project::create(&store, "other", at(T0)).unwrap();
+    let request = TokenRequest {
+        project: "demo",
+        expiration,
+        description: None,
+    };
+    let created = token::create(&store, &request, at(T0), |_| Ok(())).unwrap();
+    (store, created.token)
+}
+
+fn reason(verification: &Verification) -> Option<Reason> {
+    match verification {
+        Verification::Valid { .. } => None,
+        Verification::Invalid { reason, .. } => Some(*reason),
+    }
+}
+
+#[test]
+fn valid_token_records_its_use() {
+    let (store, token) = setup(Expiration::Days30);
+    let result = verify(&store, &token, None, at(T0 + DAY)).unwrap();
+    match &result {
+        Verification::Valid {
+            token: verified,
+            unrecorded,
+        } => {
+            assert_eq!(verified.project, "demo");
+            assert_eq!(verified.expires_at, Some(at(T0 + 30 * DAY)));
+            assert!(unrecorded.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    let listed = token::list(&store, None, at(T0)).unwrap();
+    assert_eq!(listed[0].last_used_at, Some(at(T0 + DAY)));
+}
+
+#[test]
+fn expiry_is_decided_by_the_given_time() {
+    let (store, token) = setup(Expiration::Days30);
+    assert_eq!(
+        reason(&verify(&store, &token, None, at(T0 + 30 * DAY - 1)).unwrap()),
+        None
+    );
+    assert_eq!(
+        reason(&verify(&store, &token, None, at(T0 + 30 * DAY)).unwrap()),
+        Some(Reason::Expired)
+    );
+    let (store, token) = setup(Expiration::Never);
+    assert_eq!(
+        reason(&verify(&store, &token, None, at(T0 + 10_000 * DAY)).unwrap()),
+        None
+    );
+}
+
+#[test]
+fn project_must_match_when_given() {
+    let (store, token) = setup(Expiration::Never);
+    assert_eq!(
+        reason(&verify(&store, &token, Some("demo"), at(T0)).unwrap()),
+        None
+    );
+    assert_eq!(
+        reason(&verify(&store, &token, Some("other"), at(T0)).unwrap()),
+        Some(Reason::WrongProject)
+    );
+}
+
+#[test]
+fn unknown_id_wrong_secret_and_revoked_are_all_unknown() {
+    let (store, token) = setup(Expiration::Never);
+    let text = token.reveal();
+    let text = text.expose();
+    let forge = |id: &str, secret: &str| {
+        let body = format!("aut_{id}_{secret}");
+        let sum = crate::token::checksum(&body);
+        Token::parse(&format!("{body}{}", std::str::from_utf8(&sum).unwrap())).unwrap()
+    };
+    let unknown_id = forge("000000000000", &text[17..60]);
+    let wrong_secret = forge(&text[4..16], &"x".repeat(43));
+    for candidate in [&unknown_id, &wrong_secret] {
+        let result = verify(&store, candidate, None, at(T0)).unwrap();
+        assert!(
+            matches!(
+                result,
+                Verification::Invalid {
+                    reason: Reason::Unknown,
+                    token: None
+                }
+            ),
+            "{result:?}"
+        );
+    }
+    token::revoke(&store, token.id().as_str()).unwrap();
+    assert_eq!(
+        reason(&verify(&store, &token, None, at(T0)).unwrap()),
+        Some(Reason::Unknown)
+    );
+}
+
+#[test]
+fn failed_checks_record_no_use() {
+    let (store, token) = setup(Expiration::Days30);
+    verify(&store, &token, Some("other"), at(T0)).unwrap();
+    verify(&store, &token, None, at(T0 + 31 * DAY)).unwrap();
+    assert_eq!(
+        token::list(&store, None, at(T0)).unwrap()[0].last_used_at,
+        None
+    );
+}
