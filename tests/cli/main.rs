@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against a temporary database.
 
 mod common;
+mod help;
 mod interactive;
 mod project;
 mod storage;

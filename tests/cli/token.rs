@@ -564,3 +564,19 @@ pub fn faketime_lib() -> &'static str {
         .find(|path| std::path::Path::new(path).exists())
         .expect("libfaketime is needed: apt-get install faketime")
 }
+
+#[test]
+fn a_failed_database_write_prints_nothing() {
+    let env = TestEnv::new();
+    env.project("demo");
+    // Another process holds the write lock past the busy timeout.
+    let blocker = env.sql();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let assert = env
+        .run(&["token", "create", "-p", "demo", "-e", "30"])
+        .code(3)
+        .stdout("");
+    assert!(stderr(&assert).contains("busy"), "{}", stderr(&assert));
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert!(list_json(&env, &[]).is_empty());
+}
