@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Environment,
     /// Stdout was closed by its reader: ends quietly.
     BrokenPipe,
+    /// Ctrl-C at a prompt: ends quietly with the shell's code for SIGINT.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -23,6 +25,7 @@ impl ErrorKind {
             ErrorKind::Refused => 1,
             ErrorKind::Usage => 2,
             ErrorKind::Environment => 3,
+            ErrorKind::Interrupted => 130,
         }
     }
 }

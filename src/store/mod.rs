@@ -54,21 +54,8 @@ impl Store {
                     Error::environment(format!("cannot create directory {}: {err}", dir.display()))
                 })?;
         }
-        // Create the file 0600 before SQLite does, so that its -wal and -shm files follow suit.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(_) => {}
-            Err(err) if err.kind() == IoErrorKind::AlreadyExists => {}
-            Err(err) => {
-                return Err(Error::environment(format!(
-                    "cannot create database {}: {err}",
-                    path.display()
-                )));
-            }
+        if !path.exists() {
+            build_fresh(path)?;
         }
         let mut store = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         match store.file_state()? {
@@ -206,6 +193,44 @@ impl Store {
     fn error(&self, err: &rusqlite::Error) -> Error {
         error_for(&self.path, err)
     }
+}
+
+/// Builds a complete, empty database beside `path` and links it into place, so that no process
+/// ever sees a half-made file there; when several race, the first link wins and the others
+/// open that one.
+fn build_fresh(path: &Path) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let scratch = path.with_file_name(format!(".{name}.{}-{nanos}.new", std::process::id()));
+    let cannot = |err: std::io::Error| {
+        Error::environment(format!("cannot create database {}: {err}", path.display()))
+    };
+    // Created 0600 before SQLite opens it, so that its -wal and -shm files follow suit.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&scratch)
+        .map_err(cannot)?;
+    let built = (|| {
+        let mut store = Store::connect(&scratch, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        store.set_wal()?;
+        store.migrate()?;
+        // Closing checkpoints the log and removes the -wal and -shm files.
+        store
+            .conn
+            .close()
+            .map_err(|(_, err)| error_for(&scratch, &err))
+    })();
+    let linked = built.and_then(|()| match std::fs::hard_link(&scratch, path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == IoErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(cannot(err)),
+    });
+    let _ = std::fs::remove_file(&scratch);
+    linked
 }
 
 fn header(conn: &Connection) -> rusqlite::Result<(i32, i32)> {

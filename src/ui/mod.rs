@@ -54,7 +54,7 @@ pub fn warning(message: &str) {
 /// Reports an error as one `error:` line, plus a hint line when there is one, and gives the
 /// exit code. A closed stdout ends quietly.
 pub fn report(err: &Error) -> u8 {
-    if err.kind() != ErrorKind::BrokenPipe {
+    if !matches!(err.kind(), ErrorKind::BrokenPipe | ErrorKind::Interrupted) {
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(
             stderr,

@@ -21,28 +21,11 @@ const TIMEOUT_MS: u64 = 10_000;
 const DOWN: &str = "\x1b[B";
 const ENTER: &str = "\r";
 
-/// Variables autheona reads; removed so the outer environment cannot leak in.
-const TOOL_VARS: &[&str] = &[
-    "AUTHEONA_DB",
-    "AUTHEONA_PROJECT",
-    "AUTHEONA_TOKEN",
-    "XDG_DATA_HOME",
-];
-
-/// The binary with the same hermetic environment as `TestEnv::cmd`, as a plain `Command` for
-/// the pty. TERM is fixed too, so the outer terminal type cannot change the rendering.
+/// The binary with the same hermetic environment as `TestEnv::cmd`, for the pty. TERM is fixed
+/// too, so the outer terminal type cannot change the rendering.
 fn pty_command(env: &TestEnv, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in TOOL_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.env("HOME", env.dir().join("home"))
-        .env("TZ", "UTC")
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env("AUTHEONA_DB", env.db())
-        .current_dir(env.dir())
-        .args(args);
+    let mut cmd = env.std_cmd();
+    cmd.env("TERM", "xterm").args(args);
     cmd
 }
 
@@ -441,4 +424,46 @@ fn verify_at_a_terminal_asks_for_the_token_without_echo() {
     // The verification was real: it recorded the use.
     let tokens = token_list(&env);
     assert_ne!(tokens[0]["last_used_at"], Value::Null, "{tokens:?}");
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_gives_the_cursor_back() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let mut pty = Pty::spawn(&env, &["token", "create"]);
+    pty.expect("Project");
+    pty.keys("\x03");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 130, "{transcript}");
+    let hidden = transcript
+        .rfind("\x1b[?25l")
+        .expect("the prompt hides the cursor");
+    let shown = transcript
+        .rfind("\x1b[?25h")
+        .expect("the cursor is shown again");
+    assert!(shown > hidden, "{transcript:?}");
+    assert!(token_list(&env).is_empty());
+}
+
+#[test]
+fn colour_only_without_no_color() {
+    let env = TestEnv::new();
+    let mut plain = pty_command(&env, &["project", "create", "bad name"]);
+    plain.env("NO_COLOR", "1");
+    let (transcript, code) = Pty::spawn_command(plain).finish();
+    assert_eq!(code, 2);
+    assert!(transcript.contains("error: "), "{transcript}");
+    assert!(
+        !transcript.contains('\x1b'),
+        "colour despite NO_COLOR: {transcript:?}"
+    );
+
+    let mut coloured = pty_command(&env, &["project", "create", "bad name"]);
+    coloured.env_remove("NO_COLOR");
+    let (transcript, code) = Pty::spawn_command(coloured).finish();
+    assert_eq!(code, 2);
+    assert!(
+        transcript.contains("\x1b["),
+        "no colour at a terminal: {transcript:?}"
+    );
 }
