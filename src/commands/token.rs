@@ -1,5 +1,7 @@
 //! `autheona token create | list | revoke`.
 
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
 use serde::Serialize;
 
 use super::{Context, Outcome, confirm};
@@ -82,7 +84,8 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
         expiration,
         description: Some(&description),
     };
-    let created = token::create(&store, &request, ctx.now, |created| {
+    let mut rng = UnwrapErr(SysRng);
+    let created = token::create(&store, &request, ctx.now, &mut rng, |created| {
         deliver(created, args.json)
     })?;
     let expires = match created.expires_at {

@@ -1,7 +1,7 @@
 //! Tokens: create, list, revoke.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::rngs::SysRng;
+use rand::CryptoRng;
 
 use super::{project, time};
 use crate::error::{Error, Result};
@@ -112,10 +112,13 @@ const ID_ATTEMPTS: usize = 8;
 /// delivery succeeded: no token exists that nobody has seen.
 ///
 /// The row is committed before delivery, so a failed database write prints nothing.
-pub fn create(
+///
+/// `rng` must be a cryptographically secure generator; the binary passes the operating system's.
+pub fn create<R: CryptoRng + ?Sized>(
     store: &Store,
     request: &TokenRequest<'_>,
     now: DateTime<Utc>,
+    rng: &mut R,
     deliver: impl FnOnce(&CreatedToken) -> Result<()>,
 ) -> Result<CreatedToken> {
     let description = match request.description {
@@ -123,8 +126,7 @@ pub fn create(
         None => None,
     };
     let project_id = project::require(store, request.project)?;
-    let mut rng = rand::rand_core::UnwrapErr(SysRng);
-    let mut token = Token::generate(&mut rng);
+    let mut token = Token::generate(rng);
     let secret_hash = secret::hash(token.secret())
         .map_err(|err| Error::environment(format!("cannot hash the new token: {err}")))?;
     let expires_at = request.expiration.expires_at(now);
@@ -147,7 +149,7 @@ pub fn create(
                 "could not find a free token id; try again",
             ));
         }
-        token = token.with_id(TokenId::generate(&mut rng));
+        token = token.with_id(TokenId::generate(rng));
     }
     let created = CreatedToken {
         token,

@@ -82,9 +82,10 @@ pub fn print_line(line: &str) -> Result<()> {
         .map_err(Error::output)
 }
 
-/// Writes a value to stdout as pretty JSON.
+/// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let json = serde_json::to_string_pretty(value)
+        .map(zeroize::Zeroizing::new)
         .map_err(|err| Error::environment(format!("cannot encode JSON: {err}")))?;
     print_line(&json)
 }

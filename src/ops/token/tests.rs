@@ -1,3 +1,6 @@
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
 use super::*;
 use crate::error::ErrorKind;
 use crate::ops::project;
@@ -24,7 +27,7 @@ fn request(expiration: Expiration, description: Option<&str>) -> TokenRequest<'_
 }
 
 fn create_ok(store: &Store, request: &TokenRequest<'_>, now: DateTime<Utc>) -> CreatedToken {
-    create(store, request, now, |_| Ok(())).unwrap()
+    create(store, request, now, &mut rand::rng(), |_| Ok(())).unwrap()
 }
 
 #[test]
@@ -91,9 +94,13 @@ fn create_keeps_only_a_hash_and_lists_without_secrets() {
 #[test]
 fn a_failed_delivery_keeps_nothing() {
     let store = store_with_project();
-    let err = create(&store, &request(Expiration::Never, None), at(T0), |_| {
-        Err(Error::environment("stdout is gone"))
-    })
+    let err = create(
+        &store,
+        &request(Expiration::Never, None),
+        at(T0),
+        &mut rand::rng(),
+        |_| Err(Error::environment("stdout is gone")),
+    )
     .unwrap_err();
     assert_eq!(err.message(), "stdout is gone");
     assert!(list(&store, None, at(T0)).unwrap().is_empty());
@@ -106,7 +113,8 @@ fn delivery_sees_a_committed_token() {
         &store,
         &request(Expiration::Never, None),
         at(T0),
-        |created| {
+        &mut rand::rng(),
+        |created: &CreatedToken| {
             assert_eq!(
                 list(&store, None, at(T0)).unwrap()[0].id,
                 created.token.id().as_str()
@@ -126,14 +134,16 @@ fn create_refuses_unknown_projects_and_bad_descriptions_before_writing() {
         description: None,
     };
     assert_eq!(
-        create(&store, &unknown, at(T0), |_| Ok(()))
+        create(&store, &unknown, at(T0), &mut rand::rng(), |_| Ok(()))
             .unwrap_err()
             .kind(),
         ErrorKind::Refused
     );
     let bad = request(Expiration::Days30, Some("a\nb"));
     assert_eq!(
-        create(&store, &bad, at(T0), |_| Ok(())).unwrap_err().kind(),
+        create(&store, &bad, at(T0), &mut rand::rng(), |_| Ok(()))
+            .unwrap_err()
+            .kind(),
         ErrorKind::Usage
     );
     assert!(list(&store, None, at(T0)).unwrap().is_empty());
@@ -176,4 +186,28 @@ fn revoke_and_find() {
         revoke(&store, "not-an-id").unwrap_err().kind(),
         ErrorKind::Usage
     );
+}
+
+#[test]
+fn a_colliding_id_is_drawn_again() {
+    let store = store_with_project();
+    let first = create(
+        &store,
+        &request(Expiration::Never, None),
+        at(T0),
+        &mut StdRng::seed_from_u64(9),
+        |_| Ok(()),
+    )
+    .unwrap();
+    // The same seed draws the same id first; the store refuses it and a new one is drawn.
+    let second = create(
+        &store,
+        &request(Expiration::Never, None),
+        at(T0),
+        &mut StdRng::seed_from_u64(9),
+        |_| Ok(()),
+    )
+    .unwrap();
+    assert_ne!(first.token.id(), second.token.id());
+    assert_eq!(list(&store, None, at(T0)).unwrap().len(), 2);
 }

@@ -18,7 +18,7 @@ fn setup(expiration: Expiration) -> (Store, Token) {
         expiration,
         description: None,
     };
-    let created = token::create(&store, &request, at(T0), |_| Ok(())).unwrap();
+    let created = token::create(&store, &request, at(T0), &mut rand::rng(), |_| Ok(())).unwrap();
     (store, created.token)
 }
 
