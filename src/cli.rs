@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
+
+use crate::commands::complete::{project_names, token_ids};
 
 /// Manage projects and their access tokens in a local SQLite file.
 ///
@@ -14,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "autheona",
     version,
     propagate_version = true,
-    after_help = ROOT_HELP,
+    after_help = root_help(),
 )]
 pub struct Cli {
     /// Database file [default: the platform data directory, e.g. ~/.local/share/autheona/autheona.db]
@@ -31,19 +34,68 @@ pub struct Cli {
     pub command: Command,
 }
 
-const ROOT_HELP: &str = "\
+/// Exit codes, for `--help` and the man pages.
+pub const EXIT_CODES: [(u8, &str); 5] = [
+    (0, "success; for verify, the token is valid"),
+    (
+        1,
+        "not valid (verify), or refused: unknown name or id, taken name, declined",
+    ),
+    (
+        2,
+        "usage: a bad flag or value, or a missing one with no terminal to ask",
+    ),
+    (
+        3,
+        "environment: database missing, not autheona's, corrupt, newer, locked",
+    ),
+    (130, "interrupted at a prompt (Ctrl-C)"),
+];
+
+/// Environment variables autheona reads, for `--help` and the man pages.
+pub const ENVIRONMENT: [(&str, &str); 5] = [
+    (
+        "AUTHEONA_DB",
+        "the database file, instead of the default; --db wins",
+    ),
+    ("AUTHEONA_PROJECT", "the default --project for token create"),
+    (
+        "AUTHEONA_TOKEN",
+        "the token for verify, instead of stdin's first line",
+    ),
+    ("NO_COLOR", "when set, no colour in messages and prompts"),
+    (
+        "COMPLETE",
+        "set by the completion scripts; not for direct use",
+    ),
+];
+
+/// Where the database lives, for the man pages.
+pub const FILES: &str = "The database is $XDG_DATA_HOME/autheona/autheona.db, or \
+~/.local/share/autheona/autheona.db when XDG_DATA_HOME is not set, unless --db or AUTHEONA_DB \
+names another file. project create makes it, with mode 0600 in a directory of mode 0700.";
+
+const ROOT_EXAMPLES: &str = "\
 Examples:
   autheona project create demo
-  TOKEN=$(autheona token create --project demo --expires 90 --description 'CI')
+  TOKEN=$(autheona token create -p demo -e 90 -d 'CI runner')
   printf '%s\\n' \"$TOKEN\" | autheona verify --project demo
   autheona token list --project demo
-  autheona token revoke 3kTMd9aPq0Zx
+  autheona token revoke 3kTMd9aPq0Zx";
 
-Exit codes:
-  0  success (verify: the token is valid)
-  1  not valid (verify), or refused: unknown project or token, name taken, confirmation declined
-  2  usage: bad flag or value, or a required value missing with no terminal to ask
-  3  environment: database missing, not an autheona database, corrupt, newer, locked, unreadable";
+/// The root command's closing help: examples, exit codes, environment.
+fn root_help() -> String {
+    let mut help = format!("{ROOT_EXAMPLES}\n\nExit codes:\n");
+    for (code, meaning) in EXIT_CODES {
+        help.push_str(&format!("  {code:<3}  {meaning}\n"));
+    }
+    help.push_str("\nEnvironment:\n");
+    for (name, meaning) in ENVIRONMENT {
+        help.push_str(&format!("  {name:<16}  {meaning}\n"));
+    }
+    help.pop();
+    help
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -56,6 +108,46 @@ pub enum Command {
     /// Check a token read from AUTHEONA_TOKEN or stdin (never from the command line)
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+The script asks autheona for completions on each TAB, so project names and token ids complete
+from your database.
+
+Examples:
+  echo 'source <(autheona completions bash)' >> ~/.bashrc
+  echo 'source <(autheona completions zsh)' >> ~/.zshrc
+  autheona completions fish > ~/.config/fish/completions/autheona.fish";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    pub shell: Shell,
+}
+
+/// Shells with completion support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+impl Shell {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+            Shell::Elvish => "elvish",
+            Shell::Powershell => "powershell",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +181,7 @@ pub struct ProjectListArgs {
 #[derive(Debug, Args)]
 pub struct ProjectDeleteArgs {
     /// The project to delete
+    #[arg(add = ArgValueCandidates::new(project_names))]
     pub name: String,
     /// Do not ask for confirmation
     #[arg(short, long)]
@@ -120,12 +213,13 @@ The token alone goes to stdout, so it can be captured; it is never shown again.
 
 Examples:
   autheona token create
-  TOKEN=$(autheona token create --project demo --expires 30 --description 'Staging server')";
+  TOKEN=$(autheona token create -p demo -e 30 -d 'Staging server')";
 
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
     /// Project the token belongs to
     #[arg(
+        add = ArgValueCandidates::new(project_names),
         short,
         long,
         value_name = "NAME",
@@ -163,7 +257,7 @@ pub enum ExpiresArg {
 #[derive(Debug, Args)]
 pub struct TokenListArgs {
     /// Only this project's tokens
-    #[arg(short, long, value_name = "NAME")]
+    #[arg(short, long, value_name = "NAME", add = ArgValueCandidates::new(project_names))]
     pub project: Option<String>,
     /// Print a JSON array of {id, project, description, created_at, expires_at, last_used_at, status}
     #[arg(long)]
@@ -173,6 +267,7 @@ pub struct TokenListArgs {
 #[derive(Debug, Args)]
 pub struct TokenRevokeArgs {
     /// The token's id (the ID column of `autheona token list`)
+    #[arg(add = ArgValueCandidates::new(token_ids))]
     pub token_id: String,
     /// Do not ask for confirmation
     #[arg(short, long)]
@@ -193,7 +288,7 @@ Examples:
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Also require the token to belong to this project
-    #[arg(short, long, value_name = "NAME")]
+    #[arg(short, long, value_name = "NAME", add = ArgValueCandidates::new(project_names))]
     pub project: Option<String>,
     /// Print {valid, reason, id, project, expires_at} as JSON
     #[arg(long, conflicts_with = "quiet")]

@@ -1,10 +1,20 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use clap_complete::CompleteEnv;
+
+use autheona::cli::Cli;
+use autheona::commands::{self, complete::COMPLETE_VAR};
 
 fn main() -> ExitCode {
-    let cli = autheona::cli::Cli::parse();
-    ExitCode::from(match autheona::commands::run(cli) {
+    // Answers a shell's completion request (COMPLETE set) and exits; otherwise does nothing.
+    CompleteEnv::with_factory(Cli::command)
+        .var(COMPLETE_VAR)
+        .bin("autheona")
+        .completer("autheona")
+        .complete();
+    let cli = Cli::parse();
+    ExitCode::from(match commands::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => autheona::ui::report(&err),
     })

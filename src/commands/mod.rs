@@ -1,11 +1,13 @@
 //! One module per noun: each handler turns arguments into one `ops` call and renders the result.
 
+pub mod complete;
+mod completions;
 mod project;
 mod token;
 mod verify;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
@@ -41,19 +43,7 @@ impl Context {
     /// The database path: `--db`, else `AUTHEONA_DB` (both via clap), else the platform data
     /// directory. Worked out only when a command needs it.
     fn db_path(&self) -> Result<PathBuf> {
-        match &self.db {
-            Some(path) if path.as_os_str().is_empty() => {
-                Err(Error::usage("the database path is empty")
-                    .with_hint("pass a file path with --db or AUTHEONA_DB, or unset AUTHEONA_DB"))
-            }
-            Some(path) => Ok(path.clone()),
-            None => directories::ProjectDirs::from("", "", "autheona")
-                .map(|dirs| dirs.data_dir().join("autheona.db"))
-                .ok_or_else(|| {
-                    Error::environment("cannot find a home directory for the database")
-                        .with_hint("pass a file path with --db or AUTHEONA_DB")
-                }),
-        }
+        db_path(self.db.as_deref())
     }
 
     /// Opens the database, which must exist.
@@ -86,6 +76,23 @@ impl Context {
     }
 }
 
+/// The database path: the one given (`--db` or `AUTHEONA_DB`), else the platform data directory.
+fn db_path(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(path) if path.as_os_str().is_empty() => {
+            Err(Error::usage("the database path is empty")
+                .with_hint("pass a file path with --db or AUTHEONA_DB, or unset AUTHEONA_DB"))
+        }
+        Some(path) => Ok(path.to_owned()),
+        None => directories::ProjectDirs::from("", "", "autheona")
+            .map(|dirs| dirs.data_dir().join("autheona.db"))
+            .ok_or_else(|| {
+                Error::environment("cannot find a home directory for the database")
+                    .with_hint("pass a file path with --db or AUTHEONA_DB")
+            }),
+    }
+}
+
 /// Warns, as ssh does for keys, when others may read or write the database file.
 fn warn_if_exposed(store: &Store) {
     if let Ok(meta) = std::fs::metadata(store.path()) {
@@ -110,6 +117,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Project(command) => project::run(&ctx, command),
         Command::Token(command) => token::run(&ctx, command),
         Command::Verify(args) => verify::run(&ctx, &args),
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

@@ -82,6 +82,14 @@ pub fn print_line(line: &str) -> Result<()> {
         .map_err(Error::output)
 }
 
+/// Writes raw bytes to stdout.
+pub fn print_bytes(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(Error::output)
+}
+
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let json = serde_json::to_string_pretty(value)

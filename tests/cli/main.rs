@@ -1,6 +1,8 @@
 //! Integration tests: the real binary against a temporary database.
 
 mod common;
+mod completion;
+mod generated;
 mod help;
 mod interactive;
 mod project;

@@ -1,0 +1,97 @@
+//! Live values for shell completion: project names and token ids from the user's database.
+//!
+//! Completion runs on every TAB, so it stays silent: no database is created, nothing is
+//! printed but candidates, and any problem means no candidates. It never sees a secret.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap_complete::engine::CompletionCandidate;
+
+use crate::ops;
+use crate::store::Store;
+
+/// The environment variable that switches the binary into completion mode.
+pub const COMPLETE_VAR: &str = "COMPLETE";
+
+/// `--db` as typed on the line being completed, else `AUTHEONA_DB`, else the default.
+fn store() -> Option<Store> {
+    let typed = db_from_args(std::env::args_os());
+    let given = typed.or_else(|| std::env::var_os("AUTHEONA_DB").map(PathBuf::from));
+    let path = super::db_path(given.as_deref()).ok()?;
+    Store::open(&path).ok().flatten()
+}
+
+/// The last `--db PATH` or `--db=PATH` among the words being completed.
+fn db_from_args(args: impl IntoIterator<Item = OsString>) -> Option<PathBuf> {
+    let mut found = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--db" {
+            found = args.next().map(PathBuf::from);
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--db=")) {
+            found = Some(PathBuf::from(value));
+        }
+    }
+    found
+}
+
+/// Project names, for `--project` and `project delete`.
+pub fn project_names() -> Vec<CompletionCandidate> {
+    let Some(store) = store() else {
+        return Vec::new();
+    };
+    ops::project::list(&store)
+        .map(|projects| {
+            projects
+                .into_iter()
+                .map(|p| CompletionCandidate::new(p.name))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Token ids with their descriptions as hints, for `token revoke`.
+pub fn token_ids() -> Vec<CompletionCandidate> {
+    let Some(store) = store() else {
+        return Vec::new();
+    };
+    // The clock is read here because completion runs outside `commands::run`.
+    ops::token::list(&store, None, chrono::Utc::now())
+        .map(|tokens| {
+            tokens
+                .into_iter()
+                .map(|t| {
+                    let hint = match &t.description {
+                        Some(d) => format!("{} · {}", t.project, crate::ui::safe(d)),
+                        None => t.project.clone(),
+                    };
+                    CompletionCandidate::new(t.id).help(Some(hint.into()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn db_is_found_in_either_form_last_wins() {
+        assert_eq!(db_from_args(args(&["autheona", "token", "list"])), None);
+        assert_eq!(
+            db_from_args(args(&["autheona", "--db", "a.db", "token", "--db=b.db"])),
+            Some(PathBuf::from("b.db"))
+        );
+        assert_eq!(
+            db_from_args(args(&["autheona", "--db", "a.db", "token"])),
+            Some(PathBuf::from("a.db"))
+        );
+        assert_eq!(db_from_args(args(&["autheona", "--db"])), None);
+    }
+}

@@ -1,0 +1,351 @@
+//! The committed completion scripts and man pages are generated from the CLI definition; these
+//! tests fail when they drift from it. To regenerate both:
+//!
+//!     AUTHEONA_REGENERATE=1 cargo test --test cli generated
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use autheona::cli::{Cli, ENVIRONMENT, EXIT_CODES, FILES};
+use clap::{Command, CommandFactory};
+use roff::{Roff, bold, italic, roman};
+
+use crate::common::*;
+
+/// Stamped into every man page; bump it with the version.
+const MAN_DATE: &str = "2026-11-27";
+
+/// Each shell and the file its script is committed as.
+const SHELL_FILES: [(&str, &str); 5] = [
+    ("bash", "autheona.bash"),
+    ("zsh", "_autheona"),
+    ("fish", "autheona.fish"),
+    ("elvish", "autheona.elv"),
+    ("powershell", "_autheona.ps1"),
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every generated file, by path relative to the repository, with its content.
+fn generated() -> Vec<(PathBuf, Vec<u8>)> {
+    let env = TestEnv::new();
+    let mut files = Vec::new();
+    for (shell, file) in SHELL_FILES {
+        // Through the shipped subcommand, so it is what `autheona completions SHELL` prints.
+        let script = env
+            .bare_cmd()
+            .args(["completions", shell])
+            .assert()
+            .success();
+        files.push((
+            Path::new("completions").join(file),
+            script.get_output().stdout.clone(),
+        ));
+    }
+    let mut root = Cli::command();
+    root.build();
+    for (name, page) in man_pages(&root, &[]) {
+        files.push((Path::new("man").join(name), page.into_bytes()));
+    }
+    files
+}
+
+/// The man page of `cmd` and of each of its subcommands, as (file name, roff).
+fn man_pages(cmd: &Command, parents: &[&str]) -> Vec<(String, String)> {
+    let mut path: Vec<&str> = parents.to_vec();
+    path.push(cmd.get_name());
+    let name = path.join("-");
+    let children: Vec<&Command> = cmd
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
+        .collect();
+    let mut pages = vec![(format!("{name}.1"), man_page(cmd, &path, &children))];
+    for child in &children {
+        pages.extend(man_pages(child, &path));
+    }
+    pages
+}
+
+fn man_page(cmd: &Command, path: &[&str], children: &[&Command]) -> String {
+    let name = path.join("-");
+    let man = clap_mangen::Man::new(cmd.clone())
+        .title(name.to_uppercase())
+        .section("1")
+        .date(MAN_DATE)
+        .source(format!("autheona {}", env!("CARGO_PKG_VERSION")))
+        .manual("autheona manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out).unwrap();
+    man.render_name_section(&mut out).unwrap();
+    man.render_synopsis_section(&mut out).unwrap();
+    man.render_description_section(&mut out).unwrap();
+
+    let after = cmd
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    let (prose, examples) = split_after_help(&after);
+    let mut roff = Roff::new();
+    for paragraph in prose {
+        roff.control("PP", []).text([roman(paragraph)]);
+    }
+    out.extend(roff.to_roff().into_bytes());
+
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut out).unwrap();
+    }
+    let mut roff = Roff::new();
+    if !children.is_empty() {
+        roff.control("SH", ["COMMANDS"]);
+        for child in children {
+            let page = format!("{name}-{}", child.get_name());
+            roff.control("TP", [])
+                .text([bold(page), roman("(1)")])
+                .text([roman(
+                    child.get_about().map(|a| a.to_string()).unwrap_or_default(),
+                )]);
+        }
+    }
+    if !examples.is_empty() {
+        roff.control("SH", ["EXAMPLES"]).control("nf", []);
+        for example in examples {
+            roff.text([roman(example)]);
+        }
+        roff.control("fi", []);
+    }
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in EXIT_CODES {
+        roff.control("TP", [])
+            .text([bold(code.to_string())])
+            .text([roman(meaning)]);
+    }
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (variable, meaning) in ENVIRONMENT {
+        roff.control("TP", [])
+            .text([bold(variable)])
+            .text([roman(meaning)]);
+    }
+    roff.control("SH", ["FILES"]);
+    roff.text([roman(FILES)]);
+    roff.control("SH", ["SEE ALSO"]);
+    let mut see_also: Vec<String> = Vec::new();
+    if path.len() > 1 {
+        see_also.push(path[..path.len() - 1].join("-"));
+    }
+    see_also.extend(children.iter().map(|c| format!("{name}-{}", c.get_name())));
+    if see_also.is_empty() {
+        see_also.push("autheona".to_owned());
+    }
+    let mut refs = Vec::new();
+    for (i, page) in see_also.iter().enumerate() {
+        if i > 0 {
+            refs.push(roman(", "));
+        }
+        refs.push(bold(page.clone()));
+        refs.push(roman("(1)"));
+    }
+    roff.text(refs);
+    roff.control("SH", ["VERSION"]);
+    roff.text([italic(format!("v{}", env!("CARGO_PKG_VERSION")))]);
+    out.extend(roff.to_roff().into_bytes());
+    // clap_mangen separates an option's help from its possible values with a break, a blank
+    // line and another break, which mandoc warns about; one break looks the same.
+    tidy(
+        &String::from_utf8(out)
+            .unwrap()
+            .replace("\n.br\n\n.br\n", "\n.br\n"),
+    )
+}
+
+/// What mandoc's style checks ask of the source: no trailing whitespace, and filled text lines
+/// of at most 80 bytes (roff joins them again when it fills the paragraph).
+fn tidy(roff: &str) -> String {
+    let mut out = String::new();
+    let mut filling = true;
+    for line in roff.lines().map(str::trim_end) {
+        match line {
+            ".nf" => filling = false,
+            ".fi" => filling = true,
+            _ => {}
+        }
+        let is_text = !line.starts_with('.') && !line.starts_with('\'');
+        if !(filling && is_text && line.len() > 80) {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty() && current.len() + 1 + word.len() > 80 {
+                out.push_str(&current);
+                out.push('\n');
+                current.clear();
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            } else if word.starts_with('.') || word.starts_with('\'') {
+                // A line starting with these would be read as a request.
+                current.push_str("\\&");
+            }
+            current.push_str(word);
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    out
+}
+
+/// Splits help's closing text into prose paragraphs and example command lines. Blocks that the
+/// man page has its own sections for (exit codes, environment) are left out.
+fn split_after_help(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut prose = Vec::new();
+    let mut examples = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut lines = block.lines();
+        let first = lines.next().unwrap_or_default();
+        match first {
+            "Example:" | "Examples:" => examples.extend(lines.map(|l| l.trim().to_owned())),
+            "Exit codes:" | "Environment:" => {}
+            _ => prose.push(block.split_whitespace().collect::<Vec<_>>().join(" ")),
+        }
+    }
+    (prose, examples)
+}
+
+#[test]
+fn generated_files_are_fresh() {
+    let expected = generated();
+    if std::env::var_os("AUTHEONA_REGENERATE").is_some() {
+        for dir in ["completions", "man"] {
+            let _ = std::fs::remove_dir_all(repo().join(dir));
+            std::fs::create_dir_all(repo().join(dir)).unwrap();
+        }
+        for (path, content) in &expected {
+            std::fs::write(repo().join(path), content).unwrap();
+        }
+        return;
+    }
+    let hint = "regenerate with: AUTHEONA_REGENERATE=1 cargo test --test cli generated";
+    for (path, content) in &expected {
+        let committed = std::fs::read(repo().join(path))
+            .unwrap_or_else(|_| panic!("{} is missing; {hint}", path.display()));
+        assert!(committed == *content, "{} is stale; {hint}", path.display());
+    }
+    for dir in ["completions", "man"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = Path::new(dir).join(entry.unwrap().file_name());
+            assert!(
+                expected.iter().any(|(p, _)| *p == path),
+                "{} is not generated any more; {hint}",
+                path.display()
+            );
+        }
+    }
+}
+
+fn committed_man_pages() -> Vec<PathBuf> {
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(repo().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "1"))
+        .collect();
+    pages.sort();
+    pages
+}
+
+#[test]
+fn a_man_page_for_every_command() {
+    let names: Vec<String> = committed_man_pages()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for page in [
+        "autheona.1",
+        "autheona-project-create.1",
+        "autheona-project-list.1",
+        "autheona-project-delete.1",
+        "autheona-token-create.1",
+        "autheona-token-list.1",
+        "autheona-token-revoke.1",
+        "autheona-verify.1",
+        "autheona-completions.1",
+    ] {
+        assert!(names.iter().any(|n| n == page), "no {page} in {names:?}");
+    }
+}
+
+#[test]
+fn man_pages_lint_clean() {
+    for page in committed_man_pages() {
+        let out = Process::new("mandoc")
+            .arg("-Tlint")
+            .arg(&page)
+            .output()
+            .expect("mandoc is needed: apt-get install mandoc");
+        let report = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && report.trim().is_empty(),
+            "{}:\n{report}",
+            page.display()
+        );
+    }
+}
+
+#[test]
+fn man_pages_have_the_sections_a_reader_expects() {
+    for page in committed_man_pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "EXIT STATUS",
+            "ENVIRONMENT",
+            "FILES",
+            "SEE ALSO",
+        ] {
+            assert!(
+                text.contains(&format!(".SH {section}"))
+                    || text.contains(&format!(".SH \"{section}\"")),
+                "{}: no {section}",
+                page.display()
+            );
+        }
+        for variable in [
+            "AUTHEONA_DB",
+            "AUTHEONA_PROJECT",
+            "AUTHEONA_TOKEN",
+            "NO_COLOR",
+        ] {
+            assert!(text.contains(variable), "{}: no {variable}", page.display());
+        }
+    }
+    let create = std::fs::read_to_string(repo().join("man/autheona-token-create.1")).unwrap();
+    assert!(create.contains(".SH EXAMPLES"), "{create}");
+    assert!(create.contains("\\-\\-expires"), "{create}");
+}
+
+#[test]
+fn man_renders_the_main_page() {
+    let out = Process::new("man")
+        .arg("-l")
+        .arg(repo().join("man/autheona.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        .expect("man is needed: apt-get install man-db");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("EXIT STATUS") && text.contains("autheona-verify(1)"),
+        "{text}"
+    );
+}
