@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{Context, Outcome};
 use crate::cli::VerifyArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ops::verify::{self, Reason, Verification, VerifiedToken};
 use crate::secret::Secret;
 use crate::token::Token;
@@ -86,20 +86,27 @@ fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
         }
         Verification::Invalid { reason, token } => (Some(*reason), token.as_ref()),
     };
-    if args.json {
+    let printed = if args.json {
         ui::print_json(&VerificationJson {
             valid: reason.is_none(),
             reason: reason.map(Reason::as_str),
             id: token.map(|t| t.id.as_str()),
             project: token.map(|t| t.project.as_str()),
             expires_at: token.and_then(|t| t.expires_at).map(time::rfc3339),
-        })?;
-    } else if !args.quiet {
+        })
+    } else if args.quiet {
+        Ok(())
+    } else {
         ui::print_line(&match (reason, token) {
             (None, Some(token)) => valid_line(token),
             (Some(reason), _) => format!("invalid: {}", reason.as_str()),
             (None, None) => unreachable!("a valid verification always has its token"),
-        })?;
+        })
+    };
+    // Whoever closed stdout still gets the verdict from the exit code.
+    match printed {
+        Err(err) if err.kind() != ErrorKind::BrokenPipe => return Err(err),
+        _ => {}
     }
     Ok(match reason {
         None => Outcome::Success,

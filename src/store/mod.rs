@@ -2,11 +2,12 @@
 
 mod queries;
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::DirBuilder;
 use std::io::ErrorKind as IoErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
@@ -41,6 +42,13 @@ enum FileState {
     Empty,
 }
 
+/// Who may initialise an empty file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    Create,
+    Use,
+}
+
 impl Store {
     /// Opens the database at `path`, creating it (directory 0700, file 0600) or initialising an
     /// empty file if needed. Only commands that write a project call this.
@@ -57,15 +65,7 @@ impl Store {
         if !path.exists() {
             build_fresh(path)?;
         }
-        let mut store = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        match store.file_state()? {
-            FileState::Current => {}
-            FileState::Older | FileState::Empty => {
-                store.set_wal()?;
-                store.migrate()?;
-            }
-        }
-        Ok(store)
+        Store::open_file(path, Intent::Create)
     }
 
     /// Opens an existing database; `None` when there is no file at `path`.
@@ -73,15 +73,19 @@ impl Store {
     /// SQLite opens a file it may not write read-only; writes then fail with a clear error.
     pub fn open(path: &Path) -> Result<Option<Store>> {
         match path.try_exists() {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
-            Err(err) => {
-                return Err(Error::environment(format!(
-                    "cannot reach database {}: {err}",
-                    path.display()
-                )));
-            }
+            Ok(true) => Store::open_file(path, Intent::Use).map(Some),
+            Ok(false) => Ok(None),
+            Err(err) => Err(Error::environment(format!(
+                "cannot reach database {}: {err}",
+                path.display()
+            ))),
         }
+    }
+
+    /// Opens a file that exists. Whose file it is gets settled before it is opened for
+    /// writing, so another application's file is never touched (SQLite would checkpoint its
+    /// log on close).
+    fn open_file(path: &Path, intent: Intent) -> Result<Store> {
         if path.is_dir() {
             return Err(Error::environment(format!(
                 "{} is a directory, not an autheona database",
@@ -89,19 +93,35 @@ impl Store {
             ))
             .with_hint("pass the path of a database file with --db or AUTHEONA_DB"));
         }
+        let empty = || {
+            Error::environment(format!(
+                "{} is empty, not an autheona database",
+                path.display()
+            ))
+            .with_hint("`autheona project create NAME` initialises it")
+        };
+        match sniff(path)? {
+            Sniff::Ours => {}
+            Sniff::Empty if intent == Intent::Use => return Err(empty()),
+            Sniff::Empty => {}
+            Sniff::Unsure => {
+                let probe = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                if matches!(probe.file_state()?, FileState::Empty) && intent == Intent::Use {
+                    return Err(empty());
+                }
+            }
+        }
         let mut store = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         match store.file_state()? {
             FileState::Current => {}
             FileState::Older => store.migrate()?,
+            FileState::Empty if intent == Intent::Use => return Err(empty()),
             FileState::Empty => {
-                return Err(Error::environment(format!(
-                    "{} is empty, not an autheona database",
-                    path.display()
-                ))
-                .with_hint("`autheona project create NAME` initialises it"));
+                store.set_wal()?;
+                store.migrate()?;
             }
         }
-        Ok(Some(store))
+        Ok(store)
     }
 
     /// A private in-memory database with the current schema, for tests.
@@ -151,10 +171,21 @@ impl Store {
     }
 
     fn set_wal(&self) -> Result<()> {
-        let mode: String = self
-            .conn
-            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
-            .map_err(|err| self.error(&err))?;
+        // Processes initialising one empty file together can deadlock on the lock upgrade this
+        // needs, and SQLite then answers busy at once rather than waiting: try again.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mode = loop {
+            match self
+                .conn
+                .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get::<_, String>(0))
+            {
+                Ok(mode) => break mode,
+                Err(err) if is_busy(&err) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(err) => return Err(self.error(&err)),
+            }
+        };
         if mode.eq_ignore_ascii_case("wal") {
             Ok(())
         } else {
@@ -195,42 +226,90 @@ impl Store {
     }
 }
 
-/// Builds a complete, empty database beside `path` and links it into place, so that no process
-/// ever sees a half-made file there; when several race, the first link wins and the others
-/// open that one.
+/// Builds a complete, empty database beside `path` and moves it into place without replacing
+/// anything, so that no process ever sees a half-made file there; when several race, the first
+/// wins and the others open that one.
 fn build_fresh(path: &Path) -> Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let scratch = path.with_file_name(format!(".{name}.{}-{nanos}.new", std::process::id()));
     let cannot = |err: std::io::Error| {
         Error::environment(format!("cannot create database {}: {err}", path.display()))
     };
-    // Created 0600 before SQLite opens it, so that its -wal and -shm files follow suit.
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&scratch)
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Mode 0600, before SQLite opens it, so that its -wal and -shm files follow suit.
+    let scratch = tempfile::Builder::new()
+        .prefix(".autheona-new-")
+        .tempfile_in(dir)
         .map_err(cannot)?;
-    let built = (|| {
-        let mut store = Store::connect(&scratch, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        store.set_wal()?;
-        store.migrate()?;
-        // Closing checkpoints the log and removes the -wal and -shm files.
-        store
-            .conn
-            .close()
-            .map_err(|(_, err)| error_for(&scratch, &err))
-    })();
-    let linked = built.and_then(|()| match std::fs::hard_link(&scratch, path) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == IoErrorKind::AlreadyExists => Ok(()),
-        Err(err) => Err(cannot(err)),
-    });
-    let _ = std::fs::remove_file(&scratch);
-    linked
+    let mut store = Store::connect(scratch.path(), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    store.set_wal()?;
+    store.migrate()?;
+    // Closing checkpoints the log and removes the -wal and -shm files.
+    store
+        .conn
+        .close()
+        .map_err(|(_, err)| error_for(scratch.path(), &err))?;
+    match scratch.persist_noclobber(path) {
+        Ok(_) => Ok(()),
+        // Another process got there first; its file is as good as ours, which is dropped.
+        Err(err) if err.error.kind() == IoErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(cannot(err.error)),
+    }
+}
+
+/// What the first bytes of a file say about it, without opening it as a database.
+enum Sniff {
+    Ours,
+    Empty,
+    /// SQLite without our application id in the main file: maybe foreign, maybe ours with the
+    /// header still in the log. Only SQLite can tell, read-only.
+    Unsure,
+}
+
+/// Reads the 100-byte SQLite header: magic string, `user_version` at 60 and `application_id`
+/// at 68, both big-endian.
+fn sniff(path: &Path) -> Result<Sniff> {
+    let shown = path.display();
+    let mut header = Vec::with_capacity(100);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(100).read_to_end(&mut header))
+        .map_err(|err| {
+            Error::environment(format!("cannot read database {shown}: {err}"))
+                .with_hint("check the permissions of the file and its directory")
+        })?;
+    if header.is_empty() {
+        // Empty, unless everything is still in a log, which only SQLite can read.
+        let mut log = path.as_os_str().to_owned();
+        log.push("-wal");
+        let logged = std::fs::metadata(PathBuf::from(log)).is_ok_and(|m| m.len() > 0);
+        return Ok(if logged { Sniff::Unsure } else { Sniff::Empty });
+    }
+    if header.len() < 100 || !header.starts_with(b"SQLite format 3\0") {
+        return Err(Error::environment(format!(
+            "{shown} is not an autheona database (not an SQLite file)"
+        ))
+        .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged"));
+    }
+    let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    match application_id {
+        APPLICATION_ID => Ok(Sniff::Ours),
+        0 => Ok(Sniff::Unsure),
+        _ => Err(foreign(path)),
+    }
+}
+
+fn foreign(path: &Path) -> Error {
+    Error::environment(format!(
+        "{} is an SQLite database, but not an autheona one",
+        path.display()
+    ))
+    .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged")
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(failure, _)
+        if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
 fn header(conn: &Connection) -> rusqlite::Result<(i32, i32)> {
@@ -263,10 +342,7 @@ fn classify(
     if application_id == 0 && version == 0 && tables == 0 {
         Ok(FileState::Empty)
     } else {
-        Err(Error::environment(format!(
-            "{shown} is an SQLite database, but not an autheona one"
-        ))
-        .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged"))
+        Err(foreign(path))
     }
 }
 

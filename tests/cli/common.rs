@@ -158,3 +158,24 @@ pub fn forge(id: &str, secret: &str) -> String {
     let sum = independent_checksum(&body);
     body + &sum
 }
+
+/// A pipe whose reader is already gone.
+pub fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Stdio::from(writer)
+}
+
+/// libfaketime's preload library, installed by `.ci/run` (Debian package faketime).
+pub fn faketime_lib() -> &'static str {
+    const CANDIDATES: &[&str] = &[
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ];
+    CANDIDATES
+        .iter()
+        .copied()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("libfaketime is needed: apt-get install faketime")
+}

@@ -38,16 +38,19 @@ fn run_with_valid_shape(env: &TestEnv, args: &[&str]) -> assert_cmd::assert::Ass
 fn created_with_private_modes_and_identified_as_autheona() {
     let env = TestEnv::new();
     env.project("demo");
+    // An open reader keeps the -wal and -shm files in place after autheona exits.
+    let bystander = env.sql();
+    bystander
+        .query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
+        .unwrap();
     let token = env.token("demo", "30");
     env.verify(&token, &[]).success();
     assert_eq!(mode(env.db().parent().unwrap()), 0o700);
     assert_eq!(mode(env.db()), 0o600);
     for suffix in ["-wal", "-shm"] {
-        let file = sidecar(env.db(), suffix);
-        if file.exists() {
-            assert_eq!(mode(&file), 0o600, "{suffix}");
-        }
+        assert_eq!(mode(&sidecar(env.db(), suffix)), 0o600, "{suffix}");
     }
+    drop(bystander);
     let sql = env.sql();
     let application_id: i32 = sql
         .query_row("PRAGMA application_id", [], |r| r.get(0))
@@ -297,4 +300,98 @@ fn a_database_others_can_read_is_warned_about() {
         err.starts_with("warning: ") && err.contains("chmod 600"),
         "{err}"
     );
+}
+
+#[test]
+fn processes_racing_to_initialise_an_empty_file_all_succeed() {
+    for _ in 0..3 {
+        let env = TestEnv::new();
+        std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
+        std::fs::write(env.db(), b"").unwrap();
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                env.std_cmd()
+                    .args(["project", "create", &format!("p{i}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let listed = stdout(&env.run(&["project", "list", "--json"]).success());
+        assert_eq!(listed.matches("\"name\"").count(), 8, "{listed}");
+    }
+}
+
+#[test]
+fn a_foreign_database_with_a_pending_log_is_left_unchanged() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
+    // Another application's database in WAL mode, its latest writes still only in the -wal
+    // file (the copy is taken while its connection is open, as a backup tool would).
+    let owner = rusqlite::Connection::open(env.db()).unwrap();
+    owner
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('pending');",
+        )
+        .unwrap();
+    let copy = env.dir().join("copy.db");
+    std::fs::copy(env.db(), &copy).unwrap();
+    std::fs::copy(sidecar(env.db(), "-wal"), sidecar(&copy, "-wal")).unwrap();
+    drop(owner);
+    let before = (
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(sidecar(&copy, "-wal")).unwrap(),
+    );
+    for args in every_command() {
+        let assert = env
+            .cmd()
+            .arg("--db")
+            .arg(&copy)
+            .args(&args)
+            .write_stdin(forge(&"A".repeat(12), &"b".repeat(43)))
+            .assert()
+            .code(3);
+        assert!(
+            stderr(&assert).contains("not an autheona one"),
+            "{args:?}: {}",
+            stderr(&assert)
+        );
+        let after = (
+            std::fs::read(&copy).unwrap(),
+            std::fs::read(sidecar(&copy, "-wal")).unwrap(),
+        );
+        assert!(after == before, "{args:?} changed the database or its log");
+    }
+}
+
+#[test]
+fn a_damaged_database_is_an_environment_error() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.token("demo", "30");
+    let bytes = std::fs::read(env.db()).unwrap();
+    // Keep the header, lose the pages behind it.
+    std::fs::write(env.db(), &bytes[..bytes.len().min(1024 + 100)]).unwrap();
+    for args in [
+        &["token", "list"][..],
+        &["project", "list"],
+        &["token", "create", "-p", "demo", "-e", "30"],
+    ] {
+        let assert = env.run(args).code(3).stdout("");
+        let err = stderr(&assert);
+        assert!(
+            err.starts_with("error: ") && err.contains(&env.db().display().to_string()),
+            "{args:?}: {err}"
+        );
+    }
 }

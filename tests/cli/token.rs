@@ -1,5 +1,3 @@
-use std::process::Stdio;
-
 use chrono::DateTime;
 use serde_json::Value;
 
@@ -260,13 +258,6 @@ fn create_without_a_database_creates_nothing() {
         .stdout("");
     assert!(stderr(&assert).contains(&env.db().display().to_string()));
     assert!(!env.db().exists());
-}
-
-/// A pipe whose reader is already gone.
-fn closed_pipe() -> Stdio {
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    Stdio::from(writer)
 }
 
 #[test]
@@ -549,20 +540,6 @@ fn the_schema_refuses_edits_to_a_token() {
         .unwrap();
     drop(sql);
     env.verify(&token, &[]).success();
-}
-
-/// libfaketime's preload library, installed by `.ci/run` (Debian package faketime).
-pub fn faketime_lib() -> &'static str {
-    const CANDIDATES: &[&str] = &[
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ];
-    CANDIDATES
-        .iter()
-        .copied()
-        .find(|path| std::path::Path::new(path).exists())
-        .expect("libfaketime is needed: apt-get install faketime")
 }
 
 #[test]

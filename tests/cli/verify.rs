@@ -3,7 +3,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::*;
-use crate::token::faketime_lib;
 
 fn json(assert: &assert_cmd::assert::Assert) -> Value {
     serde_json::from_str(&stdout(assert)).unwrap()
@@ -276,4 +275,24 @@ fn a_long_stream_is_read_only_up_to_a_bound() {
         .assert()
         .code(1)
         .stdout("invalid: malformed\n");
+}
+
+#[test]
+fn a_closed_stdout_does_not_change_the_verdict() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    for (input, code) in [("garbage".to_owned(), 1), (token, 0)] {
+        for args in [&[][..], &["--json"]] {
+            let out = env
+                .std_cmd()
+                .arg("verify")
+                .args(args)
+                .env("AUTHEONA_TOKEN", &input)
+                .stdout(closed_pipe())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(code), "{args:?}");
+        }
+    }
 }
