@@ -20,14 +20,8 @@ use crate::commands::complete::{project_names, token_ids};
     after_help = root_help(),
 )]
 pub struct Cli {
-    /// Database file [default: the platform data directory, e.g. ~/.local/share/autheona/autheona.db]
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        env = "AUTHEONA_DB",
-        hide_env_values = true
-    )]
+    /// Database file, instead of AUTHEONA_DB or the default ~/.local/share/autheona/autheona.db
+    #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
         .bin("autheona")
         .completer("autheona")
         .complete();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return ExitCode::from(autheona::ui::report_clap(&err)),
+    };
     ExitCode::from(match commands::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => autheona::ui::report(&err),

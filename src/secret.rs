@@ -65,12 +65,25 @@ pub fn hash(secret: &Secret) -> Result<String, argon2::password_hash::Error> {
 ///
 /// A stored value that does not parse matches nothing.
 pub fn verify(secret: &Secret, stored: &str) -> bool {
+    #[cfg(test)]
+    VERIFICATIONS.with(|count| count.set(count.get() + 1));
     match PasswordHash::new(stored) {
         Ok(parsed) => hasher()
             .verify_password(secret.expose().as_bytes(), &parsed)
             .is_ok(),
         Err(_) => false,
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    static VERIFICATIONS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// How many argon2 verifications this thread has run (unit tests only).
+#[cfg(test)]
+pub(crate) fn verifications() -> u32 {
+    VERIFICATIONS.with(std::cell::Cell::get)
 }
 
 /// Does the same work as [`verify`] against a hash that nothing matches.

@@ -1,6 +1,11 @@
 //! Plain-text rules shared by validation (`ops`) and display (`ui`).
 
+use std::borrow::Cow;
+
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+const ZERO_WIDTH_JOINER: char = '\u{200d}';
+const EMOJI_PRESENTATION: char = '\u{fe0f}';
 
 /// Characters that could move the cursor, hide text or reorder it on a terminal: Unicode
 /// controls (Cc, escape sequences start here), format characters (Cf: bidi overrides,
@@ -15,6 +20,79 @@ pub fn is_unsafe_char(c: char) -> bool {
     )
 }
 
+fn is_pictograph(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::OtherSymbol | GeneralCategory::ModifierSymbol
+    )
+}
+
+/// The unsafe characters of `text`, with their char positions. A zero-width joiner between
+/// two pictographs is part of an emoji (👩‍💻) and not counted.
+fn unsafe_positions(text: &str) -> Vec<usize> {
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len())
+        .filter(|&i| {
+            let c = chars[i];
+            if c != ZERO_WIDTH_JOINER {
+                return is_unsafe_char(c);
+            }
+            let before = chars[..i].iter().rev().find(|&&p| p != EMOJI_PRESENTATION);
+            let after = chars.get(i + 1);
+            !(before.is_some_and(|&p| is_pictograph(p)) && after.is_some_and(|&n| is_pictograph(n)))
+        })
+        .collect()
+}
+
+/// The first unsafe character of `text`, if any.
+pub fn first_unsafe(text: &str) -> Option<char> {
+    let position = *unsafe_positions(text).first()?;
+    text.chars().nth(position)
+}
+
+/// `text` with each unsafe character shown escaped, like `\u{1b}`.
+pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
+    let positions = unsafe_positions(text);
+    if positions.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8 * positions.len());
+    for (i, c) in text.chars().enumerate() {
+        if positions.binary_search(&i).is_ok() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` with anything shaped like a token (`aut_` and at least 8 more token characters)
+/// replaced, so that an error quoting user input cannot leak one.
+pub fn redact_tokens(text: &str) -> Cow<'_, str> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::new();
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(start) = rest.find("aut_") {
+        let tail = &rest[start + 4..];
+        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
+        out.push_str(&rest[..start + 4]);
+        if len >= 8 {
+            out.push_str("<redacted>");
+            changed = true;
+        } else {
+            out.push_str(&tail[..len]);
+        }
+        rest = &tail[len..];
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -25,10 +103,49 @@ mod tests {
             '\u{1b}', '\n', '\r', '\t', '\0', '\u{7f}', '\u{202e}', '\u{200b}', '\u{2028}',
             '\u{feff}',
         ] {
-            assert!(is_unsafe_char(c), "{:?}", c);
+            assert!(is_unsafe_char(c), "{c:?}");
         }
         for c in ['a', ' ', 'é', '日', '🚀', '\u{0301}'] {
-            assert!(!is_unsafe_char(c), "{:?}", c);
+            assert!(!is_unsafe_char(c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn a_joiner_inside_an_emoji_is_fine_elsewhere_not() {
+        for emoji in [
+            "👩\u{200d}💻",
+            "👩🏽\u{200d}💻",
+            "❤\u{fe0f}\u{200d}🔥",
+            "👨\u{200d}👩\u{200d}👧",
+        ] {
+            assert_eq!(first_unsafe(emoji), None, "{emoji}");
+            assert_eq!(escape_unsafe(emoji), emoji);
+        }
+        for text in [
+            "a\u{200d}b",
+            "\u{200d}💻",
+            "👩\u{200d}",
+            "👩\u{200d}\u{200d}💻",
+        ] {
+            assert_eq!(first_unsafe(text), Some(ZERO_WIDTH_JOINER), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_unsafe("plain é 🚀"), "plain é 🚀");
+        assert_eq!(escape_unsafe("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(escape_unsafe("x\u{202e}y\nz"), "x\\u{202e}y\\u{a}z");
+    }
+
+    #[test]
+    fn token_shapes_are_redacted() {
+        let token = format!("aut_{}_{}", "A".repeat(12), "b".repeat(49));
+        assert_eq!(
+            redact_tokens(&format!("unexpected argument '{token}' found")),
+            "unexpected argument 'aut_<redacted>' found"
+        );
+        assert_eq!(redact_tokens("aut_short and aut_"), "aut_short and aut_");
+        assert_eq!(redact_tokens("no token here"), "no token here");
     }
 }

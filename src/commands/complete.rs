@@ -17,7 +17,7 @@ pub const COMPLETE_VAR: &str = "COMPLETE";
 /// `--db` as typed on the line being completed, else `AUTHEONA_DB`, else the default.
 fn store() -> Option<Store> {
     let typed = db_from_args(std::env::args_os());
-    let given = typed.or_else(|| std::env::var_os("AUTHEONA_DB").map(PathBuf::from));
+    let given = typed.or_else(super::db_from_env);
     let path = super::db_path(given.as_deref()).ok()?;
     Store::open(&path).ok().flatten()
 }

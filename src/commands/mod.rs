@@ -40,7 +40,7 @@ pub struct Context {
 }
 
 impl Context {
-    /// The database path: `--db`, else `AUTHEONA_DB` (both via clap), else the platform data
+    /// The database path: `--db`, else `AUTHEONA_DB`, else the platform data
     /// directory. Worked out only when a command needs it.
     fn db_path(&self) -> Result<PathBuf> {
         db_path(self.db.as_deref())
@@ -76,13 +76,17 @@ impl Context {
     }
 }
 
-/// The database path: the one given (`--db` or `AUTHEONA_DB`), else the platform data directory.
+/// `AUTHEONA_DB`; set but empty counts as unset.
+fn db_from_env() -> Option<PathBuf> {
+    std::env::var_os("AUTHEONA_DB")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The database path: the one given (`--db`, else `AUTHEONA_DB`), else the platform data
+/// directory.
 fn db_path(given: Option<&Path>) -> Result<PathBuf> {
     match given {
-        Some(path) if path.as_os_str().is_empty() => {
-            Err(Error::usage("the database path is empty")
-                .with_hint("pass a file path with --db or AUTHEONA_DB, or unset AUTHEONA_DB"))
-        }
         Some(path) => Ok(path.to_owned()),
         None => directories::ProjectDirs::from("", "", "autheona")
             .map(|dirs| dirs.data_dir().join("autheona.db"))
@@ -110,7 +114,7 @@ fn warn_if_exposed(store: &Store) {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     let ctx = Context {
-        db: cli.db,
+        db: cli.db.or_else(db_from_env),
         now: Utc::now(),
     };
     match cli.command {

@@ -65,7 +65,11 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
     }
     let store = ctx.open()?;
     let project = match &args.project {
-        Some(name) => name.clone(),
+        Some(name) => {
+            // Before any prompt: a person should not answer questions for a doomed request.
+            project::require(&store, name)?;
+            name.clone()
+        }
         None => ask_project(&store)?,
     };
     let expiration = match args.expires {

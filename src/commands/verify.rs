@@ -46,8 +46,15 @@ fn read_token() -> Result<Secret> {
         return Ok(Secret::new(value.into_string().unwrap_or_default()));
     }
     let stdin = std::io::stdin();
-    if stdin.is_terminal() && std::io::stderr().is_terminal() {
-        return ui::prompt::secret("Token");
+    if stdin.is_terminal() {
+        if std::io::stderr().is_terminal() {
+            return ui::prompt::secret("Token");
+        }
+        // Typing it here would echo it, with no prompt to say what is wanted.
+        return Err(
+            Error::usage("no token given: stdin is a terminal and there is no prompt")
+                .with_hint("pipe the token on stdin or set AUTHEONA_TOKEN"),
+        );
     }
     let mut line = Zeroizing::new(Vec::new());
     stdin

@@ -70,8 +70,11 @@ pub fn list(store: &Store) -> Result<Vec<Project>> {
         .collect())
 }
 
-/// The id of an existing project, or a "not found" error that says what to do.
-pub(crate) fn require(store: &Store, name: &str) -> Result<i64> {
+/// The id of an existing project, or an error that says what to do. The name is checked
+/// first, so that a refused error never echoes something that cannot be a name (such as a
+/// token pasted in the wrong place).
+pub fn require(store: &Store, name: &str) -> Result<i64> {
+    validate_name(name)?;
     store.project_id(name)?.ok_or_else(|| not_found(name))
 }
 
@@ -89,6 +92,7 @@ pub fn token_count(store: &Store, name: &str) -> Result<u64> {
 
 /// Deletes the project and all its tokens; returns how many tokens were revoked.
 pub fn delete(store: &mut Store, name: &str) -> Result<u64> {
+    validate_name(name)?;
     store.delete_project(name)?.ok_or_else(|| not_found(name))
 }
 

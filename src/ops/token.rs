@@ -78,7 +78,7 @@ pub fn validate_description(text: &str) -> Result<Option<&str>> {
             "the description is {length} characters long; the limit is {DESCRIPTION_MAX_LEN}"
         )));
     }
-    if let Some(bad) = text.chars().find(|&c| text::is_unsafe_char(c)) {
+    if let Some(bad) = text::first_unsafe(text) {
         return Err(Error::usage(format!(
             "the description contains the invisible or control character U+{:04X}; use one line of visible text",
             u32::from(bad)

@@ -141,6 +141,12 @@ impl Store {
         &self.path
     }
 
+    /// Raw SQL, for tests that need to arrange what no command does.
+    #[cfg(test)]
+    pub(crate) fn execute_for_test(&self, sql: &str) {
+        self.conn.execute_batch(sql).expect("test SQL");
+    }
+
     fn connect(path: &Path, flags: OpenFlags) -> Result<Store> {
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|err| error_for(path, &err))?;

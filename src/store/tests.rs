@@ -63,3 +63,30 @@ fn record_use_reports_a_vanished_token() {
     let store = Store::in_memory().unwrap();
     assert!(!store.record_use("AAAAAAAAAAAA", 5).unwrap());
 }
+
+#[test]
+fn connections_enforce_foreign_keys_and_commit_durably() {
+    let store = Store::in_memory().unwrap();
+    let orphan = NewToken {
+        id: "AAAAAAAAAAAA",
+        project_id: 42,
+        secret_hash: "hash",
+        description: None,
+        created_at: 1,
+        expires_at: None,
+    };
+    assert!(
+        store.insert_token(&orphan).is_err(),
+        "a token without its project"
+    );
+    let synchronous: i64 = store
+        .conn
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "FULL");
+    let secure_delete: i64 = store
+        .conn
+        .pragma_query_value(None, "secure_delete", |row| row.get(0))
+        .unwrap();
+    assert_eq!(secure_delete, 1);
+}

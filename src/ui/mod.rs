@@ -11,7 +11,7 @@ use console::style;
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::text::is_unsafe_char;
+use crate::text;
 
 /// A person is there to answer prompts: stdin and stderr are terminals.
 pub fn is_interactive() -> bool {
@@ -21,20 +21,7 @@ pub fn is_interactive() -> bool {
 /// Text that came from a user or a file, made unable to inject terminal escape sequences:
 /// control and format characters are shown escaped, like `\u{1b}`.
 pub fn safe(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if is_unsafe_char(c) {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    text::escape_unsafe(text)
 }
 
 /// A status line for people, on stderr. Failing to write it is not worth failing the command.
@@ -52,7 +39,8 @@ pub fn warning(message: &str) {
 }
 
 /// Reports an error as one `error:` line, plus a hint line when there is one, and gives the
-/// exit code. A closed stdout ends quietly.
+/// exit code. A closed stdout ends quietly. Anything shaped like a token is redacted: errors
+/// may quote what the user typed.
 pub fn report(err: &Error) -> u8 {
     if !matches!(err.kind(), ErrorKind::BrokenPipe | ErrorKind::Interrupted) {
         let mut stderr = std::io::stderr().lock();
@@ -60,18 +48,70 @@ pub fn report(err: &Error) -> u8 {
             stderr,
             "{} {}",
             style("error:").red().bold().for_stderr(),
-            safe(err.message())
+            safe(&text::redact_tokens(err.message()))
         );
         if let Some(hint) = err.hint() {
             let _ = writeln!(
                 stderr,
                 "{} {}",
                 style("hint:").cyan().for_stderr(),
-                safe(hint)
+                safe(&text::redact_tokens(hint))
             );
         }
     }
     err.kind().exit_code()
+}
+
+/// Reports a command-line parsing error the same way: clap's message as one `error:` line,
+/// its tip or the usage as the hint. Help and version go out as clap prints them.
+pub fn report_clap(err: &clap::Error) -> u8 {
+    use clap::error::ErrorKind as Clap;
+    if matches!(err.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        let _ = err.print();
+        return u8::try_from(err.exit_code()).unwrap_or(0);
+    }
+    let rendered = err.render().to_string();
+    if err.kind() == Clap::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap would print the whole help; one line naming the choices says the same.
+        let usage = rendered.lines().find_map(|l| l.strip_prefix("Usage: "));
+        let commands: Vec<&str> = rendered
+            .lines()
+            .skip_while(|l| *l != "Commands:")
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| *name != "help")
+            .collect();
+        let error = Error::usage(format!("a command is needed: {}", commands.join(", ")));
+        return report(&match usage {
+            Some(usage) => error.with_hint(format!("usage: {usage}")),
+            None => error,
+        });
+    }
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let (mut tip, mut usage) = (None, None);
+    for line in lines {
+        let trimmed = line.trim();
+        if let Some(found) = trimmed.strip_prefix("tip: ") {
+            tip.get_or_insert(found);
+        } else if let Some(found) = trimmed.strip_prefix("Usage: ") {
+            usage.get_or_insert(found);
+        } else if line.starts_with("  ") && tip.is_none() && usage.is_none() {
+            // Details clap puts on the lines below, such as the possible values.
+            message.push(' ');
+            message.push_str(trimmed);
+        }
+    }
+    let mut error = Error::usage(message);
+    if let Some(hint) = tip
+        .map(str::to_owned)
+        .or_else(|| usage.map(|usage| format!("usage: {usage}")))
+    {
+        error = error.with_hint(hint);
+    }
+    report(&error)
 }
 
 /// Writes one line of data to stdout.

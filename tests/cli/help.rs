@@ -60,3 +60,26 @@ fn usage_errors_exit_2_without_touching_anything() {
     }
     assert!(!env.db().exists());
 }
+
+#[test]
+fn a_token_typed_as_an_argument_is_never_echoed() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    for args in [
+        vec!["token", "create", token.as_str()],
+        vec!["token", "create", "-e", "30", "-p", token.as_str()],
+        vec!["token", "list", "-p", token.as_str()],
+        vec!["project", "delete", token.as_str(), "--yes"],
+        vec!["project", "create", token.as_str()],
+        vec!["token", "revoke", token.as_str(), "--yes"],
+        vec!["verify", token.as_str()],
+    ] {
+        let assert = env.run(&args).code(2);
+        let out = stdout(&assert) + &stderr(&assert);
+        assert!(
+            !out.contains(&token[17..60]),
+            "{args:?} echoed the token: {out}"
+        );
+    }
+}

@@ -467,3 +467,44 @@ fn colour_only_without_no_color() {
         "no colour at a terminal: {transcript:?}"
     );
 }
+
+#[test]
+fn an_unknown_project_is_refused_before_any_question() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let (transcript, code) = Pty::spawn(&env, &["token", "create", "--project", "nope"]).finish();
+    assert_eq!(code, 1, "{transcript}");
+    assert!(
+        transcript.contains("no project named 'nope'"),
+        "{transcript}"
+    );
+    assert!(
+        !transcript.contains("Expiration"),
+        "asked before refusing: {transcript}"
+    );
+}
+
+/// A terminal on stdin but stderr sent to a file: nobody can see a prompt.
+fn without_visible_prompts(env: &TestEnv, args: &[&str]) -> (String, i32, String) {
+    let log = env.dir().join("stderr.log");
+    let mut cmd = pty_command(env, args);
+    cmd.stderr(std::fs::File::create(&log).unwrap());
+    let (transcript, code) = Pty::spawn_command(cmd).finish();
+    (transcript, code, std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn no_prompt_when_stderr_is_not_a_terminal() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let (_, code, err) = without_visible_prompts(&env, &["token", "create"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--project"), "{err}");
+    let (_, code, err) = without_visible_prompts(&env, &["verify"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("AUTHEONA_TOKEN"), "{err}");
+    let token = env.token("demo", "30");
+    let (_, code, err) = without_visible_prompts(&env, &["token", "revoke", id_of(&token)]);
+    assert_eq!(code, 2, "{err}");
+    env.verify(&token, &[]).success();
+}

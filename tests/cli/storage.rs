@@ -395,3 +395,44 @@ fn a_damaged_database_is_an_environment_error() {
         );
     }
 }
+
+#[test]
+fn deleting_a_project_leaves_no_hash_behind() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let bystander = env.sql();
+    bystander
+        .query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
+        .unwrap();
+    let token = env.token("demo", "30");
+    let hash: String = env
+        .sql()
+        .query_row(
+            "SELECT secret_hash FROM tokens WHERE id = ?1",
+            [id_of(&token)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    env.run(&["project", "delete", "demo", "--yes"]).success();
+    let bytes = database_bytes(env.db());
+    assert!(
+        !contains(&bytes, hash.rsplit('$').next().unwrap().as_bytes()),
+        "the hash lingers"
+    );
+    drop(bystander);
+}
+
+#[test]
+fn an_empty_autheona_db_means_the_default() {
+    let env = TestEnv::new();
+    env.bare_cmd()
+        .env("AUTHEONA_DB", "")
+        .args(["project", "create", "demo"])
+        .assert()
+        .success();
+    assert!(
+        env.dir()
+            .join("home/.local/share/autheona/autheona.db")
+            .is_file()
+    );
+}

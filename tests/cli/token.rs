@@ -557,3 +557,26 @@ fn a_failed_database_write_prints_nothing() {
     blocker.execute_batch("ROLLBACK").unwrap();
     assert!(list_json(&env, &[]).is_empty());
 }
+
+#[test]
+fn tables_show_local_time_json_shows_utc() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.token("demo", "never");
+    let json: Value =
+        serde_json::from_str(&stdout(&env.run(&["token", "list", "--json"]).success())).unwrap();
+    let created = DateTime::parse_from_rfc3339(json[0]["created_at"].as_str().unwrap()).unwrap();
+    let in_kolkata = created + chrono::TimeDelta::minutes(5 * 60 + 30);
+    let table = stdout(
+        &env.cmd()
+            .env("TZ", "Asia/Kolkata")
+            .args(["token", "list"])
+            .assert()
+            .success(),
+    );
+    let shown = in_kolkata.format("%Y-%m-%d %H:%M").to_string();
+    assert!(
+        table.contains(&shown),
+        "expected {shown} (UTC+05:30) in\n{table}"
+    );
+}

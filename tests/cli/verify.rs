@@ -296,3 +296,43 @@ fn a_closed_stdout_does_not_change_the_verdict() {
         }
     }
 }
+
+#[test]
+fn an_endless_line_is_answered_after_a_bounded_read() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    let mut child = env
+        .std_cmd()
+        .arg("verify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Writes until autheona stops reading and exits (then the pipe breaks).
+    let writer = std::thread::spawn(move || {
+        let chunk = [b'a'; 8192];
+        let mut written = 0usize;
+        while stdin.write_all(&chunk).is_ok() {
+            written += chunk.len();
+            assert!(written < (1 << 30), "autheona read a whole GiB");
+        }
+    });
+    // A hang guard, not a timing: the test fails rather than waits forever.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "verify kept reading an endless line"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "invalid: malformed\n");
+    writer.join().unwrap();
+}

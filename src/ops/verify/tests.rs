@@ -1,6 +1,7 @@
 use super::*;
 use crate::ops::project;
 use crate::ops::token::{self, Expiration, TokenRequest};
+use crate::secret;
 
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -119,5 +120,63 @@ fn failed_checks_record_no_use() {
     assert_eq!(
         token::list(&store, None, at(T0)).unwrap()[0].last_used_at,
         None
+    );
+}
+
+/// Runs `verify` and says how many argon2 verifications it did.
+fn verifications_of(
+    store: &Store,
+    token: &Token,
+    project: Option<&str>,
+    now: DateTime<Utc>,
+) -> u32 {
+    let before = secret::verifications();
+    verify(store, token, project, now).unwrap();
+    secret::verifications() - before
+}
+
+#[test]
+fn every_outcome_costs_exactly_one_argon2_verification() {
+    let (store, token) = setup(Expiration::Days30);
+    let text = token.reveal();
+    let body = format!("aut_000000000000_{}", &text.expose()[17..60]);
+    let sum = crate::token::checksum(&body);
+    let unknown = Token::parse(&format!("{body}{}", std::str::from_utf8(&sum).unwrap())).unwrap();
+    assert_eq!(
+        verifications_of(&store, &unknown, None, at(T0)),
+        1,
+        "unknown id"
+    );
+    assert_eq!(verifications_of(&store, &token, None, at(T0)), 1, "valid");
+    assert_eq!(
+        verifications_of(&store, &token, Some("other"), at(T0)),
+        1,
+        "wrong project"
+    );
+    assert_eq!(
+        verifications_of(&store, &token, None, at(T0 + 31 * DAY)),
+        1,
+        "expired"
+    );
+}
+
+#[test]
+fn a_token_revoked_while_it_is_being_verified_is_not_valid() {
+    let (store, token) = setup(Expiration::Never);
+    // The row vanishes between the lookup and the last-used update, as if revoked meanwhile.
+    store.execute_for_test(
+        "CREATE TEMP TRIGGER revoke_meanwhile BEFORE UPDATE OF last_used_at ON tokens
+         BEGIN DELETE FROM tokens WHERE id = OLD.id; SELECT RAISE(IGNORE); END;",
+    );
+    let result = verify(&store, &token, None, at(T0)).unwrap();
+    assert!(
+        matches!(
+            result,
+            Verification::Invalid {
+                reason: Reason::Unknown,
+                token: None
+            }
+        ),
+        "{result:?}"
     );
 }
