@@ -34,18 +34,6 @@ pub enum Malformed {
     Checksum,
 }
 
-impl fmt::Display for Malformed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Malformed::Length => "a token is 66 characters long",
-            Malformed::Prefix => "a token starts with `aut_`",
-            Malformed::Separator => "a token has `_` after its 12-character id",
-            Malformed::Alphabet => "a token holds only the characters 0-9, A-Z and a-z",
-            Malformed::Checksum => "the token's checksum does not match (mistyped or truncated?)",
-        })
-    }
-}
-
 /// A token id: 12 base62 characters. Not secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenId(String);

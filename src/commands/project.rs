@@ -91,7 +91,7 @@ fn delete(ctx: &Context, args: &ProjectDeleteArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub(super) fn plural(count: u64, noun: &str) -> String {
+fn plural(count: u64, noun: &str) -> String {
     if count == 1 {
         format!("1 {noun}")
     } else {

@@ -92,10 +92,7 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
     let created = token::create(&store, &request, ctx.now, &mut rng, |created| {
         deliver(created, args.json)
     })?;
-    let expires = match created.expires_at {
-        Some(at) => format!("expires {}", time::for_people(at)),
-        None => "never expires".to_owned(),
-    };
+    let expires = time::expiry(created.expires_at);
     ui::status(&format!(
         "Created token {} for project {} ({expires}).",
         created.token.id(),

@@ -122,10 +122,7 @@ fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
 }
 
 fn valid_line(token: &VerifiedToken) -> String {
-    let expiry = match token.expires_at {
-        Some(at) => format!("expires {}", time::for_people(at)),
-        None => "never expires".to_owned(),
-    };
+    let expiry = time::expiry(token.expires_at);
     format!(
         "valid: token {} (project {}, {expiry})",
         token.id,

@@ -58,6 +58,13 @@ fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     })
 }
 
+fn project_id(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
+        row.get(0)
+    })
+    .optional()
+}
+
 fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(failure, _)
         if failure.code == ErrorCode::ConstraintViolation
@@ -100,12 +107,7 @@ impl Store {
     }
 
     pub fn project_id(&self, name: &str) -> Result<Option<i64>> {
-        self.conn
-            .query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
-                row.get(0)
-            })
-            .optional()
-            .map_err(|err| self.error(&err))
+        project_id(&self.conn, name).map_err(|err| self.error(&err))
     }
 
     pub fn project_token_count(&self, project_id: i64) -> Result<u64> {
@@ -127,13 +129,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
-        let Some(project_id) = tx
-            .query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
-                row.get::<_, i64>(0)
-            })
-            .optional()
-            .map_err(fail)?
-        else {
+        let Some(project_id) = project_id(&tx, name).map_err(fail)? else {
             return Ok(None);
         };
         let tokens = tx

@@ -14,6 +14,14 @@ pub fn for_people_or_never(time: Option<DateTime<Utc>>) -> String {
     time.map_or_else(|| "Never".to_owned(), for_people)
 }
 
+/// `expires YYYY-MM-DD HH:MM` or `never expires`.
+pub fn expiry(expires_at: Option<DateTime<Utc>>) -> String {
+    match expires_at {
+        Some(at) => format!("expires {}", for_people(at)),
+        None => "never expires".to_owned(),
+    }
+}
+
 /// RFC 3339 in UTC with a `Z` suffix, to the second.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)

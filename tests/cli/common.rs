@@ -179,3 +179,15 @@ pub fn faketime_lib() -> &'static str {
         .find(|path| std::path::Path::new(path).exists())
         .expect("libfaketime is needed: apt-get install faketime")
 }
+
+/// `token list --json` (with `args`), parsed.
+pub fn list_json(env: &TestEnv, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["token", "list", "--json"];
+    all.extend_from_slice(args);
+    let out = stdout(&env.run(&all).success());
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}

@@ -114,15 +114,6 @@ fn printed_token(transcript: &str) -> String {
     found[0].to_owned()
 }
 
-fn token_list(env: &TestEnv) -> Vec<Value> {
-    let out = stdout(&env.run(&["token", "list", "--json"]).success());
-    serde_json::from_str::<Value>(&out)
-        .expect("token list --json")
-        .as_array()
-        .expect("a JSON array")
-        .clone()
-}
-
 fn project_names(env: &TestEnv) -> Vec<String> {
     let out = stdout(&env.run(&["project", "list", "--json"]).success());
     serde_json::from_str::<Value>(&out)
@@ -186,7 +177,7 @@ fn token_create_asks_for_project_expiration_and_description() {
         "{transcript}"
     );
 
-    let tokens = token_list(&env);
+    let tokens = list_json(&env, &[]);
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     let listed = &tokens[0];
     assert_eq!(listed["id"], id_of(&token));
@@ -231,7 +222,7 @@ fn token_create_with_flags_asks_only_for_the_description() {
     );
     let token = printed_token(&transcript);
 
-    let tokens = token_list(&env);
+    let tokens = list_json(&env, &[]);
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert_eq!(tokens[0]["id"], id_of(&token));
     assert_eq!(tokens[0]["project"], "demo");
@@ -263,7 +254,7 @@ fn token_create_reasks_when_the_description_has_an_escape_character() {
     assert_eq!(code, 0, "{transcript}");
     let token = printed_token(&transcript);
 
-    let tokens = token_list(&env);
+    let tokens = list_json(&env, &[]);
     assert_eq!(
         tokens.len(),
         1,
@@ -422,7 +413,7 @@ fn verify_at_a_terminal_asks_for_the_token_without_echo() {
     );
 
     // The verification was real: it recorded the use.
-    let tokens = token_list(&env);
+    let tokens = list_json(&env, &[]);
     assert_ne!(tokens[0]["last_used_at"], Value::Null, "{tokens:?}");
 }
 
@@ -442,7 +433,7 @@ fn ctrl_c_at_a_prompt_gives_the_cursor_back() {
         .rfind("\x1b[?25h")
         .expect("the cursor is shown again");
     assert!(shown > hidden, "{transcript:?}");
-    assert!(token_list(&env).is_empty());
+    assert!(list_json(&env, &[]).is_empty());
 }
 
 #[test]

@@ -3,17 +3,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn list_json(env: &TestEnv, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["token", "list", "--json"];
-    all.extend_from_slice(args);
-    let out = stdout(&env.run(&all).success());
-    serde_json::from_str::<Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn days_between(from: &Value, to: &Value) -> i64 {
     let from = DateTime::parse_from_rfc3339(from.as_str().unwrap()).unwrap();
     let to = DateTime::parse_from_rfc3339(to.as_str().unwrap()).unwrap();
