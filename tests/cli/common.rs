@@ -191,3 +191,15 @@ pub fn list_json(env: &TestEnv, args: &[&str]) -> Vec<serde_json::Value> {
         .unwrap()
         .clone()
 }
+
+/// A JSON object's keys, sorted.
+pub fn keys(value: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}

@@ -25,14 +25,7 @@ fn create_then_list_as_table_and_json() {
     let projects = json.as_array().unwrap();
     assert_eq!(projects.len(), 2);
     let web = &projects[1];
-    let mut keys: Vec<&str> = web
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["created_at", "name", "tokens"]);
+    assert_eq!(keys(web), ["created_at", "name", "tokens"]);
     assert_eq!(web["name"], "web.v2_x");
     assert_eq!(web["tokens"], 1);
     let created_at = web["created_at"].as_str().unwrap();

@@ -66,15 +66,8 @@ fn create_json_has_the_documented_shape() {
         .success(),
     );
     let json: Value = serde_json::from_str(&out).unwrap();
-    let mut keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        keys(&json),
         [
             "created_at",
             "description",
@@ -360,15 +353,8 @@ fn list_json_has_the_documented_shape_and_records_last_use() {
     let before = list_json(&env, &["--project", "demo"]);
     assert_eq!(before.len(), 1);
     let row = &before[0];
-    let mut keys: Vec<&str> = row
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        keys(row),
         [
             "created_at",
             "description",

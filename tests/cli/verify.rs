@@ -44,14 +44,10 @@ fn quiet_prints_nothing_and_json_has_the_documented_shape() {
     env.verify("nonsense", &["-q"]).code(1).stdout("");
 
     let valid = json(&env.verify(&token, &["--json"]).success());
-    let mut keys: Vec<&str> = valid
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["expires_at", "id", "project", "reason", "valid"]);
+    assert_eq!(
+        keys(&valid),
+        ["expires_at", "id", "project", "reason", "valid"]
+    );
     assert_eq!(valid["valid"], true);
     assert_eq!(valid["reason"], Value::Null);
     assert_eq!(valid["id"], id_of(&token));
