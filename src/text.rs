@@ -30,6 +30,10 @@ fn is_pictograph(c: char) -> bool {
 /// The unsafe characters of `text`, with their char positions. A zero-width joiner between
 /// two pictographs is part of an emoji (👩‍💻) and not counted.
 fn unsafe_positions(text: &str) -> Vec<usize> {
+    // Printable ASCII, by far the most common text, is safe: skip the Unicode tables.
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Vec::new();
+    }
     let chars: Vec<char> = text.chars().collect();
     (0..chars.len())
         .filter(|&i| {

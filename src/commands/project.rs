@@ -55,18 +55,17 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
         ui::status("No projects.");
         return Ok(Outcome::Success);
     }
-    let mut table = table::new(["Name", "Created", "Tokens"]);
-    for p in &projects {
-        table::add_row(
-            &mut table,
-            [
+    let rows = projects
+        .iter()
+        .map(|p| {
+            vec![
                 p.name.clone(),
                 time::for_people(p.created_at),
                 p.tokens.to_string(),
-            ],
-        );
-    }
-    ui::print_line(&table.trim_fmt())?;
+            ]
+        })
+        .collect();
+    table::print(&["Name", "Created", "Tokens"], rows)?;
     Ok(Outcome::Success)
 }
 

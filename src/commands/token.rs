@@ -197,41 +197,29 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let all_projects = args.project.is_none();
-    let mut table = if all_projects {
-        table::new([
-            "ID",
-            "Project",
-            "Description",
-            "Created",
-            "Expires",
-            "Last used",
-            "Status",
-        ])
-    } else {
-        table::new([
-            "ID",
-            "Description",
-            "Created",
-            "Expires",
-            "Last used",
-            "Status",
-        ])
-    };
-    for t in &tokens {
-        let mut cells = vec![t.id.clone()];
-        if all_projects {
-            cells.push(t.project.clone());
-        }
-        cells.extend([
-            t.description.clone().unwrap_or_default(),
-            time::for_people(t.created_at),
-            time::for_people_or_never(t.expires_at),
-            time::for_people_or_never(t.last_used_at),
-            t.status.as_str().to_owned(),
-        ]);
-        table::add_row(&mut table, cells);
+    let mut header = vec!["ID"];
+    if all_projects {
+        header.push("Project");
     }
-    ui::print_line(&table.trim_fmt())?;
+    header.extend(["Description", "Created", "Expires", "Last used", "Status"]);
+    let rows = tokens
+        .into_iter()
+        .map(|t| {
+            let mut cells = vec![t.id];
+            if all_projects {
+                cells.push(t.project);
+            }
+            cells.extend([
+                t.description.unwrap_or_default(),
+                time::for_people(t.created_at),
+                time::for_people_or_never(t.expires_at),
+                time::for_people_or_never(t.last_used_at),
+                t.status.as_str().to_owned(),
+            ]);
+            cells
+        })
+        .collect();
+    table::print(&header, rows)?;
     Ok(Outcome::Success)
 }
 

@@ -90,3 +90,23 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
         .unwrap();
     assert_eq!(secure_delete, 1);
 }
+
+#[test]
+fn many_tokens_go_in_at_once() {
+    let mut store = Store::in_memory().unwrap();
+    store.insert_project("demo", 1).unwrap();
+    let project_id = store.project_id("demo").unwrap().unwrap();
+    let ids: Vec<String> = (0..100).map(|i| format!("{i:012}")).collect();
+    let inserted = store
+        .insert_tokens(ids.iter().map(|id| NewToken {
+            id,
+            project_id,
+            secret_hash: "shared",
+            description: None,
+            created_at: 1,
+            expires_at: None,
+        }))
+        .unwrap();
+    assert_eq!(inserted, 100);
+    assert_eq!(store.project_token_count(project_id).unwrap(), 100);
+}

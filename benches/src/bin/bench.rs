@@ -1,0 +1,648 @@
+//! autheona's benchmark: builds its fixtures, times the real binaries as whole processes, and
+//! prints each measurement's median and range, each ratio against its target, and pass or miss.
+//! Run it with `benches/run`, which builds everything in release mode first.
+//!
+//! Ratios are taken within one run, with the compared commands interleaved round by round, so
+//! that a noisy machine slows both sides alike.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use autheona::ops::project;
+use autheona::ops::token::{self, Expiration, TokenRequest};
+use autheona::secret::{self, Secret};
+use autheona::store::{NewToken, Store};
+use autheona::token::{TokenId, checksum};
+use chrono::Utc;
+
+/// Token counts the fixtures hold.
+const SIZES: [usize; 3] = [10, 100_000, 1_000_000];
+
+/// One finished process: wall time, CPU time, peak memory, success.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: i64,
+    ok: bool,
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+}
+
+/// Runs a command to completion with no stdio, measuring it with `wait4`'s resource usage.
+fn run(mut cmd: Command) -> Sample {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn a benchmarked command");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for the child we just spawned.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(waited, pid, "wait4 failed");
+    Sample {
+        wall,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    }
+}
+
+/// A named command and what it measured.
+struct Bench {
+    name: String,
+    make: Box<dyn Fn() -> Command>,
+    samples: Vec<Sample>,
+    /// The command is meant to fail (a verify of a bad token exits 1).
+    expect_invalid: bool,
+}
+
+impl Bench {
+    fn new(name: &str, make: impl Fn() -> Command + 'static) -> Bench {
+        Bench {
+            name: name.to_owned(),
+            make: Box::new(make),
+            samples: Vec::new(),
+            expect_invalid: false,
+        }
+    }
+
+    fn expecting_invalid(mut self) -> Bench {
+        self.expect_invalid = true;
+        self
+    }
+
+    fn walls(&self) -> Vec<Duration> {
+        let mut walls: Vec<Duration> = self.samples.iter().map(|s| s.wall).collect();
+        walls.sort();
+        walls
+    }
+
+    fn median(&self) -> Duration {
+        median(&self.walls())
+    }
+
+    fn median_cpu(&self) -> Duration {
+        let mut cpus: Vec<Duration> = self.samples.iter().map(|s| s.cpu).collect();
+        cpus.sort();
+        median(&cpus)
+    }
+
+    fn max_rss_mib(&self) -> f64 {
+        let kib = self
+            .samples
+            .iter()
+            .map(|s| s.max_rss_kib)
+            .max()
+            .unwrap_or(0);
+        kib as f64 / 1024.0
+    }
+
+    fn failures(&self) -> usize {
+        self.samples.iter().filter(|s| s.ok == self.expect_invalid).count()
+    }
+}
+
+fn median(sorted: &[Duration]) -> Duration {
+    let n = sorted.len();
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+    }
+}
+
+/// Runs the benches round-robin: `warmup` discarded rounds, then `rounds` measured ones.
+fn measure(benches: &mut [Bench], warmup: usize, rounds: usize) {
+    for round in 0..warmup + rounds {
+        for bench in benches.iter_mut() {
+            let sample = run((bench.make)());
+            if round >= warmup {
+                bench.samples.push(sample);
+            }
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// One line of the result table.
+struct Row {
+    what: String,
+    value: String,
+    range: String,
+    ratio: String,
+    target: String,
+    pass: bool,
+}
+
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    /// A timing; it fails when a run ended otherwise than expected.
+    fn timing(&mut self, bench: &Bench, note: &str) {
+        let walls = bench.walls();
+        self.rows.push(Row {
+            what: bench.name.clone(),
+            value: ms(bench.median()),
+            range: format!(
+                "{}–{}",
+                ms(*walls.first().unwrap_or(&Duration::ZERO)),
+                ms(*walls.last().unwrap_or(&Duration::ZERO))
+            ),
+            ratio: String::new(),
+            target: note.to_owned(),
+            pass: bench.failures() == 0,
+        });
+    }
+
+    /// `a / b` must be at most `max` (or, with `at_least`, at least it).
+    fn ratio(&mut self, what: &str, a: &Bench, b: &Bench, bound: f64, at_least: bool) {
+        let ratio = a.median().as_secs_f64() / b.median().as_secs_f64();
+        let pass = if at_least {
+            ratio >= bound
+        } else {
+            ratio <= bound
+        };
+        self.rows.push(Row {
+            what: what.to_owned(),
+            value: String::new(),
+            range: String::new(),
+            ratio: format!("{ratio:.2}x"),
+            target: format!("{} {bound:.2}x", if at_least { "≥" } else { "≤" }),
+            pass,
+        });
+    }
+
+    fn value(&mut self, what: &str, value: String, target: String, pass: bool) {
+        self.rows.push(Row {
+            what: what.to_owned(),
+            value,
+            range: String::new(),
+            ratio: String::new(),
+            target,
+            pass,
+        });
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| measurement | median | min–max | ratio | target | result |\n|---|---|---|---|---|---|\n",
+        );
+        for row in &self.rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                row.what,
+                row.value,
+                row.range,
+                row.ratio,
+                row.target,
+                if row.pass { "pass" } else { "**miss**" }
+            );
+        }
+        out
+    }
+}
+
+/// A fixture database: one project, `size` tokens, of which `verified` is real and the rest
+/// share one precomputed hash.
+struct Fixture {
+    db: PathBuf,
+    token: String,
+    /// Well-formed but unknown id, and known id with a wrong secret.
+    unknown_id: String,
+    wrong_secret: String,
+}
+
+impl Fixture {
+    fn manifest_line(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.db.display(),
+            self.token,
+            self.unknown_id,
+            self.wrong_secret
+        )
+    }
+
+    fn from_manifest_line(line: &str) -> Fixture {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let [db, token, unknown_id, wrong_secret] = parts.as_slice() else {
+            panic!("bad manifest line {line:?}");
+        };
+        Fixture {
+            db: PathBuf::from(db),
+            token: (*token).to_owned(),
+            unknown_id: (*unknown_id).to_owned(),
+            wrong_secret: (*wrong_secret).to_owned(),
+        }
+    }
+}
+
+/// Builds every fixture and writes their manifest. Runs as its own process, so that the
+/// harness stays small: Linux reports a child's peak memory as at least its parent's.
+fn build_fixtures(work: &Path, floor: &Path) {
+    let lines: Vec<String> = SIZES
+        .iter()
+        .map(|&n| build_fixture(work, n).manifest_line())
+        .collect();
+    let floor_db = work.join("floor.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", floor_db.display()));
+    }
+    assert!(
+        run({
+            let mut c = Command::new(floor);
+            c.arg("setup").arg(&floor_db);
+            c
+        })
+        .ok
+    );
+    let entry = Command::new("htpasswd")
+        .args(["-nbB", "-C", "5", "bench", "secret"])
+        .output()
+        .expect("htpasswd is needed: apt-get install apache2-utils");
+    let entry = String::from_utf8(entry.stdout).expect("utf-8");
+    for &n in &SIZES {
+        build_htpasswd(work, n, &entry);
+    }
+    std::fs::write(work.join("manifest"), lines.join("\n")).expect("manifest");
+}
+
+fn with_checksum(body: String) -> String {
+    let sum = checksum(&body);
+    body + std::str::from_utf8(&sum).expect("ascii")
+}
+
+fn build_fixture(dir: &Path, size: usize) -> Fixture {
+    let db = dir.join(format!("tokens-{size}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let mut store = Store::create(&db).expect("create fixture database");
+    let now = Utc::now();
+    project::create(&store, "bench", now).expect("project");
+    let mut rng = rand::rng();
+    let request = TokenRequest {
+        project: "bench",
+        expiration: Expiration::Never,
+        description: Some("verified by the benchmark"),
+    };
+    let mut token = String::new();
+    token::create(&store, &request, now, &mut rng, |created| {
+        token = created.token.reveal().expose().to_owned();
+        Ok(())
+    })
+    .expect("token");
+    let shared_hash = secret::hash(&Secret::new("filler".into())).expect("hash");
+    let project_id = store.project_id("bench").expect("query").expect("project");
+    let ids: Vec<TokenId> = (1..size).map(|_| TokenId::generate(&mut rng)).collect();
+    store
+        .insert_tokens(ids.iter().map(|id| NewToken {
+            id: id.as_str(),
+            project_id,
+            secret_hash: &shared_hash,
+            description: Some("filler"),
+            created_at: now.timestamp(),
+            expires_at: None,
+        }))
+        .expect("fillers");
+    drop(store);
+    let unknown_id = with_checksum(format!("aut_{}_{}", "0".repeat(12), &token[17..60]));
+    let wrong_secret = with_checksum(format!("aut_{}_{}", &token[4..16], "x".repeat(43)));
+    Fixture {
+        db,
+        token,
+        unknown_id,
+        wrong_secret,
+    }
+}
+
+/// An htpasswd file of `size` entries sharing one bcrypt hash (cost 5, htpasswd's default);
+/// the user checked is the last line, so htpasswd reads the whole file, as it does for any
+/// user near the end.
+fn build_htpasswd(dir: &Path, size: usize, entry: &str) {
+    let path = dir.join(format!("htpasswd-{size}"));
+    let hash = entry.trim().split_once(':').expect("user:hash").1;
+    let mut text = String::with_capacity(size * (hash.len() + 12));
+    for i in 1..size {
+        let _ = writeln!(text, "user{i}:{hash}");
+    }
+    let _ = writeln!(text, "bench:{hash}");
+    std::fs::write(&path, text).expect("write htpasswd file");
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cores} cores, {cpu}, Linux {}, {}",
+        kernel.trim(),
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+fn main() {
+    let mut rounds = 40;
+    let mut fixtures_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--rounds N")
+            }
+            "fixtures" => fixtures_only = true,
+            other => panic!("unknown argument {other}; usage: bench [--rounds N]"),
+        }
+    }
+    let bin_dir = std::env::current_exe()
+        .expect("own path")
+        .parent()
+        .expect("bin dir")
+        .to_owned();
+    let autheona = bin_dir.join("autheona");
+    let floor = bin_dir.join("floor");
+    let hello = bin_dir.join("hello");
+    let work = bin_dir.join("bench-work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    if fixtures_only {
+        build_fixtures(&work, &floor);
+        return;
+    }
+
+    eprintln!("machine: {}", machine());
+    eprintln!("building fixtures in {} ...", work.display());
+    let started = Instant::now();
+    let status = Command::new(std::env::current_exe().expect("own path"))
+        .arg("fixtures")
+        .status()
+        .expect("build fixtures");
+    assert!(status.success(), "building fixtures failed");
+    let manifest = std::fs::read_to_string(work.join("manifest")).expect("manifest");
+    let fixtures: Vec<Fixture> = manifest.lines().map(Fixture::from_manifest_line).collect();
+    let floor_db = work.join("floor.db");
+    let htpasswd_files: Vec<PathBuf> = SIZES
+        .iter()
+        .map(|n| work.join(format!("htpasswd-{n}")))
+        .collect();
+    eprintln!("fixtures ready in {:.1} s", started.elapsed().as_secs_f64());
+
+    let verify = |fixture: &Fixture, token: &str| {
+        let (db, token, autheona) = (fixture.db.clone(), token.to_owned(), autheona.clone());
+        move || {
+            let mut c = Command::new(&autheona);
+            c.arg("--db")
+                .arg(&db)
+                .arg("verify")
+                .env("AUTHEONA_TOKEN", &token);
+            c
+        }
+    };
+    let htpasswd = |file: &Path| {
+        let file = file.to_owned();
+        move || {
+            let mut c = Command::new("htpasswd");
+            c.arg("-vb").arg(&file).args(["bench", "secret"]);
+            c
+        }
+    };
+
+    // Fast commands, interleaved round by round.
+    let mut fast = vec![
+        Bench::new("floor", {
+            let (floor, db) = (floor.clone(), floor_db.clone());
+            move || {
+                let mut c = Command::new(&floor);
+                c.arg(&db).env("FLOOR_SECRET", "floor-secret");
+                c
+            }
+        }),
+        Bench::new(
+            "verify, 10 tokens",
+            verify(&fixtures[0], &fixtures[0].token),
+        ),
+        Bench::new(
+            "verify, 100,000 tokens",
+            verify(&fixtures[1], &fixtures[1].token),
+        ),
+        Bench::new(
+            "verify, 1,000,000 tokens",
+            verify(&fixtures[2], &fixtures[2].token),
+        ),
+        Bench::new("htpasswd -vb, 10 entries", htpasswd(&htpasswd_files[0])),
+        Bench::new("token create --expires 30, 100,000 tokens", {
+            let (autheona, db) = (autheona.clone(), fixtures[1].db.clone());
+            move || {
+                let mut c = Command::new(&autheona);
+                c.arg("--db")
+                    .arg(&db)
+                    .args(["token", "create", "-p", "bench", "-e", "30"]);
+                c
+            }
+        }),
+        Bench::new("autheona --version", {
+            let autheona = autheona.clone();
+            move || {
+                let mut c = Command::new(&autheona);
+                c.arg("--version");
+                c
+            }
+        }),
+        Bench::new("hello world (same profile)", {
+            let hello = hello.clone();
+            move || Command::new(&hello)
+        }),
+        Bench::new(
+            "verify, unknown id (100,000 tokens)",
+            verify(&fixtures[1], &fixtures[1].unknown_id),
+        )
+        .expecting_invalid(),
+        Bench::new(
+            "verify, wrong secret (100,000 tokens)",
+            verify(&fixtures[1], &fixtures[1].wrong_secret),
+        )
+        .expecting_invalid(),
+    ];
+    eprintln!("timing fast commands: {rounds} rounds ...");
+    measure(&mut fast, 3, rounds);
+
+    let slow_rounds = (rounds / 4).max(5);
+    let list = |json: bool| {
+        let (autheona, db) = (autheona.clone(), fixtures[1].db.clone());
+        move || {
+            let mut c = Command::new(&autheona);
+            c.arg("--db").arg(&db).args(["token", "list"]);
+            if json {
+                c.arg("--json");
+            }
+            c
+        }
+    };
+    let mut slow = vec![
+        Bench::new(
+            "htpasswd -vb, 100,000 entries",
+            htpasswd(&htpasswd_files[1]),
+        ),
+        Bench::new(
+            "htpasswd -vb, 1,000,000 entries",
+            htpasswd(&htpasswd_files[2]),
+        ),
+        Bench::new("token list --json, 100,000 tokens", list(true)),
+        Bench::new("token list (table), 100,000 tokens", list(false)),
+    ];
+    eprintln!("timing slow commands: {slow_rounds} rounds ...");
+    measure(&mut slow, 1, slow_rounds);
+
+    // Concurrency: 8 processes, each verifying 50 times against one database.
+    let processes = 8;
+    let per_process = 50;
+    eprintln!("concurrency: {processes} x {per_process} verifies ...");
+    let started = Instant::now();
+    let threads: Vec<_> = (0..processes)
+        .map(|_| {
+            let make = verify(&fixtures[0], &fixtures[0].token);
+            std::thread::spawn(move || (0..per_process).filter(|_| !run(make()).ok).count())
+        })
+        .collect();
+    let failures: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    let concurrent_wall = started.elapsed();
+
+    let [
+        floor_b,
+        v10,
+        v100k,
+        v1m,
+        ht10,
+        create,
+        version,
+        hello_b,
+        unknown,
+        wrong,
+    ] = <[Bench; 10]>::try_from(fast)
+        .ok()
+        .expect("ten fast benches");
+    let [ht100k, ht1m, list_json, list_table] = <[Bench; 4]>::try_from(slow)
+        .ok()
+        .expect("four slow benches");
+
+    let mut report = Report { rows: Vec::new() };
+    for bench in [&floor_b, &v10, &v100k, &v1m, &ht10, &ht100k, &ht1m, &create] {
+        report.timing(bench, "");
+    }
+    report.ratio("verify (10 tokens) / floor", &v10, &floor_b, 1.20, false);
+    report.ratio("verify: 100,000 / 10 tokens", &v100k, &v10, 1.05, false);
+    report.ratio("verify: 1,000,000 / 10 tokens", &v1m, &v10, 1.10, false);
+    report.ratio("htpasswd / verify, 10", &ht10, &v10, 1.0, true);
+    report.ratio("htpasswd / verify, 100,000", &ht100k, &v100k, 4.0, true);
+    report.ratio("htpasswd / verify, 1,000,000", &ht1m, &v1m, 30.0, true);
+    report.ratio(
+        "token create (100,000) / floor",
+        &create,
+        &floor_b,
+        2.0,
+        false,
+    );
+    report.timing(&list_json, "≤ 500 ms");
+    let json_pass = list_json.median() <= Duration::from_millis(500);
+    report.rows.last_mut().expect("row").pass &= json_pass;
+    report.timing(&list_table, "≤ 1000 ms");
+    let table_pass = list_table.median() <= Duration::from_secs(1);
+    report.rows.last_mut().expect("row").pass &= table_pass;
+    for bench in [&list_json, &list_table] {
+        let peak = bench.max_rss_mib();
+        report.value(
+            &format!("peak memory, {}", bench.name),
+            format!("{peak:.1} MiB"),
+            "≤ 150 MiB".into(),
+            peak <= 150.0,
+        );
+    }
+    let verify_peak = [&v10, &v100k, &v1m]
+        .iter()
+        .map(|b| b.max_rss_mib())
+        .fold(0.0, f64::max);
+    report.value(
+        "peak memory, verify",
+        format!("{verify_peak:.1} MiB"),
+        "≤ 10 MiB".into(),
+        verify_peak <= 10.0,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu_one = v10.median_cpu().as_secs_f64();
+    let throughput = (processes * per_process) as f64 / concurrent_wall.as_secs_f64();
+    let needed = 0.8 * cores / cpu_one;
+    report.value(
+        &format!("concurrency: {processes} x {per_process} verifies, failures"),
+        failures.to_string(),
+        "0".into(),
+        failures == 0,
+    );
+    report.value(
+        "concurrency: verifies per second",
+        format!(
+            "{throughput:.0}/s (one verify: {:.2} ms CPU)",
+            cpu_one * 1000.0
+        ),
+        format!("≥ {needed:.0}/s (0.8 x cores / CPU)"),
+        throughput >= needed,
+    );
+    report.timing(&version, "");
+    report.timing(&hello_b, "");
+    report.ratio(
+        "start-up: --version / hello world",
+        &version,
+        &hello_b,
+        1.20,
+        false,
+    );
+    report.timing(&unknown, "");
+    report.timing(&wrong, "");
+    let spread = unknown.median().as_secs_f64() / wrong.median().as_secs_f64();
+    report.value(
+        "unknown id / wrong secret",
+        String::new(),
+        "within 10%".into(),
+        (0.9..=1.1).contains(&spread),
+    );
+    report.rows.last_mut().expect("row").ratio = format!("{spread:.2}x");
+
+    let missed = report.rows.iter().filter(|r| !r.pass).count();
+    println!("Machine: {}\n", machine());
+    println!("{}", report.markdown());
+    println!(
+        "{} rounds of the fast commands, {slow_rounds} of the slow ones; {}",
+        rounds,
+        if missed == 0 {
+            "every target met.".to_owned()
+        } else {
+            format!("{missed} target(s) missed.")
+        }
+    );
+}
