@@ -4,9 +4,10 @@
 
 use std::fmt;
 
-use argon2::password_hash::PasswordHasher;
-use argon2::password_hash::phc::{Output, PasswordHash};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use rand::TryRng;
+use rand::rngs::SysRng;
 use zeroize::Zeroizing;
 
 /// Argon2id cost for new hashes: m=1024 KiB, t=1, p=1.
@@ -55,17 +56,46 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, HASH_PARAMS)
 }
 
-/// Hashes a secret to an argon2id PHC string with a random 16-byte salt.
+/// Hashes a secret to an argon2id PHC string at [`HASH_PARAMS`] with a random 16-byte salt
+/// from the operating system.
 pub fn hash(secret: &Secret) -> Result<String, argon2::password_hash::Error> {
-    let hash: PasswordHash = hasher().hash_password(secret.expose().as_bytes())?;
+    let mut salt = [0u8; 16];
+    SysRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    compute(&hasher(), secret, &salt, &mut out)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&HASH_PARAMS)?,
+        salt: Some(Salt::new(&salt)?),
+        hash: Some(Output::new(&out)?),
+    };
     Ok(hash.to_string())
+}
+
+/// One argon2 computation, its working memory from [`Memory`] (the heap if that fails).
+fn compute(
+    argon2: &Argon2<'_>,
+    secret: &Secret,
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    let password = secret.expose().as_bytes();
+    match Memory::new(argon2.params().block_count()) {
+        Some(mut memory) => {
+            argon2.hash_password_into_with_memory(password, salt, out, memory.blocks())
+        }
+        None => argon2.hash_password_into(password, salt, out),
+    }
 }
 
 /// Whether `secret` matches the PHC string `stored`, at the algorithm, version and parameters
 /// recorded in `stored`. A stored value that does not parse matches nothing.
 ///
 /// This is what argon2's `PasswordVerifier` does, except that the working memory comes from
-/// [`Memory`]: on every verify, its page faults cost more than the hashing itself.
+/// [`Memory`].
 pub fn verify(secret: &Secret, stored: &str) -> bool {
     #[cfg(test)]
     VERIFICATIONS.with(|count| count.set(count.get() + 1));
@@ -189,6 +219,7 @@ pub fn verify_dummy(secret: &Secret) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher;
 
     #[test]
     fn debug_and_display_are_redacted() {
@@ -249,6 +280,38 @@ mod tests {
             DUMMY_HASH
         ));
         assert!(!verify_dummy(&Secret::new("anything".into())));
+    }
+
+    #[test]
+    fn our_hashes_are_what_argon2_itself_verifies() {
+        use argon2::password_hash::PasswordVerifier;
+        let secret = Secret::new("cross-check".into());
+        let stored = hash(&secret).unwrap();
+        let parsed = PasswordHash::new(&stored).unwrap();
+        assert_eq!(parsed.salt.unwrap().len(), 16);
+        assert!(hasher().verify_password(b"cross-check", &parsed).is_ok());
+        assert!(
+            hasher()
+                .verify_password(b"something else", &parsed)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn other_argon2_variants_verify_by_what_their_string_says() {
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
+            let secret = Secret::new("variant".into());
+            let stored = Argon2::new(
+                algorithm,
+                Version::V0x13,
+                Params::new(512, 1, 1, None).unwrap(),
+            )
+            .hash_password(b"variant")
+            .unwrap()
+            .to_string();
+            assert!(verify(&secret, &stored), "{stored}");
+            assert!(!verify(&Secret::new("other".into()), &stored));
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ fn run(mut cmd: Command) -> Sample {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let start = Instant::now();
+    // Reaped by wait4 below, which also gives its resource usage (Child::wait would not).
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("spawn a benchmarked command");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
@@ -106,7 +108,10 @@ impl Bench {
     }
 
     fn failures(&self) -> usize {
-        self.samples.iter().filter(|s| s.ok == self.expect_invalid).count()
+        self.samples
+            .iter()
+            .filter(|s| s.ok == self.expect_invalid)
+            .count()
     }
 }
 
