@@ -284,3 +284,65 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    /// A well-formed token drawn from a seed.
+    fn token() -> impl Strategy<Value = Token> {
+        any::<u64>().prop_map(|seed| Token::generate(&mut StdRng::seed_from_u64(seed)))
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_parses_or_is_refused_without_panicking(text in any::<String>()) {
+            let _ = Token::parse(&text);
+        }
+
+        #[test]
+        fn any_66_token_characters_without_the_right_checksum_are_refused(
+            text in "aut_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}"
+        ) {
+            let body = &text[..TOKEN_LEN - CHECKSUM_LEN];
+            let valid = checksum(body) == text.as_bytes()[TOKEN_LEN - CHECKSUM_LEN..];
+            prop_assert_eq!(Token::parse(&text).is_ok(), valid);
+        }
+
+        #[test]
+        fn every_generated_token_round_trips(token in token()) {
+            let text = token.reveal();
+            prop_assert_eq!(text.expose().len(), TOKEN_LEN);
+            prop_assert_eq!(Token::parse(text.expose()), Ok(token));
+        }
+
+        #[test]
+        fn any_single_character_change_is_refused(
+            token in token(),
+            position in 0..TOKEN_LEN,
+            replacement in prop::char::any(),
+        ) {
+            let text = token.reveal();
+            let original = text.expose().as_bytes()[position] as char;
+            prop_assume!(replacement != original);
+            let mut changed: Vec<char> = text.expose().chars().collect();
+            changed[position] = replacement;
+            let changed: String = changed.into_iter().collect();
+            prop_assert!(Token::parse(&changed).is_err(), "{} accepted", changed);
+        }
+
+        #[test]
+        fn base62_is_six_digits_of_the_alphabet(n in any::<u32>()) {
+            let digits = base62_u32(n);
+            prop_assert!(digits.iter().all(|d| BASE62.contains(d)));
+            let value = digits.iter().fold(0u64, |acc, d| {
+                acc * 62 + BASE62.iter().position(|b| b == d).unwrap() as u64
+            });
+            prop_assert_eq!(value, u64::from(n));
+        }
+    }
+}
