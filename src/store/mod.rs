@@ -2,10 +2,10 @@
 
 mod queries;
 
-use std::fs::DirBuilder;
+use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Read;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,24 @@ impl Store {
                 }
             }
         }
-        let mut store = Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        // SQLite gives new -wal and -shm files the database file's mode: a database made
+        // read-only (0400) would get read-only ones, which stay so after write permission
+        // returns. Create them 0600 first.
+        let (log, index) = (sidecar(path, "-wal"), sidecar(path, "-shm"));
+        for file in [&log, &index] {
+            let _ = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file);
+        }
+        let mut store = if intent == Intent::Use && !log.exists() && !index.exists() {
+            // They cannot be created (a read-only directory), and with no log the file alone
+            // is the whole database: read it as it is.
+            Store::connect_immutable(path)?
+        } else {
+            Store::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?
+        };
         match store.file_state()? {
             FileState::Current => {}
             FileState::Older => store.migrate()?,
@@ -126,6 +143,18 @@ impl Store {
             }
         }
         store.keep_log_on_close()?;
+        // SQLite gives an empty -wal or -shm file the database file's mode when it opens it,
+        // so a read-only spell of the database (0400) would outlast itself in them: put back
+        // 0600 on those we own.
+        for file in [&log, &index] {
+            if let Ok(meta) = std::fs::metadata(file)
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                && meta.uid() == unsafe { libc::geteuid() }
+                && meta.mode() & 0o777 != 0o600
+            {
+                let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
         Ok(store)
     }
 
@@ -166,6 +195,34 @@ impl Store {
                     .pragma_update(None, "wal_autocheckpoint", LOG_PAGES)
             })
             .map_err(|err| self.error(&err))
+    }
+
+    /// A read-only connection that reads the file as it is: no locks, no -shm.
+    fn connect_immutable(path: &Path) -> Result<Store> {
+        let Some(text) = path.to_str() else {
+            return Store::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY);
+        };
+        let mut uri = String::from("file:");
+        for c in text.chars() {
+            match c {
+                '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+                _ => uri.push(c),
+            }
+        }
+        uri.push_str("?immutable=1");
+        let conn = Connection::open_with_flags(
+            &uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|err| error_for(path, &err))?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store.configure()?;
+        Ok(store)
     }
 
     fn connect(path: &Path, flags: OpenFlags) -> Result<Store> {
@@ -307,9 +364,7 @@ fn sniff(path: &Path) -> Result<Sniff> {
         })?;
     if header.is_empty() {
         // Empty, unless everything is still in a log, which only SQLite can read.
-        let mut log = path.as_os_str().to_owned();
-        log.push("-wal");
-        let logged = std::fs::metadata(PathBuf::from(log)).is_ok_and(|m| m.len() > 0);
+        let logged = std::fs::metadata(sidecar(path, "-wal")).is_ok_and(|m| m.len() > 0);
         return Ok(if logged { Sniff::Unsure } else { Sniff::Empty });
     }
     if header.len() < 100 || !header.starts_with(b"SQLite format 3\0") {
@@ -337,6 +392,13 @@ fn foreign(path: &Path) -> Error {
 fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(failure, _)
         if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+/// The file beside the database with `suffix` appended to its name (`-wal`, `-shm`).
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn header(conn: &Connection) -> rusqlite::Result<(i32, i32)> {

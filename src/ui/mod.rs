@@ -1,5 +1,6 @@
 //! Everything that faces a person: status lines, tables, JSON, dates, prompts, safe text.
 
+mod json;
 pub mod prompt;
 pub mod table;
 pub mod time;
@@ -26,7 +27,7 @@ pub fn safe(text: &str) -> Cow<'_, str> {
 
 /// A status line for people, on stderr. Failing to write it is not worth failing the command.
 pub fn status(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", safe(message));
+    let _ = writeln!(std::io::stderr(), "{}", safe(&text::redact_tokens(message)));
 }
 
 pub fn warning(message: &str) {
@@ -34,7 +35,7 @@ pub fn warning(message: &str) {
         std::io::stderr(),
         "{} {}",
         style("warning:").yellow().bold().for_stderr(),
-        safe(message)
+        safe(&text::redact_tokens(message))
     );
 }
 
@@ -132,10 +133,14 @@ pub fn print_bytes(bytes: &[u8]) -> Result<()> {
 
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let json = serde_json::to_string_pretty(value)
-        .map(zeroize::Zeroizing::new)
+    let mut json = zeroize::Zeroizing::new(Vec::new());
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut *json, json::SafeFormatter::default());
+    value
+        .serialize(&mut serializer)
         .map_err(|err| Error::environment(format!("cannot encode JSON: {err}")))?;
-    print_line(&json)
+    json.push(b'\n');
+    print_bytes(&json)
 }
 
 #[cfg(test)]
