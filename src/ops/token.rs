@@ -111,7 +111,8 @@ const ID_ATTEMPTS: usize = 8;
 /// Creates a token, hands it to `deliver` (which shows it to the user), and keeps it only if
 /// delivery succeeded: no token exists that nobody has seen.
 ///
-/// The row is committed before delivery, so a failed database write prints nothing.
+/// The row is committed before delivery, so a failed database write prints nothing, and made
+/// durable after it, before this returns.
 ///
 /// `rng` must be a cryptographically secure generator; the binary passes the operating system's.
 pub fn create<R: CryptoRng + ?Sized>(
@@ -171,6 +172,16 @@ pub fn create<R: CryptoRng + ?Sized>(
             ))),
         };
     }
+    store.sync_log().map_err(|err| {
+        Error::environment(format!(
+            "the token above was shown but may not survive a power cut: {}",
+            err.message()
+        ))
+        .with_hint(format!(
+            "revoke it (autheona token revoke {} --yes) and create another",
+            created.token.id()
+        ))
+    })?;
     Ok(created)
 }
 

@@ -119,12 +119,20 @@ impl Store {
         // read-only (0400) would get read-only ones, which stay so after write permission
         // returns. Create them 0600 first.
         let (log, index) = (sidecar(path, "-wal"), sidecar(path, "-shm"));
+        let mut created = false;
         for file in [&log, &index] {
-            let _ = OpenOptions::new()
+            created |= OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(file);
+                .open(file)
+                .is_ok();
+        }
+        if created {
+            // A new file's name is durable once its directory is synced.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
         }
         let mut store = if intent == Intent::Use && !log.exists() && !index.exists() {
             // They cannot be created (a read-only directory), and with no log the file alone
@@ -250,8 +258,8 @@ impl Store {
 
     /// Reads the header fields that tell whose file this is, refusing anything not ours.
     fn file_state(&self) -> Result<FileState> {
-        let (application_id, version) = header(&self.conn).map_err(|err| self.error(&err))?;
-        classify(&self.conn, &self.path, application_id, version)
+        let header = header(&self.conn).map_err(|err| self.error(&err))?;
+        classify(&self.path, header)
     }
 
     fn set_wal(&self) -> Result<()> {
@@ -289,11 +297,11 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
-        let (application_id, version) = header(&tx).map_err(fail)?;
-        let from = match classify(&tx, &path, application_id, version)? {
+        let header = header(&tx).map_err(fail)?;
+        let from = match classify(&path, header)? {
             FileState::Current => return Ok(()),
             FileState::Empty => 0,
-            FileState::Older => version,
+            FileState::Older => header.version,
         };
         for (step, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
             tx.execute_batch(sql).map_err(fail)?;
@@ -401,33 +409,49 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn header(conn: &Connection) -> rusqlite::Result<(i32, i32)> {
-    let application_id = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
-    let version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    Ok((application_id, version))
+/// What tells whose file this is, read in one statement so that it is one snapshot: a process
+/// initialising the file meanwhile is seen either wholly or not at all.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    application_id: i32,
+    version: i32,
+    tables: i64,
+}
+
+fn header(conn: &Connection) -> rusqlite::Result<Header> {
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id),
+                (SELECT user_version FROM pragma_user_version),
+                (SELECT count(*) FROM sqlite_schema)",
+        [],
+        |row| {
+            Ok(Header {
+                application_id: row.get(0)?,
+                version: row.get(1)?,
+                tables: row.get(2)?,
+            })
+        },
+    )
 }
 
 /// Tells an autheona file (current or older), an empty one, and anything else (refused).
-fn classify(
-    conn: &Connection,
-    path: &Path,
-    application_id: i32,
-    version: i32,
-) -> Result<FileState> {
-    let shown = path.display();
+fn classify(path: &Path, header: Header) -> Result<FileState> {
+    let Header {
+        application_id,
+        version,
+        tables,
+    } = header;
     if application_id == APPLICATION_ID {
         return match version.cmp(&SCHEMA_VERSION) {
             std::cmp::Ordering::Equal => Ok(FileState::Current),
             std::cmp::Ordering::Less => Ok(FileState::Older),
             std::cmp::Ordering::Greater => Err(Error::environment(format!(
-                "database {shown} was written by a newer autheona (schema version {version}; this one knows {SCHEMA_VERSION})"
+                "database {} was written by a newer autheona (schema version {version}; this one knows {SCHEMA_VERSION})",
+                path.display()
             ))
             .with_hint("upgrade autheona; the file was left unchanged")),
         };
     }
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
-        .map_err(|err| error_for(path, &err))?;
     if application_id == 0 && version == 0 && tables == 0 {
         Ok(FileState::Empty)
     } else {

@@ -143,7 +143,15 @@ impl Store {
     }
 
     /// Inserts a token and commits; `false` when its id is taken.
+    ///
+    /// The commit is visible at once but not yet on disk: the caller shows the token first and
+    /// then calls [`Store::sync_log`]. Showing it right after the commit keeps the moment in
+    /// which a killed process leaves a token nobody saw as short as it can be; syncing before
+    /// the process reports success keeps the token across a power cut.
     pub fn insert_token(&self, token: &NewToken<'_>) -> Result<bool> {
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|err| self.error(&err))?;
         match self.conn.execute(
             "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -160,6 +168,23 @@ impl Store {
             Err(err) if is_unique_violation(&err) => Ok(false),
             Err(err) => Err(self.error(&err)),
         }
+    }
+
+    /// Makes every commit so far durable: syncs the write-ahead log to disk.
+    pub fn sync_log(&self) -> Result<()> {
+        if self.conn.path().is_none_or(str::is_empty) {
+            return Ok(()); // in memory: nothing to sync
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(super::sidecar(&self.path, "-wal"))
+            .and_then(|file| file.sync_data())
+            .map_err(|err| {
+                crate::error::Error::environment(format!(
+                    "cannot sync database {} to disk: {err}",
+                    self.path.display()
+                ))
+            })
     }
 
     /// Inserts many tokens in one transaction (fixtures and imports); returns how many.
@@ -263,12 +288,13 @@ impl Store {
             .map_err(|err| self.error(&err))
     }
 
-    /// Deletes a token, durably (`synchronous=FULL`, the default here), and scrubs its hash from
+    /// Deletes a token, durably (`synchronous=FULL`), and scrubs its hash from
     /// the write-ahead log; `false` when there was no such token.
     pub fn delete_token(&self, id: &str) -> Result<bool> {
         let deleted = self
             .conn
-            .execute("DELETE FROM tokens WHERE id = ?1", [id])
+            .pragma_update(None, "synchronous", "FULL")
+            .and_then(|()| self.conn.execute("DELETE FROM tokens WHERE id = ?1", [id]))
             .map_err(|err| self.error(&err))?;
         if deleted == 1 {
             self.scrub_log();

@@ -3,9 +3,9 @@ use super::*;
 #[test]
 fn in_memory_store_has_the_current_schema() {
     let store = Store::in_memory().unwrap();
-    let (application_id, version) = header(&store.conn).unwrap();
-    assert_eq!(application_id, APPLICATION_ID);
-    assert_eq!(version, SCHEMA_VERSION);
+    let header = header(&store.conn).unwrap();
+    assert_eq!(header.application_id, APPLICATION_ID);
+    assert_eq!(header.version, SCHEMA_VERSION);
 }
 
 #[test]
@@ -67,6 +67,18 @@ fn record_use_reports_a_vanished_token() {
 #[test]
 fn connections_enforce_foreign_keys_and_commit_durably() {
     let store = Store::in_memory().unwrap();
+    let synchronous = |store: &Store| -> i64 {
+        store
+            .conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(synchronous(&store), 2, "FULL");
+    let secure_delete: i64 = store
+        .conn
+        .pragma_query_value(None, "secure_delete", |row| row.get(0))
+        .unwrap();
+    assert_eq!(secure_delete, 1);
     let orphan = NewToken {
         id: "AAAAAAAAAAAA",
         project_id: 42,
@@ -79,16 +91,9 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
         store.insert_token(&orphan).is_err(),
         "a token without its project"
     );
-    let synchronous: i64 = store
-        .conn
-        .pragma_query_value(None, "synchronous", |row| row.get(0))
-        .unwrap();
-    assert_eq!(synchronous, 2, "FULL");
-    let secure_delete: i64 = store
-        .conn
-        .pragma_query_value(None, "secure_delete", |row| row.get(0))
-        .unwrap();
-    assert_eq!(secure_delete, 1);
+    // Revocation is durable whatever ran before it on the connection.
+    store.delete_token("AAAAAAAAAAAA").unwrap();
+    assert_eq!(synchronous(&store), 2, "FULL for revocation");
 }
 
 #[test]
