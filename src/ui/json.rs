@@ -18,6 +18,10 @@ impl Formatter for SafeFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // serde_json escapes ASCII controls itself; only other characters need a look.
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut rest = fragment;
         while let Some((at, c)) = rest.char_indices().find(|&(_, c)| is_unsafe_char(c)) {
             writer.write_all(&rest.as_bytes()[..at])?;
