@@ -218,26 +218,23 @@ impl Store {
             }
         }
         uri.push_str("?immutable=1");
-        let conn = Connection::open_with_flags(
-            &uri,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        Store::configured(
+            Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX),
+            path,
         )
-        .map_err(|err| error_for(path, &err))?;
-        let store = Store {
-            conn,
-            path: path.to_owned(),
-        };
-        store.configure()?;
-        Ok(store)
     }
 
     fn connect(path: &Path, flags: OpenFlags) -> Result<Store> {
-        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|err| error_for(path, &err))?;
+        Store::configured(
+            Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX),
+            path,
+        )
+    }
+
+    fn configured(conn: rusqlite::Result<Connection>, path: &Path) -> Result<Store> {
         let store = Store {
-            conn,
+            conn: conn.map_err(|err| error_for(path, &err))?,
             path: path.to_owned(),
         };
         store.configure()?;
