@@ -169,24 +169,27 @@ impl Memory {
         if mapping == libc::MAP_FAILED {
             return None;
         }
-        let start = (mapping as usize).next_multiple_of(Self::HUGE_PAGE);
-        // SAFETY: [start, start + bytes) lies inside the mapping (it has HUGE_PAGE to spare).
-        // The advice is only a hint; if the kernel declines, the memory works as it is.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
-        }
+        let offset = (mapping as usize).next_multiple_of(Self::HUGE_PAGE) - mapping as usize;
+        // SAFETY: offset < HUGE_PAGE, so [offset, offset + bytes) lies inside the mapping of
+        // bytes + HUGE_PAGE. The advice is only a hint; if the kernel declines, the memory
+        // works as it is.
+        let start = unsafe {
+            let start = mapping.cast::<u8>().add(offset);
+            libc::madvise(start.cast(), bytes, libc::MADV_HUGEPAGE);
+            start
+        };
         Some(Memory {
             mapping,
             mapped,
-            blocks: start as *mut Block,
+            blocks: start.cast::<Block>(),
             count,
         })
     }
 
     fn blocks(&mut self) -> &mut [Block] {
-        // SAFETY: `blocks` is 2 MiB-aligned (more than Block's 64), points at (at least) `count`
-        // blocks of zeroed, writable memory that this value owns, and all-zero bytes are a
-        // valid Block.
+        // SAFETY: `blocks` is 2 MiB-aligned (more than Block's 64) and points at (at least)
+        // `count` blocks of initialised (zeroed), writable memory that this value owns; any
+        // bytes are a valid Block, which is plain integers.
         unsafe { std::slice::from_raw_parts_mut(self.blocks, self.count) }
     }
 }

@@ -97,6 +97,16 @@ impl Store {
             ))
             .with_hint("pass the path of a database file with --db or AUTHEONA_DB"));
         }
+        if !path.is_file() {
+            // A FIFO or a device would block or never end.
+            return Err(Error::environment(format!(
+                "{} is not a regular file, not an autheona database",
+                path.display()
+            ))
+            .with_hint("pass the path of a database file with --db or AUTHEONA_DB"));
+        }
+        // SQLite follows symbolic links; the -wal and -shm files live beside the real file.
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         let empty = || {
             Error::environment(format!(
                 "{} is empty, not an autheona database",
@@ -118,7 +128,7 @@ impl Store {
         // SQLite gives new -wal and -shm files the database file's mode: a database made
         // read-only (0400) would get read-only ones, which stay so after write permission
         // returns. Create them 0600 first.
-        let (log, index) = (sidecar(path, "-wal"), sidecar(path, "-shm"));
+        let (log, index) = (sidecar(&real, "-wal"), sidecar(&real, "-shm"));
         let mut created = false;
         for file in [&log, &index] {
             created |= OpenOptions::new()
@@ -130,9 +140,11 @@ impl Store {
         }
         if created {
             // A new file's name is durable once its directory is synced.
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-            }
+            let dir = real
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
         }
         let mut store = if intent == Intent::Use && !log.exists() && !index.exists() {
             // They cannot be created (a read-only directory), and with no log the file alone
@@ -150,7 +162,6 @@ impl Store {
                 store.migrate()?;
             }
         }
-        store.keep_log_on_close()?;
         // SQLite gives an empty -wal or -shm file the database file's mode when it opens it,
         // so a read-only spell of the database (0400) would outlast itself in them: put back
         // 0600 on those we own.
@@ -187,22 +198,6 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn execute_for_test(&self, sql: &str) {
         self.conn.execute_batch(sql).expect("test SQL");
-    }
-
-    /// Every command is a short process, usually alone on the file. By default the last
-    /// connection to close copies the log into the database, syncs both and deletes the -wal
-    /// and -shm files, which the next process then creates again: a verify would pay for that
-    /// on every run (see benches/README.md). Instead the log stays,
-    /// and is copied back whenever it passes [`LOG_PAGES`]; the next process to open the file
-    /// reads at most that much of it to rebuild its index.
-    fn keep_log_on_close(&self) -> Result<()> {
-        self.conn
-            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .and_then(|_| {
-                self.conn
-                    .pragma_update(None, "wal_autocheckpoint", LOG_PAGES)
-            })
-            .map_err(|err| self.error(&err))
     }
 
     /// A read-only connection that reads the file as it is: no locks, no -shm.
@@ -246,10 +241,28 @@ impl Store {
         self.conn
             .busy_timeout(BUSY_TIMEOUT)
             .and_then(|()| self.conn.pragma_update(None, "foreign_keys", true))
-            // Commits wait for the disk: a created or revoked token survives a power cut.
+            // Commits wait for the disk unless a write says otherwise (see insert_token).
             .and_then(|()| self.conn.pragma_update(None, "synchronous", "FULL"))
-            // A revoked token's hash must not linger in free pages.
+            // A revoked token's hash must not linger in free pages...
             .and_then(|()| self.conn.pragma_update(None, "secure_delete", true))
+            // ...nor in old frames past the end of a restarted log.
+            .and_then(|()| self.conn.pragma_update(None, "journal_size_limit", 0))
+            // Every command is a short process, usually alone on the file. By default the last
+            // connection to close copies the log into the database, syncs both and deletes the
+            // -wal and -shm files, which the next process then creates again: a verify would
+            // pay for that on every run (see benches/README.md). Instead the log stays, and is
+            // copied back whenever it passes LOG_PAGES; the next process to open the file reads
+            // at most that much of it to rebuild its index. Set at once, so that a connection
+            // dropped on an error (a file refused) does not checkpoint someone else's log.
+            .and_then(|()| {
+                self.conn
+                    .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                    .map(|_| ())
+            })
+            .and_then(|()| {
+                self.conn
+                    .pragma_update(None, "wal_autocheckpoint", LOG_PAGES)
+            })
             .map_err(|err| self.error(&err))
     }
 
@@ -334,7 +347,12 @@ fn build_fresh(path: &Path) -> Result<()> {
     let mut store = Store::connect(scratch.path(), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     store.set_wal()?;
     store.migrate()?;
-    // Closing checkpoints the log and removes the -wal and -shm files.
+    // Closing checkpoints the log and removes the -wal and -shm files: the file moved into
+    // place must be whole on its own.
+    store
+        .conn
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+        .map_err(|err| error_for(scratch.path(), &err))?;
     store
         .conn
         .close()
@@ -379,11 +397,22 @@ fn sniff(path: &Path) -> Result<Sniff> {
         .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged"));
     }
     let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    let version = i32::from_be_bytes([header[60], header[61], header[62], header[63]]);
     match application_id {
+        // Refused here, before anything is created beside it.
+        APPLICATION_ID if version > SCHEMA_VERSION => Err(newer(path, version)),
         APPLICATION_ID => Ok(Sniff::Ours),
         0 => Ok(Sniff::Unsure),
         _ => Err(foreign(path)),
     }
+}
+
+fn newer(path: &Path, version: i32) -> Error {
+    Error::environment(format!(
+        "database {} was written by a newer autheona (schema version {version}; this one knows {SCHEMA_VERSION})",
+        path.display()
+    ))
+    .with_hint("upgrade autheona; the file was left unchanged")
 }
 
 fn foreign(path: &Path) -> Error {
@@ -442,11 +471,7 @@ fn classify(path: &Path, header: Header) -> Result<FileState> {
         return match version.cmp(&SCHEMA_VERSION) {
             std::cmp::Ordering::Equal => Ok(FileState::Current),
             std::cmp::Ordering::Less => Ok(FileState::Older),
-            std::cmp::Ordering::Greater => Err(Error::environment(format!(
-                "database {} was written by a newer autheona (schema version {version}; this one knows {SCHEMA_VERSION})",
-                path.display()
-            ))
-            .with_hint("upgrade autheona; the file was left unchanged")),
+            std::cmp::Ordering::Greater => Err(newer(path, version)),
         };
     }
     if application_id == 0 && version == 0 && tables == 0 {

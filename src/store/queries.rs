@@ -43,6 +43,10 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
+const INSERT_TOKEN: &str =
+    "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
 const TOKEN_COLUMNS: &str =
     "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
      FROM tokens t JOIN projects p ON p.id = t.project_id";
@@ -125,6 +129,10 @@ impl Store {
     pub fn delete_project(&mut self, name: &str) -> Result<Option<u64>> {
         let path = self.path.clone();
         let fail = |err: rusqlite::Error| super::error_for(&path, &err);
+        // It revokes tokens: as durable as `delete_token`.
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -153,8 +161,7 @@ impl Store {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|err| self.error(&err))?;
         match self.conn.execute(
-            "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            INSERT_TOKEN,
             params![
                 token.id,
                 token.project_id,
@@ -172,12 +179,13 @@ impl Store {
 
     /// Makes every commit so far durable: syncs the write-ahead log to disk.
     pub fn sync_log(&self) -> Result<()> {
-        if self.conn.path().is_none_or(str::is_empty) {
+        // SQLite's own name for the file: symbolic links resolved.
+        let Some(database) = self.conn.path().filter(|p| !p.is_empty()) else {
             return Ok(()); // in memory: nothing to sync
-        }
+        };
         std::fs::OpenOptions::new()
             .write(true)
-            .open(super::sidecar(&self.path, "-wal"))
+            .open(super::sidecar(std::path::Path::new(database), "-wal"))
             .and_then(|file| file.sync_data())
             .map_err(|err| {
                 crate::error::Error::environment(format!(
@@ -200,12 +208,7 @@ impl Store {
             .map_err(fail)?;
         let mut count = 0;
         {
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(fail)?;
+            let mut insert = tx.prepare(INSERT_TOKEN).map_err(fail)?;
             for token in tokens {
                 insert
                     .execute(params![
@@ -303,11 +306,16 @@ impl Store {
     }
 
     /// Copies the log into the main file and truncates it, so deleted rows' old page images
-    /// (hashes included) do not stay in the -wal file. Best effort: a reader may hold it back,
-    /// and the next checkpoint finishes the job.
+    /// (hashes included) do not stay in the -wal file. Best effort: another process reading at
+    /// that moment holds it back (waited for briefly, not for the full busy timeout); the
+    /// hash then stays in the log until the log is next restarted and truncated.
     fn scrub_log(&self) {
         let _ = self
             .conn
+            .busy_timeout(std::time::Duration::from_millis(200));
+        let _ = self
+            .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(super::BUSY_TIMEOUT);
     }
 }

@@ -18,8 +18,8 @@ impl Formatter for SafeFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        // serde_json escapes ASCII controls itself; only other characters need a look.
-        if fragment.is_ascii() {
+        // serde_json escapes the controls below space itself; printable ASCII is safe.
+        if fragment.bytes().all(|b| (b' '..=b'~').contains(&b)) {
             return writer.write_all(fragment.as_bytes());
         }
         let mut rest = fragment;
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn unsafe_characters_are_escaped_and_read_back_the_same() {
-        let text = "a\u{202e}b\u{1b}[31m\u{7}c 👩\u{200d}💻 \u{e0001}é";
+        let text = "a\u{202e}b\u{1b}[31m\u{7}c\u{7f} 👩\u{200d}💻 \u{e0001}é";
         let json = encode(&vec![text]);
         assert!(
             !json.chars().any(|c| c != '\n' && is_unsafe_char(c)),

@@ -133,7 +133,8 @@ pub fn print_bytes(bytes: &[u8]) -> Result<()> {
 
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let mut json = zeroize::Zeroizing::new(Vec::new());
+    // Room for a created token's JSON up front: a reallocation would free a copy unwiped.
+    let mut json = zeroize::Zeroizing::new(Vec::with_capacity(4096));
     let mut serializer =
         serde_json::Serializer::with_formatter(&mut *json, json::SafeFormatter::default());
     value

@@ -422,3 +422,56 @@ fn an_empty_autheona_db_means_the_default() {
             .is_file()
     );
 }
+
+#[test]
+fn a_symbolic_link_to_the_database_keeps_the_logs_beside_the_real_file() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let links = env.dir().join("links");
+    std::fs::create_dir(&links).unwrap();
+    let link = links.join("autheona.db");
+    std::os::unix::fs::symlink(env.db(), &link).unwrap();
+    let token = stdout(
+        &env.cmd()
+            .arg("--db")
+            .arg(&link)
+            .args(["token", "create", "-p", "demo", "-e", "30"])
+            .assert()
+            .success(),
+    );
+    env.verify(token.trim(), &[]).success();
+    let beside_link: Vec<_> = std::fs::read_dir(&links)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        beside_link,
+        ["autheona.db"],
+        "log files made beside the link"
+    );
+    assert!(sidecar(env.db(), "-wal").exists());
+}
+
+#[test]
+fn a_fifo_is_refused_without_waiting() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(env.db())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for args in [&["token", "list"][..], &["project", "create", "demo"]] {
+        let assert = env
+            .cmd()
+            .args(args)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(3);
+        assert!(
+            stderr(&assert).contains("not a regular file"),
+            "{args:?}: {}",
+            stderr(&assert)
+        );
+    }
+}

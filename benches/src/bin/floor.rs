@@ -1,20 +1,14 @@
 //! The floor: the least work any verify must do. Start, open the SQLite file, read one row by
 //! key, run one argon2id verification at the stored parameters (m=1024 KiB, t=1, p=1), record
 //! the use with one autocommit UPDATE, exit. Same journal (WAL) and last-used durability
-//! (synchronous=NORMAL) as autheona's verify.
+//! (synchronous=NORMAL) as autheona's verify, and the same argon2 call (`secret::verify`, with
+//! its working memory on a huge page), so that the floor has every trick verify has.
 //!
 //!     floor setup PATH      make the one-row database (secret: "floor-secret")
 //!     floor PATH            verify the secret in FLOOR_SECRET; exit 0 when it matches
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use autheona::secret::{self, Secret};
 use rusqlite::Connection;
-
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(1024, 1, 1, None).expect("valid parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,10 +16,7 @@ fn main() {
         && setup == "setup"
     {
         let conn = Connection::open(path).expect("open");
-        let hash = argon2()
-            .hash_password(b"floor-secret")
-            .expect("hash")
-            .to_string();
+        let hash = secret::hash(&Secret::new("floor-secret".into())).expect("hash");
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL, last_used INTEGER);",
@@ -39,7 +30,7 @@ fn main() {
         return;
     }
     let path = args.first().expect("usage: floor PATH");
-    let secret = std::env::var("FLOOR_SECRET").unwrap_or_default();
+    let secret = Secret::new(std::env::var("FLOOR_SECRET").unwrap_or_default());
     let conn = Connection::open(path).expect("open");
     conn.pragma_update(None, "synchronous", "NORMAL")
         .expect("pragma");
@@ -48,9 +39,7 @@ fn main() {
             row.get(0)
         })
         .expect("row");
-    let valid = argon2()
-        .verify_password(secret.as_bytes(), &PasswordHash::new(&hash).expect("phc"))
-        .is_ok();
+    let valid = secret::verify(&secret, &hash);
     if valid {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
