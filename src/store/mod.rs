@@ -247,6 +247,9 @@ impl Store {
             .and_then(|()| self.conn.pragma_update(None, "secure_delete", true))
             // ...nor in old frames past the end of a restarted log.
             .and_then(|()| self.conn.pragma_update(None, "journal_size_limit", 0))
+            // Sorting 100,000 tokens for a list spilled megabytes to a temporary file, whose
+            // write-back then slowed whichever command came next.
+            .and_then(|()| self.conn.pragma_update(None, "temp_store", "MEMORY"))
             // Every command is a short process, usually alone on the file. By default the last
             // connection to close copies the log into the database, syncs both and deletes the
             // -wal and -shm files, which the next process then creates again: a verify would

@@ -2,8 +2,8 @@
 //! prints each measurement's median and range, each ratio against its target, and pass or miss.
 //! Run it with `benches/run`, which builds everything in release mode first.
 //!
-//! Ratios are taken within one run, with the compared commands interleaved round by round, so
-//! that a noisy machine slows both sides alike.
+//! Ratios are taken within one run, with the compared commands interleaved round by round (in a
+//! shuffled order), so that a noisy machine slows both sides alike.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use autheona::secret::{self, Secret};
 use autheona::store::{NewToken, Store};
 use autheona::token::{TokenId, checksum};
 use chrono::Utc;
+use rand::seq::SliceRandom;
 
 /// Token counts the fixtures hold.
 const SIZES: [usize; 3] = [10, 100_000, 1_000_000];
@@ -130,13 +131,17 @@ fn median(sorted: &[Duration]) -> Duration {
     }
 }
 
-/// Runs the benches round-robin: `warmup` discarded rounds, then `rounds` measured ones.
+/// Runs the benches round-robin: `warmup` discarded rounds, then `rounds` measured ones. The
+/// order within a round is shuffled, so that no command always follows the same one (a run of
+/// htpasswd over a large file, say, leaves caches cold for whatever comes next).
 fn measure(benches: &mut [Bench], warmup: usize, rounds: usize) {
+    let mut order: Vec<usize> = (0..benches.len()).collect();
     for round in 0..warmup + rounds {
-        for bench in benches.iter_mut() {
-            let sample = run((bench.make)());
+        order.shuffle(&mut rand::rng());
+        for &i in &order {
+            let sample = run((benches[i].make)());
             if round >= warmup {
-                bench.samples.push(sample);
+                benches[i].samples.push(sample);
             }
         }
     }
