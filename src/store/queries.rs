@@ -82,7 +82,10 @@ impl Store {
             "INSERT INTO projects (name, created_at) VALUES (?1, ?2)",
             params![name, created_at],
         ) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.bound_log();
+                Ok(true)
+            }
             Err(err) if is_unique_violation(&err) => Ok(false),
             Err(err) => Err(self.error(&err)),
         }
@@ -179,20 +182,41 @@ impl Store {
 
     /// Makes every commit so far durable: syncs the write-ahead log to disk.
     pub fn sync_log(&self) -> Result<()> {
-        // SQLite's own name for the file: symbolic links resolved.
-        let Some(database) = self.conn.path().filter(|p| !p.is_empty()) else {
+        let Some(log) = self.log_path() else {
             return Ok(()); // in memory: nothing to sync
         };
         std::fs::OpenOptions::new()
             .write(true)
-            .open(super::sidecar(std::path::Path::new(database), "-wal"))
+            .open(log)
             .and_then(|file| file.sync_data())
             .map_err(|err| {
                 crate::error::Error::environment(format!(
                     "cannot sync database {} to disk: {err}",
                     self.path.display()
                 ))
-            })
+            })?;
+        self.bound_log();
+        Ok(())
+    }
+
+    /// The -wal file beside SQLite's own name for the database (symbolic links resolved).
+    fn log_path(&self) -> Option<std::path::PathBuf> {
+        let database = self.conn.path().filter(|p| !p.is_empty())?;
+        Some(super::sidecar(std::path::Path::new(database), "-wal"))
+    }
+
+    /// After a write: once the log holds more than `LOG_PAGES` pages, copy it into the
+    /// database and truncate it, so that the next process reads little of it on opening.
+    fn bound_log(&self) {
+        const FRAME: u64 = 4096 + 24;
+        if self
+            .log_path()
+            .and_then(|log| std::fs::metadata(log).ok())
+            .is_some_and(|meta| meta.len() > super::LOG_PAGES * FRAME)
+        {
+            // Not worth waiting for: if a reader is in the way, a later write does it.
+            self.truncate_log(std::time::Duration::ZERO);
+        }
     }
 
     /// Inserts many tokens in one transaction (fixtures and imports); returns how many.
@@ -289,6 +313,7 @@ impl Store {
             })
             .map(|changed| changed == 1)
             .map_err(|err| self.error(&err))
+            .inspect(|_| self.bound_log())
     }
 
     /// Deletes a token, durably (`synchronous=FULL`), and scrubs its hash from
@@ -310,9 +335,12 @@ impl Store {
     /// that moment holds it back (waited for briefly, not for the full busy timeout); the
     /// hash then stays in the log until the log is next restarted and truncated.
     fn scrub_log(&self) {
-        let _ = self
-            .conn
-            .busy_timeout(std::time::Duration::from_millis(200));
+        self.truncate_log(std::time::Duration::from_millis(200));
+    }
+
+    /// Copies the log into the database and truncates it, waiting at most `wait` for readers.
+    fn truncate_log(&self, wait: std::time::Duration) {
+        let _ = self.conn.busy_timeout(wait);
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));

@@ -475,3 +475,17 @@ fn a_fifo_is_refused_without_waiting() {
         );
     }
 }
+
+#[test]
+fn the_write_ahead_log_stays_small_across_processes() {
+    let env = TestEnv::new();
+    env.project("demo");
+    for _ in 0..50 {
+        let token = env.token("demo", "30");
+        env.verify(&token, &[]).success();
+    }
+    // Every process rebuilds its index from the whole log when it opens the file: the log must
+    // be truncated as it grows (32 pages of 4 KiB), not left to grow with every write.
+    let log = std::fs::metadata(sidecar(env.db(), "-wal")).map_or(0, |m| m.len());
+    assert!(log <= 40 * 4120, "the log has grown to {log} bytes");
+}
