@@ -105,8 +105,12 @@ impl Store {
             ))
             .with_hint("pass the path of a database file with --db or AUTHEONA_DB"));
         }
-        // SQLite follows symbolic links; the -wal and -shm files live beside the real file.
-        let real = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        // SQLite follows a symbolic link; the -wal and -shm files live beside the real file.
+        let real = if path.is_symlink() {
+            path.canonicalize().unwrap_or_else(|_| path.to_owned())
+        } else {
+            path.to_owned()
+        };
         let empty = || {
             Error::environment(format!(
                 "{} is empty, not an autheona database",
