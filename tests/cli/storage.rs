@@ -14,6 +14,16 @@ fn sidecar(db: &Path, suffix: &str) -> std::path::PathBuf {
     path.into()
 }
 
+/// Another connection that stays open, as a long-running reader would: autheona is then not the
+/// last to close the database, so its own clean-up must do what closing would, and the -wal
+/// and -shm files stay in place to be inspected.
+fn bystander(env: &TestEnv) -> rusqlite::Connection {
+    let conn = env.sql();
+    conn.query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
+        .unwrap();
+    conn
+}
+
 /// Every command, as a user would run it against the database.
 fn every_command() -> Vec<Vec<&'static str>> {
     vec![
@@ -39,10 +49,7 @@ fn created_with_private_modes_and_identified_as_autheona() {
     let env = TestEnv::new();
     env.project("demo");
     // An open reader keeps the -wal and -shm files in place after autheona exits.
-    let bystander = env.sql();
-    bystander
-        .query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
-        .unwrap();
+    let bystander = bystander(&env);
     let token = env.token("demo", "30");
     env.verify(&token, &[]).success();
     assert_eq!(mode(env.db().parent().unwrap()), 0o700);
@@ -70,12 +77,7 @@ fn created_with_private_modes_and_identified_as_autheona() {
 fn the_database_never_holds_a_token_or_its_secret() {
     let env = TestEnv::new();
     env.project("demo");
-    // Another connection stays open, as a long-running reader would: the last process to close
-    // the database then is not autheona, so its own clean-up must do the scrubbing.
-    let bystander = env.sql();
-    bystander
-        .query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
-        .unwrap();
+    let bystander = bystander(&env);
     let kept = env.token("demo", "30");
     let revoked = env.token("demo", "never");
     env.verify(&kept, &[]).success();
@@ -386,10 +388,7 @@ fn a_damaged_database_is_an_environment_error() {
 fn deleting_a_project_leaves_no_hash_behind() {
     let env = TestEnv::new();
     env.project("demo");
-    let bystander = env.sql();
-    bystander
-        .query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
-        .unwrap();
+    let bystander = bystander(&env);
     let token = env.token("demo", "30");
     let hash: String = env
         .sql()
