@@ -47,6 +47,20 @@ const INSERT_TOKEN: &str =
     "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+impl NewToken<'_> {
+    /// The values for [`INSERT_TOKEN`], in its order.
+    fn params(&self) -> [&dyn rusqlite::ToSql; 6] {
+        [
+            &self.id,
+            &self.project_id,
+            &self.secret_hash,
+            &self.description,
+            &self.created_at,
+            &self.expires_at,
+        ]
+    }
+}
+
 const TOKEN_COLUMNS: &str =
     "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
      FROM tokens t JOIN projects p ON p.id = t.project_id";
@@ -163,17 +177,7 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|err| self.error(&err))?;
-        match self.conn.execute(
-            INSERT_TOKEN,
-            params![
-                token.id,
-                token.project_id,
-                token.secret_hash,
-                token.description,
-                token.created_at,
-                token.expires_at
-            ],
-        ) {
+        match self.conn.execute(INSERT_TOKEN, token.params()) {
             Ok(_) => Ok(true),
             Err(err) if is_unique_violation(&err) => Ok(false),
             Err(err) => Err(self.error(&err)),
@@ -234,16 +238,7 @@ impl Store {
         {
             let mut insert = tx.prepare(INSERT_TOKEN).map_err(fail)?;
             for token in tokens {
-                insert
-                    .execute(params![
-                        token.id,
-                        token.project_id,
-                        token.secret_hash,
-                        token.description,
-                        token.created_at,
-                        token.expires_at
-                    ])
-                    .map_err(fail)?;
+                insert.execute(token.params()).map_err(fail)?;
                 count += 1;
             }
         }
