@@ -172,3 +172,21 @@ fn a_token_revoked_while_it_is_being_verified_is_not_valid() {
     let result = verify(&store, &token, None, at(T0)).unwrap();
     assert!(is_plain_unknown(&result), "{result:?}");
 }
+
+#[test]
+fn identify_names_the_token_and_records_nothing() {
+    let (store, token) = setup(Expiration::Days30);
+    let found = identify(&store, &token).unwrap().expect("known token");
+    assert_eq!(found.id, token.id().as_str());
+    assert_eq!(found.project, "demo");
+    assert_eq!(found.expires_at, Some(at(T0 + 30 * DAY)));
+    let row = store.token(token.id().as_str()).unwrap().unwrap();
+    assert_eq!(row.last_used_at, None, "identify must not record a use");
+
+    let text = token.reveal();
+    let body = format!("aut_{}_{}", &text.expose()[4..16], "x".repeat(43));
+    let sum = crate::token::checksum(&body);
+    let wrong_secret =
+        Token::parse(&format!("{body}{}", std::str::from_utf8(&sum).unwrap())).unwrap();
+    assert_eq!(identify(&store, &wrong_secret).unwrap(), None);
+}
