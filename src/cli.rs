@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
 
 use crate::commands::complete::{project_names, token_ids};
@@ -188,16 +188,50 @@ pub enum TokenCommand {
     #[command(after_help = TOKEN_CREATE_HELP)]
     Create(TokenCreateArgs),
     /// List tokens: description, dates, status; never their values
-    #[command(
-        after_help = "Examples:\n  autheona token list\n  autheona token list --project demo --json"
-    )]
+    #[command(after_help = TOKEN_LIST_HELP)]
     List(TokenListArgs),
     /// Revoke a token: it stops working at once and cannot be recovered
     #[command(
         after_help = "Asks for confirmation at a terminal; elsewhere --yes is required.\n\nExample:\n  autheona token revoke 3kTMd9aPq0Zx --yes"
     )]
     Revoke(TokenRevokeArgs),
+    /// Replace a token with a new one and revoke the old, in one step
+    #[command(after_help = TOKEN_ROTATE_HELP)]
+    Rotate(TokenRotateArgs),
+    /// Revoke every expired token, or every token unused for a while
+    #[command(after_help = TOKEN_PRUNE_HELP)]
+    Prune(TokenPruneArgs),
 }
+
+const TOKEN_LIST_HELP: &str = "\
+Filters combine: a token is listed when it matches every one given. A token that expires within
+7 days shows as expiring in its Status.
+
+Examples:
+  autheona token list
+  autheona token list --project demo --json
+  autheona token list --expiring-within 30
+  autheona token list --unused-for 90";
+
+const TOKEN_ROTATE_HELP: &str = "\
+The new token has the old one's project and description, and the same lifetime (30, 90 or 365
+days, or never) counted from now. It is printed once, as by token create, and the old token
+stops working in the same transaction. If the new token cannot be written to stdout, nothing
+changes: the old token still works.
+
+Asks for confirmation at a terminal; elsewhere --yes is required.
+
+Examples:
+  autheona token rotate 3kTMd9aPq0Zx
+  TOKEN=$(autheona token rotate 3kTMd9aPq0Zx --yes)";
+
+const TOKEN_PRUNE_HELP: &str = "\
+Lists the tokens it selects, asks once to confirm (at a terminal; elsewhere --yes is required),
+revokes them all in one transaction and says how many. --dry-run only lists them.
+
+Examples:
+  autheona token prune --expired --dry-run
+  autheona token prune --project demo --unused-for 90 --yes";
 
 const TOKEN_CREATE_HELP: &str = "\
 At a terminal, autheona asks for each value not given. Elsewhere --project and --expires are
@@ -253,9 +287,26 @@ pub struct TokenListArgs {
     /// Only this project's tokens
     #[arg(short, long, value_name = "NAME", add = ArgValueCandidates::new(project_names))]
     pub project: Option<String>,
+    /// Only tokens that have expired
+    #[arg(long, conflicts_with = "expiring_within")]
+    pub expired: bool,
+    /// Only tokens that still work and expire within DAYS days
+    #[arg(long, value_name = "DAYS", value_parser = days())]
+    pub expiring_within: Option<u32>,
+    /// Only tokens never used
+    #[arg(long)]
+    pub unused: bool,
+    /// Only tokens not used in the last DAYS days (a never-used token counts from its creation)
+    #[arg(long, value_name = "DAYS", value_parser = days())]
+    pub unused_for: Option<u32>,
     /// Print a JSON array of {id, project, description, created_at, expires_at, last_used_at, status}
     #[arg(long)]
     pub json: bool,
+}
+
+/// A number of days for the filters: 1 to 36500.
+fn days() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=36_500)
 }
 
 #[derive(Debug, Args)]
@@ -268,12 +319,50 @@ pub struct TokenRevokeArgs {
     pub yes: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct TokenRotateArgs {
+    /// The id of the token to replace (the ID column of `autheona token list`)
+    #[arg(add = ArgValueCandidates::new(token_ids))]
+    pub token_id: String,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Print {id, project, token, description, created_at, expires_at, replaces} as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = ArgGroup::new("selection").required(true).args(["expired", "unused_for"]))]
+pub struct TokenPruneArgs {
+    /// Only this project's tokens
+    #[arg(short, long, value_name = "NAME", add = ArgValueCandidates::new(project_names))]
+    pub project: Option<String>,
+    /// Revoke the tokens that have expired
+    #[arg(long)]
+    pub expired: bool,
+    /// Revoke the tokens not used in the last DAYS days (a never-used token counts from its
+    /// creation)
+    #[arg(long, value_name = "DAYS", value_parser = days())]
+    pub unused_for: Option<u32>,
+    /// Only list what would be revoked; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Print {dry_run, revoked, tokens} as JSON, tokens as in token list --json
+    #[arg(long)]
+    pub json: bool,
+}
+
 const VERIFY_HELP: &str = "\
 The token is read from the AUTHEONA_TOKEN environment variable when it is set, otherwise from
 the first line of stdin (at a terminal, autheona asks for it without echoing).
 
 Exit 0 when valid, 1 when not (malformed, unknown, expired, wrong_project), 2 on usage errors,
-3 when the database cannot be used. A valid verification records the token's last-used time.
+3 when the database cannot be used. A valid verification records the token's last-used time;
+a valid token that expires within 7 days also gets a warning on stderr, to rotate it in time.
 
 Examples:
   printf '%s\\n' \"$TOKEN\" | autheona verify --project demo --quiet
@@ -287,7 +376,7 @@ pub struct VerifyArgs {
     /// Print {valid, reason, id, project, expires_at} as JSON
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
-    /// Print nothing; only the exit code tells
+    /// Print nothing on stdout; only the exit code tells (warnings still go to stderr)
     #[arg(short, long)]
     pub quiet: bool,
     /// Caught only to refuse it without echoing it: a token on the command line is visible to

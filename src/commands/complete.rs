@@ -57,20 +57,25 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
         return Vec::new();
     };
     // The clock is read here because completion runs outside `commands::run`.
-    ops::token::list(&store, None, chrono::Utc::now())
-        .map(|tokens| {
-            tokens
-                .into_iter()
-                .map(|t| {
-                    let hint = match &t.description {
-                        Some(d) => format!("{} · {}", t.project, crate::ui::safe(d)),
-                        None => t.project.clone(),
-                    };
-                    CompletionCandidate::new(t.id).help(Some(hint.into()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    ops::token::list(
+        &store,
+        None,
+        &ops::token::Filter::default(),
+        chrono::Utc::now(),
+    )
+    .map(|tokens| {
+        tokens
+            .into_iter()
+            .map(|t| {
+                let hint = match &t.description {
+                    Some(d) => format!("{} · {}", t.project, crate::ui::safe(d)),
+                    None => t.project.clone(),
+                };
+                CompletionCandidate::new(t.id).help(Some(hint.into()))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

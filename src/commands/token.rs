@@ -1,15 +1,18 @@
-//! `autheona token create | list | revoke`.
+//! `autheona token create | list | revoke | rotate | prune`.
 
 use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use serde::Serialize;
 
 use super::{Context, Outcome, confirm};
-use crate::cli::{ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
+use crate::cli::{
+    ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
+    TokenRotateArgs,
+};
 use crate::error::{Error, Result};
 use crate::ops::project;
 use crate::ops::token::{
-    self, CreatedToken, Expiration, TokenRequest, TokenSummary, validate_description,
+    self, CreatedToken, Expiration, Filter, TokenRequest, TokenSummary, validate_description,
 };
 use crate::store::Store;
 use crate::ui::{self, prompt, table, time};
@@ -19,6 +22,8 @@ pub fn run(ctx: &Context, command: TokenCommand) -> Result<Outcome> {
         TokenCommand::Create(args) => create(ctx, &args),
         TokenCommand::List(args) => list(ctx, &args),
         TokenCommand::Revoke(args) => revoke(ctx, &args),
+        TokenCommand::Rotate(args) => rotate(ctx, &args),
+        TokenCommand::Prune(args) => prune(ctx, &args),
     }
 }
 
@@ -90,7 +95,7 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
     };
     let mut rng = UnwrapErr(SysRng);
     let created = token::create(&store, &request, ctx.now, &mut rng, |created| {
-        deliver(created, args.json)
+        deliver(created, args.json, None)
     })?;
     let expires = time::expiry(created.expires_at);
     ui::status(&format!(
@@ -98,11 +103,15 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
         created.token.id(),
         created.project
     ));
+    shown_once();
+    Ok(Outcome::Success)
+}
+
+fn shown_once() {
     ui::status(
         "This is the only time the token is shown: store it now, e.g. in a secret manager or an \
          environment variable, and never commit it.",
     );
-    Ok(Outcome::Success)
 }
 
 fn ask_project(store: &Store) -> Result<String> {
@@ -132,10 +141,28 @@ struct CreatedJson<'a> {
     description: Option<&'a str>,
     created_at: String,
     expires_at: Option<String>,
+    /// The token it replaced (rotate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaces: Option<&'a str>,
 }
 
-/// Shows the new token, once, on stdout. Any failure here means the token is not kept.
-fn deliver(created: &CreatedToken, json: bool) -> Result<()> {
+/// Shows the new token, once, on stdout. Any failure here means the token is not kept (and, for
+/// a rotation, the token it `replaces` still works).
+fn deliver(created: &CreatedToken, json: bool, replaces: Option<&str>) -> Result<()> {
+    let undelivered = |why: &str| {
+        let unchanged = match replaces {
+            Some(old) => format!("nothing changed: token {old} still works"),
+            None => "nothing was created".to_owned(),
+        };
+        Error::environment(format!("{why}; it was not kept")).with_hint(format!(
+            "{unchanged}; run the command again with a working stdout"
+        ))
+    };
+    if ui::stdout_is_null() {
+        return Err(undelivered(
+            "stdout goes to /dev/null or was closed, so the token would be lost",
+        ));
+    }
     let token = created.token.reveal();
     let written = if json {
         ui::print_json(&CreatedJson {
@@ -145,16 +172,16 @@ fn deliver(created: &CreatedToken, json: bool) -> Result<()> {
             description: created.description.as_deref(),
             created_at: time::rfc3339(created.created_at),
             expires_at: created.expires_at.map(time::rfc3339),
+            replaces,
         })
     } else {
         ui::print_line(token.expose())
     };
     written.map_err(|err| {
-        Error::environment(format!(
-            "could not write the token to stdout ({}); it was not kept",
+        undelivered(&format!(
+            "could not write the token to stdout ({})",
             err.message()
         ))
-        .with_hint("nothing was created; run the command again with a working stdout")
     })
 }
 
@@ -184,19 +211,38 @@ impl<'a> From<&'a TokenSummary> for TokenJson<'a> {
 }
 
 fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
+    let filter = Filter {
+        expired: args.expired,
+        expiring_within: args.expiring_within,
+        unused: args.unused,
+        unused_for: args.unused_for,
+    };
     let tokens = match ctx.open_if_exists()? {
-        Some(store) => token::list(&store, args.project.as_deref(), ctx.now)?,
+        Some(store) => token::list(&store, args.project.as_deref(), &filter, ctx.now)?,
         None => Vec::new(),
     };
     if args.json {
-        let json: Vec<TokenJson<'_>> = tokens.iter().map(TokenJson::from).collect();
-        return ui::print_json(&json).map(|()| Outcome::Success);
+        return print_json_list(&tokens);
     }
     if tokens.is_empty() {
-        ui::status("No tokens.");
+        ui::status(if filter.is_set() {
+            "No tokens match."
+        } else {
+            "No tokens."
+        });
         return Ok(Outcome::Success);
     }
-    let all_projects = args.project.is_none();
+    print_table(tokens, args.project.is_none())?;
+    Ok(Outcome::Success)
+}
+
+fn print_json_list(tokens: &[TokenSummary]) -> Result<Outcome> {
+    let json: Vec<TokenJson<'_>> = tokens.iter().map(TokenJson::from).collect();
+    ui::print_json(&json).map(|()| Outcome::Success)
+}
+
+/// The tokens as a table on stdout; the Project column only when they may be of several.
+fn print_table(tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
     let mut header = vec!["ID"];
     if all_projects {
         header.push("Project");
@@ -205,6 +251,10 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     let rows = tokens
         .into_iter()
         .map(|t| {
+            let status = match t.expires_soon {
+                Some(left) => format!("expiring in {}", time::span(left)),
+                None => t.status.as_str().to_owned(),
+            };
             let mut cells = vec![t.id];
             if all_projects {
                 cells.push(t.project);
@@ -214,33 +264,130 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
                 time::for_people(t.created_at),
                 time::for_people_or_never(t.expires_at),
                 time::for_people_or_never(t.last_used_at),
-                t.status.as_str().to_owned(),
+                status,
             ]);
             cells
         })
         .collect();
-    table::print(&header, rows)?;
-    Ok(Outcome::Success)
+    table::print(&header, rows)
+}
+
+/// How a token is named in a confirmation: id, project, description, creation.
+fn describe(token: &TokenSummary) -> String {
+    let description = token
+        .description
+        .as_deref()
+        .map_or_else(String::new, |d| format!(", \"{d}\""));
+    format!(
+        "token {} (project {}{description}, created {})",
+        token.id,
+        token.project,
+        time::for_people(token.created_at)
+    )
 }
 
 fn revoke(ctx: &Context, args: &TokenRevokeArgs) -> Result<Outcome> {
     let store = ctx.open()?;
     let found = token::find(&store, &args.token_id, ctx.now)?;
-    let description = found
-        .description
-        .as_deref()
-        .map_or_else(String::new, |d| format!(", \"{d}\""));
     confirm(
         args.yes,
         &format!(
-            "Revoke token {} (project {}{description}, created {})? It stops working at once and cannot be recovered.",
-            found.id,
-            found.project,
-            time::for_people(found.created_at)
+            "Revoke {}? It stops working at once and cannot be recovered.",
+            describe(&found)
         ),
         "pass --yes to revoke without asking",
     )?;
     token::revoke(&store, &found.id)?;
     ui::status(&format!("Revoked token {}.", found.id));
+    Ok(Outcome::Success)
+}
+
+fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
+    let mut store = ctx.open()?;
+    let old = token::find(&store, &args.token_id, ctx.now)?;
+    confirm(
+        args.yes,
+        &format!(
+            "Rotate {}? A new token replaces it, and it stops working at once.",
+            describe(&old)
+        ),
+        "pass --yes to rotate without asking",
+    )?;
+    let mut rng = UnwrapErr(SysRng);
+    let created = token::rotate(&mut store, &old.id, ctx.now, &mut rng, |created| {
+        deliver(created, args.json, Some(&old.id))
+    })?;
+    ui::status(&format!(
+        "Rotated token {}: it no longer works. Its replacement is token {} for project {} ({}).",
+        old.id,
+        created.token.id(),
+        created.project,
+        time::expiry(created.expires_at)
+    ));
+    shown_once();
+    Ok(Outcome::Success)
+}
+
+#[derive(Serialize)]
+struct PruneJson<'a> {
+    dry_run: bool,
+    revoked: u64,
+    tokens: Vec<TokenJson<'a>>,
+}
+
+fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
+    let filter = Filter {
+        expired: args.expired,
+        unused_for: args.unused_for,
+        ..Filter::default()
+    };
+    let Some(mut store) = ctx.open_if_exists()? else {
+        return report_pruned(args, &[], 0);
+    };
+    let tokens = token::list(&store, args.project.as_deref(), &filter, ctx.now)?;
+    if tokens.is_empty() {
+        return report_pruned(args, &tokens, 0);
+    }
+    if !args.json {
+        // What would go, before the question: the person answering sees what they agree to.
+        print_table(tokens.clone(), args.project.is_none())?;
+    }
+    if args.dry_run {
+        return report_pruned(args, &tokens, 0);
+    }
+    let count = tokens.len();
+    confirm(
+        args.yes,
+        &format!(
+            "Revoke {count} {}? They stop working at once and cannot be recovered.",
+            if count == 1 { "token" } else { "tokens" }
+        ),
+        "pass --yes to prune without asking, or --dry-run to only list them",
+    )?;
+    let revoked = token::revoke_all(&mut store, &tokens)?;
+    report_pruned(args, &tokens, revoked)
+}
+
+/// The end of a prune: JSON on stdout, or one status line.
+fn report_pruned(args: &TokenPruneArgs, tokens: &[TokenSummary], revoked: u64) -> Result<Outcome> {
+    if args.json {
+        ui::print_json(&PruneJson {
+            dry_run: args.dry_run,
+            revoked,
+            tokens: tokens.iter().map(TokenJson::from).collect(),
+        })?;
+    }
+    let plural = |n: u64| if n == 1 { "token" } else { "tokens" };
+    let found = tokens.len() as u64;
+    ui::status(&if found == 0 {
+        "No tokens to prune.".to_owned()
+    } else if args.dry_run {
+        format!(
+            "Dry run: {found} {} would be revoked; nothing was changed.",
+            plural(found)
+        )
+    } else {
+        format!("Revoked {revoked} {}.", plural(revoked))
+    });
     Ok(Outcome::Success)
 }

@@ -5,7 +5,7 @@ use rand::CryptoRng;
 
 use super::{project, time};
 use crate::error::{Error, Result};
-use crate::store::{NewToken, Store, TokenRow};
+use crate::store::{NewToken, Replaced, Store, TokenRow};
 use crate::token::{Token, TokenId};
 use crate::{secret, text};
 
@@ -63,6 +63,50 @@ impl Status {
             Status::Active => "active",
             Status::Expired => "expired",
         }
+    }
+}
+
+/// A token that still works is flagged as expiring this long before it stops: in `token list`
+/// and as a warning when it is verified, so logs show it before it breaks.
+pub const EXPIRY_NOTICE: TimeDelta = TimeDelta::days(7);
+
+/// The time a token has left, when it still works and expires within [`EXPIRY_NOTICE`].
+pub fn expires_soon(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<TimeDelta> {
+    let left = expires_at? - now;
+    (left > TimeDelta::zero() && left <= EXPIRY_NOTICE).then_some(left)
+}
+
+/// Which tokens to list or prune. Every condition given must hold; the default selects all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only expired tokens.
+    pub expired: bool,
+    /// Only tokens that still work and expire within this many days.
+    pub expiring_within: Option<u32>,
+    /// Only tokens never used.
+    pub unused: bool,
+    /// Only tokens not used in the last this many days; a never-used token counts from its
+    /// creation.
+    pub unused_for: Option<u32>,
+}
+
+impl Filter {
+    pub fn matches(&self, token: &TokenSummary, now: DateTime<Utc>) -> bool {
+        let days = |n: u32| TimeDelta::days(i64::from(n));
+        (!self.expired || token.status == Status::Expired)
+            && self.expiring_within.is_none_or(|n| {
+                token.status == Status::Active
+                    && token.expires_at.is_some_and(|at| at <= now + days(n))
+            })
+            && (!self.unused || token.last_used_at.is_none())
+            && self
+                .unused_for
+                .is_none_or(|n| token.last_used_at.unwrap_or(token.created_at) <= now - days(n))
+    }
+
+    /// Whether any condition is set.
+    pub fn is_set(&self) -> bool {
+        *self != Filter::default()
     }
 }
 
@@ -195,6 +239,8 @@ pub struct TokenSummary {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub status: Status,
+    /// The time left, when it expires within [`EXPIRY_NOTICE`].
+    pub expires_soon: Option<TimeDelta>,
 }
 
 impl TokenSummary {
@@ -208,12 +254,18 @@ impl TokenSummary {
             expires_at,
             last_used_at: row.last_used_at.map(time),
             status: Status::at(expires_at, now),
+            expires_soon: expires_soon(expires_at, now),
         }
     }
 }
 
-/// Tokens oldest first, of one project or all.
-pub fn list(store: &Store, project: Option<&str>, now: DateTime<Utc>) -> Result<Vec<TokenSummary>> {
+/// Tokens oldest first, of one project or all, that `filter` selects.
+pub fn list(
+    store: &Store,
+    project: Option<&str>,
+    filter: &Filter,
+    now: DateTime<Utc>,
+) -> Result<Vec<TokenSummary>> {
     let project_id = project
         .map(|name| project::require(store, name))
         .transpose()?;
@@ -221,6 +273,7 @@ pub fn list(store: &Store, project: Option<&str>, now: DateTime<Utc>) -> Result<
         .tokens(project_id)?
         .into_iter()
         .map(|row| TokenSummary::from_row(row, now))
+        .filter(|token| filter.matches(token, now))
         .collect())
 }
 
@@ -252,6 +305,76 @@ pub fn revoke(store: &Store, id: &str) -> Result<()> {
     } else {
         Err(not_found(&id))
     }
+}
+
+/// Revokes these tokens in one transaction (prune); returns how many still existed.
+pub fn revoke_all(store: &mut Store, tokens: &[TokenSummary]) -> Result<u64> {
+    store.delete_tokens(tokens.iter().map(|t| t.id.as_str()))
+}
+
+/// Replaces a token with a new one: same project, same description, the same lifetime counted
+/// from `now` (30, 90 or 365 days, or never). The new token is handed to `deliver` (which shows
+/// it to the user) inside the transaction that revokes the old one, and that transaction
+/// commits only if delivery succeeded: if the new token cannot be shown, the old one still
+/// works and nothing changes.
+pub fn rotate<R: CryptoRng + ?Sized>(
+    store: &mut Store,
+    id: &str,
+    now: DateTime<Utc>,
+    rng: &mut R,
+    deliver: impl FnOnce(&CreatedToken) -> Result<()>,
+) -> Result<CreatedToken> {
+    let old_id = parse_id(id)?;
+    let old = store
+        .token(old_id.as_str())?
+        .ok_or_else(|| not_found(&old_id))?;
+    let project_id = project::require(store, &old.project)?;
+    let lifetime = old.expires_at.map(|at| at - old.created_at);
+    let expires_at = lifetime.map(|seconds| now + TimeDelta::seconds(seconds));
+    let mut token = Token::generate(rng);
+    let secret_hash = secret::hash(token.secret())
+        .map_err(|err| Error::environment(format!("cannot hash the new token: {err}")))?;
+    let mut deliver = Some(deliver);
+    let mut delivered = false;
+    for _ in 0..ID_ATTEMPTS {
+        let created = CreatedToken {
+            token,
+            project: old.project.clone(),
+            description: old.description.clone(),
+            created_at: now,
+            expires_at,
+        };
+        let row = NewToken {
+            id: created.token.id().as_str(),
+            project_id,
+            secret_hash: &secret_hash,
+            description: created.description.as_deref(),
+            created_at: now.timestamp(),
+            expires_at: expires_at.map(|t| t.timestamp()),
+        };
+        let replaced = store.replace_token(old_id.as_str(), &row, || {
+            let deliver = deliver.take().expect("the store delivers at most once");
+            deliver(&created).inspect(|()| delivered = true)
+        });
+        match replaced {
+            Ok(Replaced::Done) => return Ok(created),
+            Ok(Replaced::Gone) => return Err(not_found(&old_id)),
+            Ok(Replaced::IdTaken) => token = created.token.with_id(TokenId::generate(rng)),
+            Err(err) if delivered => {
+                return Err(Error::environment(format!(
+                    "the new token above was not saved: {}",
+                    err.message()
+                ))
+                .with_hint(format!(
+                    "do not use it: token {old_id} still works; run the command again"
+                )));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(Error::environment(
+        "could not find a free token id; try again",
+    ))
 }
 
 #[cfg(test)]

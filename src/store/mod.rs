@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-pub use queries::{NewToken, ProjectRow, TokenRow, VerifyRow};
+pub use queries::{NewToken, ProjectRow, Replaced, TokenRow, VerifyRow};
 
 use crate::error::{Error, Result};
 

@@ -43,6 +43,17 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
+/// How [`Store::replace_token`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The new token replaced the old one.
+    Done,
+    /// The old token no longer exists (revoked meanwhile); nothing changed.
+    Gone,
+    /// The new token's id is taken; nothing changed.
+    IdTaken,
+}
+
 const INSERT_TOKEN: &str =
     "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -323,6 +334,75 @@ impl Store {
             self.scrub_log();
         }
         Ok(deleted == 1)
+    }
+
+    /// Deletes the tokens with these ids in one durable transaction (`synchronous=FULL`) and
+    /// scrubs their hashes from the log; returns how many existed.
+    pub fn delete_tokens<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<u64> {
+        let path = self.path.clone();
+        let fail = |err: rusqlite::Error| super::error_for(&path, &err);
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let mut deleted = 0;
+        {
+            let mut delete = tx
+                .prepare("DELETE FROM tokens WHERE id = ?1")
+                .map_err(fail)?;
+            for id in ids {
+                deleted += delete.execute([id]).map_err(fail)? as u64;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        if deleted > 0 {
+            self.scrub_log();
+        }
+        Ok(deleted)
+    }
+
+    /// Replaces a token with a new one of the same project in one durable transaction, which
+    /// commits only if `deliver` (showing the new token) succeeds: otherwise nothing changes.
+    ///
+    /// The write lock is held while `deliver` runs, so it must be quick (one short write).
+    pub fn replace_token(
+        &mut self,
+        old_id: &str,
+        new: &NewToken<'_>,
+        deliver: impl FnOnce() -> Result<()>,
+    ) -> Result<Replaced> {
+        let path = self.path.clone();
+        let fail = |err: rusqlite::Error| super::error_for(&path, &err);
+        // It revokes a token: as durable as `delete_token`.
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM tokens WHERE id = ?1 AND project_id = ?2",
+                params![old_id, new.project_id],
+            )
+            .map_err(fail)?;
+        if deleted == 0 {
+            return Ok(Replaced::Gone);
+        }
+        match tx.execute(INSERT_TOKEN, new.params()) {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => return Ok(Replaced::IdTaken),
+            Err(err) => return Err(fail(err)),
+        }
+        // Dropping the transaction on an error rolls it back.
+        deliver()?;
+        tx.commit().map_err(fail)?;
+        self.scrub_log();
+        Ok(Replaced::Done)
     }
 
     /// Copies the log into the main file and truncates it, so deleted rows' old page images

@@ -115,6 +115,22 @@ pub fn report_clap(err: &clap::Error) -> u8 {
     report(&error)
 }
 
+/// Whether stdout goes nowhere: to `/dev/null`, or closed when autheona started (Rust's
+/// runtime then opens `/dev/null` on it). Anything written there is lost.
+pub fn stdout_is_null() -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(null) = std::fs::metadata("/dev/null") else {
+        return false;
+    };
+    // SAFETY: fstat only fills the plain-data struct it is given.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    let described = unsafe { libc::fstat(1, &mut stat) } == 0;
+    described
+        && null.file_type().is_char_device()
+        && stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && stat.st_rdev == null.rdev()
+}
+
 /// Writes one line of data to stdout.
 pub fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();

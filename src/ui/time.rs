@@ -1,6 +1,6 @@
 //! Times for people (local, to the minute) and for machines (RFC 3339 UTC).
 
-use chrono::{DateTime, Datelike, Local, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, Local, SecondsFormat, TimeDelta, Timelike, Utc};
 
 /// `YYYY-MM-DD HH:MM` in local time.
 pub fn for_people(time: DateTime<Utc>) -> String {
@@ -30,6 +30,20 @@ pub fn expiry(expires_at: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// A length of time for people, in its largest whole unit: `3 days`, `1 hour`, `5 minutes`
+/// (at least 1 minute).
+pub fn span(length: TimeDelta) -> String {
+    let (count, unit) = if length.num_days() >= 1 {
+        (length.num_days(), "day")
+    } else if length.num_hours() >= 1 {
+        (length.num_hours(), "hour")
+    } else {
+        (length.num_minutes().max(1), "minute")
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural}")
+}
+
 /// RFC 3339 in UTC with a `Z` suffix, to the second.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -47,6 +61,22 @@ mod tests {
             .format("%Y-%m-%d %H:%M")
             .to_string();
         assert_eq!(for_people(time), expected);
+    }
+
+    #[test]
+    fn span_uses_the_largest_whole_unit() {
+        for (seconds, expected) in [
+            (7 * 86_400, "7 days"),
+            (86_400 + 3_599, "1 day"),
+            (2 * 86_400 - 1, "1 day"),
+            (86_399, "23 hours"),
+            (3_600, "1 hour"),
+            (3_599, "59 minutes"),
+            (61, "1 minute"),
+            (5, "1 minute"),
+        ] {
+            assert_eq!(span(TimeDelta::seconds(seconds)), expected, "{seconds}");
+        }
     }
 
     #[test]

@@ -36,9 +36,14 @@ fn timeval(tv: libc::timeval) -> Duration {
 }
 
 /// Runs a command to completion with no stdio, measuring it with `wait4`'s resource usage.
-fn run(mut cmd: Command) -> Sample {
+fn run(cmd: Command) -> Sample {
+    run_to(cmd, Stdio::null())
+}
+
+/// The same with stdout going to `stdout`.
+fn run_to(mut cmd: Command, stdout: Stdio) -> Sample {
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::null());
     let start = Instant::now();
     // Reaped by wait4 below, which also gives its resource usage (Child::wait would not).
@@ -66,6 +71,9 @@ struct Bench {
     samples: Vec<Sample>,
     /// The command is meant to fail (a verify of a bad token exits 1).
     expect_invalid: bool,
+    /// A file its stdout is appended to, instead of `/dev/null` (where token create refuses
+    /// to print a token).
+    stdout: Option<PathBuf>,
 }
 
 impl Bench {
@@ -75,12 +83,32 @@ impl Bench {
             make: Box::new(make),
             samples: Vec::new(),
             expect_invalid: false,
+            stdout: None,
         }
     }
 
     fn expecting_invalid(mut self) -> Bench {
         self.expect_invalid = true;
         self
+    }
+
+    fn with_stdout(mut self, file: PathBuf) -> Bench {
+        self.stdout = Some(file);
+        self
+    }
+
+    /// Runs the command once.
+    fn run_once(&self) -> Sample {
+        let stdout = match &self.stdout {
+            Some(file) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .expect("open the stdout file")
+                .into(),
+            None => Stdio::null(),
+        };
+        run_to((self.make)(), stdout)
     }
 
     fn walls(&self) -> Vec<Duration> {
@@ -139,7 +167,7 @@ fn measure(benches: &mut [Bench], warmup: usize, rounds: usize) {
     for round in 0..warmup + rounds {
         order.shuffle(&mut rand::rng());
         for &i in &order {
-            let sample = run((benches[i].make)());
+            let sample = benches[i].run_once();
             if round >= warmup {
                 benches[i].samples.push(sample);
             }
@@ -487,7 +515,8 @@ fn main() {
                     .args(["token", "create", "-p", "bench", "-e", "30"]);
                 c
             }
-        }),
+        })
+        .with_stdout(work.join("created-tokens.txt")),
         Bench::new("autheona --version", {
             let autheona = autheona.clone();
             move || {

@@ -81,13 +81,13 @@ fn create_keeps_only_a_hash_and_lists_without_secrets() {
     let store = store_with_project();
     let created = create_ok(&store, &request(Expiration::Days90, Some("CI")), at(T0));
     assert_eq!(created.expires_at, Some(at(T0 + 90 * DAY)));
-    let listed = list(&store, Some("demo"), at(T0 + DAY)).unwrap();
+    let listed = list(&store, Some("demo"), &Filter::default(), at(T0 + DAY)).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, created.token.id().as_str());
     assert_eq!(listed[0].description.as_deref(), Some("CI"));
     assert_eq!(listed[0].status, Status::Active);
     assert_eq!(listed[0].last_used_at, None);
-    let expired = list(&store, None, at(T0 + 90 * DAY)).unwrap();
+    let expired = list(&store, None, &Filter::default(), at(T0 + 90 * DAY)).unwrap();
     assert_eq!(expired[0].status, Status::Expired);
 }
 
@@ -103,7 +103,7 @@ fn a_failed_delivery_keeps_nothing() {
     )
     .unwrap_err();
     assert_eq!(err.message(), "stdout is gone");
-    assert!(list(&store, None, at(T0)).unwrap().is_empty());
+    assert!(list(&store, None, &Filter::default(), at(T0)).unwrap().is_empty());
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn delivery_sees_a_committed_token() {
         &mut rand::rng(),
         |created: &CreatedToken| {
             assert_eq!(
-                list(&store, None, at(T0)).unwrap()[0].id,
+                list(&store, None, &Filter::default(), at(T0)).unwrap()[0].id,
                 created.token.id().as_str()
             );
             Ok(())
@@ -146,7 +146,7 @@ fn create_refuses_unknown_projects_and_bad_descriptions_before_writing() {
             .kind(),
         ErrorKind::Usage
     );
-    assert!(list(&store, None, at(T0)).unwrap().is_empty());
+    assert!(list(&store, None, &Filter::default(), at(T0)).unwrap().is_empty());
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn list_is_oldest_first() {
     let later = create_ok(&store, &request(Expiration::Never, None), at(T0 + 10));
     let earlier = create_ok(&store, &request(Expiration::Never, None), at(T0));
     let same_second = create_ok(&store, &request(Expiration::Never, None), at(T0));
-    let ids: Vec<String> = list(&store, None, at(T0))
+    let ids: Vec<String> = list(&store, None, &Filter::default(), at(T0))
         .unwrap()
         .into_iter()
         .map(|t| t.id)
@@ -209,5 +209,5 @@ fn a_colliding_id_is_drawn_again() {
     )
     .unwrap();
     assert_ne!(first.token.id(), second.token.id());
-    assert_eq!(list(&store, None, at(T0)).unwrap().len(), 2);
+    assert_eq!(list(&store, None, &Filter::default(), at(T0)).unwrap().len(), 2);
 }

@@ -55,7 +55,7 @@ fn valid_token_records_its_use() {
         }
         other => panic!("{other:?}"),
     }
-    let listed = token::list(&store, None, at(T0)).unwrap();
+    let listed = token::list(&store, None, &token::Filter::default(), at(T0)).unwrap();
     assert_eq!(listed[0].last_used_at, Some(at(T0 + DAY)));
 }
 
@@ -119,7 +119,7 @@ fn failed_checks_record_no_use() {
     verify(&store, &token, Some("other"), at(T0)).unwrap();
     verify(&store, &token, None, at(T0 + 31 * DAY)).unwrap();
     assert_eq!(
-        token::list(&store, None, at(T0)).unwrap()[0].last_used_at,
+        token::list(&store, None, &token::Filter::default(), at(T0)).unwrap()[0].last_used_at,
         None
     );
 }
