@@ -103,7 +103,11 @@ fn a_failed_delivery_keeps_nothing() {
     )
     .unwrap_err();
     assert_eq!(err.message(), "stdout is gone");
-    assert!(list(&store, None, &Filter::default(), at(T0)).unwrap().is_empty());
+    assert!(
+        list(&store, None, &Filter::default(), at(T0))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -146,7 +150,11 @@ fn create_refuses_unknown_projects_and_bad_descriptions_before_writing() {
             .kind(),
         ErrorKind::Usage
     );
-    assert!(list(&store, None, &Filter::default(), at(T0)).unwrap().is_empty());
+    assert!(
+        list(&store, None, &Filter::default(), at(T0))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -209,5 +217,194 @@ fn a_colliding_id_is_drawn_again() {
     )
     .unwrap();
     assert_ne!(first.token.id(), second.token.id());
-    assert_eq!(list(&store, None, &Filter::default(), at(T0)).unwrap().len(), 2);
+    assert_eq!(
+        list(&store, None, &Filter::default(), at(T0))
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+fn ids(tokens: &[TokenSummary]) -> Vec<&str> {
+    tokens.iter().map(|t| t.id.as_str()).collect()
+}
+
+#[test]
+fn expires_soon_within_the_notice_only_while_it_still_works() {
+    let expiry = Some(at(T0));
+    assert_eq!(expires_soon(expiry, at(T0 - 8 * DAY)), None);
+    assert_eq!(
+        expires_soon(expiry, at(T0 - 7 * DAY)),
+        Some(TimeDelta::days(7))
+    );
+    assert_eq!(
+        expires_soon(expiry, at(T0 - 1)),
+        Some(TimeDelta::seconds(1))
+    );
+    assert_eq!(expires_soon(expiry, at(T0)), None, "expired");
+    assert_eq!(expires_soon(None, at(T0)), None, "never expires");
+}
+
+#[test]
+fn filters_select_by_expiry_and_use_and_combine() {
+    let store = store_with_project();
+    let short = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let long = create_ok(&store, &request(Expiration::Days365, None), at(T0));
+    let never = create_ok(&store, &request(Expiration::Never, None), at(T0));
+    let used = create_ok(&store, &request(Expiration::Days90, None), at(T0));
+    store
+        .record_use(used.token.id().as_str(), T0 + 50 * DAY)
+        .unwrap();
+    let (short, long, never, used) = (
+        short.token.id().as_str(),
+        long.token.id().as_str(),
+        never.token.id().as_str(),
+        used.token.id().as_str(),
+    );
+    let now = at(T0 + 60 * DAY);
+    let select = |filter: Filter| list(&store, None, &filter, now).unwrap();
+
+    let all = select(Filter::default());
+    assert_eq!(ids(&all), [short, long, never, used]);
+    let expired = Filter {
+        expired: true,
+        ..Filter::default()
+    };
+    assert_eq!(ids(&select(expired)), [short]);
+    // `used` expires at day 90: within 30 days of day 60, and not yet expired.
+    let within = |days| Filter {
+        expiring_within: Some(days),
+        ..Filter::default()
+    };
+    assert_eq!(ids(&select(within(30))), [used]);
+    assert_eq!(ids(&select(within(29))), Vec::<&str>::new());
+    assert_eq!(ids(&select(within(305))), [long, used]);
+    let unused = Filter {
+        unused: true,
+        ..Filter::default()
+    };
+    assert_eq!(ids(&select(unused)), [short, long, never]);
+    // Used at day 50: unused for 10 days at day 60, not 11. Never used counts from day 0.
+    let unused_for = |days| Filter {
+        unused_for: Some(days),
+        ..Filter::default()
+    };
+    assert_eq!(ids(&select(unused_for(10))), [short, long, never, used]);
+    assert_eq!(ids(&select(unused_for(11))), [short, long, never]);
+    assert_eq!(ids(&select(unused_for(61))), Vec::<&str>::new());
+    let expired_and_unused = Filter {
+        expired: true,
+        unused: true,
+        ..Filter::default()
+    };
+    assert_eq!(ids(&select(expired_and_unused)), [short]);
+    assert!(!Filter::default().is_set());
+    assert!(expired.is_set());
+}
+
+#[test]
+fn a_token_expiring_within_a_week_is_flagged_in_the_listing() {
+    let store = store_with_project();
+    create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let listed = |day| list(&store, None, &Filter::default(), at(T0 + day * DAY)).unwrap();
+    assert_eq!(listed(22)[0].expires_soon, None);
+    assert_eq!(listed(23)[0].expires_soon, Some(TimeDelta::days(7)));
+    assert_eq!(listed(23)[0].status, Status::Active);
+    assert_eq!(listed(30)[0].expires_soon, None);
+}
+
+#[test]
+fn rotate_keeps_project_description_and_lifetime_and_revokes_the_old() {
+    for expiration in Expiration::ALL {
+        let mut store = store_with_project();
+        let old = create_ok(&store, &request(expiration, Some("CI runner")), at(T0));
+        store.record_use(old.token.id().as_str(), T0 + DAY).unwrap();
+        let now = at(T0 + 10 * DAY);
+        let mut seen = None;
+        let new = rotate(
+            &mut store,
+            old.token.id().as_str(),
+            now,
+            &mut rand::rng(),
+            |created| {
+                seen = Some(created.token.id().clone());
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen.as_ref(), Some(new.token.id()));
+        assert_ne!(new.token.id(), old.token.id());
+        assert_eq!(new.project, "demo");
+        assert_eq!(new.description.as_deref(), Some("CI runner"));
+        assert_eq!(new.created_at, now);
+        assert_eq!(new.expires_at, expiration.expires_at(now), "{expiration:?}");
+        let listed = list(&store, None, &Filter::default(), now).unwrap();
+        assert_eq!(ids(&listed), [new.token.id().as_str()]);
+        assert_eq!(listed[0].last_used_at, None, "use is not carried over");
+        let row = store
+            .token_for_verify(new.token.id().as_str())
+            .unwrap()
+            .unwrap();
+        assert!(crate::secret::verify(new.token.secret(), &row.secret_hash));
+    }
+}
+
+#[test]
+fn a_failed_rotation_delivery_changes_nothing() {
+    let mut store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days90, Some("keep")), at(T0));
+    let before = list(&store, None, &Filter::default(), at(T0)).unwrap();
+    let err = rotate(
+        &mut store,
+        old.token.id().as_str(),
+        at(T0 + DAY),
+        &mut rand::rng(),
+        |_| Err(Error::environment("stdout closed")),
+    )
+    .unwrap_err();
+    assert_eq!(err.message(), "stdout closed");
+    assert_eq!(
+        list(&store, None, &Filter::default(), at(T0)).unwrap(),
+        before
+    );
+    assert!(
+        store
+            .token_for_verify(old.token.id().as_str())
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn rotate_refuses_unknown_and_malformed_ids_without_delivering() {
+    let mut store = store_with_project();
+    let rotate_id = |store: &mut Store, id: &str| {
+        rotate(store, id, at(T0), &mut rand::rng(), |_| {
+            panic!("nothing to deliver")
+        })
+        .unwrap_err()
+        .kind()
+    };
+    assert_eq!(rotate_id(&mut store, "000000000000"), ErrorKind::Refused);
+    assert_eq!(rotate_id(&mut store, "aut_x"), ErrorKind::Usage);
+}
+
+#[test]
+fn revoke_all_revokes_those_given_in_one_go() {
+    let mut store = store_with_project();
+    for _ in 0..3 {
+        create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    }
+    let keep = create_ok(&store, &request(Expiration::Never, None), at(T0));
+    let expired = Filter {
+        expired: true,
+        ..Filter::default()
+    };
+    let now = at(T0 + 31 * DAY);
+    let doomed = list(&store, None, &expired, now).unwrap();
+    assert_eq!(doomed.len(), 3);
+    assert_eq!(revoke_all(&mut store, &doomed).unwrap(), 3);
+    assert_eq!(revoke_all(&mut store, &doomed).unwrap(), 0, "already gone");
+    let left = list(&store, None, &Filter::default(), now).unwrap();
+    assert_eq!(ids(&left), [keep.token.id().as_str()]);
 }
