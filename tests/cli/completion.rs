@@ -119,7 +119,7 @@ fn bash_completes_commands_flags_and_live_values() {
     let (env, token) = database_with_projects();
     assert_eq!(bash_complete(&env, "autheona to"), ["token"]);
     let subcommands = bash_complete(&env, "autheona token ");
-    for expected in ["create", "list", "revoke"] {
+    for expected in ["create", "list", "revoke", "rotate", "prune"] {
         assert!(subcommands.iter().any(|c| c == expected), "{subcommands:?}");
     }
     assert!(
@@ -145,10 +145,22 @@ fn bash_completes_commands_flags_and_live_values() {
         bash_complete(&env, "autheona token create --expires "),
         ["30", "90", "365", "never"]
     );
-    let ids = bash_complete(&env, "autheona token revoke ");
-    assert!(ids.contains(&id_of(&token).to_owned()), "{ids:?}");
-    for offered in &ids {
-        assert!(!offered.contains(&token[17..60]), "a secret was offered");
+    assert_eq!(
+        bash_complete(&env, "autheona token prune --project "),
+        ["alpha", "beta"]
+    );
+    assert!(
+        bash_complete(&env, "autheona token list --exp").contains(&"--expiring-within".to_owned())
+    );
+    for command in ["revoke", "rotate"] {
+        let ids = bash_complete(&env, &format!("autheona token {command} "));
+        assert!(
+            ids.contains(&id_of(&token).to_owned()),
+            "{command}: {ids:?}"
+        );
+        for offered in &ids {
+            assert!(!offered.contains(&token[17..60]), "a secret was offered");
+        }
     }
 }
 
