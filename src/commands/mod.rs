@@ -125,17 +125,24 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
+/// Fails, as [`confirm`] would, when confirmation is needed and no one can give it: for a
+/// command that shows something before asking, so that it shows nothing in vain.
+fn can_confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
+    if yes || ui::is_interactive() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{question} Confirmation is needed, and there is no terminal to ask"
+    ))
+    .with_hint(flag_hint.to_owned()))
+}
+
 /// Asks before a destructive step, or requires `--yes` where no one can answer.
 fn confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
     if yes {
         return Ok(());
     }
-    if !ui::is_interactive() {
-        return Err(Error::usage(format!(
-            "{question} Confirmation is needed, and there is no terminal to ask"
-        ))
-        .with_hint(flag_hint.to_owned()));
-    }
+    can_confirm(yes, question, flag_hint)?;
     if ui::prompt::confirm(question)? {
         Ok(())
     } else {

@@ -65,7 +65,7 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
             ]
         })
         .collect();
-    table::print(&["Name", "Created", "Tokens"], rows)?;
+    table::print(&["Name", "Created", "Tokens"], rows, None)?;
     Ok(Outcome::Success)
 }
 

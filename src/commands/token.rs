@@ -4,7 +4,7 @@ use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use serde::Serialize;
 
-use super::{Context, Outcome, confirm};
+use super::{Context, Outcome, can_confirm, confirm};
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,
@@ -247,6 +247,7 @@ fn print_table(tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
     if all_projects {
         header.push("Project");
     }
+    let description = header.len();
     header.extend(["Description", "Created", "Expires", "Last used", "Status"]);
     let rows = tokens
         .into_iter()
@@ -269,7 +270,7 @@ fn print_table(tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
             cells
         })
         .collect();
-    table::print(&header, rows)
+    table::print(&header, rows, Some(description))
 }
 
 /// How a token is named in a confirmation: id, project, description, creation.
@@ -348,22 +349,33 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
     if tokens.is_empty() {
         return report_pruned(args, &tokens, 0);
     }
+    let count = tokens.len();
+    let question = format!(
+        "Revoke {count} {}? They stop working at once and cannot be recovered.",
+        if count == 1 { "token" } else { "tokens" }
+    );
+    let hint = "pass --yes to prune without asking, or --dry-run to only list them";
+    if !args.dry_run {
+        can_confirm(args.yes, &question, hint)?;
+    }
     if !args.json {
         // What would go, before the question: the person answering sees what they agree to.
-        print_table(tokens.clone(), args.project.is_none())?;
+        // Shown to no one (stdout closed), it stops the prune: nothing was agreed to.
+        print_table(tokens.clone(), args.project.is_none()).map_err(|err| {
+            if args.dry_run {
+                return err;
+            }
+            Error::environment(format!(
+                "could not list the tokens to prune on stdout ({}); nothing was revoked",
+                err.message()
+            ))
+            .with_hint("run it again with a working stdout, or with --json")
+        })?;
     }
     if args.dry_run {
         return report_pruned(args, &tokens, 0);
     }
-    let count = tokens.len();
-    confirm(
-        args.yes,
-        &format!(
-            "Revoke {count} {}? They stop working at once and cannot be recovered.",
-            if count == 1 { "token" } else { "tokens" }
-        ),
-        "pass --yes to prune without asking, or --dry-run to only list them",
-    )?;
+    confirm(args.yes, &question, hint)?;
     let revoked = token::revoke_all(&mut store, &tokens)?;
     report_pruned(args, &tokens, revoked)
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 use unicode_width::UnicodeWidthStr;
 
 use crate::error::{Error, Result};
@@ -17,8 +17,10 @@ const FITTED_ROWS: usize = 1000;
 /// Columns apart by two spaces, flush left: plain to read, easy to cut.
 const GAP: usize = 2;
 
-/// Prints `rows` under `header` on stdout, every cell made terminal-safe.
-pub fn print(header: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+/// Prints `rows` under `header` on stdout, every cell made terminal-safe. On a terminal the
+/// table is fitted to its width by wrapping the `wrap` column (free text) only: ids and dates
+/// stay whole, to be read and copied.
+pub fn print(header: &[&str], rows: Vec<Vec<String>>, wrap: Option<usize>) -> Result<()> {
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|row| {
@@ -35,11 +37,17 @@ pub fn print(header: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
         let mut table = Table::new();
         table
             .load_style(presets::NOTHING)
-            .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(header)
             .add_rows(rows);
-        for column in table.column_iter_mut() {
+        // A terminal that reports no width (0 columns) would squeeze every column to nothing.
+        if table.width().is_some_and(|width| width > 0) {
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        for (index, column) in table.column_iter_mut().enumerate() {
             column.set_padding((0, GAP as u16));
+            if Some(index) != wrap {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
         }
         writeln!(out, "{}", table.trim_fmt()).map_err(Error::output)?;
     } else {

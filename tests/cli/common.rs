@@ -203,3 +203,93 @@ pub fn keys(value: &serde_json::Value) -> Vec<&str> {
     keys.sort_unstable();
     keys
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rotate, prune and the list filters: moved clocks, verdicts, listed rows.
+
+/// `env.cmd()` with the clock of that one process moved by `offset`, in libfaketime's words:
+/// `-40d` is 40 days ago, `+612h` is 25.5 days ahead.
+pub fn moved_clock(env: &TestEnv, offset: &str) -> Command {
+    let mut cmd = env.cmd();
+    cmd.env("FAKETIME", offset)
+        .env("LD_PRELOAD", faketime_lib());
+    cmd
+}
+
+/// Creates a token with the clock moved by `offset` (`-40d`: created 40 days ago); returns it.
+pub fn token_at(env: &TestEnv, offset: &str, project: &str, expires: &str) -> String {
+    let assert = moved_clock(env, offset)
+        .args(["token", "create", "-p", project, "-e", expires])
+        .assert()
+        .success();
+    let token = stdout(&assert).trim_end().to_owned();
+    assert_eq!(token.len(), 66, "{token}");
+    token
+}
+
+/// Whether `verify` accepts the token now. Any answer but valid (0) or not valid (1) fails.
+pub fn verifies(env: &TestEnv, token: &str) -> bool {
+    let assert = env.verify(token, &[]);
+    match assert.get_output().status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        other => panic!("verify exited {other:?}: {}", stderr(&assert)),
+    }
+}
+
+/// The token is gone: `verify` says `invalid: unknown`, exit 1.
+pub fn assert_gone(env: &TestEnv, token: &str) {
+    env.verify(token, &[]).code(1).stdout("invalid: unknown\n");
+}
+
+/// The ids of listed tokens (`token list --json` rows), in order.
+pub fn ids(tokens: &[serde_json::Value]) -> Vec<String> {
+    tokens
+        .iter()
+        .map(|t| t["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// The listed row of the token with this id.
+pub fn listed(env: &TestEnv, id: &str) -> serde_json::Value {
+    list_json(env, &[])
+        .into_iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("token {id} is not listed"))
+}
+
+/// A date from autheona's JSON (RFC 3339, UTC).
+pub fn json_date(value: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a date string"))
+        .expect("RFC 3339")
+        .to_utc()
+}
+
+/// How long a listed (or created) token lives: expires_at - created_at, or `None` for never.
+pub fn lifetime(row: &serde_json::Value) -> Option<chrono::TimeDelta> {
+    (!row["expires_at"].is_null())
+        .then(|| json_date(&row["expires_at"]) - json_date(&row["created_at"]))
+}
+
+/// A JSON date as tables and status lines show it: `YYYY-MM-DD HH:MM`, local time (the tests'
+/// TZ is UTC).
+pub fn for_people(value: &serde_json::Value) -> String {
+    json_date(value).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Asserts a refusal: nothing on stdout; on stderr one `error: ` line containing `text`,
+/// optionally followed by one `hint: ` line, which is returned.
+pub fn assert_error(assert: &Assert, text: &str) -> Option<String> {
+    let out = stdout(assert);
+    let err = stderr(assert);
+    assert_eq!(out, "", "stdout of a refusal");
+    let lines: Vec<&str> = err.lines().collect();
+    let shaped = (lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("hint: ")))
+        && lines[0].starts_with("error: ");
+    assert!(
+        shaped,
+        "expected one error line and at most one hint:\n{err}"
+    );
+    assert!(lines[0].contains(text), "expected {text:?} in:\n{err}");
+    lines.get(1).map(|hint| (*hint).to_owned())
+}

@@ -499,3 +499,165 @@ fn no_prompt_when_stderr_is_not_a_terminal() {
     assert_eq!(code, 2, "{err}");
     env.verify(&token, &[]).success();
 }
+
+#[test]
+fn token_rotate_asks_first_and_only_yes_replaces_the_token() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let old = stdout(
+        &env.run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "90",
+            "-d",
+            "Deploy key",
+        ])
+        .success(),
+    )
+    .trim_end()
+    .to_owned();
+    let id = id_of(&old).to_owned();
+    let question = format!("Rotate token {id} (project demo, \"Deploy key\", created ");
+    let before = list_json(&env, &[]);
+
+    let mut pty = Pty::spawn(&env, &["token", "rotate", &id]);
+    pty.expect(&question);
+    pty.expect("[y/N]");
+    pty.keys("n");
+    pty.expect("cancelled; nothing was changed");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 1, "{transcript}");
+    assert!(
+        !transcript.contains("aut_"),
+        "a token was shown:\n{transcript}"
+    );
+    assert_eq!(list_json(&env, &[]), before);
+    env.verify(&old, &[]).success();
+
+    let mut pty = Pty::spawn(&env, &["token", "rotate", &id]);
+    pty.expect(&question);
+    pty.expect("[y/N]");
+    pty.keys("y");
+    pty.expect(&format!("Rotated token {id}: it no longer works."));
+    pty.expect("only time the token is shown");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    let new = printed_token(&without_escapes(&transcript));
+
+    let tokens = list_json(&env, &[]);
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["id"], id_of(&new));
+    assert_eq!(tokens[0]["description"], "Deploy key");
+    assert_eq!(
+        rfc3339(&tokens[0]["expires_at"]) - rfc3339(&tokens[0]["created_at"]),
+        TimeDelta::days(90)
+    );
+    env.verify(&new, &["--project", "demo"]).success();
+    assert_no_longer_verifies(&env, &old);
+}
+
+#[test]
+fn token_prune_lists_then_asks_once_for_all_it_revokes() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let first = token_at(&env, "-40d", "demo", "30");
+    let second = token_at(&env, "-100d", "demo", "90");
+    let kept = env.token("demo", "30");
+    let question = "Revoke 2 tokens? They stop working at once and cannot be recovered.";
+    let before = list_json(&env, &[]);
+
+    let mut pty = Pty::spawn_command(sized_terminal(&env, &["token", "prune", "--expired"], 200));
+    pty.expect(question);
+    pty.expect("[y/N]");
+    pty.keys("n");
+    pty.expect("cancelled; nothing was changed");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 1, "{transcript}");
+    assert!(!transcript.contains("Revoked"), "{transcript}");
+    assert_eq!(list_json(&env, &[]), before);
+
+    let mut pty = Pty::spawn_command(sized_terminal(&env, &["token", "prune", "--expired"], 200));
+    pty.expect(question);
+    pty.expect("[y/N]");
+    pty.keys("y");
+    pty.expect("Revoked 2 tokens.");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    // What goes is on screen before the one question.
+    let asked = transcript.find(question).unwrap();
+    for token in [&first, &second] {
+        let shown = transcript
+            .find(id_of(token))
+            .expect("listed before the question");
+        assert!(shown < asked, "{transcript}");
+    }
+    assert!(!transcript[..asked].contains(id_of(&kept)), "{transcript}");
+    assert_eq!(transcript.matches("[y/N]").count(), 1, "{transcript}");
+
+    assert_no_longer_verifies(&env, &first);
+    assert_no_longer_verifies(&env, &second);
+    env.verify(&kept, &[]).success();
+}
+
+/// The transcript without the escape sequences (CSI) that hide and show the cursor and clear
+/// lines: they share lines with stdout's output on a terminal.
+fn without_escapes(transcript: &str) -> String {
+    Regex::new("\x1b\\[[0-9;?]*[A-Za-z]")
+        .unwrap()
+        .replace_all(transcript, "")
+        .into_owned()
+}
+
+/// `pty_command` on a terminal `columns` wide. rexpect's pty has no size (0 columns), which a
+/// person's terminal never has; tables are fitted to the width.
+fn sized_terminal(env: &TestEnv, args: &[&str], columns: u16) -> Command {
+    let mut cmd = pty_command(env, args);
+    // SAFETY: the hook only calls ioctl, which is async-signal-safe, on the pty rexpect made
+    // stdin.
+    unsafe {
+        cmd.pre_exec(move || {
+            let size = libc::winsize {
+                ws_row: 24,
+                ws_col: columns,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            if libc::ioctl(0, libc::TIOCSWINSZ, &size) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// What prune will revoke is shown before it asks, with each token's id whole on one line, so a
+/// person can read and copy it: in the classic 80 columns, and where the terminal reports no
+/// size at all.
+#[test]
+fn prune_shows_whole_token_ids_before_asking_at_any_terminal_width() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let expired = [
+        token_at(&env, "-40d", "demo", "30"),
+        token_at(&env, "-100d", "demo", "90"),
+    ];
+    for columns in [80, 0] {
+        let cmd = sized_terminal(&env, &["token", "prune", "--expired"], columns);
+        let mut pty = Pty::spawn_command(cmd);
+        pty.expect("[y/N]");
+        pty.keys("n");
+        let (transcript, code) = pty.finish();
+        assert_eq!(code, 1, "{transcript}");
+        for token in &expired {
+            assert!(
+                transcript.contains(id_of(token)),
+                "{columns} columns: token id {} is not on one line:\n{transcript}",
+                id_of(token)
+            );
+        }
+    }
+}

@@ -2,12 +2,15 @@
 
 mod common;
 mod completion;
+mod filters;
 mod generated;
 mod help;
 mod hostile;
 mod interactive;
 mod project;
+mod prune;
 mod reliability;
+mod rotate;
 mod storage;
 mod token;
 mod verify;

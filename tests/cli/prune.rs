@@ -1,0 +1,377 @@
+//! `token prune`: revoke every expired token, or every token unused for a while, in one step.
+
+use assert_cmd::assert::Assert;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn prune(env: &TestEnv, flags: &[&str]) -> Assert {
+    env.cmd().args(["token", "prune"]).args(flags).assert()
+}
+
+/// `token list` (with `flags`) as a table, as prune shows what it selects.
+fn list_table(env: &TestEnv, flags: &[&str]) -> String {
+    stdout(
+        &env.cmd()
+            .args(["token", "list"])
+            .args(flags)
+            .assert()
+            .success(),
+    )
+}
+
+fn parse(assert: &Assert) -> Value {
+    serde_json::from_str(&stdout(assert)).expect("stdout is JSON only")
+}
+
+/// Two projects; in each, tokens that have expired and tokens that still work.
+struct Fixture {
+    /// demo, created 40 days ago for 30 days.
+    expired: String,
+    /// api, created 100 days ago for 90 days.
+    api_expired: String,
+    /// demo, created 40 days ago for 90 days.
+    active_old: String,
+    /// demo, created 400 days ago, never expires.
+    never: String,
+    /// api, created now for 30 days.
+    active_new: String,
+}
+
+fn fixture(env: &TestEnv) -> Fixture {
+    env.project("demo");
+    env.project("api");
+    Fixture {
+        never: token_at(env, "-400d", "demo", "never"),
+        api_expired: token_at(env, "-100d", "api", "90"),
+        expired: token_at(env, "-40d", "demo", "30"),
+        active_old: token_at(env, "-40d", "demo", "90"),
+        active_new: env.token("api", "30"),
+    }
+}
+
+#[test]
+fn prune_expired_revokes_only_the_expired_tokens() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    let shown = list_table(&env, &["--expired"]);
+    assert_eq!(shown.lines().count(), 3, "{shown}");
+
+    let assert = prune(&env, &["--expired", "--yes"]).success();
+    assert_eq!(stdout(&assert), shown, "prune lists what it revokes");
+    assert_eq!(stderr(&assert), "Revoked 2 tokens.\n");
+
+    assert_gone(&env, &f.expired);
+    assert_gone(&env, &f.api_expired);
+    for kept in [&f.never, &f.active_old, &f.active_new] {
+        assert!(verifies(&env, kept), "{}", id_of(kept));
+    }
+    assert_eq!(
+        ids(&list_json(&env, &[])),
+        [id_of(&f.never), id_of(&f.active_old), id_of(&f.active_new)]
+    );
+}
+
+#[test]
+fn prune_expired_judges_by_its_own_clock() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let month = env.token("demo", "30");
+    let quarter = env.token("demo", "90");
+    // 31 days on, in the pruning process only: the 30-day token has expired there.
+    let assert = moved_clock(&env, "+31d")
+        .args(["token", "prune", "--expired", "--yes", "--json"])
+        .assert()
+        .success();
+    assert_eq!(
+        ids(parse(&assert)["tokens"].as_array().unwrap()),
+        [id_of(&month)]
+    );
+    assert_gone(&env, &month);
+    assert!(verifies(&env, &quarter));
+}
+
+#[test]
+fn unused_for_counts_from_the_last_use_or_else_the_creation() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let never_used = token_at(&env, "-100d", "demo", "365");
+    let used_today = token_at(&env, "-100d", "demo", "365");
+    let used_long_ago = token_at(&env, "-100d", "demo", "365");
+    let young = token_at(&env, "-60d", "demo", "365");
+    env.verify(&used_today, &[]).success();
+    moved_clock(&env, "-95d")
+        .arg("verify")
+        .write_stdin(format!("{used_long_ago}\n"))
+        .assert()
+        .success();
+
+    let assert = prune(&env, &["--unused-for", "90", "--yes"]).success();
+    assert_eq!(stderr(&assert), "Revoked 2 tokens.\n");
+    let table = stdout(&assert);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.contains(id_of(&never_used)) && table.contains(id_of(&used_long_ago)));
+
+    assert_gone(&env, &never_used);
+    assert_gone(&env, &used_long_ago);
+    assert!(
+        verifies(&env, &used_today),
+        "a token used today was revoked"
+    );
+    assert!(verifies(&env, &young), "a token 60 days old was revoked");
+}
+
+#[test]
+fn project_limits_the_prune_to_that_project() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    let shown = list_table(&env, &["--expired", "--project", "demo"]);
+    assert!(!shown.contains("Project"), "{shown}");
+
+    let assert = prune(&env, &["--project", "demo", "--expired", "--yes"]).success();
+    assert_eq!(stdout(&assert), shown);
+    assert_eq!(stderr(&assert), "Revoked 1 token.\n");
+    assert_gone(&env, &f.expired);
+    assert_eq!(
+        ids(&list_json(&env, &["--expired"])),
+        [id_of(&f.api_expired)],
+        "another project's token was revoked"
+    );
+}
+
+#[test]
+fn dry_run_lists_and_changes_nothing() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    let before = list_json(&env, &[]);
+    let shown = list_table(&env, &["--expired"]);
+
+    // No --yes and no terminal: a dry run asks nothing.
+    let assert = prune(&env, &["--expired", "--dry-run"]).success();
+    assert_eq!(stdout(&assert), shown);
+    assert_eq!(
+        stderr(&assert),
+        "Dry run: 2 tokens would be revoked; nothing was changed.\n"
+    );
+    prune(&env, &["--unused-for", "30", "--dry-run", "--yes"]).success();
+    assert_eq!(list_json(&env, &[]), before);
+
+    // The listed tokens are still there: expired, not unknown; the unused ones still verify.
+    env.verify(&f.expired, &[])
+        .code(1)
+        .stdout("invalid: expired\n");
+    assert!(verifies(&env, &f.never));
+    assert!(verifies(&env, &f.active_old));
+}
+
+#[test]
+fn json_reports_the_dry_run_and_the_revocation() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    let selected = list_json(&env, &["--expired"]);
+    assert_eq!(ids(&selected), [id_of(&f.api_expired), id_of(&f.expired)]);
+    let before = list_json(&env, &[]);
+
+    let dry = prune(&env, &["--expired", "--dry-run", "--json"]).success();
+    assert_eq!(
+        parse(&dry),
+        json!({"dry_run": true, "revoked": 0, "tokens": selected})
+    );
+    assert_eq!(
+        stderr(&dry),
+        "Dry run: 2 tokens would be revoked; nothing was changed.\n"
+    );
+    assert_eq!(list_json(&env, &[]), before);
+
+    let real = prune(&env, &["--expired", "--json", "--yes"]).success();
+    assert_eq!(
+        parse(&real),
+        json!({"dry_run": false, "revoked": 2, "tokens": selected})
+    );
+    assert_eq!(stderr(&real), "Revoked 2 tokens.\n");
+    assert_eq!(list_json(&env, &["--expired"]), Vec::<Value>::new());
+    assert_gone(&env, &f.expired);
+}
+
+#[test]
+fn without_a_terminal_prune_needs_yes_and_changes_nothing() {
+    let env = TestEnv::new();
+    fixture(&env);
+    let before = list_json(&env, &[]);
+
+    let json = prune(&env, &["--expired", "--json"]).code(2);
+    let hint = assert_error(&json, "no terminal").expect("a hint");
+    assert!(hint.contains("--yes"), "{hint}");
+
+    // The table goes out first, for the person who would be asked; then the refusal.
+    let table = prune(&env, &["--unused-for", "30"]).code(2);
+    let err = stderr(&table);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("no terminal"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("hint: ") && lines[1].contains("--yes"),
+        "{err}"
+    );
+
+    assert_eq!(list_json(&env, &[]), before);
+}
+
+#[test]
+fn nothing_to_prune_is_success_without_asking() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let before = list_json(&env, &[]);
+    for flags in [
+        &["--expired"][..],
+        &["--unused-for", "1"],
+        &["--expired", "--dry-run"],
+    ] {
+        prune(&env, flags)
+            .success()
+            .stdout("")
+            .stderr("No tokens to prune.\n");
+    }
+    let assert = prune(&env, &["--expired", "--json"]).success();
+    assert_eq!(
+        parse(&assert),
+        json!({"dry_run": false, "revoked": 0, "tokens": []})
+    );
+    assert_eq!(stderr(&assert), "No tokens to prune.\n");
+    let assert = prune(&env, &["--expired", "--json", "--dry-run"]).success();
+    assert_eq!(
+        parse(&assert),
+        json!({"dry_run": true, "revoked": 0, "tokens": []})
+    );
+    assert_eq!(list_json(&env, &[]), before);
+    assert!(verifies(&env, &token));
+}
+
+#[test]
+fn exactly_one_selection_and_a_positive_number_of_days() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    let before = list_json(&env, &[]);
+    for (flags, text) in [
+        (&["--yes"][..], "required"),
+        (&["--dry-run"], "required"),
+        (
+            &["--expired", "--unused-for", "30", "--yes"],
+            "cannot be used with",
+        ),
+        (&["--unused-for", "0", "--yes"], "invalid value '0'"),
+        (&["--unused-for", "abc", "--yes"], "invalid value 'abc'"),
+        (&["--unused-for", "-1", "--yes"], "'-1'"),
+        (&["--unused-for=-1", "--yes"], "invalid value '-1'"),
+        (&["--unused-for", "", "--yes"], "invalid value ''"),
+        (&["--unused-for", "1.5", "--yes"], "invalid value '1.5'"),
+    ] {
+        let assert = prune(&env, flags).code(2);
+        assert_error(&assert, text);
+        assert_eq!(list_json(&env, &[]), before, "{flags:?}");
+    }
+    env.verify(&f.expired, &[])
+        .code(1)
+        .stdout("invalid: expired\n");
+}
+
+#[test]
+fn an_unknown_project_is_refused() {
+    let env = TestEnv::new();
+    fixture(&env);
+    let before = list_json(&env, &[]);
+    for flags in [
+        &["--expired", "--yes"][..],
+        &["--unused-for", "1", "--dry-run"],
+    ] {
+        let assert = prune(&env, &[&["--project", "nope"][..], flags].concat()).code(1);
+        assert_error(&assert, "no project named 'nope'");
+    }
+    assert_eq!(list_json(&env, &[]), before);
+}
+
+#[test]
+fn without_a_database_there_is_nothing_to_prune() {
+    let env = TestEnv::new();
+    let assert = prune(&env, &["--expired", "--yes"]).success().stdout("");
+    let err = stderr(&assert);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("hint: no database yet at ") && lines[0].contains("project create"),
+        "{err}"
+    );
+    assert_eq!(lines[1], "No tokens to prune.");
+    let assert = prune(&env, &["--unused-for", "5", "--json"]).success();
+    assert_eq!(
+        parse(&assert),
+        json!({"dry_run": false, "revoked": 0, "tokens": []})
+    );
+    assert!(!env.db().exists(), "prune created a database");
+    assert!(!env.db().parent().unwrap().exists());
+}
+
+/// Exit 0 from a prune with --yes means the tokens it selected are revoked, even when the
+/// table it prints first cannot be written (its reader has gone: `prune ... | head -0`).
+#[test]
+fn a_closed_stdout_does_not_turn_a_prune_into_a_silent_no_op() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    let before = list_json(&env, &[]);
+    let out = env
+        .std_cmd()
+        .args(["token", "prune", "--expired", "--yes"])
+        .stdout(closed_pipe())
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let revoked = list_json(&env, &[]) != before;
+    match out.status.code() {
+        Some(0) => {
+            assert!(
+                revoked,
+                "exit 0, stderr {err:?}, but the expired tokens were not revoked"
+            );
+            assert_gone(&env, &f.expired);
+            assert_gone(&env, &f.api_expired);
+        }
+        code => {
+            assert!(!revoked, "exit {code:?} after revoking: {err}");
+            assert!(
+                err.starts_with("error: "),
+                "exit {code:?} without an error: {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_prune_that_fails_midway_revokes_nothing() {
+    let env = TestEnv::new();
+    let f = fixture(&env);
+    // The database refuses to delete the second of the two expired tokens (oldest first).
+    env.sql()
+        .execute_batch(&format!(
+            "CREATE TRIGGER keep_one BEFORE DELETE ON tokens WHEN old.id = '{}'
+             BEGIN SELECT RAISE(ABORT, 'kept by the test'); END;",
+            id_of(&f.expired)
+        ))
+        .unwrap();
+    let before = list_json(&env, &[]);
+    assert_eq!(
+        ids(&list_json(&env, &["--expired"])),
+        [id_of(&f.api_expired), id_of(&f.expired)]
+    );
+
+    let assert = prune(&env, &["--expired", "--yes", "--json"]).code(3);
+    assert_error(&assert, "kept by the test");
+    assert_eq!(
+        list_json(&env, &[]),
+        before,
+        "the first token was revoked though the prune failed"
+    );
+}
