@@ -8,6 +8,7 @@ mod hostile;
 mod interactive;
 mod project;
 mod reliability;
+mod scan;
 mod storage;
 mod token;
 mod verify;
