@@ -191,6 +191,29 @@ fn ignored_files_are_skipped_unless_named() {
 }
 
 #[test]
+fn a_broken_ignore_rule_is_a_warning_and_the_others_still_apply() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let token = forged(1);
+    write(&dir.join(".gitignore"), "[z-a]\nskipped.txt\n");
+    write(&dir.join("found.txt"), &token);
+    write(&dir.join("skipped.txt"), &token);
+    let assert = scan(&env, &dir, &[]).code(1);
+    assert_eq!(found_paths(&assert), ["found.txt"]);
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with("warning: ignore rules: ")
+            && err
+                .lines()
+                .next()
+                .unwrap()
+                .contains("error parsing glob '[z-a]'"),
+        "{err}"
+    );
+}
+
+#[test]
 fn gitignore_applies_only_inside_a_git_repository() {
     // As for git: outside a repository nothing is about to be committed, and an ignored .env
     // there (a deployment directory, an unpacked archive) is what a scan must see.
