@@ -131,7 +131,8 @@ pub fn scan(
             b.position.column,
         ))
     });
-    // A file under two of the paths given is walked twice.
+    // A file reached by two of the paths given under one name (`scan src src/main.rs`) is
+    // reported once.
     found.dedup_by(|a, b| a.source == b.source && a.position == b.position);
     unreadable.sort_by(|a, b| a.source.cmp(&b.source));
     unreadable.dedup();
