@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
 
 use crate::commands::complete::{project_names, token_ids};
@@ -30,10 +30,13 @@ pub struct Cli {
 
 /// Exit codes, for `--help` and the man pages.
 pub const EXIT_CODES: [(u8, &str); 5] = [
-    (0, "success; for verify, the token is valid"),
+    (
+        0,
+        "success; for verify, the token is valid; for scan, none found",
+    ),
     (
         1,
-        "not valid (verify), or refused: unknown name or id, taken name, declined",
+        "not valid (verify), tokens found (scan), refused (unknown or taken name or id, declined)",
     ),
     (
         2,
@@ -41,7 +44,7 @@ pub const EXIT_CODES: [(u8, &str); 5] = [
     ),
     (
         3,
-        "environment: database missing, not autheona's, corrupt, newer, locked",
+        "environment: database missing, not autheona's, corrupt, newer, locked; scan: unreadable path",
     ),
     (130, "interrupted at a prompt (Ctrl-C)"),
 ];
@@ -102,6 +105,9 @@ pub enum Command {
     /// Check a token read from AUTHEONA_TOKEN or stdin (never from the command line)
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Find tokens in files, directories or stdin, so they stay out of version control
+    #[command(after_help = SCAN_HELP)]
+    Scan(ScanArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
@@ -383,6 +389,34 @@ pub struct VerifyArgs {
     /// every user of the machine.
     #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
     pub token_argument: Vec<String>,
+}
+
+const SCAN_HELP: &str = "\
+Directories are scanned recursively, as git sees them: what .gitignore, .ignore and git's
+excludes leave out is skipped, and so are the .git directory, symbolic links and binary files
+(a NUL byte in the first 8000 bytes). Hidden files such as .env are scanned. A path named on
+the command line is scanned even when it is ignored or binary.
+
+A token is reported only with the right shape and a valid checksum, as PATH:LINE:COLUMN: token
+ID, never its secret. With a database, each line says whether the token is active, expired or
+unknown there; scanning records no use.
+
+Exit 0 when no token is found, 1 when one is, 2 on usage errors, 3 when a path cannot be read
+(the other paths are still scanned).
+
+Examples:
+  autheona scan
+  autheona scan src config/.env --json
+  git diff --cached -U0 --no-color | grep '^+' | autheona scan -";
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and directories to scan (default: the current directory); - reads stdin
+    #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    pub paths: Vec<PathBuf>,
+    /// Print a JSON array of {path, line, column, id, status, project}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

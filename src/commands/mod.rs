@@ -3,6 +3,7 @@
 pub mod complete;
 mod completions;
 mod project;
+mod scan;
 mod token;
 mod verify;
 
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::cli::{Cli, Command};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 use crate::ui;
 
@@ -22,13 +23,19 @@ pub enum Outcome {
     Success,
     /// `verify` said the token is not valid.
     NotValid,
+    /// `scan` found tokens.
+    TokensFound,
+    /// `scan` could not read some paths; each was reported as it was found, and the rest
+    /// scanned. Exits as an environment error does.
+    Incomplete,
 }
 
 impl Outcome {
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Success => 0,
-            Outcome::NotValid => 1,
+            Outcome::NotValid | Outcome::TokensFound => 1,
+            Outcome::Incomplete => ErrorKind::Environment.exit_code(),
         }
     }
 }
@@ -66,6 +73,24 @@ impl Context {
             )),
         }
         Ok(store)
+    }
+
+    /// Opens the database if there is one, with no hint when there is none: for a command
+    /// that works without it. No home directory to find the default path in counts as none.
+    fn open_quietly(&self) -> Result<Option<Store>> {
+        let Ok(path) = self.db_path() else {
+            return Ok(None);
+        };
+        let store = Store::open(&path)?;
+        if let Some(store) = &store {
+            warn_if_exposed(store);
+        }
+        Ok(store)
+    }
+
+    /// The database path given with --db or AUTHEONA_DB, if one was.
+    fn db_named(&self) -> Option<&Path> {
+        self.db.as_deref()
     }
 
     /// Opens the database, creating it if needed.
@@ -121,6 +146,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Project(command) => project::run(&ctx, command),
         Command::Token(command) => token::run(&ctx, command),
         Command::Verify(args) => verify::run(&ctx, &args),
+        Command::Scan(args) => scan::run(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
     }
 }

@@ -4,6 +4,7 @@
 //! [`Store`]: crate::store::Store
 
 pub mod project;
+pub mod scan;
 pub mod token;
 pub mod verify;
 

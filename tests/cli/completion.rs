@@ -165,6 +165,20 @@ fn bash_completes_commands_flags_and_live_values() {
 }
 
 #[test]
+fn scan_completes_paths() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.dir().join("src")).unwrap();
+    std::fs::write(env.dir().join("secrets.env"), "").unwrap();
+    std::fs::write(env.dir().join("other.txt"), "").unwrap();
+    let offered = bash_complete(&env, "autheona scan s");
+    assert!(
+        offered.iter().any(|c| c == "secrets.env") && offered.iter().any(|c| c.starts_with("src")),
+        "{offered:?}"
+    );
+    assert!(!offered.iter().any(|c| c == "other.txt"), "{offered:?}");
+}
+
+#[test]
 fn completion_follows_a_typed_db_flag() {
     let (env, _) = database_with_projects();
     let other = TestEnv::new();

@@ -14,6 +14,7 @@ fn every_command_explains_itself_with_an_example() {
         &["token", "list"],
         &["token", "revoke"],
         &["verify"],
+        &["scan"],
     ] {
         let assert = env
             .bare_cmd()

@@ -11,6 +11,7 @@ mod project;
 mod prune;
 mod reliability;
 mod rotate;
+mod scan;
 mod storage;
 mod token;
 mod verify;

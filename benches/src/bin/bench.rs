@@ -6,6 +6,7 @@
 //! shuffled order), so that a noisy machine slows both sides alike.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,12 @@ use rand::seq::SliceRandom;
 
 /// Token counts the fixtures hold.
 const SIZES: [usize; 3] = [10, 100_000, 1_000_000];
+
+/// The tree `autheona scan` is timed on: this many text files holding this many bytes in all.
+const SCAN_FILES: usize = 3_000;
+const SCAN_BYTES: usize = 100_000_000;
+/// Valid tokens planted in the tree (the scan exits 1 for them), and look-alikes beside them.
+const SCAN_PLANTED: usize = 5;
 
 /// One finished process: wall time, CPU time, peak memory, success.
 #[derive(Clone, Copy)]
@@ -69,7 +76,7 @@ struct Bench {
     name: String,
     make: Box<dyn Fn() -> Command>,
     samples: Vec<Sample>,
-    /// The command is meant to fail (a verify of a bad token exits 1).
+    /// The command is meant to exit 1 (a verify of a bad token, a scan that finds tokens).
     expect_invalid: bool,
     /// A file its stdout is appended to, instead of `/dev/null` (where token create refuses
     /// to print a token).
@@ -330,7 +337,98 @@ fn build_fixtures(work: &Path, floor: &Path) {
     for &n in &SIZES {
         build_htpasswd(work, n, &entry);
     }
+    build_scan_tree(&work.join("scan-tree"));
     std::fs::write(work.join("manifest"), lines.join("\n")).expect("manifest");
+}
+
+/// A small, fast generator for the scan tree's text: the same tree on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// One line of source code or log, as a repository holds them. Some hold `aut_` inside a
+/// longer name (`astronaut_id`), so the scan meets prefixes that start no token.
+fn text_line(rng: &mut XorShift, out: &mut Vec<u8>) {
+    const WORDS: [&str; 12] = [
+        "project",
+        "token",
+        "request",
+        "handler",
+        "config",
+        "astronaut",
+        "value",
+        "default",
+        "author",
+        "cache",
+        "session",
+        "buffer",
+    ];
+    let (a, b) = (WORDS[rng.below(WORDS.len())], WORDS[rng.below(WORDS.len())]);
+    let n = rng.next() % 100_000;
+    let _ = match rng.below(5) {
+        0 => writeln!(out, "    let {a}_{n} = {b}::load(&input[{}..])?;", n % 977),
+        1 => writeln!(
+            out,
+            "2026-11-27T18:{:02}:{:02}.{:03}Z INFO {a} id={:016x} path=/api/v1/{b}s/{n} status=200 duration_ms={}",
+            n % 60,
+            n % 59,
+            n % 1000,
+            rng.next(),
+            n % 350
+        ),
+        2 => writeln!(
+            out,
+            "    // Keeps the {a} and its {b} apart, as the {b} may outlive it."
+        ),
+        3 => writeln!(out, "    {a}_{b}_id: u64, // {n}"),
+        _ => writeln!(out, "fn {a}_{b}(&self, {b}: &{a}) -> Result<{n}> {{"),
+    };
+}
+
+/// A tree of [`SCAN_FILES`] text files of varied sizes, [`SCAN_BYTES`] in all, in 30
+/// directories, with [`SCAN_PLANTED`] valid tokens and as many look-alikes (a bad checksum, a
+/// truncated token) planted in some of them.
+fn build_scan_tree(root: &Path) {
+    let _ = std::fs::remove_dir_all(root);
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let average = SCAN_BYTES / SCAN_FILES;
+    let mut content = Vec::with_capacity(2 * average);
+    let mut written = 0;
+    for i in 0..SCAN_FILES {
+        let dir = root.join(format!("module_{:02}", i % 30));
+        if i < 30 {
+            std::fs::create_dir_all(&dir).expect("scan tree directory");
+        }
+        // Sizes from 0.1 to 1.9 times the average; the last file makes up the total.
+        let size = if i + 1 == SCAN_FILES {
+            SCAN_BYTES.saturating_sub(written)
+        } else {
+            average / 10 + rng.below(average * 18 / 10)
+        };
+        content.clear();
+        while content.len() < size {
+            text_line(&mut rng, &mut content);
+        }
+        if i % (SCAN_FILES / SCAN_PLANTED) == 7 {
+            let token = with_checksum(format!("aut_Planted{i:05}_{}", "s".repeat(43)));
+            let _ = writeln!(content, "    const TOKEN: &str = \"{token}\";");
+            let _ = writeln!(content, "    // not this one: {}000000", &token[..60]);
+            let _ = writeln!(content, "    // nor this one: {}", &token[..50]);
+        }
+        written += content.len();
+        std::fs::write(dir.join(format!("file_{i:04}.rs")), &content).expect("scan tree file");
+    }
 }
 
 fn with_checksum(body: String) -> String {
@@ -575,6 +673,17 @@ fn main() {
         ),
         Bench::new("token list --json, 100,000 tokens", list(true)),
         Bench::new("token list (table), 100,000 tokens", list(false)),
+        // With a database, so the planted tokens' statuses are looked up too. Exits 1: found.
+        Bench::new("scan, 100 MB in 3,000 files", {
+            let (autheona, db) = (autheona.clone(), fixtures[0].db.clone());
+            let tree = work.join("scan-tree");
+            move || {
+                let mut c = Command::new(&autheona);
+                c.arg("--db").arg(&db).arg("scan").arg(&tree);
+                c
+            }
+        })
+        .expecting_invalid(),
     ];
     eprintln!("timing slow commands: {slow_rounds} rounds ...");
     measure(&mut slow, 1, slow_rounds);
@@ -618,7 +727,10 @@ fn main() {
         v1m_beside,
         list_json,
         list_table,
-    ] = <[Bench; 6]>::try_from(slow).ok().expect("six slow benches");
+        scan,
+    ] = <[Bench; 7]>::try_from(slow)
+        .ok()
+        .expect("seven slow benches");
 
     let mut report = Report { rows: Vec::new() };
     for bench in [&floor_b, &v10, &v100k, &v1m, &ht10, &ht100k, &ht1m, &create] {
@@ -675,6 +787,16 @@ fn main() {
     report.timing(&list_table, "≤ 1000 ms");
     let table_pass = list_table.median() <= Duration::from_secs(1);
     report.rows.last_mut().expect("row").pass &= table_pass;
+    report.timing(&scan, "≤ 1000 ms");
+    let scan_pass = scan.median() <= Duration::from_secs(1);
+    report.rows.last_mut().expect("row").pass &= scan_pass;
+    let scan_peak = scan.max_rss_mib();
+    report.value(
+        &format!("peak memory, {}", scan.name),
+        format!("{scan_peak:.1} MiB"),
+        "≤ 20 MiB".into(),
+        scan_peak <= 20.0,
+    );
     for bench in [&list_json, &list_table] {
         let peak = bench.max_rss_mib();
         report.value(

@@ -1,0 +1,210 @@
+//! `autheona scan`: finds tokens in files, directories or stdin before they reach version
+//! control.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{Context, Outcome};
+use crate::cli::ScanArgs;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ops::scan::{self, DatabaseStatus, Finding, Scan, Source};
+use crate::store::Store;
+use crate::{text, ui};
+
+/// How stdin is named on the command line, and in the output.
+const STDIN_ARG: &str = "-";
+const STDIN_SHOWN: &str = "<stdin>";
+
+pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
+    let sources = sources(&args.paths)?;
+    let store = open_store(ctx);
+    let result = scan::scan(
+        &sources,
+        &mut std::io::stdin().lock(),
+        store.as_ref(),
+        ctx.now,
+    );
+    render(&result, args.json)
+}
+
+fn sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
+    let is_stdin = |path: &PathBuf| path.as_os_str() == STDIN_ARG;
+    if paths.iter().filter(|path| is_stdin(path)).count() > 1 {
+        return Err(Error::usage(
+            "- (stdin) is given more than once; stdin can be read only once",
+        ));
+    }
+    Ok(paths
+        .iter()
+        .map(|path| {
+            if is_stdin(path) {
+                Source::Stdin
+            } else {
+                Source::Path(path.clone())
+            }
+        })
+        .collect())
+}
+
+/// The database, to tell each token's status. Scanning is often done where there is no
+/// database, so a missing default one goes unmentioned; one named with --db or AUTHEONA_DB
+/// that is missing, or one that cannot be opened, is worth a warning, and the scan goes on.
+fn open_store(ctx: &Context) -> Option<Store> {
+    match ctx.open_quietly() {
+        Ok(Some(store)) => Some(store),
+        Ok(None) => {
+            if let Some(path) = ctx.db_named() {
+                ui::warning(&format!(
+                    "no database at {}; token statuses are not shown",
+                    path.display()
+                ));
+            }
+            None
+        }
+        Err(err) => {
+            ui::warning(&format!("token statuses are not shown: {}", err.message()));
+            None
+        }
+    }
+}
+
+fn render(result: &Scan, json: bool) -> Result<Outcome> {
+    for warning in &result.warnings {
+        ui::warning(&format!("ignore rules: {warning}"));
+    }
+    if let Some(err) = &result.status_error {
+        ui::warning(&format!("token statuses are not shown: {}", err.message()));
+    }
+    let findings = &result.findings;
+    let printed = if json {
+        let json: Vec<FindingJson<'_>> = findings.iter().map(FindingJson::from).collect();
+        ui::print_json(&json)
+    } else if findings.is_empty() {
+        Ok(())
+    } else {
+        let mut out = String::new();
+        for finding in findings {
+            out.push_str(&line(finding));
+            out.push('\n');
+        }
+        ui::print_bytes(out.as_bytes())
+    };
+    // Whoever closed stdout still gets the verdict from the exit code.
+    match printed {
+        Err(err) if err.kind() != ErrorKind::BrokenPipe => return Err(err),
+        _ => {}
+    }
+    for unreadable in &result.unreadable {
+        ui::report(&Error::environment(format!(
+            "cannot read {}: {}",
+            shown(&unreadable.source),
+            unreadable.reason
+        )));
+    }
+    if !findings.is_empty() {
+        ui::status(&summary(findings));
+    }
+    Ok(if !result.unreadable.is_empty() {
+        Outcome::Incomplete
+    } else if !findings.is_empty() {
+        Outcome::TokensFound
+    } else {
+        Outcome::Success
+    })
+}
+
+/// A source as printed. A path may hold anything, escape sequences or even a token, so it is
+/// redacted and escaped (the JSON formatter escapes on its own).
+fn source_text(source: &Source) -> String {
+    match source {
+        Source::Stdin => STDIN_SHOWN.to_owned(),
+        Source::Path(path) => text::redact_tokens(&path.to_string_lossy()).into_owned(),
+    }
+}
+
+fn shown(source: &Source) -> String {
+    ui::safe(&source_text(source)).into_owned()
+}
+
+/// `path:line:column: token ID`, and the status when there is a database.
+fn line(finding: &Finding) -> String {
+    let status = match &finding.status {
+        None => String::new(),
+        Some(DatabaseStatus::Active { project }) => {
+            format!(" (active, project {})", ui::safe(project))
+        }
+        Some(DatabaseStatus::Expired { project }) => {
+            format!(" (expired, project {})", ui::safe(project))
+        }
+        Some(DatabaseStatus::Unknown) => " (unknown)".to_owned(),
+    };
+    format!(
+        "{}:{}:{}: token {}{status}",
+        shown(&finding.source),
+        finding.position.line,
+        finding.position.column,
+        finding.id
+    )
+}
+
+/// `Found 3 tokens in 2 files. Remove them, ...`: the one line for people, on stderr.
+fn summary(findings: &[Finding]) -> String {
+    let mut sources: Vec<&Source> = findings.iter().map(|f| &f.source).collect();
+    sources.dedup();
+    let stdin = sources.contains(&&Source::Stdin);
+    let files = sources.len() - usize::from(stdin);
+    let place = match (files, stdin) {
+        (0, _) => "stdin".to_owned(),
+        (n, false) => count(n, "file"),
+        (n, true) => format!("{} and stdin", count(n, "file")),
+    };
+    let advice = if findings.len() == 1 {
+        "Remove it, and revoke it if it is active"
+    } else {
+        "Remove them, and revoke any that are active"
+    };
+    format!(
+        "Found {} in {place}. {advice}: autheona token revoke ID",
+        count(findings.len(), "token")
+    )
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    path: String,
+    line: u64,
+    column: u64,
+    id: &'a str,
+    /// `active`, `expired` or `unknown`; null without a database.
+    status: Option<&'static str>,
+    /// Known for active and expired tokens.
+    project: Option<&'a str>,
+}
+
+impl<'a> From<&'a Finding> for FindingJson<'a> {
+    fn from(finding: &'a Finding) -> Self {
+        let (status, project) = match &finding.status {
+            None => (None, None),
+            Some(DatabaseStatus::Active { project }) => (Some("active"), Some(project.as_str())),
+            Some(DatabaseStatus::Expired { project }) => (Some("expired"), Some(project.as_str())),
+            Some(DatabaseStatus::Unknown) => (Some("unknown"), None),
+        };
+        FindingJson {
+            path: source_text(&finding.source),
+            line: finding.position.line,
+            column: finding.position.column,
+            id: finding.id.as_str(),
+            status,
+            project,
+        }
+    }
+}

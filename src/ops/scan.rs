@@ -1,0 +1,485 @@
+//! Finding tokens in files, directories and streams, so that they stay out of version control.
+//!
+//! A token is found wherever `aut_` starts 66 bytes that parse as one: the right shape and a
+//! valid checksum, so look-alikes are never reported. Directories are walked as git sees them:
+//! `.gitignore`, `.ignore`, `.git/info/exclude` and git's global excludes apply (the `ignore`
+//! crate finds the global file as git does, from HOME or XDG_CONFIG_HOME), hidden files are
+//! scanned (`.env` files are where tokens leak), the `.git` directory and symbolic links are
+//! not. A path named explicitly is always scanned, even when ignored or binary.
+//!
+//! Nothing here prints; the time that expiry is judged by comes in as a value.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use ignore::{DirEntry, WalkBuilder, WalkState};
+use memchr::{memchr, memchr_iter, memmem, memrchr};
+
+use super::token::Status;
+use super::verify::identify;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::token::{PREFIX, TOKEN_LEN, Token, TokenId};
+
+/// Bytes read at a time. Bounds the memory a scan takes per thread whatever a file's size; most
+/// source files fit in one read.
+const CHUNK: usize = 256 * 1024;
+
+/// What a read keeps of the previous chunk: a token's length less one byte. A token that
+/// straddles two chunks is found, and none is looked at twice.
+const OVERLAP: usize = TOKEN_LEN - 1;
+
+/// A walked file whose first 8000 bytes hold a NUL is binary and skipped: git's rule for diffs.
+const BINARY_SNIFF: usize = 8000;
+
+/// Where scanned bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Stdin,
+    /// A file or directory, as named or as walked (relative stays relative).
+    Path(PathBuf),
+}
+
+/// Where a token starts: line and column from 1, the column counted in bytes (as grep does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: u64,
+    pub column: u64,
+}
+
+/// What the database says about a token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseStatus {
+    Active {
+        project: String,
+    },
+    Expired {
+        project: String,
+    },
+    /// Not in the database, revoked, or a wrong secret: one answer for all three, as verify's.
+    Unknown,
+}
+
+/// A token found: where, its public id, and its status when there is a database to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub source: Source,
+    pub position: Position,
+    pub id: TokenId,
+    pub status: Option<DatabaseStatus>,
+}
+
+/// A path (or stdin) that could not be read, with the operating system's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub source: Source,
+    pub reason: String,
+}
+
+/// What a scan found and what it could not read.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Sorted by source, line and column.
+    pub findings: Vec<Finding>,
+    /// Sorted by source.
+    pub unreadable: Vec<Unreadable>,
+    /// Ignore files that could not be read or parsed in full; the walk went on without the
+    /// rules they broke, so it scanned more, never less.
+    pub warnings: Vec<String>,
+    /// Set when the database could not be asked; the findings then have no status.
+    pub status_error: Option<Error>,
+}
+
+/// Scans `sources` (the current directory when there are none), reading `stdin` for
+/// [`Source::Stdin`], and asks `store`, when there is one, about each token found. Records no
+/// use of any token.
+pub fn scan(
+    sources: &[Source],
+    stdin: &mut dyn Read,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> Scan {
+    let collected = Mutex::new(Collected::default());
+    let mut paths = Vec::new();
+    for source in sources {
+        match source {
+            Source::Stdin => scan_stdin(stdin, &collected),
+            Source::Path(path) => paths.push(path.clone()),
+        }
+    }
+    if sources.is_empty() {
+        // Shown as `src/main.rs`, not `./src/main.rs`, as ripgrep does with no path given.
+        walk(&[PathBuf::from(".")], true, &collected);
+    } else if !paths.is_empty() {
+        walk(&paths, false, &collected);
+    }
+    let Collected {
+        mut found,
+        mut unreadable,
+        warnings,
+    } = collected
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner());
+    found.sort_by(|a, b| {
+        (&a.source, a.position.line, a.position.column).cmp(&(
+            &b.source,
+            b.position.line,
+            b.position.column,
+        ))
+    });
+    // A file reached by two of the paths given under one name (`scan src src/main.rs`) is
+    // reported once.
+    found.dedup_by(|a, b| a.source == b.source && a.position == b.position);
+    unreadable.sort_by(|a, b| a.source.cmp(&b.source));
+    unreadable.dedup();
+    let (statuses, status_error) = match store.map(|store| statuses(store, &found, now)) {
+        None => (None, None),
+        Some(Ok(statuses)) => (Some(statuses), None),
+        Some(Err(err)) => (None, Some(err)),
+    };
+    let findings = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, found)| Finding {
+            source: found.source,
+            position: found.position,
+            id: found.token.id().clone(),
+            status: statuses.as_ref().map(|s| s[i].clone()),
+        })
+        .collect();
+    Scan {
+        findings,
+        unreadable,
+        warnings,
+        status_error,
+    }
+}
+
+/// A token as found, with its secret: needed to ask the database, dropped (and wiped) after.
+struct Found {
+    source: Source,
+    position: Position,
+    token: Token,
+}
+
+/// What the walking threads gather.
+#[derive(Default)]
+struct Collected {
+    found: Vec<Found>,
+    unreadable: Vec<Unreadable>,
+    warnings: Vec<String>,
+}
+
+impl Collected {
+    fn add(collected: &Mutex<Collected>, change: impl FnOnce(&mut Collected)) {
+        // A panicking thread is reported by the walk itself; what it gathered is still good.
+        let mut guard = collected
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        change(&mut guard);
+    }
+}
+
+fn scan_stdin(stdin: &mut dyn Read, collected: &Mutex<Collected>) {
+    let mut found = Vec::new();
+    // Piped input was named explicitly: scanned even if it looks binary.
+    let result = TokenFinder::new().find(stdin, false, &mut |position, token| {
+        found.push(Found {
+            source: Source::Stdin,
+            position,
+            token,
+        });
+    });
+    Collected::add(collected, |c| {
+        c.found.extend(found);
+        if let Err(err) = result {
+            c.unreadable.push(Unreadable {
+                source: Source::Stdin,
+                reason: err.to_string(),
+            });
+        }
+    });
+}
+
+/// Walks `paths` on as many threads as there are cores (at most 12, the `ignore` crate's cap).
+fn walk(paths: &[PathBuf], strip_dot: bool, collected: &Mutex<Collected>) {
+    let mut builder = WalkBuilder::new(&paths[0]);
+    for path in &paths[1..] {
+        builder.add(path);
+    }
+    // Hidden files are scanned; git's own store is not. Symbolic links inside the tree are
+    // never followed (the default): they may lead outside it, or in circles.
+    builder
+        .hidden(false)
+        .filter_entry(|entry| entry.file_name() != ".git");
+    builder.build_parallel().run(|| {
+        let mut finder = TokenFinder::new();
+        Box::new(move |entry| {
+            visit(entry, &mut finder, strip_dot, collected);
+            WalkState::Continue
+        })
+    });
+}
+
+fn visit(
+    entry: std::result::Result<DirEntry, ignore::Error>,
+    finder: &mut TokenFinder,
+    strip_dot: bool,
+    collected: &Mutex<Collected>,
+) {
+    let shown = |path: &Path| -> PathBuf {
+        let path = if strip_dot {
+            path.strip_prefix(".").unwrap_or(path)
+        } else {
+            path
+        };
+        path.to_owned()
+    };
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(err) => {
+            let path = path_of(&err).map(shown);
+            Collected::add(collected, |c| match (path, err.io_error()) {
+                (Some(path), Some(io)) if !err.is_partial() => c.unreadable.push(Unreadable {
+                    source: Source::Path(path),
+                    reason: io.to_string(),
+                }),
+                _ => c
+                    .warnings
+                    .extend(err.to_string().lines().map(str::to_owned)),
+            });
+            return;
+        }
+    };
+    if let Some(err) = entry.error() {
+        // An ignore file in this directory could not be read or parsed in full.
+        let lines: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
+        Collected::add(collected, |c| c.warnings.extend(lines));
+    }
+    let Some(file_type) = entry.file_type() else {
+        return;
+    };
+    let named = entry.depth() == 0;
+    // Inside a tree only regular files: a link is not followed, and a FIFO would block.
+    // Whatever was named is read (a link to a file, `<(git diff)`).
+    if file_type.is_dir() || !(named || file_type.is_file()) {
+        return;
+    }
+    let source = Source::Path(shown(entry.path()));
+    let mut found = Vec::new();
+    let result = File::open(entry.path()).and_then(|mut file| {
+        finder.find(&mut file, !named, &mut |position, token| {
+            found.push(Found {
+                source: source.clone(),
+                position,
+                token,
+            });
+        })
+    });
+    match result {
+        Ok(_) if found.is_empty() => {}
+        Ok(_) => Collected::add(collected, |c| c.found.extend(found)),
+        Err(err) => Collected::add(collected, |c| {
+            c.unreadable.push(Unreadable {
+                source,
+                reason: err.to_string(),
+            })
+        }),
+    }
+}
+
+/// The path an error from the walk is about, if it names one.
+fn path_of(err: &ignore::Error) -> Option<&Path> {
+    match err {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            path_of(err)
+        }
+        _ => None,
+    }
+}
+
+/// Each found token's status, in the order found. Each distinct token is looked up once: one
+/// argon2 verification, and never a recorded use.
+fn statuses(store: &Store, found: &[Found], now: DateTime<Utc>) -> Result<Vec<DatabaseStatus>> {
+    // Keyed by id; a forged token can share an id with a real one, so the secrets are compared.
+    let mut known: HashMap<&TokenId, Vec<(&Token, DatabaseStatus)>> = HashMap::new();
+    let mut statuses = Vec::with_capacity(found.len());
+    for found in found {
+        let token = &found.token;
+        let same_id = known.entry(token.id()).or_default();
+        if let Some((_, status)) = same_id.iter().find(|(seen, _)| *seen == token) {
+            statuses.push(status.clone());
+            continue;
+        }
+        let status = match identify(store, token)? {
+            None => DatabaseStatus::Unknown,
+            Some(verified) => match Status::at(verified.expires_at, now) {
+                Status::Active => DatabaseStatus::Active {
+                    project: verified.project,
+                },
+                Status::Expired => DatabaseStatus::Expired {
+                    project: verified.project,
+                },
+            },
+        };
+        same_id.push((token, status.clone()));
+        statuses.push(status);
+    }
+    Ok(statuses)
+}
+
+/// Whether a stream was scanned, or skipped as binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scanned {
+    Text,
+    Binary,
+}
+
+/// Finds tokens in a stream read in fixed chunks, so that memory stays bounded whatever the
+/// stream's size. Keep one per thread: its buffer is reused.
+pub struct TokenFinder {
+    buf: Vec<u8>,
+    chunk: usize,
+    prefix: memmem::Finder<'static>,
+}
+
+impl Default for TokenFinder {
+    fn default() -> Self {
+        TokenFinder::new()
+    }
+}
+
+impl TokenFinder {
+    pub fn new() -> TokenFinder {
+        TokenFinder::with_chunk(CHUNK)
+    }
+
+    /// Reads `chunk` bytes at a time (the tests use small chunks to put tokens across them).
+    fn with_chunk(chunk: usize) -> TokenFinder {
+        TokenFinder {
+            buf: Vec::new(),
+            chunk,
+            prefix: memmem::Finder::new(PREFIX.as_bytes()),
+        }
+    }
+
+    /// Reads `reader` to its end and calls `found` with each token in it, in order; tokens
+    /// that overlap or touch are all found. With `skip_binary`, a stream whose first 8000
+    /// bytes hold a NUL is read no further: [`Scanned::Binary`]. When a read fails, the tokens
+    /// before it have been passed to `found`.
+    pub fn find(
+        &mut self,
+        reader: &mut dyn Read,
+        skip_binary: bool,
+        found: &mut dyn FnMut(Position, Token),
+    ) -> io::Result<Scanned> {
+        let TokenFinder { buf, chunk, prefix } = self;
+        // Allocated on first use: a thread that never meets a file costs nothing.
+        buf.resize(*chunk + OVERLAP, 0);
+        let mut lines = Lines::default();
+        // Offset in the stream of buf[0], and how many bytes of the last chunk buf starts with.
+        let mut base = 0u64;
+        let mut kept = 0;
+        loop {
+            let (filled, ending) = fill(reader, buf, kept);
+            if base == 0 && skip_binary && memchr(0, &buf[..filled.min(BINARY_SNIFF)]).is_some() {
+                return Ok(Scanned::Binary);
+            }
+            let window = &buf[..filled];
+            // Tokens starting before `complete` lie wholly in the window; later starts lie in
+            // the tail kept for the next round (or, at the end, are too short to be tokens).
+            let complete = filled.saturating_sub(TOKEN_LEN - 1);
+            let haystack = &window[..filled.min(complete + PREFIX.len() - 1)];
+            for at in prefix.find_iter(haystack) {
+                let Some(token) = parse(&window[at..at + TOKEN_LEN]) else {
+                    continue;
+                };
+                lines.advance(&window[(lines.counted - base) as usize..at]);
+                found(
+                    Position {
+                        line: lines.line,
+                        column: base + at as u64 - lines.line_start + 1,
+                    },
+                    token,
+                );
+            }
+            match ending {
+                Filled::Full => {}
+                Filled::End => return Ok(Scanned::Text),
+                Filled::Failed(err) => return Err(err),
+            }
+            let keep_from = filled - OVERLAP;
+            lines.advance(&window[(lines.counted - base) as usize..keep_from]);
+            buf.copy_within(keep_from..filled, 0);
+            base += keep_from as u64;
+            kept = OVERLAP;
+        }
+    }
+}
+
+/// How filling the buffer ended.
+enum Filled {
+    /// The buffer is full; the stream may go on.
+    Full,
+    End,
+    /// A read failed: what came before it is still scanned.
+    Failed(io::Error),
+}
+
+/// Fills `buf` from `reader` after its first `filled` bytes; says how full it got and why it
+/// stopped.
+fn fill(reader: &mut dyn Read, buf: &mut [u8], mut filled: usize) -> (usize, Filled) {
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => return (filled, Filled::End),
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return (filled, Filled::Failed(err)),
+        }
+    }
+    (filled, Filled::Full)
+}
+
+fn parse(bytes: &[u8]) -> Option<Token> {
+    Token::parse(std::str::from_utf8(bytes).ok()?).ok()
+}
+
+/// The line count up to an offset in the stream. Newlines are counted once each, only as far
+/// as a token or the end of a chunk needs them.
+struct Lines {
+    /// The line that offset `counted` is on, from 1.
+    line: u64,
+    /// Where that line starts in the stream.
+    line_start: u64,
+    /// How far the stream has been counted.
+    counted: u64,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            line: 1,
+            line_start: 0,
+            counted: 0,
+        }
+    }
+}
+
+impl Lines {
+    /// Counts `bytes`, the stream's next bytes from offset `counted` on.
+    fn advance(&mut self, bytes: &[u8]) {
+        if let Some(last) = memrchr(b'\n', bytes) {
+            self.line += memchr_iter(b'\n', bytes).count() as u64;
+            self.line_start = self.counted + last as u64 + 1;
+        }
+        self.counted += bytes.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests;

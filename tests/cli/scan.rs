@@ -1,0 +1,723 @@
+//! `autheona scan`: tokens found in files, trees and stdin, never a secret shown.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use assert_cmd::assert::Assert;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A well-formed token (valid checksum) that no database holds; `n` tells them apart.
+fn forged(n: u32) -> String {
+    forge(&format!("Forged{n:06}"), &format!("Secret{n:037}"))
+}
+
+fn secret_of(token: &str) -> &str {
+    &token[17..60]
+}
+
+/// Writes a file, making its directories first.
+fn write(path: &Path, content: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// A directory to scan, apart from the test's database and home.
+fn work(env: &TestEnv) -> PathBuf {
+    let dir = env.dir().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `autheona scan ARGS` in `dir`, with no database anywhere.
+fn scan(env: &TestEnv, dir: &Path, args: &[&str]) -> Assert {
+    env.bare_cmd()
+        .current_dir(dir)
+        .arg("scan")
+        .args(args)
+        .assert()
+}
+
+/// The same with the test's database.
+fn scan_with_db(env: &TestEnv, dir: &Path, args: &[&str]) -> Assert {
+    env.cmd().current_dir(dir).arg("scan").args(args).assert()
+}
+
+/// Neither stream shows any of the tokens' secrets.
+fn assert_no_secret(assert: &Assert, tokens: &[&str]) {
+    let out = String::from_utf8_lossy(&assert.get_output().stdout).into_owned()
+        + &String::from_utf8_lossy(&assert.get_output().stderr);
+    for token in tokens {
+        assert!(
+            !out.contains(secret_of(token)),
+            "a secret was shown:\n{out}"
+        );
+    }
+}
+
+/// `git init` in `dir`, unaffected by the machine's git configuration.
+fn git_init(env: &TestEnv, dir: &Path) {
+    let status = Process::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir)
+        .env("HOME", env.dir().join("home"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .expect("git is needed");
+    assert!(status.success());
+}
+
+fn found_paths(assert: &Assert) -> Vec<String> {
+    stdout(assert)
+        .lines()
+        .map(|line| line.split(':').next().unwrap().to_owned())
+        .collect()
+}
+
+fn json(assert: &Assert) -> Vec<Value> {
+    serde_json::from_str::<Value>(&stdout(assert))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn finds_tokens_with_their_line_and_byte_column() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let (a, b) = (forged(1), forged(2));
+    write(
+        &dir.join("config.py"),
+        format!("# settings\r\nAPI = \"{a}\"\nx{b} {a}\n"),
+    );
+    let assert = scan(&env, &dir, &["config.py"]).code(1).stdout(format!(
+        "config.py:2:8: token {}\nconfig.py:3:2: token {}\nconfig.py:3:69: token {}\n",
+        id_of(&a),
+        id_of(&b),
+        id_of(&a)
+    ));
+    assert_eq!(
+        stderr(&assert),
+        "Found 3 tokens in 1 file. Remove them, and revoke any that are active: autheona token revoke ID\n"
+    );
+    assert_no_secret(&assert, &[&a, &b]);
+}
+
+#[test]
+fn directories_are_scanned_recursively_in_sorted_order() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let (a, b, c) = (forged(1), forged(2), forged(3));
+    write(&dir.join("z.txt"), &a);
+    write(&dir.join("m/n.txt"), format!("\n\n{b}"));
+    write(&dir.join("a/b/c/deep.txt"), format!("  {c}\n"));
+    write(&dir.join("a/clean.txt"), "nothing here\n");
+    let expected = |prefix: &str| {
+        format!(
+            "{prefix}a/b/c/deep.txt:1:3: token {}\n{prefix}m/n.txt:3:1: token {}\n{prefix}z.txt:1:1: token {}\n",
+            id_of(&c),
+            id_of(&b),
+            id_of(&a)
+        )
+    };
+    // No path: the current directory, shown without ./ as ripgrep does.
+    let assert = scan(&env, &dir, &[]).code(1).stdout(expected(""));
+    assert!(
+        stderr(&assert).starts_with("Found 3 tokens in 3 files."),
+        "{}",
+        stderr(&assert)
+    );
+    assert_no_secret(&assert, &[&a, &b, &c]);
+    // Paths are shown as given: `.` keeps its ./, an absolute path stays absolute.
+    scan(&env, &dir, &["."]).code(1).stdout(expected("./"));
+    let absolute = format!("{}/", dir.display());
+    scan(&env, env.dir(), &[dir.to_str().unwrap()])
+        .code(1)
+        .stdout(expected(&absolute));
+}
+
+#[test]
+fn ignored_files_are_skipped_unless_named() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let token = forged(1);
+    write(&dir.join(".gitignore"), "ignored.txt\nbuild/\n");
+    write(&dir.join(".ignore"), "local-only.txt\n");
+    let exclude = dir.join(".git/info/exclude");
+    let mut excludes = std::fs::read_to_string(&exclude).unwrap_or_default();
+    excludes.push_str("\nexcluded.txt\n");
+    write(&exclude, excludes);
+    write(&env.dir().join("home/.config/git/ignore"), "global.txt\n");
+    for name in [
+        "kept.txt",
+        "ignored.txt",
+        "build/out.txt",
+        "local-only.txt",
+        "excluded.txt",
+        "global.txt",
+    ] {
+        write(&dir.join(name), &token);
+    }
+    let assert = scan(&env, &dir, &[]).code(1);
+    assert_eq!(found_paths(&assert), ["kept.txt"]);
+    // Named on the command line, ignored files are scanned, as ripgrep does.
+    let assert = scan(
+        &env,
+        &dir,
+        &[
+            "ignored.txt",
+            "build/out.txt",
+            "local-only.txt",
+            "excluded.txt",
+            "global.txt",
+        ],
+    )
+    .code(1);
+    assert_eq!(
+        found_paths(&assert),
+        [
+            "build/out.txt",
+            "excluded.txt",
+            "global.txt",
+            "ignored.txt",
+            "local-only.txt"
+        ]
+    );
+    assert_no_secret(&assert, &[&token]);
+}
+
+#[test]
+fn a_broken_ignore_rule_is_a_warning_and_the_others_still_apply() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let token = forged(1);
+    write(&dir.join(".gitignore"), "[z-a]\nskipped.txt\n");
+    write(&dir.join("found.txt"), &token);
+    write(&dir.join("skipped.txt"), &token);
+    let assert = scan(&env, &dir, &[]).code(1);
+    assert_eq!(found_paths(&assert), ["found.txt"]);
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with("warning: ignore rules: ")
+            && err
+                .lines()
+                .next()
+                .unwrap()
+                .contains("error parsing glob '[z-a]'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gitignore_applies_only_inside_a_git_repository() {
+    // As for git: outside a repository nothing is about to be committed, and an ignored .env
+    // there (a deployment directory, an unpacked archive) is what a scan must see.
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join(".gitignore"), ".env\n");
+    write(&dir.join(".env"), format!("TOKEN={token}\n"));
+    let assert = scan(&env, &dir, &[]).code(1);
+    assert_eq!(found_paths(&assert), [".env"]);
+    git_init(&env, &dir);
+    scan(&env, &dir, &[]).code(0).stdout("").stderr("");
+}
+
+#[test]
+fn hidden_files_are_scanned_but_not_the_git_directory() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let token = forged(1);
+    write(&dir.join(".env"), format!("AUTHEONA_TOKEN={token}\n"));
+    write(
+        &dir.join(".config/app.toml"),
+        format!("token = '{token}'\n"),
+    );
+    write(&dir.join(".git/stray-token"), &token);
+    write(&dir.join("sub/.git/config"), &token);
+    let assert = scan(&env, &dir, &[]).code(1);
+    assert_eq!(found_paths(&assert), [".config/app.toml", ".env"]);
+    assert_no_secret(&assert, &[&token]);
+}
+
+#[test]
+fn binary_files_are_skipped_unless_named() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let (a, b) = (forged(1), forged(2));
+    write(&dir.join("image.png"), format!("\u{89}PNG\r\n\0\0\0{a}"));
+    // A NUL past the first 8000 bytes does not make a file binary, as for git.
+    write(
+        &dir.join("late-nul.txt"),
+        format!("{}\n\0{b}\n", "x".repeat(8000)),
+    );
+    let assert = scan(&env, &dir, &[])
+        .code(1)
+        .stdout(format!("late-nul.txt:2:2: token {}\n", id_of(&b)));
+    assert_no_secret(&assert, &[&a, &b]);
+    let assert = scan(&env, &dir, &["image.png"]).code(1);
+    assert_eq!(found_paths(&assert), ["image.png"]);
+    assert_no_secret(&assert, &[&a]);
+}
+
+#[test]
+fn symbolic_links_inside_a_tree_are_not_followed_but_named_ones_are() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("outside/secret.txt"), &token);
+    std::fs::create_dir_all(dir.join("tree")).unwrap();
+    symlink("../outside/secret.txt", dir.join("tree/file-link")).unwrap();
+    symlink("../outside", dir.join("tree/dir-link")).unwrap();
+    symlink(".", dir.join("tree/loop")).unwrap();
+    symlink("missing", dir.join("tree/dangling")).unwrap();
+    scan(&env, &dir, &["tree"]).code(0).stdout("").stderr("");
+    let assert = scan(&env, &dir, &["tree/file-link", "tree/dir-link"]).code(1);
+    assert_eq!(
+        found_paths(&assert),
+        ["tree/dir-link/secret.txt", "tree/file-link"]
+    );
+}
+
+#[test]
+fn stdin_is_scanned_with_a_dash() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let (a, b) = (forged(1), forged(2));
+    write(&dir.join("file.txt"), &b);
+    let assert = env
+        .bare_cmd()
+        .current_dir(&dir)
+        .args(["scan", "file.txt", "-"])
+        .write_stdin(format!("+ added line\n+  {a}\n"))
+        .assert()
+        .code(1)
+        .stdout(format!(
+            "<stdin>:2:4: token {}\nfile.txt:1:1: token {}\n",
+            id_of(&a),
+            id_of(&b)
+        ));
+    assert!(
+        stderr(&assert).starts_with("Found 2 tokens in 1 file and stdin."),
+        "{}",
+        stderr(&assert)
+    );
+    assert_no_secret(&assert, &[&a, &b]);
+    // Nothing on stdin: nothing found, nothing said.
+    env.bare_cmd()
+        .current_dir(&dir)
+        .args(["scan", "-"])
+        .write_stdin("")
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+}
+
+#[test]
+fn a_long_stream_is_scanned_to_its_end_and_across_its_chunks() {
+    let env = TestEnv::new();
+    let (a, b, c) = (forged(1), forged(2), forged(3));
+    // Stdin is read 256 KiB at a time: `a` straddles the first boundary.
+    let line = "some ordinary text of a log line, nothing secret in it at all\n";
+    let boundary = 256 * 1024;
+    let mut input = String::new();
+    let mut lines = 0;
+    while input.len() + line.len() < boundary - 30 {
+        input.push_str(line);
+        lines += 1;
+    }
+    let line_a = lines + 1;
+    let column_a = boundary - 30 - input.len() + 1;
+    input.push_str(&" ".repeat(column_a - 1));
+    input.push_str(&a);
+    input.push('\n');
+    lines += 1;
+    // Then 100 MB more, with `b` in the middle and `c` as the very last bytes.
+    let filler = line.repeat(4096);
+    let mut line_b = 0;
+    while input.len() < 100_000_000 {
+        input.push_str(&filler);
+        lines += 4096;
+        if line_b == 0 && input.len() > 50_000_000 {
+            input.push_str(&b);
+            input.push('\n');
+            lines += 1;
+            line_b = lines;
+        }
+    }
+    input.push_str(&c);
+    let line_c = lines + 1;
+    let assert = env
+        .bare_cmd()
+        .args(["scan", "-"])
+        .write_stdin(input)
+        .assert()
+        .code(1)
+        .stdout(format!(
+            "<stdin>:{line_a}:{column_a}: token {}\n<stdin>:{line_b}:1: token {}\n<stdin>:{line_c}:1: token {}\n",
+            id_of(&a),
+            id_of(&b),
+            id_of(&c)
+        ));
+    assert_no_secret(&assert, &[&a, &b, &c]);
+}
+
+#[test]
+fn stdin_given_twice_is_a_usage_error() {
+    let env = TestEnv::new();
+    let assert = env
+        .bare_cmd()
+        .args(["scan", "-", "-"])
+        .write_stdin(forged(1))
+        .assert()
+        .code(2)
+        .stdout("");
+    assert!(
+        stderr(&assert).starts_with("error: - (stdin) is given more than once"),
+        "{}",
+        stderr(&assert)
+    );
+}
+
+#[test]
+fn a_missing_path_is_reported_and_the_others_still_scanned() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("present.txt"), &token);
+    let assert = scan(&env, &dir, &["missing.txt", "present.txt"])
+        .code(3)
+        .stdout(format!("present.txt:1:1: token {}\n", id_of(&token)));
+    let err = stderr(&assert);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        ["error: cannot read missing.txt: No such file or directory (os error 2)"]
+    );
+    assert!(err.contains("Found 1 token in 1 file."), "{err}");
+    assert_no_secret(&assert, &[&token]);
+    // Nothing found and a path missing: still 3.
+    scan(&env, &dir, &["missing.txt"]).code(3).stdout("");
+    // With --json the array still comes out, for the paths that could be read.
+    let assert = scan(&env, &dir, &["--json", "missing.txt", "present.txt"]).code(3);
+    assert_eq!(json(&assert).len(), 1);
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[test]
+fn unreadable_files_and_directories_are_io_errors() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("readable.txt"), &token);
+    write(&dir.join("locked.txt"), &token);
+    write(&dir.join("closed/inner.txt"), &token);
+    std::fs::set_permissions(dir.join("locked.txt"), PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(dir.join("closed"), PermissionsExt::from_mode(0o000)).unwrap();
+    for path in [env.dir(), dir.as_path()] {
+        std::fs::set_permissions(path, PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = env.bare_std_cmd();
+    cmd.current_dir(&dir).arg("scan");
+    // Root reads everything: run as nobody then.
+    let mut cmd = if running_as_root() {
+        let mut wrapped = Process::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(BIN)
+            .arg("scan")
+            .current_dir(&dir);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        wrapped
+    } else {
+        cmd
+    };
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    std::fs::set_permissions(dir.join("closed"), PermissionsExt::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!("readable.txt:1:1: token {}\n", id_of(&token))
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [
+            "error: cannot read closed: Permission denied (os error 13)",
+            "error: cannot read locked.txt: Permission denied (os error 13)"
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn look_alikes_are_never_reported() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    let mut flipped = token.clone().into_bytes();
+    flipped[30] = if flipped[30] == b'a' { b'b' } else { b'a' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let bad_checksum = format!("{}000000", &token[..60]);
+    let cyrillic_prefix = format!("\u{430}{}", &token[1..]);
+    let truncated = token[..65].to_owned();
+    let dash = format!("{}-{}", &token[..16], &token[17..]);
+    let text = [
+        flipped.as_str(),
+        &bad_checksum,
+        &cyrillic_prefix,
+        &truncated,
+        &dash,
+        "aut_ aut_x aut_",
+    ]
+    .join("\n");
+    write(&dir.join("look-alikes.txt"), &text);
+    scan(&env, &dir, &[]).code(0).stdout("").stderr("");
+    env.bare_cmd()
+        .args(["scan", "-"])
+        .write_stdin(text)
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+    // The same file with the real token added: only that one is reported.
+    write(
+        &dir.join("look-alikes.txt"),
+        format!("{token}\n{flipped}\n"),
+    );
+    scan(&env, &dir, &[])
+        .code(1)
+        .stdout(format!("look-alikes.txt:1:1: token {}\n", id_of(&token)));
+}
+
+/// A database with an active, an expired and a revoked token, each in a file line of its own,
+/// and a forged token on the last line.
+fn database_and_tokens(env: &TestEnv) -> (String, String, String, String) {
+    env.project("demo");
+    env.project("billing");
+    let active = env.token("demo", "never");
+    // Created 40 days ago with a 30-day expiry: libfaketime moves that one process's clock.
+    let out = env
+        .std_cmd()
+        .env("FAKETIME", "-40d")
+        .env("LD_PRELOAD", faketime_lib())
+        .args(["token", "create", "-p", "billing", "-e", "30"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let expired = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let revoked = env.token("demo", "30");
+    env.run(&["token", "revoke", id_of(&revoked), "--yes"])
+        .success();
+    let unknown = forged(9);
+    write(
+        &work(env).join("tokens.txt"),
+        format!("{active}\n{expired}\n{revoked}\n{unknown}\n"),
+    );
+    (active, expired, revoked, unknown)
+}
+
+#[test]
+fn with_a_database_each_token_says_whether_it_is_active_expired_or_unknown() {
+    let env = TestEnv::new();
+    let (active, expired, revoked, unknown) = database_and_tokens(&env);
+    let assert = scan_with_db(&env, &work(&env), &[]).code(1).stdout(format!(
+        "tokens.txt:1:1: token {} (active, project demo)\n\
+         tokens.txt:2:1: token {} (expired, project billing)\n\
+         tokens.txt:3:1: token {} (unknown)\n\
+         tokens.txt:4:1: token {} (unknown)\n",
+        id_of(&active),
+        id_of(&expired),
+        id_of(&revoked),
+        id_of(&unknown)
+    ));
+    assert!(
+        stderr(&assert).starts_with("Found 4 tokens in 1 file."),
+        "{}",
+        stderr(&assert)
+    );
+    assert_no_secret(&assert, &[&active, &expired, &revoked, &unknown]);
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let env = TestEnv::new();
+    let (active, expired, revoked, _) = database_and_tokens(&env);
+    let assert = scan_with_db(&env, &work(&env), &["--json"]).code(1);
+    assert_no_secret(&assert, &[&active, &expired, &revoked]);
+    let found = json(&assert);
+    assert_eq!(found.len(), 4);
+    for finding in &found {
+        assert_eq!(
+            keys(finding),
+            ["column", "id", "line", "path", "project", "status"]
+        );
+    }
+    assert_eq!(
+        found[0],
+        serde_json::json!({
+            "path": "tokens.txt", "line": 1, "column": 1, "id": id_of(&active),
+            "status": "active", "project": "demo"
+        })
+    );
+    assert_eq!(found[1]["status"], "expired");
+    assert_eq!(found[1]["project"], "billing");
+    assert_eq!(found[2]["status"], "unknown");
+    assert_eq!(found[2]["project"], Value::Null);
+    // Without a database: no status, no project.
+    let assert = scan(&env, &work(&env), &["--json"]).code(1);
+    for finding in json(&assert) {
+        assert_eq!(finding["status"], Value::Null);
+        assert_eq!(finding["project"], Value::Null);
+    }
+    // Nothing found: an empty array.
+    let empty = env.dir().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    scan(&env, &empty, &["--json"])
+        .code(0)
+        .stdout("[]\n")
+        .stderr("");
+}
+
+#[test]
+fn scanning_records_no_use() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    write(&work(&env).join("a.txt"), &token);
+    scan_with_db(&env, &work(&env), &[]).code(1).stdout(format!(
+        "a.txt:1:1: token {} (active, project demo)\n",
+        id_of(&token)
+    ));
+    assert_eq!(list_json(&env, &[])[0]["last_used_at"], Value::Null);
+    // Whereas a verification does record one.
+    env.verify(&token, &["--quiet"]).success();
+    assert_ne!(list_json(&env, &[])[0]["last_used_at"], Value::Null);
+}
+
+#[test]
+fn without_a_database_there_is_no_status_and_no_word_about_it() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("a.txt"), &token);
+    scan(&env, &dir, &[])
+        .code(1)
+        .stdout(format!("a.txt:1:1: token {}\n", id_of(&token)))
+        .stderr(
+            "Found 1 token in 1 file. Remove it, and revoke it if it is active: autheona token revoke ID\n",
+        );
+    assert!(!env.dir().join("home/.local/share/autheona").exists());
+}
+
+#[test]
+fn a_named_database_that_is_missing_or_broken_is_a_warning() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("a.txt"), &token);
+    let plain = format!("a.txt:1:1: token {}\n", id_of(&token));
+    // AUTHEONA_DB names the test's database, which does not exist.
+    let assert = scan_with_db(&env, &dir, &[]).code(1).stdout(plain.clone());
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with(&format!(
+            "warning: no database at {}; token statuses are not shown\n",
+            env.db().display()
+        )),
+        "{err}"
+    );
+    assert!(!env.db().exists(), "scan must not create a database");
+    // A file that is not a database: warned about, left alone, and the scan still done.
+    write(env.db(), "not a database, just text\n");
+    let assert = scan_with_db(&env, &dir, &[]).code(1).stdout(plain);
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with("warning: token statuses are not shown: "),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(env.db()).unwrap(),
+        b"not a database, just text\n"
+    );
+}
+
+#[test]
+fn paths_are_printed_escaped_and_never_show_a_token() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let (a, b) = (forged(1), forged(2));
+    write(&dir.join("evil\u{1b}[2J.txt"), &a);
+    // A file named after a token: its name is redacted, not printed.
+    write(&dir.join(format!("{b}.txt")), &a);
+    let assert = scan(&env, &dir, &[]).code(1);
+    let out = stdout(&assert);
+    assert_eq!(
+        out,
+        format!(
+            "aut_<redacted>.txt:1:1: token {0}\nevil\\u{{1b}}[2J.txt:1:1: token {0}\n",
+            id_of(&a)
+        )
+    );
+    assert_no_secret(&assert, &[&a, &b]);
+    let assert = scan(&env, &dir, &["--json"]).code(1);
+    let raw = stdout(&assert);
+    assert!(!raw.contains('\u{1b}') && raw.contains("\\u001b"), "{raw}");
+    assert_no_secret(&assert, &[&a, &b]);
+}
+
+#[test]
+fn a_token_given_as_a_path_is_never_echoed() {
+    let env = TestEnv::new();
+    let token = forged(1);
+    let assert = scan(&env, env.dir(), &[&token]).code(3).stdout("");
+    assert!(
+        stderr(&assert).contains("aut_<redacted>"),
+        "{}",
+        stderr(&assert)
+    );
+    assert_no_secret(&assert, &[&token]);
+}
+
+#[test]
+fn an_empty_tree_finds_nothing_and_says_nothing() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    scan(&env, &dir, &[]).code(0).stdout("").stderr("");
+    write(&dir.join("notes.md"), "no tokens, aut_ alone\n");
+    scan(&env, &dir, &["."]).code(0).stdout("").stderr("");
+}
+
+#[test]
+fn a_closed_stdout_does_not_change_the_exit_code() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    write(&dir.join("a.txt"), forged(1));
+    let out = env
+        .bare_std_cmd()
+        .current_dir(&dir)
+        .arg("scan")
+        .stdout(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
