@@ -159,13 +159,14 @@ fn summary(findings: &[Finding]) -> String {
         (n, false) => count(n, "file"),
         (n, true) => format!("{} and stdin", count(n, "file")),
     };
+    // A token that was in a file may have leaked: replace it, as the product advises.
     let advice = if findings.len() == 1 {
-        "Remove it, and revoke it if it is active"
+        "Remove it, and if it is active, replace it"
     } else {
-        "Remove them, and revoke any that are active"
+        "Remove them, and replace any that are active"
     };
     format!(
-        "Found {} in {place}. {advice}: autheona token revoke ID",
+        "Found {} in {place}. {advice}: autheona token rotate ID",
         count(findings.len(), "token")
     )
 }

@@ -101,7 +101,7 @@ fn finds_tokens_with_their_line_and_byte_column() {
     ));
     assert_eq!(
         stderr(&assert),
-        "Found 3 tokens in 1 file. Remove them, and revoke any that are active: autheona token revoke ID\n"
+        "Found 3 tokens in 1 file. Remove them, and replace any that are active: autheona token rotate ID\n"
     );
     assert_no_secret(&assert, &[&a, &b]);
 }
@@ -624,7 +624,7 @@ fn without_a_database_there_is_no_status_and_no_word_about_it() {
         .code(1)
         .stdout(format!("a.txt:1:1: token {}\n", id_of(&token)))
         .stderr(
-            "Found 1 token in 1 file. Remove it, and revoke it if it is active: autheona token revoke ID\n",
+            "Found 1 token in 1 file. Remove it, and if it is active, replace it: autheona token rotate ID\n",
         );
     assert!(!env.dir().join("home/.local/share/autheona").exists());
 }
