@@ -392,10 +392,12 @@ pub struct VerifyArgs {
 }
 
 const SCAN_HELP: &str = "\
-Directories are scanned recursively, as git sees them: what .gitignore, .ignore and git's
-excludes leave out is skipped, and so are the .git directory, symbolic links and binary files
-(a NUL byte in the first 8000 bytes). Hidden files such as .env are scanned. A path named on
-the command line is scanned even when it is ignored or binary.
+Directories are scanned recursively. What ignore files leave out is skipped (.gitignore and
+git's excludes inside a git repository, .ignore anywhere; --no-ignore scans it too), and so are
+the .git directory, symbolic links and binary files (a NUL byte in the first 8000 bytes).
+Hidden files such as .env are scanned. A path named on the command line is scanned even when
+it is ignored or binary, so naming a repository's files (git ls-files) scans all it holds,
+including files committed before .gitignore listed them.
 
 A token is reported only with the right shape and a valid checksum, as PATH:LINE:COLUMN: token
 ID, never its secret. With a database, each line says whether the token is active, expired or
@@ -407,6 +409,7 @@ Exit 0 when no token is found, 1 when one is, 2 on usage errors, 3 when a path c
 Examples:
   autheona scan
   autheona scan src config/.env --json
+  git ls-files -z | xargs -0 autheona scan
   git diff --cached -U0 --no-color | grep '^+' | autheona scan -";
 
 #[derive(Debug, Args)]
@@ -414,6 +417,10 @@ pub struct ScanArgs {
     /// Files and directories to scan (default: the current directory); - reads stdin
     #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
+    /// Scan what ignore files (.gitignore, .ignore, git's excludes) would skip, e.g. in a
+    /// checkout of staged files
+    #[arg(long)]
+    pub no_ignore: bool,
     /// Print a JSON array of {path, line, column, id, status, project}
     #[arg(long)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! `autheona scan`: finds tokens in files, directories or stdin before they reach version
 //! control.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -8,7 +9,7 @@ use serde::Serialize;
 use super::{Context, Outcome};
 use crate::cli::ScanArgs;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::scan::{self, DatabaseStatus, Finding, Scan, Source};
+use crate::ops::scan::{self, DatabaseStatus, Finding, IgnoreFiles, Scan, Source};
 use crate::store::Store;
 use crate::{text, ui};
 
@@ -18,9 +19,23 @@ const STDIN_SHOWN: &str = "<stdin>";
 
 pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
     let sources = sources(&args.paths)?;
+    if sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
+        // Nobody means to type a file in; it would look like a hang.
+        return Err(
+            Error::usage("- reads stdin, and stdin is a terminal").with_hint(
+                "pipe text into it, e.g. git diff --cached | autheona scan -, or name files",
+            ),
+        );
+    }
+    let ignore_files = if args.no_ignore {
+        IgnoreFiles::Disregard
+    } else {
+        IgnoreFiles::Respect
+    };
     let store = open_store(ctx);
     let result = scan::scan(
         &sources,
+        ignore_files,
         &mut std::io::stdin().lock(),
         store.as_ref(),
         ctx.now,

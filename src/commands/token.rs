@@ -358,39 +358,40 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
     if !args.dry_run {
         can_confirm(args.yes, &question, hint)?;
     }
-    if !args.json {
-        // What would go, before the question: the person answering sees what they agree to.
-        // Shown to no one (stdout closed), it stops the prune: nothing was agreed to.
-        print_table(tokens.clone(), args.project.is_none()).map_err(|err| {
-            if args.dry_run {
-                return err;
-            }
-            Error::environment(format!(
+    // What would go, before the question: the person answering sees what they agree to.
+    let listed = if args.json {
+        Ok(())
+    } else {
+        print_table(tokens.clone(), args.project.is_none())
+    };
+    if let Err(err) = &listed {
+        // Shown to no one (stdout closed), it cannot be agreed to. With --yes or --dry-run the
+        // list is only a record, and its failure is reported at the end.
+        if !args.yes && !args.dry_run {
+            return Err(Error::environment(format!(
                 "could not list the tokens to prune on stdout ({}); nothing was revoked",
                 err.message()
             ))
-            .with_hint("run it again with a working stdout, or with --json")
-        })?;
+            .with_hint("run it again with a working stdout, or with --json"));
+        }
     }
-    if args.dry_run {
-        return report_pruned(args, &tokens, 0);
-    }
-    confirm(args.yes, &question, hint)?;
-    let revoked = token::revoke_all(&mut store, &tokens)?;
-    report_pruned(args, &tokens, revoked)
+    let revoked = if args.dry_run {
+        0
+    } else {
+        confirm(args.yes, &question, hint)?;
+        token::revoke_all(&mut store, &tokens, &filter, ctx.now)?
+    };
+    report_pruned(args, &tokens, revoked)?;
+    // A closed stdout ends quietly; any other failure to write the list is an error.
+    listed.map(|()| Outcome::Success)
 }
 
-/// The end of a prune: JSON on stdout, or one status line.
+/// The end of a prune: one status line on stderr (first: it must reach the person even when
+/// stdout is gone), and the JSON on stdout.
 fn report_pruned(args: &TokenPruneArgs, tokens: &[TokenSummary], revoked: u64) -> Result<Outcome> {
-    if args.json {
-        ui::print_json(&PruneJson {
-            dry_run: args.dry_run,
-            revoked,
-            tokens: tokens.iter().map(TokenJson::from).collect(),
-        })?;
-    }
     let plural = |n: u64| if n == 1 { "token" } else { "tokens" };
     let found = tokens.len() as u64;
+    let unchanged = found - revoked;
     ui::status(&if found == 0 {
         "No tokens to prune.".to_owned()
     } else if args.dry_run {
@@ -398,8 +399,21 @@ fn report_pruned(args: &TokenPruneArgs, tokens: &[TokenSummary], revoked: u64) -
             "Dry run: {found} {} would be revoked; nothing was changed.",
             plural(found)
         )
+    } else if unchanged > 0 {
+        format!(
+            "Revoked {revoked} {}; {unchanged} listed {} used or revoked meanwhile, and left alone.",
+            plural(revoked),
+            if unchanged == 1 { "was" } else { "were" }
+        )
     } else {
         format!("Revoked {revoked} {}.", plural(revoked))
     });
+    if args.json {
+        ui::print_json(&PruneJson {
+            dry_run: args.dry_run,
+            revoked,
+            tokens: tokens.iter().map(TokenJson::from).collect(),
+        })?;
+    }
     Ok(Outcome::Success)
 }

@@ -94,11 +94,24 @@ pub struct Scan {
     pub status_error: Option<Error>,
 }
 
+/// Whether a directory walk skips what ignore files (`.gitignore`, `.ignore`, git's excludes)
+/// leave out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IgnoreFiles {
+    #[default]
+    Respect,
+    /// Everything but the `.git` directory, symbolic links and binary files is scanned: for a
+    /// tree that is not the working copy (staged files checked out elsewhere, where a staged
+    /// `.ignore` must not hide anything).
+    Disregard,
+}
+
 /// Scans `sources` (the current directory when there are none), reading `stdin` for
 /// [`Source::Stdin`], and asks `store`, when there is one, about each token found. Records no
 /// use of any token.
 pub fn scan(
     sources: &[Source],
+    ignore_files: IgnoreFiles,
     stdin: &mut dyn Read,
     store: Option<&Store>,
     now: DateTime<Utc>,
@@ -113,9 +126,9 @@ pub fn scan(
     }
     if sources.is_empty() {
         // Shown as `src/main.rs`, not `./src/main.rs`, as ripgrep does with no path given.
-        walk(&[PathBuf::from(".")], true, &collected);
+        walk(&[PathBuf::from(".")], true, ignore_files, &collected);
     } else if !paths.is_empty() {
-        walk(&paths, false, &collected);
+        walk(&paths, false, ignore_files, &collected);
     }
     let Collected {
         mut found,
@@ -206,10 +219,19 @@ fn scan_stdin(stdin: &mut dyn Read, collected: &Mutex<Collected>) {
 }
 
 /// Walks `paths` on as many threads as there are cores (at most 12, the `ignore` crate's cap).
-fn walk(paths: &[PathBuf], strip_dot: bool, collected: &Mutex<Collected>) {
+fn walk(
+    paths: &[PathBuf],
+    strip_dot: bool,
+    ignore_files: IgnoreFiles,
+    collected: &Mutex<Collected>,
+) {
     let mut builder = WalkBuilder::new(&paths[0]);
     for path in &paths[1..] {
         builder.add(path);
+    }
+    if ignore_files == IgnoreFiles::Disregard {
+        // No .gitignore, .ignore, git excludes or parent directories' rules.
+        builder.standard_filters(false);
     }
     // Hidden files are scanned; git's own store is not. Symbolic links inside the tree are
     // never followed (the default): they may lead outside it, or in circles.

@@ -307,9 +307,23 @@ pub fn revoke(store: &Store, id: &str) -> Result<()> {
     }
 }
 
-/// Revokes these tokens in one transaction (prune); returns how many still existed.
-pub fn revoke_all(store: &mut Store, tokens: &[TokenSummary]) -> Result<u64> {
-    store.delete_tokens(tokens.iter().map(|t| t.id.as_str()))
+/// Revokes, in one transaction, those of `tokens` (selected by `filter` for a prune) that still
+/// match it: a token used since it was selected (at a confirmation prompt, say) is kept.
+/// Expiry needs no second look: it never changes. Returns how many were revoked.
+pub fn revoke_all(
+    store: &mut Store,
+    tokens: &[TokenSummary],
+    filter: &Filter,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let unused_since = filter
+        .unused_for
+        .map(|days| (now - TimeDelta::days(i64::from(days))).timestamp());
+    store.delete_tokens(
+        tokens.iter().map(|t| t.id.as_str()),
+        unused_since,
+        filter.unused,
+    )
 }
 
 /// Replaces a token with a new one: same project, same description, the same lifetime counted

@@ -337,8 +337,15 @@ impl Store {
     }
 
     /// Deletes the tokens with these ids in one durable transaction (`synchronous=FULL`) and
-    /// scrubs their hashes from the log; returns how many existed.
-    pub fn delete_tokens<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<u64> {
+    /// scrubs their hashes from the log; returns how many were deleted. With `unused_since`,
+    /// only those not used since then (by last use, else creation), and with `never_used` only
+    /// those never used: a token used after it was selected stays.
+    pub fn delete_tokens<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a str>,
+        unused_since: Option<i64>,
+        never_used: bool,
+    ) -> Result<u64> {
         let path = self.path.clone();
         let fail = |err: rusqlite::Error| super::error_for(&path, &err);
         self.conn
@@ -351,10 +358,16 @@ impl Store {
         let mut deleted = 0;
         {
             let mut delete = tx
-                .prepare("DELETE FROM tokens WHERE id = ?1")
+                .prepare(
+                    "DELETE FROM tokens WHERE id = ?1
+                     AND (?2 IS NULL OR coalesce(last_used_at, created_at) <= ?2)
+                     AND (NOT ?3 OR last_used_at IS NULL)",
+                )
                 .map_err(fail)?;
             for id in ids {
-                deleted += delete.execute([id]).map_err(fail)? as u64;
+                deleted += delete
+                    .execute(params![id, unused_since, never_used])
+                    .map_err(fail)? as u64;
             }
         }
         tx.commit().map_err(fail)?;

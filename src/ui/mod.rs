@@ -118,17 +118,19 @@ pub fn report_clap(err: &clap::Error) -> u8 {
 /// Whether stdout goes nowhere: to `/dev/null`, or closed when autheona started (Rust's
 /// runtime then opens `/dev/null` on it). Anything written there is lost.
 pub fn stdout_is_null() -> bool {
+    use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let Ok(null) = std::fs::metadata("/dev/null") else {
+    let is_char_device = |meta: &std::fs::Metadata| meta.file_type().is_char_device();
+    let (Ok(null), Ok(stdout)) = (
+        std::fs::metadata("/dev/null"),
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|fd| std::fs::File::from(fd).metadata()),
+    ) else {
         return false;
     };
-    // SAFETY: fstat only fills the plain-data struct it is given.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    let described = unsafe { libc::fstat(1, &mut stat) } == 0;
-    described
-        && null.file_type().is_char_device()
-        && stat.st_mode & libc::S_IFMT == libc::S_IFCHR
-        && stat.st_rdev == null.rdev()
+    is_char_device(&null) && is_char_device(&stdout) && stdout.rdev() == null.rdev()
 }
 
 /// Writes one line of data to stdout.

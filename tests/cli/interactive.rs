@@ -661,3 +661,37 @@ fn prune_shows_whole_token_ids_before_asking_at_any_terminal_width() {
         }
     }
 }
+
+/// A token used while the prune question is open is not revoked: the prune looks again when
+/// it revokes.
+#[test]
+fn prune_keeps_a_token_used_while_it_asked() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let used_meanwhile = token_at(&env, "-100d", "demo", "never");
+    let stale = token_at(&env, "-100d", "demo", "never");
+    let mut pty = Pty::spawn_command(sized_terminal(
+        &env,
+        &["token", "prune", "--unused-for", "90"],
+        200,
+    ));
+    pty.expect("Revoke 2 tokens?");
+    pty.expect("[y/N]");
+    env.verify(&used_meanwhile, &[]).success();
+    pty.keys("y");
+    pty.expect("Revoked 1 token; 1 listed was used or revoked meanwhile, and left alone.");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    env.verify(&used_meanwhile, &[]).success();
+    assert_no_longer_verifies(&env, &stale);
+}
+
+/// `scan -` with stdin a terminal would wait for a person to type a file: refused at once.
+#[test]
+fn scan_of_stdin_at_a_terminal_is_refused_not_awaited() {
+    let env = TestEnv::new();
+    let mut pty = Pty::spawn_command(pty_command(&env, &["scan", "-"]));
+    pty.expect("error: - reads stdin, and stdin is a terminal");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 2, "{transcript}");
+}

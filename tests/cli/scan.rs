@@ -721,3 +721,125 @@ fn a_closed_stdout_does_not_change_the_exit_code() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn no_ignore_scans_what_ignore_files_skip_but_never_the_git_directory() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let token = forged(1);
+    write(&dir.join(".gitignore"), "ignored.txt\n");
+    write(&dir.join(".ignore"), "local-only.txt\n");
+    write(&env.dir().join("home/.config/git/ignore"), "global.txt\n");
+    for name in ["kept.txt", "ignored.txt", "local-only.txt", "global.txt"] {
+        write(&dir.join(name), &token);
+    }
+    write(&dir.join(".git/description"), &token);
+    assert_eq!(found_paths(&scan(&env, &dir, &[]).code(1)), ["kept.txt"]);
+    let assert = scan(&env, &dir, &["--no-ignore"]).code(1);
+    assert_eq!(
+        found_paths(&assert),
+        ["global.txt", "ignored.txt", "kept.txt", "local-only.txt"]
+    );
+    assert_no_secret(&assert, &[&token]);
+}
+
+/// A README code block: the first fenced block after `marker`, without its fences.
+fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let after = &readme[readme.find(marker).expect("marker in README") + marker.len()..];
+    let start = after.find("```").unwrap();
+    let body = &after[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_owned()
+}
+
+/// A process in `dir` with autheona on the PATH, the test's database and home, and no
+/// machine-wide git configuration.
+fn tool(env: &TestEnv, dir: &Path, program: &str) -> Process {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Process::new(program);
+    cmd.current_dir(dir)
+        .env("HOME", env.dir().join("home"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("PATH", path)
+        .env("AUTHEONA_DB", env.db());
+    cmd
+}
+
+fn git(env: &TestEnv, dir: &Path, args: &[&str]) -> std::process::Output {
+    tool(env, dir, "git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .expect("git is needed")
+}
+
+#[test]
+fn the_readme_pre_commit_hook_refuses_staged_tokens_only() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let hook = dir.join(".git/hooks/pre-commit");
+    write(&hook, readme_block("save it as `.git/hooks/pre-commit`"));
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token = forged(1);
+    let commit = |message: &str| git(&env, &dir, &["commit", "-q", "-m", message]);
+
+    write(&dir.join("app/main.rs"), "fn main() {}\n");
+    write(&dir.join("docs/space name.md"), "no token here\n");
+    git(&env, &dir, &["add", "."]);
+    let clean = commit("clean");
+    assert!(clean.status.success(), "{clean:?}");
+
+    // A staged token is refused, even where a staged .ignore would hide it from a walk.
+    write(&dir.join("deploy/.env"), format!("TOKEN={token}\n"));
+    write(&dir.join(".ignore"), "deploy/\n");
+    git(&env, &dir, &["add", "-f", ".ignore", "deploy/.env"]);
+    let refused = commit("leak");
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stdout).into_owned()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("deploy/.env:1:7: token Forged000001"),
+        "{said}"
+    );
+    assert!(!said.contains(secret_of(&token)), "{said}");
+
+    // What counts is what is staged, not the working tree.
+    write(&dir.join("deploy/.env"), "TOKEN=\n");
+    assert_eq!(commit("still staged").status.code(), Some(1));
+    git(&env, &dir, &["add", "deploy/.env"]);
+    let fixed = commit("fixed");
+    assert!(fixed.status.success(), "{fixed:?}");
+}
+
+#[test]
+fn the_readme_ci_step_finds_a_committed_file_gitignore_lists() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let token = forged(1);
+    write(&dir.join(".env"), format!("TOKEN={token}\n"));
+    git(&env, &dir, &["add", ".env"]);
+    git(&env, &dir, &["commit", "-q", "-m", "oops"]);
+    write(&dir.join(".gitignore"), ".env\n");
+    // A plain scan walks the tree as git's ignore rules say, and skips it.
+    scan(&env, &dir, &[]).code(0);
+
+    let block = readme_block("listed it is scanned too:");
+    let step = block
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("run: "))
+        .expect("a run: line");
+    let out = tool(&env, &dir, "sh").args(["-c", step]).output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(".env:1:7: token Forged000001"), "{said}");
+}

@@ -265,7 +265,13 @@ fn store_with_tokens() -> (Store, Token, Token, Token) {
 }
 
 fn stdin_scan(text: &str, store: Option<&Store>, now: DateTime<Utc>) -> Scan {
-    scan(&[Source::Stdin], &mut text.as_bytes(), store, now)
+    scan(
+        &[Source::Stdin],
+        IgnoreFiles::Respect,
+        &mut text.as_bytes(),
+        store,
+        now,
+    )
 }
 
 #[test]
@@ -356,7 +362,13 @@ fn a_stream_that_fails_keeps_what_was_found_before() {
     let mut reader = FailingReader {
         data: text.as_bytes(),
     };
-    let result = scan(&[Source::Stdin], &mut reader, None, at(T0));
+    let result = scan(
+        &[Source::Stdin],
+        IgnoreFiles::Respect,
+        &mut reader,
+        None,
+        at(T0),
+    );
     assert_eq!(result.findings.len(), 1);
     assert_eq!(
         result.unreadable,
@@ -378,6 +390,7 @@ fn findings_are_sorted_and_a_file_walked_twice_is_reported_once() {
     let sub = root.join("sub");
     let result = scan(
         &[Source::Path(sub.clone()), Source::Path(root.clone())],
+        IgnoreFiles::Respect,
         &mut io::empty(),
         None,
         at(T0),
@@ -417,6 +430,7 @@ fn a_missing_path_is_unreadable_and_the_others_are_scanned() {
             Source::Path(missing.clone()),
             Source::Path(dir.path().join("a.txt")),
         ],
+        IgnoreFiles::Respect,
         &mut io::empty(),
         None,
         at(T0),

@@ -403,8 +403,38 @@ fn revoke_all_revokes_those_given_in_one_go() {
     let now = at(T0 + 31 * DAY);
     let doomed = list(&store, None, &expired, now).unwrap();
     assert_eq!(doomed.len(), 3);
-    assert_eq!(revoke_all(&mut store, &doomed).unwrap(), 3);
-    assert_eq!(revoke_all(&mut store, &doomed).unwrap(), 0, "already gone");
+    assert_eq!(revoke_all(&mut store, &doomed, &expired, now).unwrap(), 3);
+    assert_eq!(
+        revoke_all(&mut store, &doomed, &expired, now).unwrap(),
+        0,
+        "already gone"
+    );
     let left = list(&store, None, &Filter::default(), now).unwrap();
     assert_eq!(ids(&left), [keep.token.id().as_str()]);
+}
+
+#[test]
+fn revoke_all_keeps_a_token_used_since_it_was_selected() {
+    let unused_for = Filter {
+        unused_for: Some(90),
+        ..Filter::default()
+    };
+    let never_used = Filter {
+        unused: true,
+        ..Filter::default()
+    };
+    for filter in [unused_for, never_used] {
+        let mut store = store_with_project();
+        let used = create_ok(&store, &request(Expiration::Never, None), at(T0));
+        let stale = create_ok(&store, &request(Expiration::Never, None), at(T0));
+        let (used, stale) = (used.token.id().as_str(), stale.token.id().as_str());
+        let now = at(T0 + 100 * DAY);
+        let selected = list(&store, None, &filter, now).unwrap();
+        assert_eq!(ids(&selected), [used, stale], "{filter:?}");
+        // Used while the person was reading the confirmation.
+        store.record_use(used, now.timestamp()).unwrap();
+        assert_eq!(revoke_all(&mut store, &selected, &filter, now).unwrap(), 1);
+        assert!(store.token(used).unwrap().is_some(), "{filter:?}");
+        assert_eq!(store.token(stale).unwrap(), None);
+    }
 }
