@@ -2,14 +2,12 @@
 
 use std::io::{BufRead, IsTerminal, Read};
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{Context, Outcome};
 use crate::cli::VerifyArgs;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops::token::expires_soon;
 use crate::ops::verify::{self, Reason, Verification, VerifiedToken};
 use crate::secret::Secret;
 use crate::token::Token;
@@ -37,7 +35,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
             verify::verify(&store, &token, args.project.as_deref(), ctx.now)?
         }
     };
-    render(&verification, args, ctx.now)
+    render(&verification, args)
 }
 
 /// The token from `AUTHEONA_TOKEN`, else the first line of stdin (asked for without echo at a
@@ -82,9 +80,13 @@ struct VerificationJson<'a> {
     expires_at: Option<String>,
 }
 
-fn render(verification: &Verification, args: &VerifyArgs, now: DateTime<Utc>) -> Result<Outcome> {
+fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
     let (reason, token) = match verification {
-        Verification::Valid { token, unrecorded } => {
+        Verification::Valid {
+            token,
+            unrecorded,
+            expires_soon,
+        } => {
             if let Some(err) = unrecorded {
                 ui::warning(&format!(
                     "the token is valid, but its last use was not recorded: {}",
@@ -92,12 +94,12 @@ fn render(verification: &Verification, args: &VerifyArgs, now: DateTime<Utc>) ->
                 ));
             }
             // On stderr even with --quiet: a script's log should show it before the token breaks.
-            if let Some(left) = expires_soon(token.expires_at, now) {
+            if let Some(left) = expires_soon {
                 ui::warning(&format!(
                     "token {} {}, in {}; replace it in time: autheona token rotate {}",
                     token.id,
                     time::expiry(token.expires_at),
-                    time::span(left),
+                    time::span(*left),
                     token.id
                 ));
             }

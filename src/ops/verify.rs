@@ -1,9 +1,9 @@
 //! Verifying a token: the check scripts rely on.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::time;
-use super::token::Status;
+use super::token::{Status, expires_soon};
 use crate::error::{Error, Result};
 use crate::secret;
 use crate::store::Store;
@@ -43,6 +43,10 @@ pub enum Verification {
         token: VerifiedToken,
         /// Set when the last-used time could not be recorded; the token is valid all the same.
         unrecorded: Option<Error>,
+        /// The time it has left, when it expires within [`EXPIRY_NOTICE`]: time to rotate it.
+        ///
+        /// [`EXPIRY_NOTICE`]: super::token::EXPIRY_NOTICE
+        expires_soon: Option<TimeDelta>,
     },
     Invalid {
         reason: Reason,
@@ -85,16 +89,19 @@ pub fn verify(
             token: Some(verified),
         });
     }
+    let expires_soon = expires_soon(verified.expires_at, now);
     match store.record_use(token.id().as_str(), now.timestamp()) {
         Ok(true) => Ok(Verification::Valid {
             token: verified,
             unrecorded: None,
+            expires_soon,
         }),
         // Revoked between the lookup and now: revocation wins.
         Ok(false) => Ok(Verification::invalid(Reason::Unknown)),
         Err(err) => Ok(Verification::Valid {
             token: verified,
             unrecorded: Some(err),
+            expires_soon,
         }),
     }
 }

@@ -100,7 +100,25 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
             && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
+/// Turns an SQLite error into the user's one line, naming the database.
+type Fail = Box<dyn Fn(rusqlite::Error) -> crate::error::Error>;
+
 impl Store {
+    /// Begins a write transaction (taking the write lock at once) whose commit waits for the
+    /// disk (`synchronous=FULL`): for writes that revoke, which a power cut must not undo.
+    fn begin_durable(&mut self) -> Result<(rusqlite::Transaction<'_>, Fail)> {
+        let path = self.path.clone();
+        let fail: Fail = Box::new(move |err| super::error_for(&path, &err));
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(&fail)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&fail)?;
+        Ok((tx, fail))
+    }
+
     /// Inserts a project; `false` when the name is taken.
     pub fn insert_project(&self, name: &str, created_at: i64) -> Result<bool> {
         match self.conn.execute(
@@ -155,25 +173,17 @@ impl Store {
     /// Deletes a project and its tokens in one transaction; `None` when it does not exist,
     /// else how many tokens went with it.
     pub fn delete_project(&mut self, name: &str) -> Result<Option<u64>> {
-        let path = self.path.clone();
-        let fail = |err: rusqlite::Error| super::error_for(&path, &err);
         // It revokes tokens: as durable as `delete_token`.
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(fail)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
-        let Some(project_id) = project_id(&tx, name).map_err(fail)? else {
+        let (tx, fail) = self.begin_durable()?;
+        let Some(project_id) = project_id(&tx, name).map_err(&fail)? else {
             return Ok(None);
         };
         let tokens = tx
             .execute("DELETE FROM tokens WHERE project_id = ?1", [project_id])
-            .map_err(fail)?;
+            .map_err(&fail)?;
         tx.execute("DELETE FROM projects WHERE id = ?1", [project_id])
-            .map_err(fail)?;
-        tx.commit().map_err(fail)?;
+            .map_err(&fail)?;
+        tx.commit().map_err(&fail)?;
         self.scrub_log();
         Ok(Some(tokens as u64))
     }
@@ -346,15 +356,7 @@ impl Store {
         unused_since: Option<i64>,
         never_used: bool,
     ) -> Result<u64> {
-        let path = self.path.clone();
-        let fail = |err: rusqlite::Error| super::error_for(&path, &err);
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(fail)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        let (tx, fail) = self.begin_durable()?;
         let mut deleted = 0;
         {
             let mut delete = tx
@@ -363,14 +365,14 @@ impl Store {
                      AND (?2 IS NULL OR coalesce(last_used_at, created_at) <= ?2)
                      AND (NOT ?3 OR last_used_at IS NULL)",
                 )
-                .map_err(fail)?;
+                .map_err(&fail)?;
             for id in ids {
                 deleted += delete
                     .execute(params![id, unused_since, never_used])
-                    .map_err(fail)? as u64;
+                    .map_err(&fail)? as u64;
             }
         }
-        tx.commit().map_err(fail)?;
+        tx.commit().map_err(&fail)?;
         if deleted > 0 {
             self.scrub_log();
         }
@@ -387,22 +389,14 @@ impl Store {
         new: &NewToken<'_>,
         deliver: impl FnOnce() -> Result<()>,
     ) -> Result<Replaced> {
-        let path = self.path.clone();
-        let fail = |err: rusqlite::Error| super::error_for(&path, &err);
         // It revokes a token: as durable as `delete_token`.
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(fail)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        let (tx, fail) = self.begin_durable()?;
         let deleted = tx
             .execute(
                 "DELETE FROM tokens WHERE id = ?1 AND project_id = ?2",
                 params![old_id, new.project_id],
             )
-            .map_err(fail)?;
+            .map_err(&fail)?;
         if deleted == 0 {
             return Ok(Replaced::Gone);
         }
@@ -413,7 +407,7 @@ impl Store {
         }
         // Dropping the transaction on an error rolls it back.
         deliver()?;
-        tx.commit().map_err(fail)?;
+        tx.commit().map_err(&fail)?;
         self.scrub_log();
         Ok(Replaced::Done)
     }

@@ -48,10 +48,12 @@ fn valid_token_records_its_use() {
         Verification::Valid {
             token: verified,
             unrecorded,
+            expires_soon,
         } => {
             assert_eq!(verified.project, "demo");
             assert_eq!(verified.expires_at, Some(at(T0 + 30 * DAY)));
             assert!(unrecorded.is_none());
+            assert_eq!(*expires_soon, None, "29 days left");
         }
         other => panic!("{other:?}"),
     }
@@ -189,4 +191,16 @@ fn identify_names_the_token_and_records_nothing() {
     let wrong_secret =
         Token::parse(&format!("{body}{}", std::str::from_utf8(&sum).unwrap())).unwrap();
     assert_eq!(identify(&store, &wrong_secret).unwrap(), None);
+}
+
+#[test]
+fn a_valid_token_with_a_week_or_less_left_says_so() {
+    let (store, token) = setup(Expiration::Days30);
+    let left = |day: i64| match verify(&store, &token, None, at(T0 + day * DAY)).unwrap() {
+        Verification::Valid { expires_soon, .. } => expires_soon,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(left(22), None);
+    assert_eq!(left(23), Some(chrono::TimeDelta::days(7)));
+    assert_eq!(left(29), Some(chrono::TimeDelta::days(1)));
 }
