@@ -94,6 +94,25 @@ impl TestEnv {
         token
     }
 
+    /// The same with a description.
+    pub fn described_token(&self, project: &str, expires: &str, description: &str) -> String {
+        let assert = self
+            .run(&[
+                "token",
+                "create",
+                "-p",
+                project,
+                "-e",
+                expires,
+                "-d",
+                description,
+            ])
+            .success();
+        let token = stdout(&assert).trim_end().to_owned();
+        assert_eq!(token.len(), 66, "{token}");
+        token
+    }
+
     /// `verify` with the token on stdin.
     pub fn verify(&self, token: &str, args: &[&str]) -> Assert {
         self.cmd()

@@ -269,21 +269,7 @@ fn token_create_reasks_when_the_description_has_an_escape_character() {
 fn token_revoke_asks_first_and_no_is_the_default() {
     let env = TestEnv::new();
     env.project("demo");
-    let token = stdout(
-        &env.run(&[
-            "token",
-            "create",
-            "-p",
-            "demo",
-            "-e",
-            "30",
-            "-d",
-            "Deploy key",
-        ])
-        .success(),
-    )
-    .trim_end()
-    .to_owned();
+    let token = env.described_token("demo", "30", "Deploy key");
     let id = id_of(&token).to_owned();
 
     // Enter takes the default, which is no.
@@ -504,21 +490,7 @@ fn no_prompt_when_stderr_is_not_a_terminal() {
 fn token_rotate_asks_first_and_only_yes_replaces_the_token() {
     let env = TestEnv::new();
     env.project("demo");
-    let old = stdout(
-        &env.run(&[
-            "token",
-            "create",
-            "-p",
-            "demo",
-            "-e",
-            "90",
-            "-d",
-            "Deploy key",
-        ])
-        .success(),
-    )
-    .trim_end()
-    .to_owned();
+    let old = env.described_token("demo", "90", "Deploy key");
     let id = id_of(&old).to_owned();
     let question = format!("Rotate token {id} (project demo, \"Deploy key\", created ");
     let before = list_json(&env, &[]);

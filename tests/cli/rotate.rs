@@ -9,23 +9,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// Creates a token with a description; returns it.
-fn described_token(env: &TestEnv, project: &str, expires: &str, description: &str) -> String {
-    let assert = env
-        .run(&[
-            "token",
-            "create",
-            "-p",
-            project,
-            "-e",
-            expires,
-            "-d",
-            description,
-        ])
-        .success();
-    stdout(&assert).trim_end().to_owned()
-}
-
 fn rotate(env: &TestEnv, id: &str, flags: &[&str]) -> Assert {
     env.cmd().args(["token", "rotate", id]).args(flags).assert()
 }
@@ -53,7 +36,7 @@ fn assert_no_token_value(text: &str) {
 fn rotate_prints_only_the_new_token_and_the_old_one_stops_working() {
     let env = TestEnv::new();
     env.project("demo");
-    let old = described_token(&env, "demo", "90", "CI runner");
+    let old = env.described_token("demo", "90", "CI runner");
     let old_id = id_of(&old).to_owned();
     let created = env.run(&["token", "create", "-p", "demo", "-e", "30"]);
     let shown_once = stderr(&created).lines().nth(1).unwrap().to_owned();
@@ -104,7 +87,7 @@ fn the_replacement_keeps_project_description_and_lifetime() {
         ("never", None),
     ] {
         let description = format!("Build box, {expires}");
-        let old = described_token(&env, "api", expires, &description);
+        let old = env.described_token("api", expires, &description);
         let before = listed(&env, id_of(&old));
 
         let new = printed_token(&rotate(&env, id_of(&old), &["--yes"]).success());
@@ -198,7 +181,7 @@ fn an_expired_token_is_rotated_into_a_fresh_one_with_the_same_lifetime() {
 fn rotate_json_has_the_documented_shape() {
     let env = TestEnv::new();
     env.project("demo");
-    let old = described_token(&env, "demo", "365", "Prod");
+    let old = env.described_token("demo", "365", "Prod");
     let old_id = id_of(&old);
 
     let assert = rotate(&env, old_id, &["--json", "--yes"]).success();
@@ -333,7 +316,7 @@ fn rotate_into(env: &TestEnv, id: &str, json: bool, stdout: Undeliverable) -> Ou
 fn a_replacement_that_cannot_be_delivered_changes_nothing() {
     let env = TestEnv::new();
     env.project("demo");
-    let old = described_token(&env, "demo", "90", "Deploy key");
+    let old = env.described_token("demo", "90", "Deploy key");
     let old_id = id_of(&old);
     for way in [
         Undeliverable::ReaderGone,

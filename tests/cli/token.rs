@@ -298,17 +298,7 @@ fn list_table_shows_tokens_oldest_first_without_values() {
     env.project("web");
     env.project("api");
     let first = env.token("web", "30");
-    env.run(&[
-        "token",
-        "create",
-        "-p",
-        "api",
-        "-e",
-        "never",
-        "-d",
-        "Staging box",
-    ])
-    .success();
+    env.described_token("api", "never", "Staging box");
     let all = stdout(&env.run(&["token", "list"]).success());
     let lines: Vec<&str> = all.lines().collect();
     assert_eq!(lines.len(), 3, "{all}");
