@@ -444,3 +444,23 @@ fn a_missing_path_is_unreadable_and_the_others_are_scanned() {
         result.unreadable
     );
 }
+
+#[test]
+fn made_up_tokens_cost_no_argon2_verification() {
+    let (store, never, _, _) = store_with_tokens();
+    let mut text: String = (1..=200).map(|n| token_text(n) + "\n").collect();
+    text.push_str(never.reveal().expose());
+    let before = secret::verifications();
+    let result = stdin_scan(&text, Some(&store), at(T0));
+    assert_eq!(result.findings.len(), 201);
+    assert_eq!(secret::verifications() - before, 1, "only the real token's");
+    assert!(
+        result.findings[..200]
+            .iter()
+            .all(|f| f.status == Some(DatabaseStatus::Unknown))
+    );
+    assert!(matches!(
+        result.findings[200].status,
+        Some(DatabaseStatus::Active { .. })
+    ));
+}
