@@ -667,3 +667,30 @@ fn scan_of_stdin_at_a_terminal_is_refused_not_awaited() {
     let (transcript, code) = pty.finish();
     assert_eq!(code, 2, "{transcript}");
 }
+
+/// On a terminal narrower than the table, only the description wraps; ids and dates stay
+/// whole, and no line is wider than the terminal.
+#[test]
+fn token_list_wraps_only_the_description_to_fit_the_terminal() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let description = "A long description that says where this token is used, by whom, and why";
+    let token = env.described_token("demo", "30", description);
+    let mut pty = Pty::spawn_command(sized_terminal(&env, &["token", "list"], 110));
+    pty.expect(id_of(&token));
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    let text = without_escapes(&transcript);
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert!(lines.len() > 2, "the description wraps:\n{text}");
+    for line in &lines {
+        assert!(line.chars().count() <= 110, "{line:?} is wider than 110");
+    }
+    let row = lines.iter().find(|l| l.contains(id_of(&token))).unwrap();
+    assert!(row.contains("Never") && row.contains("active"), "{row}");
+    assert!(!text.contains(description), "not on one line:\n{text}");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for word in description.split_whitespace() {
+        assert!(words.contains(&word), "{word} missing:\n{text}");
+    }
+}
