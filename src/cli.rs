@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum, ValueHint};
+use clap::{ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
 
 use crate::commands::complete::{project_names, token_ids};
@@ -21,11 +21,75 @@ use crate::commands::complete::{project_names, token_ids};
 )]
 pub struct Cli {
     /// Database file, instead of AUTHEONA_DB or the default ~/.local/share/autheona/autheona.db
-    #[arg(long, global = true, value_name = "PATH")]
+    // Listed after each command's own options (deferred, they are defined after it).
+    #[arg(long, global = true, value_name = "PATH", display_order = 900)]
     pub db: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A command's arguments (or subcommands), defined only when that command is on the line.
+///
+/// clap otherwise builds the whole tree of commands, arguments and help texts before parsing,
+/// and every `verify` in a script's loop would pay for `token prune`'s help: about 0.3 ms of a
+/// 4 ms process (`benches/README.md`). Anything that needs the whole tree (help, man pages,
+/// completion) builds it: `Command::build` runs the deferred definitions.
+#[derive(Debug)]
+pub struct Lazy<T>(pub T);
+
+impl<T> std::ops::Deref for Lazy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Lazy)
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Lazy)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+impl<T: Subcommand> Subcommand for Lazy<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_subcommands)
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_subcommands_for_update)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
 }
 
 /// Exit codes, for `--help` and the man pages.
@@ -98,19 +162,19 @@ fn root_help() -> String {
 pub enum Command {
     /// Create, list and delete projects
     #[command(subcommand)]
-    Project(ProjectCommand),
+    Project(Lazy<ProjectCommand>),
     /// Create, list and revoke access tokens
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(Lazy<TokenCommand>),
     /// Check a token read from AUTHEONA_TOKEN or stdin (never from the command line)
     #[command(after_help = VERIFY_HELP)]
-    Verify(VerifyArgs),
+    Verify(Lazy<VerifyArgs>),
     /// Find tokens in files, directories or stdin, so they stay out of version control
     #[command(after_help = SCAN_HELP)]
-    Scan(ScanArgs),
+    Scan(Lazy<ScanArgs>),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(after_help = COMPLETIONS_HELP)]
-    Completions(CompletionsArgs),
+    Completions(Lazy<CompletionsArgs>),
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -154,15 +218,15 @@ impl Shell {
 pub enum ProjectCommand {
     /// Create a project
     #[command(after_help = "Example:\n  autheona project create billing-api")]
-    Create(ProjectCreateArgs),
+    Create(Lazy<ProjectCreateArgs>),
     /// List projects with their token counts
     #[command(after_help = "Examples:\n  autheona project list\n  autheona project list --json")]
-    List(ProjectListArgs),
+    List(Lazy<ProjectListArgs>),
     /// Delete a project and revoke all its tokens
     #[command(
         after_help = "Asks for confirmation at a terminal; elsewhere --yes is required.\n\nExample:\n  autheona project delete old-service --yes"
     )]
-    Delete(ProjectDeleteArgs),
+    Delete(Lazy<ProjectDeleteArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -192,21 +256,21 @@ pub struct ProjectDeleteArgs {
 pub enum TokenCommand {
     /// Create a token and print it, once
     #[command(after_help = TOKEN_CREATE_HELP)]
-    Create(TokenCreateArgs),
+    Create(Lazy<TokenCreateArgs>),
     /// List tokens: description, dates, status; never their values
     #[command(after_help = TOKEN_LIST_HELP)]
-    List(TokenListArgs),
+    List(Lazy<TokenListArgs>),
     /// Revoke a token: it stops working at once and cannot be recovered
     #[command(
         after_help = "Asks for confirmation at a terminal; elsewhere --yes is required.\n\nExample:\n  autheona token revoke 3kTMd9aPq0Zx --yes"
     )]
-    Revoke(TokenRevokeArgs),
+    Revoke(Lazy<TokenRevokeArgs>),
     /// Replace a token with a new one and revoke the old, in one step
     #[command(after_help = TOKEN_ROTATE_HELP)]
-    Rotate(TokenRotateArgs),
+    Rotate(Lazy<TokenRotateArgs>),
     /// Revoke every expired token, or every token unused for a while
     #[command(after_help = TOKEN_PRUNE_HELP)]
-    Prune(TokenPruneArgs),
+    Prune(Lazy<TokenPruneArgs>),
 }
 
 const TOKEN_LIST_HELP: &str = "\

@@ -143,8 +143,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         now: Utc::now(),
     };
     match cli.command {
-        Command::Project(command) => project::run(&ctx, command),
-        Command::Token(command) => token::run(&ctx, command),
+        Command::Project(command) => project::run(&ctx, command.0),
+        Command::Token(command) => token::run(&ctx, command.0),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Scan(args) => scan::run(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
