@@ -350,10 +350,11 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
         return report_pruned(args, &tokens, 0);
     }
     let count = tokens.len();
-    let question = format!(
-        "Revoke {count} {}? They stop working at once and cannot be recovered.",
-        if count == 1 { "token" } else { "tokens" }
-    );
+    let question = if count == 1 {
+        "Revoke 1 token? It stops working at once and cannot be recovered.".to_owned()
+    } else {
+        format!("Revoke {count} tokens? They stop working at once and cannot be recovered.")
+    };
     let hint = "pass --yes to prune without asking, or --dry-run to only list them";
     if !args.dry_run {
         can_confirm(args.yes, &question, hint)?;
