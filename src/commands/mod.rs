@@ -165,11 +165,8 @@ fn can_confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
 
 /// Asks before a destructive step, or requires `--yes` where no one can answer.
 fn confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
     can_confirm(yes, question, flag_hint)?;
-    if ui::prompt::confirm(question)? {
+    if yes || ui::prompt::confirm(question)? {
         Ok(())
     } else {
         Err(Error::refused("cancelled; nothing was changed"))
