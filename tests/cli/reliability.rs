@@ -929,3 +929,81 @@ fn check_verify(env: &TestEnv, token: &str, fate: Fate, when: &str) {
         describe(&what, &out)
     );
 }
+
+/// Whether `verify` accepts the token: valid (0) or not (1); anything else fails the test.
+fn accepted(env: &TestEnv, token: &str) -> bool {
+    let out = verify(env, token);
+    match out.status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => panic!("{}", describe("verify", &out)),
+    }
+}
+
+/// `token rotate` killed at random moments: the database stays sound, and each time exactly
+/// one token of the pair works: the old one (nothing committed, whatever was printed) or the
+/// printed new one. A rotation never leaves both, neither, or a new row nobody saw.
+#[test]
+fn rotations_killed_at_random_moments_leave_exactly_one_working_token() {
+    const ROUNDS: usize = 40;
+    let env = TestEnv::new();
+    env.project("P");
+    let calibration: Vec<Duration> = (0..3)
+        .map(|_| {
+            let token = env.token("P", "30");
+            let t = Instant::now();
+            env.run(&["token", "rotate", id_of(&token), "--yes"])
+                .success();
+            t.elapsed()
+        })
+        .collect();
+    let window = median(calibration).mul_f64(1.5).as_micros().max(2000) as u64;
+    let (mut rolled_back, mut committed, mut printed_unsaved) = (0, 0, 0);
+    let mut live = env.token("P", "30");
+    for round in 0..ROUNDS {
+        let rows_before = token_ids(&read_only(&env)).len();
+        let delay = Duration::from_micros(rand::random_range(0..window));
+        let out = run_and_kill(&env, &["token", "rotate", id_of(&live), "--yes"], delay);
+        let what = format!("round {round}: `token rotate` sent SIGKILL after {delay:?}");
+        if !killed(&out) {
+            assert!(out.status.success(), "{}", describe(&what, &out));
+        }
+        let conn = read_only(&env);
+        assert_eq!(integrity(&conn), ["ok"], "integrity_check after {what}");
+        let rows = token_ids(&conn);
+        assert_eq!(
+            rows.len(),
+            rows_before,
+            "{}: rows {rows:?}",
+            describe(&what, &out)
+        );
+        let old_works = accepted(&env, &live);
+        match printed_token(&out) {
+            Some(new) if accepted(&env, &new) => {
+                assert!(!old_works, "{}: both work", describe(&what, &out));
+                assert!(rows.contains(id_of(&new)));
+                committed += 1;
+                live = new;
+            }
+            printed => {
+                assert!(old_works, "{}: neither works", describe(&what, &out));
+                assert!(rows.contains(id_of(&live)));
+                if printed.is_some() {
+                    // Killed between the write and the commit: shown, never saved.
+                    assert!(killed(&out), "{}", describe(&what, &out));
+                    printed_unsaved += 1;
+                } else {
+                    rolled_back += 1;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{ROUNDS} killed rotations: {committed} committed, {rolled_back} rolled back, \
+         {printed_unsaved} printed but not saved"
+    );
+    assert!(
+        committed > 0 && rolled_back > 0,
+        "the kills should land both before and after the commit"
+    );
+}
