@@ -163,7 +163,7 @@ pub enum Command {
     /// Create, list and delete projects
     #[command(subcommand)]
     Project(Lazy<ProjectCommand>),
-    /// Create, list and revoke access tokens
+    /// Create, list, revoke, rotate and prune access tokens
     #[command(subcommand)]
     Token(Lazy<TokenCommand>),
     /// Check a token read from AUTHEONA_TOKEN or stdin (never from the command line)

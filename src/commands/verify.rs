@@ -20,6 +20,12 @@ pub const TOKEN_VAR: &str = "AUTHEONA_TOKEN";
 const MAX_INPUT: u64 = 4096;
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
+    // A mistyped option lands here too; it cannot be a token, which starts with `aut_`
+    // (errors redact anything shaped like a token all the same).
+    if let Some(option) = args.token_argument.iter().find(|arg| arg.starts_with('-')) {
+        return Err(Error::usage(format!("unexpected option '{option}'"))
+            .with_hint("the options are --project, --json and --quiet: autheona verify --help"));
+    }
     if !args.token_argument.is_empty() {
         return Err(Error::usage(
             "verify does not take the token as an argument: other users could see it in the process list",

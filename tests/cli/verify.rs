@@ -94,6 +94,29 @@ fn the_token_is_never_taken_from_the_command_line() {
 }
 
 #[test]
+fn a_mistyped_option_is_named_and_a_dashed_token_still_hidden() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env.cmd().args(["verify", "--jsn"]).assert().code(2);
+    assert_eq!(
+        stderr(&assert),
+        "error: unexpected option '--jsn'\n\
+         hint: the options are --project, --json and --quiet: autheona verify --help\n"
+    );
+    let token = env.token("demo", "30");
+    let assert = env
+        .cmd()
+        .args(["verify", &format!("-{token}")])
+        .assert()
+        .code(2);
+    assert!(
+        !stderr(&assert).contains(&token[17..60]),
+        "{}",
+        stderr(&assert)
+    );
+}
+
+#[test]
 fn input_is_the_first_line_trimmed() {
     let env = TestEnv::new();
     env.project("demo");
