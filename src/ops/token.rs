@@ -149,6 +149,15 @@ pub struct CreatedToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A new token and the hash of its secret. Hashing is the slow part: done once, before any
+/// transaction, and kept if the id has to be drawn again (the hash is of the secret alone).
+fn fresh_token<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<(Token, String)> {
+    let token = Token::generate(rng);
+    let secret_hash = secret::hash(token.secret())
+        .map_err(|err| Error::environment(format!("cannot hash the new token: {err}")))?;
+    Ok((token, secret_hash))
+}
+
 /// How often a fresh id may collide before giving up (at 62^12 ids, never in practice).
 const ID_ATTEMPTS: usize = 8;
 
@@ -171,9 +180,7 @@ pub fn create<R: CryptoRng + ?Sized>(
         None => None,
     };
     let project_id = project::require(store, request.project)?;
-    let mut token = Token::generate(rng);
-    let secret_hash = secret::hash(token.secret())
-        .map_err(|err| Error::environment(format!("cannot hash the new token: {err}")))?;
+    let (mut token, secret_hash) = fresh_token(rng)?;
     let expires_at = request.expiration.expires_at(now);
     let mut attempts = 0;
     loop {
@@ -345,9 +352,7 @@ pub fn rotate<R: CryptoRng + ?Sized>(
     let project_id = project::require(store, &old.project)?;
     let lifetime = old.expires_at.map(|at| at - old.created_at);
     let expires_at = lifetime.map(|seconds| now + TimeDelta::seconds(seconds));
-    let mut token = Token::generate(rng);
-    let secret_hash = secret::hash(token.secret())
-        .map_err(|err| Error::environment(format!("cannot hash the new token: {err}")))?;
+    let (mut token, secret_hash) = fresh_token(rng)?;
     let mut deliver = Some(deliver);
     let mut delivered = false;
     for _ in 0..ID_ATTEMPTS {
