@@ -15,7 +15,8 @@ use crate::ops::token::{
     self, CreatedToken, Expiration, Filter, TokenRequest, TokenSummary, validate_description,
 };
 use crate::store::Store;
-use crate::ui::{self, prompt, table, time};
+use crate::ui::table::{self, Stream};
+use crate::ui::{self, prompt, time};
 
 pub fn run(ctx: &Context, command: TokenCommand) -> Result<Outcome> {
     match command {
@@ -232,7 +233,7 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
         });
         return Ok(Outcome::Success);
     }
-    print_table(tokens, args.project.is_none())?;
+    print_table(Stream::Stdout, tokens, args.project.is_none())?;
     Ok(Outcome::Success)
 }
 
@@ -241,8 +242,8 @@ fn print_json_list(tokens: &[TokenSummary]) -> Result<Outcome> {
     ui::print_json(&json).map(|()| Outcome::Success)
 }
 
-/// The tokens as a table on stdout; the Project column only when they may be of several.
-fn print_table(tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
+/// The tokens as a table; the Project column only when they may be of several.
+fn print_table(stream: Stream, tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
     let mut header = vec!["ID"];
     if all_projects {
         header.push("Project");
@@ -270,7 +271,7 @@ fn print_table(tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
             cells
         })
         .collect();
-    table::print(&header, rows, Some(description))
+    table::print_to(stream, &header, rows, Some(description))
 }
 
 /// How a token is named in a confirmation: id, project, description, creation.
@@ -359,18 +360,21 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
     if !args.dry_run {
         can_confirm(args.yes, &question, hint)?;
     }
-    // What would go, before the question: the person answering sees what they agree to.
-    let listed = if args.json {
-        Ok(())
+    // What would go, before the question: the person answering sees what they agree to. With
+    // --json, stdout is for the JSON; a person at a prompt sees the list on stderr.
+    let listed = if !args.json {
+        print_table(Stream::Stdout, tokens.clone(), args.project.is_none())
+    } else if !args.yes && !args.dry_run {
+        print_table(Stream::Stderr, tokens.clone(), args.project.is_none())
     } else {
-        print_table(tokens.clone(), args.project.is_none())
+        Ok(())
     };
     if let Err(err) = &listed {
         // Shown to no one (stdout closed), it cannot be agreed to. With --yes or --dry-run the
         // list is only a record, and its failure is reported at the end.
         if !args.yes && !args.dry_run {
             return Err(Error::environment(format!(
-                "could not list the tokens to prune on stdout ({}); nothing was revoked",
+                "could not show the tokens to prune ({}); nothing was revoked",
                 err.message()
             ))
             .with_hint("run it again with a working stdout, or with --json"));

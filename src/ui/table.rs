@@ -19,10 +19,28 @@ const GAP: usize = 2;
 /// as its widest cell, if narrower); otherwise the lines run longer than the terminal.
 const WRAP_MIN: usize = 24;
 
+/// Where a table goes: stdout (data), or stderr (what a question is about, when stdout is
+/// for JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// Prints `rows` under `header` on stdout, every cell made terminal-safe, in columns two spaces
 /// apart. On a terminal too narrow for it, the table is fitted to its width by wrapping the
 /// `wrap` column (free text) only: ids and dates stay whole, to be read and copied.
 pub fn print(header: &[&str], rows: Vec<Vec<String>>, wrap: Option<usize>) -> Result<()> {
+    print_to(Stream::Stdout, header, rows, wrap)
+}
+
+/// [`print`] to either stream.
+pub fn print_to(
+    stream: Stream,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    wrap: Option<usize>,
+) -> Result<()> {
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|row| {
@@ -40,8 +58,12 @@ pub fn print(header: &[&str], rows: Vec<Vec<String>>, wrap: Option<usize>) -> Re
             *width = (*width).max(cell.width());
         }
     }
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let terminal = console::Term::stdout()
+    let (out, term): (Box<dyn Write>, _) = match stream {
+        Stream::Stdout => (Box::new(std::io::stdout().lock()), console::Term::stdout()),
+        Stream::Stderr => (Box::new(std::io::stderr().lock()), console::Term::stderr()),
+    };
+    let mut out = BufWriter::new(out);
+    let terminal = term
         .size_checked()
         .map(|(_, columns)| usize::from(columns))
         .filter(|&columns| columns > 0);

@@ -694,3 +694,27 @@ fn token_list_wraps_only_the_description_to_fit_the_terminal() {
         assert!(words.contains(&word), "{word} missing:\n{text}");
     }
 }
+
+/// With --json, stdout is for the JSON; a person asked to confirm still sees what would go,
+/// before the question.
+#[test]
+fn prune_json_at_a_terminal_shows_the_tokens_before_asking() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let expired = token_at(&env, "-40d", "demo", "30");
+    let mut pty = Pty::spawn_command(sized_terminal(
+        &env,
+        &["token", "prune", "--expired", "--json"],
+        200,
+    ));
+    pty.expect("Revoke 1 token?");
+    pty.keys("y");
+    pty.expect("Revoked 1 token.");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    let asked = transcript.find("Revoke 1 token?").unwrap();
+    let listed = transcript.find(id_of(&expired)).expect("listed");
+    assert!(listed < asked, "{transcript}");
+    assert!(transcript.contains("\"revoked\": 1"), "{transcript}");
+    assert_no_longer_verifies(&env, &expired);
+}
