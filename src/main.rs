@@ -7,12 +7,15 @@ use autheona::cli::Cli;
 use autheona::commands::{self, complete::COMPLETE_VAR};
 
 fn main() -> ExitCode {
-    // Answers a shell's completion request (COMPLETE set) and exits; otherwise does nothing.
-    CompleteEnv::with_factory(Cli::command)
-        .var(COMPLETE_VAR)
-        .bin("autheona")
-        .completer("autheona")
-        .complete();
+    // A shell's completion request (COMPLETE set) is answered here and exits. Checked first:
+    // clap_complete reads the working directory and the arguments before it looks.
+    if std::env::var_os(COMPLETE_VAR).is_some() {
+        CompleteEnv::with_factory(Cli::command)
+            .var(COMPLETE_VAR)
+            .bin("autheona")
+            .completer("autheona")
+            .complete();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return ExitCode::from(autheona::ui::report_clap(&err)),
