@@ -115,3 +115,26 @@ fn many_tokens_go_in_at_once() {
     assert_eq!(inserted, 100);
     assert_eq!(store.project_token_count(project_id).unwrap(), 100);
 }
+
+/// SQLite is built as `.cargo/config.toml` says: without the extensions autheona does not use,
+/// and with double-quoted strings refused.
+#[test]
+fn sqlite_is_built_without_unused_extensions() {
+    let store = Store::in_memory().unwrap();
+    let options: Vec<String> = store
+        .conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for absent in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_DBSTAT_VTAB"] {
+        assert!(!options.iter().any(|o| o == absent), "{absent} in {options:?}");
+    }
+    for present in ["OMIT_LOAD_EXTENSION", "OMIT_JSON", "DQS=0"] {
+        assert!(options.iter().any(|o| o == present), "{present} not in {options:?}");
+    }
+    let quoted = store.conn.query_row(r#"SELECT "not a column""#, [], |_| Ok(()));
+    assert!(quoted.is_err(), "a double-quoted string is an identifier");
+}
