@@ -237,7 +237,8 @@ impl Report {
             what: what.to_owned(),
             value: String::new(),
             range: String::new(),
-            ratio: format!("{ratio:.2}x"),
+            // Three decimals, so that a ratio just past its bound does not print as equal to it.
+            ratio: format!("{ratio:.3}x"),
             target: format!("{sign} {bound:.2}x"),
             pass,
         });
