@@ -71,6 +71,22 @@ pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A file name's bytes as text: valid UTF-8 as it is, each other byte as `\xNN`. Lossy
+/// decoding would show every such byte as U+FFFD, so that two different names read the same.
+pub fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `text` with anything shaped like a token (`aut_` and at least 8 more token characters)
 /// replaced, so that an error quoting user input cannot leak one.
 pub fn redact_tokens(text: &str) -> Cow<'_, str> {
@@ -100,6 +116,14 @@ pub fn redact_tokens(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_bytes_are_escaped_one_by_one() {
+        assert_eq!(escape_invalid_utf8("café".as_bytes()), "café");
+        assert_eq!(escape_invalid_utf8(b"caf\xe9"), "caf\\xE9");
+        assert_eq!(escape_invalid_utf8(b"a\xff\xfeb\xc3"), "a\\xFF\\xFEb\\xC3");
+        assert_ne!(escape_invalid_utf8(b"\xff"), escape_invalid_utf8(b"\xfe"));
+    }
 
     #[test]
     fn unsafe_characters() {

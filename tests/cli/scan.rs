@@ -686,6 +686,28 @@ fn paths_are_printed_escaped_and_never_show_a_token() {
 }
 
 #[test]
+fn names_that_are_not_utf8_keep_their_bytes_apart() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join(OsStr::from_bytes(b"caf\xe9.env")), &token);
+    write(&dir.join(OsStr::from_bytes(b"caf\xe8.env")), &token);
+    let assert = scan(&env, &dir, &[]).code(1);
+    assert_eq!(
+        stdout(&assert),
+        format!(
+            "caf\\xE8.env:1:1: token {0}\ncaf\\xE9.env:1:1: token {0}\n",
+            id_of(&token)
+        )
+    );
+    let assert = scan(&env, &dir, &["--json"]).code(1);
+    let paths: Vec<Value> = json(&assert).iter().map(|f| f["path"].clone()).collect();
+    assert_eq!(paths, ["caf\\xE8.env", "caf\\xE9.env"]);
+}
+
+#[test]
 fn a_token_given_as_a_path_is_never_echoed() {
     let env = TestEnv::new();
     let token = forged(1);
