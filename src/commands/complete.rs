@@ -1,7 +1,8 @@
 //! Live values for shell completion: project names and token ids from the user's database.
 //!
-//! Completion runs on every TAB, so it stays silent: no database is created, nothing is
-//! printed but candidates, and any problem means no candidates. It never sees a secret.
+//! Completion runs on every TAB, so it stays silent and changes nothing: the database is only
+//! read (no file is created, nothing migrated), nothing is printed but candidates, and any
+//! problem means no candidates. It never sees a secret.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ fn store() -> Option<Store> {
     let typed = db_from_args(std::env::args_os());
     let given = typed.or_else(super::db_from_env);
     let path = super::db_path(given.as_deref()).ok()?;
-    Store::open(&path).ok().flatten()
+    Store::open_read_only(&path).ok().flatten()
 }
 
 /// The last `--db PATH` or `--db=PATH` among the words being completed.

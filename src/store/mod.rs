@@ -86,6 +86,29 @@ impl Store {
         }
     }
 
+    /// Opens an existing database only to read it, for shell completion: creates no file (not
+    /// even the -wal and -shm), migrates nothing, writes nothing. `None` when there is no
+    /// database of the current schema at `path`.
+    pub fn open_read_only(path: &Path) -> Result<Option<Store>> {
+        // Missing, a directory, a FIFO: nothing to read.
+        if !path.is_file() || matches!(sniff(path)?, Sniff::Empty) {
+            return Ok(None);
+        }
+        let real = real_path(path);
+        let store = if sidecar(&real, "-wal").exists() || sidecar(&real, "-shm").exists() {
+            Store::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?
+        } else {
+            // With no log the file alone is the whole database; a read-only connection
+            // would create the -shm.
+            Store::connect_immutable(path)?
+        };
+        match store.file_state()? {
+            FileState::Current => Ok(Some(store)),
+            // An older schema is read after the migration a command makes, not before.
+            FileState::Older | FileState::Empty => Ok(None),
+        }
+    }
+
     /// Opens a file that exists. Whose file it is gets settled before it is opened for
     /// writing, so another application's file is never touched (SQLite would checkpoint its
     /// log on close).
@@ -105,12 +128,7 @@ impl Store {
             ))
             .with_hint("pass the path of a database file with --db or AUTHEONA_DB"));
         }
-        // SQLite follows a symbolic link; the -wal and -shm files live beside the real file.
-        let real = if path.is_symlink() {
-            path.canonicalize().unwrap_or_else(|_| path.to_owned())
-        } else {
-            path.to_owned()
-        };
+        let real = real_path(path);
         let empty = || {
             Error::environment(format!(
                 "{} is empty, not an autheona database",
@@ -437,6 +455,15 @@ fn is_busy(err: &rusqlite::Error) -> bool {
 }
 
 /// The file beside the database with `suffix` appended to its name (`-wal`, `-shm`).
+/// SQLite follows a symbolic link; the -wal and -shm files live beside the real file.
+fn real_path(path: &Path) -> PathBuf {
+    if path.is_symlink() {
+        path.canonicalize().unwrap_or_else(|_| path.to_owned())
+    } else {
+        path.to_owned()
+    }
+}
+
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);

@@ -129,12 +129,25 @@ fn sqlite_is_built_without_unused_extensions() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    for absent in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_DBSTAT_VTAB"] {
-        assert!(!options.iter().any(|o| o == absent), "{absent} in {options:?}");
+    for absent in [
+        "ENABLE_FTS3",
+        "ENABLE_FTS5",
+        "ENABLE_RTREE",
+        "ENABLE_DBSTAT_VTAB",
+    ] {
+        assert!(
+            !options.iter().any(|o| o == absent),
+            "{absent} in {options:?}"
+        );
     }
     for present in ["OMIT_LOAD_EXTENSION", "OMIT_JSON", "DQS=0"] {
-        assert!(options.iter().any(|o| o == present), "{present} not in {options:?}");
+        assert!(
+            options.iter().any(|o| o == present),
+            "{present} not in {options:?}"
+        );
     }
-    let quoted = store.conn.query_row(r#"SELECT "not a column""#, [], |_| Ok(()));
+    let quoted = store
+        .conn
+        .query_row(r#"SELECT "not a column""#, [], |_| Ok(()));
     assert!(quoted.is_err(), "a double-quoted string is an identifier");
 }

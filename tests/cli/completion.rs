@@ -199,6 +199,58 @@ fn completion_without_a_database_offers_nothing_and_creates_nothing() {
     assert_eq!(bash_complete(&env, "autheona ve"), ["verify"]);
 }
 
+/// The directory's files, each with a checksum of its bytes. The -shm file is a cache that
+/// every connection, a reader too, may rebuild: only whether it exists counts.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let sum = if name.ends_with("-shm") {
+                0
+            } else {
+                crc32fast::hash(&std::fs::read(entry.path()).unwrap())
+            };
+            (name, sum)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn completion_only_reads_the_database() {
+    let (env, token) = database_with_projects();
+    let db_dir = env.db().parent().unwrap().to_owned();
+    for sidecars in ["kept", "gone"] {
+        if sidecars == "gone" {
+            // As after the database file alone was copied: SQLite's last connection to close
+            // copies the log back and deletes both files.
+            let conn = rusqlite::Connection::open(env.db()).unwrap();
+            conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+                .unwrap();
+            drop(conn);
+            assert!(!db_dir.join("autheona.db-wal").exists());
+        }
+        let before = snapshot(&db_dir);
+        assert_eq!(
+            bash_complete(&env, "autheona token list --project "),
+            ["alpha", "beta"],
+            "{sidecars}"
+        );
+        assert!(
+            bash_complete(&env, "autheona token revoke ").contains(&id_of(&token).to_owned()),
+            "{sidecars}"
+        );
+        assert_eq!(
+            snapshot(&db_dir),
+            before,
+            "completion changed a file ({sidecars})"
+        );
+    }
+}
+
 #[test]
 fn zsh_completes_commands_and_live_values() {
     let (env, token) = database_with_projects();
