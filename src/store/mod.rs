@@ -454,8 +454,8 @@ fn is_busy(err: &rusqlite::Error) -> bool {
         if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
-/// The file beside the database with `suffix` appended to its name (`-wal`, `-shm`).
-/// SQLite follows a symbolic link; the -wal and -shm files live beside the real file.
+/// The file the database really is: SQLite follows a symbolic link, and the -wal and -shm
+/// files live beside the real file.
 fn real_path(path: &Path) -> PathBuf {
     if path.is_symlink() {
         path.canonicalize().unwrap_or_else(|_| path.to_owned())
@@ -464,6 +464,7 @@ fn real_path(path: &Path) -> PathBuf {
     }
 }
 
+/// The file beside the database with `suffix` appended to its name (`-wal`, `-shm`).
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
