@@ -42,6 +42,28 @@ fn timeval(tv: libc::timeval) -> Duration {
     Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
 }
 
+/// How many of the functions `src/link/symbol-order.txt` lists the binary defines, and how
+/// many it lists. After a toolchain or dependency update the names change, and the list has
+/// to be made again for the layout to apply (finding 9). `None` without `nm`.
+fn symbol_order_found(binary: &Path) -> Option<(usize, usize)> {
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/link/symbol-order.txt");
+    let list = std::fs::read_to_string(list).ok()?;
+    let symbols = Command::new("nm")
+        .arg("--defined-only")
+        .arg(binary)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let defined: std::collections::HashSet<&str> = std::str::from_utf8(&symbols.stdout)
+        .ok()?
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .collect();
+    let listed: Vec<&str> = list.lines().filter(|name| !name.is_empty()).collect();
+    let found = listed.iter().filter(|name| defined.contains(*name)).count();
+    Some((found, listed.len()))
+}
+
 /// CPU time used so far by this process and the children it has reaped.
 fn cpu_used() -> Duration {
     let used = |who| {
@@ -886,6 +908,14 @@ fn main() {
         (0.9..=1.1).contains(&spread),
     );
     report.rows.last_mut().expect("row").ratio = format!("{spread:.2}x");
+    if let Some((found, listed)) = symbol_order_found(&autheona) {
+        report.value(
+            "code layout: listed functions found in the binary",
+            format!("{found} of {listed}"),
+            format!("{listed} (else run benches/symbol-order)"),
+            found == listed,
+        );
+    }
 
     let missed = report.rows.iter().filter(|r| !r.pass).count();
     println!("Machine: {}\n", machine());
