@@ -74,9 +74,9 @@ impl Token {
         }
     }
 
-    /// The same secret under another id (used when a fresh id collides with an existing one).
-    pub fn with_id(self, id: TokenId) -> Token {
-        Token { id, ..self }
+    /// Puts the same secret under another id (when a fresh id collides with an existing one).
+    pub fn set_id(&mut self, id: TokenId) {
+        self.id = id;
     }
 
     /// Parses a token, checking its shape and checksum. Surrounding whitespace is the caller's.

@@ -161,6 +161,36 @@ fn fresh_token<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<(Token, String)> {
 /// How often a fresh id may collide before giving up (at 62^12 ids, never in practice).
 const ID_ATTEMPTS: usize = 8;
 
+/// Stores `created` with `store_it`, which answers `None` when the token's id is taken; the id
+/// is then drawn again, at most [`ID_ATTEMPTS`] times.
+fn store_under_free_id<R: CryptoRng + ?Sized, T>(
+    rng: &mut R,
+    created: &mut CreatedToken,
+    mut store_it: impl FnMut(&CreatedToken) -> Result<Option<T>>,
+) -> Result<T> {
+    for _ in 0..ID_ATTEMPTS {
+        if let Some(stored) = store_it(created)? {
+            return Ok(stored);
+        }
+        created.token.set_id(TokenId::generate(rng));
+    }
+    Err(Error::environment(
+        "could not find a free token id; try again",
+    ))
+}
+
+/// The row that stores `created`.
+fn token_row<'a>(created: &'a CreatedToken, project_id: i64, secret_hash: &'a str) -> NewToken<'a> {
+    NewToken {
+        id: created.token.id().as_str(),
+        project_id,
+        secret_hash,
+        description: created.description.as_deref(),
+        created_at: created.created_at.timestamp(),
+        expires_at: created.expires_at.map(|t| t.timestamp()),
+    }
+}
+
 /// Creates a token, hands it to `deliver` (which shows it to the user), and keeps it only if
 /// delivery succeeded: no token exists that nobody has seen.
 ///
@@ -180,36 +210,19 @@ pub fn create<R: CryptoRng + ?Sized>(
         None => None,
     };
     let project_id = project::require(store, request.project)?;
-    let (mut token, secret_hash) = fresh_token(rng)?;
-    let expires_at = request.expiration.expires_at(now);
-    let mut attempts = 0;
-    loop {
-        let row = NewToken {
-            id: token.id().as_str(),
-            project_id,
-            secret_hash: &secret_hash,
-            description,
-            created_at: now.timestamp(),
-            expires_at: expires_at.map(|t| t.timestamp()),
-        };
-        if store.insert_token(&row)? {
-            break;
-        }
-        attempts += 1;
-        if attempts == ID_ATTEMPTS {
-            return Err(Error::environment(
-                "could not find a free token id; try again",
-            ));
-        }
-        token = token.with_id(TokenId::generate(rng));
-    }
-    let created = CreatedToken {
+    let (token, secret_hash) = fresh_token(rng)?;
+    let mut created = CreatedToken {
         token,
         project: request.project.to_owned(),
         description: description.map(str::to_owned),
         created_at: now,
-        expires_at,
+        expires_at: request.expiration.expires_at(now),
     };
+    store_under_free_id(rng, &mut created, |created| {
+        Ok(store
+            .insert_token(&token_row(created, project_id, &secret_hash))?
+            .then_some(()))
+    })?;
     if let Err(err) = deliver(&created) {
         return match store.delete_token(created.token.id().as_str()) {
             Ok(_) => Err(err),
@@ -352,48 +365,37 @@ pub fn rotate<R: CryptoRng + ?Sized>(
     let project_id = project::require(store, &old.project)?;
     let lifetime = old.expires_at.map(|at| at - old.created_at);
     let expires_at = lifetime.map(|seconds| now + TimeDelta::seconds(seconds));
-    let (mut token, secret_hash) = fresh_token(rng)?;
+    let (token, secret_hash) = fresh_token(rng)?;
+    let mut created = CreatedToken {
+        token,
+        project: old.project,
+        description: old.description,
+        created_at: now,
+        expires_at,
+    };
     let mut deliver = Some(deliver);
     let mut delivered = false;
-    for _ in 0..ID_ATTEMPTS {
-        let created = CreatedToken {
-            token,
-            project: old.project.clone(),
-            description: old.description.clone(),
-            created_at: now,
-            expires_at,
-        };
-        let row = NewToken {
-            id: created.token.id().as_str(),
-            project_id,
-            secret_hash: &secret_hash,
-            description: created.description.as_deref(),
-            created_at: now.timestamp(),
-            expires_at: expires_at.map(|t| t.timestamp()),
-        };
+    store_under_free_id(rng, &mut created, |created| {
+        let row = token_row(created, project_id, &secret_hash);
         let replaced = store.replace_token(old_id.as_str(), &row, || {
             let deliver = deliver.take().expect("the store delivers at most once");
-            deliver(&created).inspect(|()| delivered = true)
+            deliver(created).inspect(|()| delivered = true)
         });
         match replaced {
-            Ok(Replaced::Done) => return Ok(created),
-            Ok(Replaced::Gone) => return Err(not_found(&old_id)),
-            Ok(Replaced::IdTaken) => token = created.token.with_id(TokenId::generate(rng)),
-            Err(err) if delivered => {
-                return Err(Error::environment(format!(
-                    "the new token above was not saved: {}",
-                    err.message()
-                ))
-                .with_hint(format!(
-                    "do not use it: token {old_id} still works; run the command again"
-                )));
-            }
-            Err(err) => return Err(err),
+            Ok(Replaced::Done) => Ok(Some(())),
+            Ok(Replaced::Gone) => Err(not_found(&old_id)),
+            Ok(Replaced::IdTaken) => Ok(None),
+            Err(err) if delivered => Err(Error::environment(format!(
+                "the new token above was not saved: {}",
+                err.message()
+            ))
+            .with_hint(format!(
+                "do not use it: token {old_id} still works; run the command again"
+            ))),
+            Err(err) => Err(err),
         }
-    }
-    Err(Error::environment(
-        "could not find a free token id; try again",
-    ))
+    })?;
+    Ok(created)
 }
 
 #[cfg(test)]

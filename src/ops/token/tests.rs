@@ -225,6 +225,34 @@ fn a_colliding_id_is_drawn_again() {
     );
 }
 
+#[test]
+fn rotate_draws_a_colliding_id_again() {
+    let mut store = store_with_project();
+    let never = || request(Expiration::Never, None);
+    let seeded = || StdRng::seed_from_u64(9);
+    let taken = create(&store, &never(), at(T0), &mut seeded(), |_| Ok(())).unwrap();
+    let old = create(&store, &never(), at(T0), &mut rand::rng(), |_| Ok(())).unwrap();
+    // The same seed draws the taken id first; the store refuses it and a new one is drawn.
+    assert_eq!(
+        crate::token::Token::generate(&mut seeded()).id(),
+        taken.token.id()
+    );
+    let new = rotate(
+        &mut store,
+        old.token.id().as_str(),
+        at(T0),
+        &mut seeded(),
+        |_| Ok(()),
+    )
+    .unwrap();
+    let listed = list(&store, None, &Filter::default(), at(T0)).unwrap();
+    let mut expected = vec![taken.token.id().as_str(), new.token.id().as_str()];
+    expected.sort_unstable();
+    let mut listed = ids(&listed);
+    listed.sort_unstable();
+    assert_eq!(listed, expected);
+}
+
 fn ids(tokens: &[TokenSummary]) -> Vec<&str> {
     tokens.iter().map(|t| t.id.as_str()).collect()
 }
