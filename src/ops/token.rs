@@ -161,16 +161,16 @@ fn fresh_token<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<(Token, String)> {
 /// How often a fresh id may collide before giving up (at 62^12 ids, never in practice).
 const ID_ATTEMPTS: usize = 8;
 
-/// Stores `created` with `store_it`, which answers `None` when the token's id is taken; the id
-/// is then drawn again, at most [`ID_ATTEMPTS`] times.
-fn store_under_free_id<R: CryptoRng + ?Sized, T>(
+/// Stores `created` with `store_it`, which answers `false` when the token's id is taken; the
+/// id is then drawn again, at most [`ID_ATTEMPTS`] times.
+fn store_under_free_id<R: CryptoRng + ?Sized>(
     rng: &mut R,
     created: &mut CreatedToken,
-    mut store_it: impl FnMut(&CreatedToken) -> Result<Option<T>>,
-) -> Result<T> {
+    mut store_it: impl FnMut(&CreatedToken) -> Result<bool>,
+) -> Result<()> {
     for _ in 0..ID_ATTEMPTS {
-        if let Some(stored) = store_it(created)? {
-            return Ok(stored);
+        if store_it(created)? {
+            return Ok(());
         }
         created.token.set_id(TokenId::generate(rng));
     }
@@ -219,9 +219,7 @@ pub fn create<R: CryptoRng + ?Sized>(
         expires_at: request.expiration.expires_at(now),
     };
     store_under_free_id(rng, &mut created, |created| {
-        Ok(store
-            .insert_token(&token_row(created, project_id, &secret_hash))?
-            .then_some(()))
+        store.insert_token(&token_row(created, project_id, &secret_hash))
     })?;
     if let Err(err) = deliver(&created) {
         return match store.delete_token(created.token.id().as_str()) {
@@ -382,9 +380,9 @@ pub fn rotate<R: CryptoRng + ?Sized>(
             deliver(created).inspect(|()| delivered = true)
         });
         match replaced {
-            Ok(Replaced::Done) => Ok(Some(())),
+            Ok(Replaced::Done) => Ok(true),
             Ok(Replaced::Gone) => Err(not_found(&old_id)),
-            Ok(Replaced::IdTaken) => Ok(None),
+            Ok(Replaced::IdTaken) => Ok(false),
             Err(err) if delivered => Err(Error::environment(format!(
                 "the new token above was not saved: {}",
                 err.message()
