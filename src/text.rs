@@ -1,6 +1,7 @@
 //! Plain-text rules shared by validation (`ops`) and display (`ui`).
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
@@ -71,17 +72,20 @@ pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A file name's bytes as text: valid UTF-8 as it is, each other byte as `\xNN`. Lossy
-/// decoding would show every such byte as U+FFFD, so that two different names read the same.
-pub fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
-    if let Ok(text) = std::str::from_utf8(bytes) {
+/// A file name's bytes as text that tells any two names apart: a backslash doubled, bytes that
+/// are not UTF-8 as `\xNN`, the rest as it is. (Lossy decoding would show every such byte as
+/// U+FFFD, and a name holding the four characters `\xE9` would read like the byte.)
+pub fn escape_name_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !text.contains('\\')
+    {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(bytes.len() + 8);
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
         for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02X}"));
+            let _ = write!(out, "\\x{byte:02X}");
         }
     }
     Cow::Owned(out)
@@ -118,11 +122,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn invalid_utf8_bytes_are_escaped_one_by_one() {
-        assert_eq!(escape_invalid_utf8("café".as_bytes()), "café");
-        assert_eq!(escape_invalid_utf8(b"caf\xe9"), "caf\\xE9");
-        assert_eq!(escape_invalid_utf8(b"a\xff\xfeb\xc3"), "a\\xFF\\xFEb\\xC3");
-        assert_ne!(escape_invalid_utf8(b"\xff"), escape_invalid_utf8(b"\xfe"));
+    fn name_bytes_are_escaped_so_that_names_stay_apart() {
+        assert_eq!(escape_name_bytes("café".as_bytes()), "café");
+        assert_eq!(escape_name_bytes(b"caf\xe9"), "caf\\xE9");
+        assert_eq!(escape_name_bytes(b"a\xff\xfeb\xc3"), "a\\xFF\\xFEb\\xC3");
+        assert_eq!(escape_name_bytes(br"caf\xE9"), r"caf\\xE9");
+        assert_eq!(escape_name_bytes(br"a\b"), r"a\\b");
+        assert_ne!(escape_name_bytes(b"caf\xe9"), escape_name_bytes(br"caf\xE9"));
     }
 
     #[test]

@@ -132,12 +132,12 @@ fn render(result: &Scan, json: bool) -> Result<Outcome> {
 
 /// A source as printed. A path may hold anything, escape sequences or even a token, so it is
 /// redacted and escaped (the JSON formatter escapes on its own). Bytes that are not UTF-8
-/// show as `\xNN`.
+/// show as `\xNN`, and a backslash as `\\`.
 fn source_text(source: &Source) -> String {
     match source {
         Source::Stdin => STDIN_SHOWN.to_owned(),
         Source::Path(path) => {
-            let name = text::escape_invalid_utf8(path.as_os_str().as_bytes());
+            let name = text::escape_name_bytes(path.as_os_str().as_bytes());
             text::redact_tokens(&name).into_owned()
         }
     }

@@ -686,25 +686,28 @@ fn paths_are_printed_escaped_and_never_show_a_token() {
 }
 
 #[test]
-fn names_that_are_not_utf8_keep_their_bytes_apart() {
+fn names_that_are_not_utf8_or_hold_a_backslash_stay_apart() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let env = TestEnv::new();
     let dir = work(&env);
     let token = forged(1);
-    write(&dir.join(OsStr::from_bytes(b"caf\xe9.env")), &token);
-    write(&dir.join(OsStr::from_bytes(b"caf\xe8.env")), &token);
+    // The byte 0xE9, the byte 0xE8, and the four characters \xE9.
+    for name in [&b"caf\xe9.env"[..], b"caf\xe8.env", br"caf\xE9.env"] {
+        write(&dir.join(OsStr::from_bytes(name)), &token);
+    }
+    // In the order of the names' bytes, as directories are walked.
     let assert = scan(&env, &dir, &[]).code(1);
+    let id = id_of(&token);
     assert_eq!(
         stdout(&assert),
         format!(
-            "caf\\xE8.env:1:1: token {0}\ncaf\\xE9.env:1:1: token {0}\n",
-            id_of(&token)
+            "caf\\\\xE9.env:1:1: token {id}\ncaf\\xE8.env:1:1: token {id}\ncaf\\xE9.env:1:1: token {id}\n"
         )
     );
     let assert = scan(&env, &dir, &["--json"]).code(1);
     let paths: Vec<Value> = json(&assert).iter().map(|f| f["path"].clone()).collect();
-    assert_eq!(paths, ["caf\\xE8.env", "caf\\xE9.env"]);
+    assert_eq!(paths, [r"caf\\xE9.env", r"caf\xE8.env", r"caf\xE9.env"]);
 }
 
 #[test]
