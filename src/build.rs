@@ -53,7 +53,5 @@ fn linker_takes(args: &[String]) -> bool {
     for arg in args {
         rustc.arg("-C").arg(format!("link-arg={arg}"));
     }
-    rustc
-        .output()
-        .is_ok_and(|output| output.status.success())
+    rustc.output().is_ok_and(|output| output.status.success())
 }

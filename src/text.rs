@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(escape_name_bytes(b"a\xff\xfeb\xc3"), "a\\xFF\\xFEb\\xC3");
         assert_eq!(escape_name_bytes(br"caf\xE9"), r"caf\\xE9");
         assert_eq!(escape_name_bytes(br"a\b"), r"a\\b");
-        assert_ne!(escape_name_bytes(b"caf\xe9"), escape_name_bytes(br"caf\xE9"));
+        assert_ne!(
+            escape_name_bytes(b"caf\xe9"),
+            escape_name_bytes(br"caf\xE9")
+        );
     }
 
     #[test]

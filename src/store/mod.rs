@@ -86,20 +86,20 @@ impl Store {
         }
     }
 
-    /// Opens an existing database only to read it, for shell completion: creates no file (not
-    /// even the -wal and -shm), migrates nothing, writes nothing. `None` when there is no
+    /// Opens an existing database only to read it, for shell completion: migrates nothing and
+    /// writes nothing to the database or its log. Only the -shm index, a cache SQLite keeps
+    /// beside the log, may be rebuilt (or made, when a log has none). `None` when there is no
     /// database of the current schema at `path`.
     pub fn open_read_only(path: &Path) -> Result<Option<Store>> {
         // Missing, a directory, a FIFO: nothing to read.
         if !path.is_file() || matches!(sniff(path)?, Sniff::Empty) {
             return Ok(None);
         }
-        let real = real_path(path);
-        let store = if sidecar(&real, "-wal").exists() || sidecar(&real, "-shm").exists() {
+        let store = if sidecar(&real_path(path), "-wal").exists() {
             Store::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?
         } else {
-            // With no log the file alone is the whole database; a read-only connection
-            // would create the -shm.
+            // With no log the file alone is the whole database: read it as it is, creating
+            // nothing (a read-only connection would make a -wal and a -shm).
             Store::connect_immutable(path)?
         };
         match store.file_state()? {

@@ -199,20 +199,16 @@ fn completion_without_a_database_offers_nothing_and_creates_nothing() {
     assert_eq!(bash_complete(&env, "autheona ve"), ["verify"]);
 }
 
-/// The directory's files, each with a checksum of its bytes. The -shm file is a cache that
-/// every connection, a reader too, may rebuild: only whether it exists counts.
+/// The directory's files, each with a checksum of its bytes, but for the -shm file: a cache
+/// beside the log that every connection, a reader too, may rebuild (or make).
 fn snapshot(dir: &std::path::Path) -> Vec<(String, u32)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| !entry.file_name().to_string_lossy().ends_with("-shm"))
         .map(|entry| {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let sum = if name.ends_with("-shm") {
-                0
-            } else {
-                crc32fast::hash(&std::fs::read(entry.path()).unwrap())
-            };
-            (name, sum)
+            let sum = crc32fast::hash(&std::fs::read(entry.path()).unwrap());
+            (entry.file_name().to_string_lossy().into_owned(), sum)
         })
         .collect();
     files.sort();
@@ -223,15 +219,23 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, u32)> {
 fn completion_only_reads_the_database() {
     let (env, token) = database_with_projects();
     let db_dir = env.db().parent().unwrap().to_owned();
-    for sidecars in ["kept", "gone"] {
-        if sidecars == "gone" {
-            // As after the database file alone was copied: SQLite's last connection to close
-            // copies the log back and deletes both files.
-            let conn = rusqlite::Connection::open(env.db()).unwrap();
-            conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
-                .unwrap();
-            drop(conn);
-            assert!(!db_dir.join("autheona.db-wal").exists());
+    let (log, index) = (
+        db_dir.join("autheona.db-wal"),
+        db_dir.join("autheona.db-shm"),
+    );
+    for sidecars in ["both", "no -shm", "none"] {
+        match sidecars {
+            "both" => assert!(log.exists() && index.exists()),
+            "no -shm" => std::fs::remove_file(&index).unwrap(),
+            _ => {
+                // As after the database file alone was copied: SQLite's last connection to
+                // close copies the log back and deletes both files.
+                let conn = rusqlite::Connection::open(env.db()).unwrap();
+                conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+                    .unwrap();
+                drop(conn);
+                assert!(!log.exists() && !index.exists());
+            }
         }
         let before = snapshot(&db_dir);
         assert_eq!(
@@ -249,6 +253,7 @@ fn completion_only_reads_the_database() {
             "completion changed a file ({sidecars})"
         );
     }
+    assert!(!index.exists(), "with no log, completion made a -shm");
 }
 
 #[test]

@@ -65,7 +65,9 @@ fn symbol_order_placed(binary: &Path) -> Option<(usize, usize)> {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let kind = fields.nth(1)?;
-            matches!(kind, "t" | "T" | "W" | "w").then(|| fields.next()).flatten()
+            matches!(kind, "t" | "T" | "W" | "w")
+                .then(|| fields.next())
+                .flatten()
         })
         .take(first)
         .filter(|name| listed.contains(name))
