@@ -168,11 +168,13 @@ fn store_under_free_id<R: CryptoRng + ?Sized>(
     created: &mut CreatedToken,
     mut store_it: impl FnMut(&CreatedToken) -> Result<bool>,
 ) -> Result<()> {
-    for _ in 0..ID_ATTEMPTS {
+    for attempt in 1..=ID_ATTEMPTS {
         if store_it(created)? {
             return Ok(());
         }
-        created.token.set_id(TokenId::generate(rng));
+        if attempt < ID_ATTEMPTS {
+            created.token.set_id(TokenId::generate(rng));
+        }
     }
     Err(Error::environment(
         "could not find a free token id; try again",
