@@ -70,15 +70,19 @@ pub fn list(store: &Store) -> Result<Vec<Project>> {
         .collect())
 }
 
-/// The id of an existing project, or an error that says what to do. The name is checked
-/// first, so that a refused error never echoes something that cannot be a name (such as a
-/// token pasted in the wrong place).
-pub fn require(store: &Store, name: &str) -> Result<i64> {
+/// Checks that a project exists, or says what to do. The name is checked first, so that a
+/// refused error never echoes something that cannot be a name (such as a token pasted in the
+/// wrong place).
+pub fn require(store: &Store, name: &str) -> Result<()> {
     validate_name(name)?;
-    store.project_id(name)?.ok_or_else(|| not_found(name))
+    if store.project_exists(name)? {
+        Ok(())
+    } else {
+        Err(not_found(name))
+    }
 }
 
-fn not_found(name: &str) -> Error {
+pub(super) fn not_found(name: &str) -> Error {
     Error::refused(format!("no project named '{name}'")).with_hint(
         "`autheona project list` shows the projects; `autheona project create NAME` adds one",
     )
@@ -86,8 +90,10 @@ fn not_found(name: &str) -> Error {
 
 /// How many tokens deleting the project would revoke.
 pub fn token_count(store: &Store, name: &str) -> Result<u64> {
-    let id = require(store, name)?;
-    store.project_token_count(id)
+    validate_name(name)?;
+    store
+        .project_token_count(name)?
+        .ok_or_else(|| not_found(name))
 }
 
 /// Deletes the project and all its tokens; returns how many tokens were revoked.

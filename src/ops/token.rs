@@ -5,7 +5,7 @@ use rand::CryptoRng;
 
 use super::{project, time};
 use crate::error::{Error, Result};
-use crate::store::{NewToken, Replaced, Store, TokenRow};
+use crate::store::{Inserted, NewToken, Replaced, Store, TokenRow};
 use crate::token::{Token, TokenId};
 use crate::{secret, text};
 
@@ -182,10 +182,10 @@ fn store_under_free_id<R: CryptoRng + ?Sized>(
 }
 
 /// The row that stores `created`.
-fn token_row<'a>(created: &'a CreatedToken, project_id: i64, secret_hash: &'a str) -> NewToken<'a> {
+fn token_row<'a>(created: &'a CreatedToken, secret_hash: &'a str) -> NewToken<'a> {
     NewToken {
         id: created.token.id().as_str(),
-        project_id,
+        project: &created.project,
         secret_hash,
         description: created.description.as_deref(),
         created_at: created.created_at.timestamp(),
@@ -211,7 +211,9 @@ pub fn create<R: CryptoRng + ?Sized>(
         Some(text) => validate_description(text)?,
         None => None,
     };
-    let project_id = project::require(store, request.project)?;
+    // Checked first so that an unknown project costs no hashing; the insert looks the project
+    // up again, in the statement that stores the token, in case it was deleted meanwhile.
+    project::require(store, request.project)?;
     let (token, secret_hash) = fresh_token(rng)?;
     let mut created = CreatedToken {
         token,
@@ -221,7 +223,11 @@ pub fn create<R: CryptoRng + ?Sized>(
         expires_at: request.expiration.expires_at(now),
     };
     store_under_free_id(rng, &mut created, |created| {
-        store.insert_token(&token_row(created, project_id, &secret_hash))
+        match store.insert_token(&token_row(created, &secret_hash))? {
+            Inserted::Done => Ok(true),
+            Inserted::IdTaken => Ok(false),
+            Inserted::NoProject => Err(project::not_found(request.project)),
+        }
     })?;
     if let Err(err) = deliver(&created) {
         return match store.delete_token(created.token.id().as_str()) {
@@ -286,11 +292,13 @@ pub fn list(
     filter: &Filter,
     now: DateTime<Utc>,
 ) -> Result<Vec<TokenSummary>> {
-    let project_id = project
-        .map(|name| project::require(store, name))
-        .transpose()?;
-    Ok(store
-        .tokens(project_id)?
+    if let Some(name) = project {
+        project::validate_name(name)?;
+    }
+    let rows = store
+        .tokens(project)?
+        .ok_or_else(|| project::not_found(project.unwrap_or_default()))?;
+    Ok(rows
         .into_iter()
         .map(|row| TokenSummary::from_row(row, now))
         .filter(|token| filter.matches(token, now))
@@ -362,7 +370,6 @@ pub fn rotate<R: CryptoRng + ?Sized>(
     let old = store
         .token(old_id.as_str())?
         .ok_or_else(|| not_found(&old_id))?;
-    let project_id = project::require(store, &old.project)?;
     let lifetime = old.expires_at.map(|at| at - old.created_at);
     let expires_at = lifetime.map(|seconds| now + TimeDelta::seconds(seconds));
     let (token, secret_hash) = fresh_token(rng)?;
@@ -376,7 +383,7 @@ pub fn rotate<R: CryptoRng + ?Sized>(
     let mut deliver = Some(deliver);
     let mut delivered = false;
     store_under_free_id(rng, &mut created, |created| {
-        let row = token_row(created, project_id, &secret_hash);
+        let row = token_row(created, &secret_hash);
         let replaced = store.replace_token(old_id.as_str(), &row, || {
             let deliver = deliver.take().expect("the store delivers at most once");
             deliver(created).inspect(|()| delivered = true)

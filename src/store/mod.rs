@@ -1,6 +1,7 @@
 //! The SQLite file: opening, pragmas, migrations, and every SQL statement autheona runs.
 
 mod queries;
+mod schema;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind as IoErrorKind;
@@ -12,18 +13,13 @@ use std::time::{Duration, Instant};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-pub use queries::{NewToken, ProjectRow, Replaced, TokenRow, VerifyRow};
+pub use queries::{Inserted, NewToken, ProjectRow, Replaced, TokenRow, VerifyRow};
+pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Error, Result};
 
 /// `PRAGMA application_id`: "AUTH", so `file(1)` and tools can tell what the file is.
 pub const APPLICATION_ID: i32 = 0x4155_5448;
-
-/// Each entry migrates the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
-
-/// `PRAGMA user_version` of a database this build fully understands.
-pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Pages the write-ahead log may hold before a write copies it into the database.
 const LOG_PAGES: u64 = 32;
@@ -66,6 +62,7 @@ impl Store {
                     Error::environment(format!("cannot create directory {}: {err}", dir.display()))
                 })?;
         }
+        refuse_dangling_link(path)?;
         if !path.exists() {
             build_fresh(path)?;
         }
@@ -76,6 +73,7 @@ impl Store {
     ///
     /// SQLite opens a file it may not write read-only; writes then fail with a clear error.
     pub fn open(path: &Path) -> Result<Option<Store>> {
+        refuse_dangling_link(path)?;
         match path.try_exists() {
             Ok(true) => Store::open_file(path, Intent::Use).map(Some),
             Ok(false) => Ok(None),
@@ -161,12 +159,11 @@ impl Store {
                 .is_ok();
         }
         if created {
-            // A new file's name is durable once its directory is synced.
             let dir = real
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            let _ = sync_dir(dir);
         }
         let mut store = if intent == Intent::Use && !log.exists() && !index.exists() {
             // They cannot be created (a read-only directory), and with no log the file alone
@@ -295,7 +292,7 @@ impl Store {
     /// Reads the header fields that tell whose file this is, refusing anything not ours.
     fn file_state(&self) -> Result<FileState> {
         let header = header(&self.conn).map_err(|err| self.error(&err))?;
-        classify(&self.path, header)
+        classify(&self.path, &self.conn, header)
     }
 
     fn set_wal(&self) -> Result<()> {
@@ -334,12 +331,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
         let header = header(&tx).map_err(fail)?;
-        let from = match classify(&path, header)? {
+        let version = header.version;
+        let from = match classify(&path, &tx, header)? {
             FileState::Current => return Ok(()),
             FileState::Empty => 0,
-            FileState::Older => header.version,
+            FileState::Older => version,
         };
-        for (step, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        for (step, sql) in schema::MIGRATIONS.iter().enumerate().skip(from as usize) {
             tx.execute_batch(sql).map_err(fail)?;
             tx.pragma_update(None, "user_version", step as i32 + 1)
                 .map_err(fail)?;
@@ -354,9 +352,28 @@ impl Store {
     }
 }
 
+/// A symbolic link whose target does not exist is neither a database nor a place to make
+/// one: say so, rather than "no database" or "not a regular file".
+fn refuse_dangling_link(path: &Path) -> Result<()> {
+    if path.is_symlink() && !path.exists() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        return Err(Error::environment(format!(
+            "{} is a dangling symbolic link: its target {} does not exist",
+            path.display(),
+            target.display()
+        ))
+        .with_hint("fix the link, or pass another path with --db or AUTHEONA_DB"));
+    }
+    Ok(())
+}
+
 /// Builds a complete, empty database beside `path` and moves it into place without replacing
 /// anything, so that no process ever sees a half-made file there; when several race, the first
 /// wins and the others open that one.
+///
+/// The file is moved only once it is whole on its own: migrated, its log copied in and gone,
+/// and synced, every step checked. On any failure (a full disk, say) nothing is left behind:
+/// neither the scratch file nor a log or index beside it.
 fn build_fresh(path: &Path) -> Result<()> {
     let cannot = |err: std::io::Error| {
         Error::environment(format!("cannot create database {}: {err}", path.display()))
@@ -370,25 +387,65 @@ fn build_fresh(path: &Path) -> Result<()> {
         .prefix(".autheona-new-")
         .tempfile_in(dir)
         .map_err(cannot)?;
-    let mut store = Store::connect(scratch.path(), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    store.set_wal()?;
-    store.migrate()?;
-    // Closing checkpoints the log and removes the -wal and -shm files: the file moved into
-    // place must be whole on its own.
+    let sidecars = Sidecars(scratch.path().to_owned());
+    // Errors name the database being created, not the scratch file.
+    let conn = Connection::open_with_flags(
+        scratch.path(),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    );
+    let mut store = Store::configured(conn, path)?;
+    // No other process knows the file: an exclusive lock keeps the log's index in memory, so
+    // no -shm file is made.
     store
         .conn
-        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
-        .map_err(|err| error_for(scratch.path(), &err))?;
+        .pragma_update(None, "locking_mode", "EXCLUSIVE")
+        .map_err(|err| store.error(&err))?;
+    store.set_wal()?;
+    store.migrate()?;
+    store.checkpoint_all()?;
     store
         .conn
         .close()
-        .map_err(|(_, err)| error_for(scratch.path(), &err))?;
+        .map_err(|(_, err)| error_for(path, &err))?;
+    sidecars.remove().map_err(cannot)?;
+    scratch.as_file().sync_all().map_err(cannot)?;
     match scratch.persist_noclobber(path) {
-        Ok(_) => Ok(()),
+        Ok(_) => sync_dir(dir).map_err(cannot),
         // Another process got there first; its file is as good as ours, which is dropped.
         Err(err) if err.error.kind() == IoErrorKind::AlreadyExists => Ok(()),
         Err(err) => Err(cannot(err.error)),
     }
+}
+
+/// The -wal and -shm files beside a scratch database, removed when this is dropped unless
+/// [`Sidecars::remove`] already did.
+struct Sidecars(PathBuf);
+
+impl Sidecars {
+    /// Removes both, and fails if one cannot be removed (the database would not be whole
+    /// without its log).
+    fn remove(self) -> std::io::Result<()> {
+        for suffix in ["-wal", "-shm"] {
+            match std::fs::remove_file(sidecar(&self.0, suffix)) {
+                Err(err) if err.kind() != IoErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Sidecars {
+    fn drop(&mut self) {
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(sidecar(&self.0, suffix));
+        }
+    }
+}
+
+/// A new or renamed file's name is durable once its directory is synced.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir).and_then(|dir| dir.sync_all())
 }
 
 /// What the first bytes of a file say about it, without opening it as a database.
@@ -449,6 +506,14 @@ fn foreign(path: &Path) -> Error {
     .with_hint("pass another path with --db or AUTHEONA_DB; the file was left unchanged")
 }
 
+fn tampered(path: &Path, difference: &str) -> Error {
+    Error::environment(format!(
+        "{} is not an autheona database as autheona made it: its schema has {difference}",
+        path.display()
+    ))
+    .with_hint("restore it from a backup; the file was left unchanged")
+}
+
 fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(failure, _)
         if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
@@ -473,44 +538,54 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 
 /// What tells whose file this is, read in one statement so that it is one snapshot: a process
 /// initialising the file meanwhile is seen either wholly or not at all.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Header {
     application_id: i32,
     version: i32,
-    tables: i64,
+    /// The whole schema, as [`schema::DUMP`] writes it; `None` when there is none.
+    schema: Option<String>,
 }
 
 fn header(conn: &Connection) -> rusqlite::Result<Header> {
     conn.query_row(
-        "SELECT (SELECT application_id FROM pragma_application_id),
-                (SELECT user_version FROM pragma_user_version),
-                (SELECT count(*) FROM sqlite_schema)",
+        &format!(
+            "SELECT (SELECT application_id FROM pragma_application_id),
+                    (SELECT user_version FROM pragma_user_version),
+                    {}",
+            schema::DUMP
+        ),
         [],
         |row| {
             Ok(Header {
                 application_id: row.get(0)?,
                 version: row.get(1)?,
-                tables: row.get(2)?,
+                schema: row.get(2)?,
             })
         },
     )
 }
 
-/// Tells an autheona file (current or older), an empty one, and anything else (refused).
-fn classify(path: &Path, header: Header) -> Result<FileState> {
+/// Tells an autheona file (current or older), an empty one, and anything else (refused). A
+/// file of ours must hold exactly the schema its version's migrations make: anything else
+/// (planted triggers or views, a dropped trigger, a changed table) is refused.
+fn classify(path: &Path, conn: &Connection, header: Header) -> Result<FileState> {
     let Header {
         application_id,
         version,
-        tables,
+        schema,
     } = header;
     if application_id == APPLICATION_ID {
-        return match version.cmp(&SCHEMA_VERSION) {
-            std::cmp::Ordering::Equal => Ok(FileState::Current),
-            std::cmp::Ordering::Less => Ok(FileState::Older),
-            std::cmp::Ordering::Greater => Err(newer(path, version)),
+        let state = match version.cmp(&SCHEMA_VERSION) {
+            std::cmp::Ordering::Equal => FileState::Current,
+            std::cmp::Ordering::Less => FileState::Older,
+            std::cmp::Ordering::Greater => return Err(newer(path, version)),
         };
+        if !schema::is_expected(version, schema.as_deref().unwrap_or_default()) {
+            return Err(tampered(path, &schema::difference(conn, version)));
+        }
+        return Ok(state);
     }
-    if application_id == 0 && version == 0 && tables == 0 {
+    if application_id == 0 && version == 0 && schema.is_none() {
         Ok(FileState::Empty)
     } else {
         Err(foreign(path))
@@ -547,8 +622,34 @@ fn error_for(path: &Path, err: &rusqlite::Error) -> Error {
         Some(ErrorCode::DiskFull) => {
             Error::environment(format!("cannot write database {path}: the disk is full"))
         }
-        _ => Error::environment(format!("database {path}: {err}")),
+        Some(ErrorCode::SystemIoFailure) => Error::environment(format!(
+            "cannot read or write database {path}: input/output error"
+        ))
+        .with_hint("check that the disk has space and works"),
+        _ => Error::environment(format!("database {path}: {}", one_line(err))),
     }
+}
+
+/// SQLite's own words for `err`, on one line: never the SQL statement it came from (a batch
+/// can be kilobytes long), and escaped, since a message may quote text from the file.
+fn one_line(err: &rusqlite::Error) -> String {
+    let words = match err {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(failure, Some(msg)) => {
+            if msg.is_empty() {
+                failure.to_string()
+            } else {
+                msg.clone()
+            }
+        }
+        other => other.to_string(),
+    };
+    let flat = words.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut shown: String = flat.chars().take(200).collect();
+    if shown.len() < flat.len() {
+        shown.push_str("...");
+    }
+    crate::text::escape_unsafe(&crate::text::redact_tokens(&shown)).into_owned()
 }
 
 #[cfg(test)]

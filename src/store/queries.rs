@@ -32,15 +32,27 @@ pub struct VerifyRow {
     pub expires_at: Option<i64>,
 }
 
-/// A token row to insert.
+/// A token row to insert. Its project is named, and looked up by the statement that inserts
+/// the row: a project id carried from an earlier statement could by then belong to another
+/// project.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
     pub id: &'a str,
-    pub project_id: i64,
+    pub project: &'a str,
     pub secret_hash: &'a str,
     pub description: Option<&'a str>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+}
+
+/// How [`Store::insert_token`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Done,
+    /// The token's id is taken; nothing changed.
+    IdTaken,
+    /// There is no project of that name (deleted meanwhile); nothing changed.
+    NoProject,
 }
 
 /// How [`Store::replace_token`] ended.
@@ -54,16 +66,25 @@ pub enum Replaced {
     IdTaken,
 }
 
+/// Inserts a token into the project named ?2, if there is one, in the same statement.
 const INSERT_TOKEN: &str =
     "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+     SELECT ?1, id, ?3, ?4, ?5, ?6 FROM projects WHERE name = ?2";
+
+/// Inserts a token into the project of the token ?7, if that token still exists and is of
+/// the project named ?2, in the same statement.
+const INSERT_REPLACEMENT: &str =
+    "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
+     SELECT ?1, t.project_id, ?3, ?4, ?5, ?6
+     FROM tokens t JOIN projects p ON p.id = t.project_id
+     WHERE t.id = ?7 AND p.name = ?2";
 
 impl NewToken<'_> {
     /// The values for [`INSERT_TOKEN`], in its order.
     fn params(&self) -> [&dyn rusqlite::ToSql; 6] {
         [
             &self.id,
-            &self.project_id,
+            &self.project,
             &self.secret_hash,
             &self.description,
             &self.created_at,
@@ -156,17 +177,23 @@ impl Store {
             .map_err(|err| self.error(&err))
     }
 
-    pub fn project_id(&self, name: &str) -> Result<Option<i64>> {
-        project_id(&self.conn, name).map_err(|err| self.error(&err))
+    /// Whether a project of that name exists.
+    pub fn project_exists(&self, name: &str) -> Result<bool> {
+        project_id(&self.conn, name)
+            .map(|id| id.is_some())
+            .map_err(|err| self.error(&err))
     }
 
-    pub fn project_token_count(&self, project_id: i64) -> Result<u64> {
+    /// How many tokens the project has; `None` when there is no such project.
+    pub fn project_token_count(&self, name: &str) -> Result<Option<u64>> {
         self.conn
             .query_row(
-                "SELECT count(*) FROM tokens WHERE project_id = ?1",
-                [project_id],
+                "SELECT (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
+                 FROM projects p WHERE p.name = ?1",
+                [name],
                 |row| row.get::<_, i64>(0).map(i64::unsigned_abs),
             )
+            .optional()
             .map_err(|err| self.error(&err))
     }
 
@@ -188,19 +215,20 @@ impl Store {
         Ok(Some(tokens as u64))
     }
 
-    /// Inserts a token and commits; `false` when its id is taken.
+    /// Inserts a token into its project, if that exists, and commits.
     ///
     /// The commit is visible at once but not yet on disk: the caller shows the token first and
     /// then calls [`Store::sync_log`]. Showing it right after the commit keeps the moment in
     /// which a killed process leaves a token nobody saw as short as it can be; syncing before
     /// the process reports success keeps the token across a power cut.
-    pub fn insert_token(&self, token: &NewToken<'_>) -> Result<bool> {
+    pub fn insert_token(&self, token: &NewToken<'_>) -> Result<Inserted> {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|err| self.error(&err))?;
         match self.conn.execute(INSERT_TOKEN, token.params()) {
-            Ok(_) => Ok(true),
-            Err(err) if is_unique_violation(&err) => Ok(false),
+            Ok(0) => Ok(Inserted::NoProject),
+            Ok(_) => Ok(Inserted::Done),
+            Err(err) if is_unique_violation(&err) => Ok(Inserted::IdTaken),
             Err(err) => Err(self.error(&err)),
         }
     }
@@ -244,7 +272,8 @@ impl Store {
         }
     }
 
-    /// Inserts many tokens in one transaction (fixtures and imports); returns how many.
+    /// Inserts many tokens in one transaction (fixtures and imports); returns how many (those
+    /// of a project that does not exist are not).
     pub fn insert_tokens<'a>(
         &mut self,
         tokens: impl IntoIterator<Item = NewToken<'a>>,
@@ -259,8 +288,7 @@ impl Store {
         {
             let mut insert = tx.prepare(INSERT_TOKEN).map_err(fail)?;
             for token in tokens {
-                insert.execute(token.params()).map_err(fail)?;
-                count += 1;
+                count += insert.execute(token.params()).map_err(fail)?;
             }
         }
         tx.commit().map_err(fail)?;
@@ -269,18 +297,31 @@ impl Store {
         Ok(count)
     }
 
-    /// Tokens, oldest first; of one project when `project_id` is given.
-    pub fn tokens(&self, project_id: Option<i64>) -> Result<Vec<TokenRow>> {
+    /// Tokens, oldest first; of the project named, when one is. `None` when there is no
+    /// project of that name. One read transaction, so the project and its tokens are seen at
+    /// one moment.
+    pub fn tokens(&self, project: Option<&str>) -> Result<Option<Vec<TokenRow>>> {
+        let fail = |err: rusqlite::Error| self.error(&err);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        if let Some(name) = project
+            && project_id(&tx, name).map_err(fail)?.is_none()
+        {
+            return Ok(None);
+        }
         let sql = format!(
             "SELECT {TOKEN_COLUMNS}
-             WHERE ?1 IS NULL OR t.project_id = ?1
+             WHERE ?1 IS NULL OR p.name = ?1
              ORDER BY t.created_at, t.rowid"
         );
-        let mut statement = self.conn.prepare(&sql).map_err(|err| self.error(&err))?;
-        statement
-            .query_map([project_id], token_row)
-            .and_then(|rows| rows.collect())
-            .map_err(|err| self.error(&err))
+        let rows = tx
+            .prepare(&sql)
+            .and_then(|mut statement| {
+                statement
+                    .query_map([project], token_row)
+                    .and_then(|rows| rows.collect())
+            })
+            .map_err(fail)?;
+        Ok(Some(rows))
     }
 
     pub fn token(&self, id: &str) -> Result<Option<TokenRow>> {
@@ -379,8 +420,9 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Replaces a token with a new one of the same project in one durable transaction, which
-    /// commits only if `deliver` (showing the new token) succeeds: otherwise nothing changes.
+    /// Replaces a token with a new one in the old one's project (which must still be the one
+    /// `new` names) in one durable transaction, which commits only if `deliver` (showing the
+    /// new token) succeeds: otherwise nothing changes.
     ///
     /// The write lock is held while `deliver` runs, so it must be quick (one short write).
     pub fn replace_token(
@@ -391,20 +433,31 @@ impl Store {
     ) -> Result<Replaced> {
         // It revokes a token: as durable as `delete_token`.
         let (tx, fail) = self.begin_durable()?;
-        let deleted = tx
-            .execute(
-                "DELETE FROM tokens WHERE id = ?1 AND project_id = ?2",
-                params![old_id, new.project_id],
-            )
-            .map_err(&fail)?;
-        if deleted == 0 {
-            return Ok(Replaced::Gone);
-        }
-        match tx.execute(INSERT_TOKEN, new.params()) {
+        let [
+            id,
+            project,
+            secret_hash,
+            description,
+            created_at,
+            expires_at,
+        ] = new.params();
+        let values: [&dyn rusqlite::ToSql; 7] = [
+            id,
+            project,
+            secret_hash,
+            description,
+            created_at,
+            expires_at,
+            &old_id,
+        ];
+        match tx.execute(INSERT_REPLACEMENT, &values[..]) {
+            Ok(0) => return Ok(Replaced::Gone),
             Ok(_) => {}
             Err(err) if is_unique_violation(&err) => return Ok(Replaced::IdTaken),
             Err(err) => return Err(fail(err)),
         }
+        tx.execute("DELETE FROM tokens WHERE id = ?1", [old_id])
+            .map_err(&fail)?;
         // Dropping the transaction on an error rolls it back.
         deliver()?;
         tx.commit().map_err(&fail)?;
@@ -418,6 +471,25 @@ impl Store {
     /// hash then stays in the log until the log is next restarted and truncated.
     fn scrub_log(&self) {
         self.truncate_log(std::time::Duration::from_millis(200));
+    }
+
+    /// Copies the whole log into the database and truncates it, or fails: for a database
+    /// that must be whole without its log. No other connection may be reading.
+    pub(super) fn checkpoint_all(&self) -> Result<()> {
+        let (busy, log, copied): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(|err| self.error(&err))?;
+        if busy != 0 || copied != log {
+            return Err(crate::error::Error::environment(format!(
+                "cannot write database {}: its log could not be copied into it",
+                self.path.display()
+            ))
+            .with_hint("check that the disk has space and works"));
+        }
+        Ok(())
     }
 
     /// Copies the log into the database and truncates it, waiting at most `wait` for readers.

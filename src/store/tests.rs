@@ -42,17 +42,20 @@ fn create_then_open() {
 fn deleting_a_project_deletes_its_tokens() {
     let mut store = Store::in_memory().unwrap();
     store.insert_project("demo", 1).unwrap();
-    let project_id = store.project_id("demo").unwrap().unwrap();
     let token = NewToken {
         id: "AAAAAAAAAAAA",
-        project_id,
+        project: "demo",
         secret_hash: "hash",
         description: None,
         created_at: 1,
         expires_at: None,
     };
-    assert!(store.insert_token(&token).unwrap());
-    assert!(!store.insert_token(&token).unwrap(), "ids are unique");
+    assert_eq!(store.insert_token(&token).unwrap(), Inserted::Done);
+    assert_eq!(
+        store.insert_token(&token).unwrap(),
+        Inserted::IdTaken,
+        "ids are unique"
+    );
     assert_eq!(store.delete_project("demo").unwrap(), Some(1));
     assert_eq!(store.delete_project("demo").unwrap(), None);
     assert!(store.token_for_verify("AAAAAAAAAAAA").unwrap().is_none());
@@ -81,16 +84,22 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
     assert_eq!(secure_delete, 1);
     let orphan = NewToken {
         id: "AAAAAAAAAAAA",
-        project_id: 42,
+        project: "nowhere",
         secret_hash: "hash",
         description: None,
         created_at: 1,
         expires_at: None,
     };
-    assert!(
-        store.insert_token(&orphan).is_err(),
+    assert_eq!(
+        store.insert_token(&orphan).unwrap(),
+        Inserted::NoProject,
         "a token without its project"
     );
+    let dangling = store.conn.execute(
+        "INSERT INTO tokens (id, project_id, secret_hash, created_at) VALUES ('B', 42, 'h', 1)",
+        [],
+    );
+    assert!(dangling.is_err(), "foreign keys are enforced");
     // Revocation is durable whatever ran before it on the connection.
     store.delete_token("AAAAAAAAAAAA").unwrap();
     assert_eq!(synchronous(&store), 2, "FULL for revocation");
@@ -100,12 +109,11 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
 fn many_tokens_go_in_at_once() {
     let mut store = Store::in_memory().unwrap();
     store.insert_project("demo", 1).unwrap();
-    let project_id = store.project_id("demo").unwrap().unwrap();
     let ids: Vec<String> = (0..100).map(|i| format!("{i:012}")).collect();
     let inserted = store
         .insert_tokens(ids.iter().map(|id| NewToken {
             id,
-            project_id,
+            project: "demo",
             secret_hash: "shared",
             description: None,
             created_at: 1,
@@ -113,7 +121,7 @@ fn many_tokens_go_in_at_once() {
         }))
         .unwrap();
     assert_eq!(inserted, 100);
-    assert_eq!(store.project_token_count(project_id).unwrap(), 100);
+    assert_eq!(store.project_token_count("demo").unwrap(), Some(100));
 }
 
 /// SQLite is built as `.cargo/config.toml` says: without the extensions autheona does not use,
@@ -150,4 +158,147 @@ fn sqlite_is_built_without_unused_extensions() {
         .conn
         .query_row(r#"SELECT "not a column""#, [], |_| Ok(()));
     assert!(quoted.is_err(), "a double-quoted string is an identifier");
+}
+
+/// The schema each version's migrations make, from an empty file, is the one `schema.rs`
+/// expects of that version (`schema-N.txt`). With `AUTHEONA_REGENERATE=1` it writes them.
+#[test]
+fn expected_schemas_are_what_the_migrations_make() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    for (index, sql) in schema::MIGRATIONS.iter().enumerate() {
+        let version = index as i32 + 1;
+        conn.execute_batch(sql).unwrap();
+        let dump = schema::dump(&conn).unwrap();
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/store")
+            .join(format!("schema-{version}.txt"));
+        if std::env::var_os("AUTHEONA_REGENERATE").is_some() {
+            std::fs::write(&file, &dump).unwrap();
+        } else {
+            assert!(
+                schema::is_expected(version, &dump),
+                "{} is stale: AUTHEONA_REGENERATE=1 cargo test --lib expected_schemas",
+                file.display()
+            );
+        }
+    }
+}
+
+/// A deleted project's id is never given to another: a token whose project was resolved
+/// before the delete cannot land in the project created after it.
+#[test]
+fn a_deleted_projects_id_is_never_reused() {
+    let mut store = Store::in_memory().unwrap();
+    store.insert_project("old", 1).unwrap();
+    let old_id = project_id(&store.conn, "old");
+    store.delete_project("old").unwrap();
+    store.insert_project("new", 2).unwrap();
+    assert_ne!(project_id(&store.conn, "new"), old_id);
+}
+
+fn project_id(conn: &Connection, name: &str) -> i64 {
+    conn.query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+/// A version 1 file (project ids that could be reused) migrates to version 2 with every
+/// project and token as it was, its tokens still cascading with their project and still
+/// immutable.
+#[test]
+fn version_1_migrates_with_every_row_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};
+             PRAGMA journal_mode = WAL;
+             INSERT INTO projects VALUES (1, 'a', 10), (2, 'b', 20);
+             INSERT INTO tokens VALUES ('AAAAAAAAAAAA', 2, 'h1', 'kept', 30, 40, 35);
+             INSERT INTO tokens VALUES ('BBBBBBBBBBBB', 1, 'h2', NULL, 31, NULL, NULL);"
+        ))
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap().unwrap();
+    assert_eq!(header(&store.conn).unwrap().version, SCHEMA_VERSION);
+    let listed = store.tokens(None).unwrap().unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|t| (t.id.as_str(), t.project.as_str()))
+            .collect::<Vec<_>>(),
+        [("AAAAAAAAAAAA", "b"), ("BBBBBBBBBBBB", "a")]
+    );
+    assert_eq!(listed[0].description.as_deref(), Some("kept"));
+    assert_eq!(listed[0].last_used_at, Some(35));
+    let row = store.token_for_verify("AAAAAAAAAAAA").unwrap().unwrap();
+    assert_eq!((row.secret_hash.as_str(), row.expires_at), ("h1", Some(40)));
+    assert!(
+        store
+            .conn
+            .execute("UPDATE tokens SET description = 'x'", [])
+            .is_err(),
+        "still immutable"
+    );
+    assert_eq!(store.delete_project("b").unwrap(), Some(1));
+    assert!(store.token_for_verify("AAAAAAAAAAAA").unwrap().is_none());
+    store.insert_project("c", 50).unwrap();
+    assert_eq!(project_id(&store.conn, "c"), 3, "id 2 is not reused");
+}
+
+/// Anything in the file's schema that autheona did not make is refused on opening, with one
+/// line that names it, and the file is left as it was.
+#[test]
+fn a_schema_autheona_did_not_make_is_refused() {
+    let cases = [
+        (
+            "CREATE TRIGGER keep AFTER DELETE ON tokens BEGIN SELECT 1; END;",
+            "an unexpected trigger 'keep'",
+        ),
+        (
+            "DROP TRIGGER tokens_are_immutable;",
+            "no trigger 'tokens_are_immutable'",
+        ),
+        ("CREATE VIEW v AS SELECT 1;", "an unexpected view 'v'"),
+        (
+            "CREATE INDEX by_hash ON tokens (secret_hash);",
+            "an unexpected index 'by_hash'",
+        ),
+        (
+            "DROP TRIGGER tokens_are_immutable;
+             CREATE TRIGGER tokens_are_immutable BEFORE UPDATE OF id ON tokens
+             BEGIN SELECT 1; END;",
+            "a changed trigger 'tokens_are_immutable'",
+        ),
+    ];
+    for (sql, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        Store::create(&path).unwrap();
+        Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = Store::open(&path).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Environment, "{sql}");
+        assert!(err.message().ends_with(named), "{sql}: {}", err.message());
+        assert!(!err.message().contains('\n'), "{}", err.message());
+        assert!(Store::open_read_only(&path).is_err(), "{sql}: completion");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{sql}: file changed");
+    }
+}
+
+/// ANALYZE's statistics tables only steer the query planner: a file with them is still ours.
+#[test]
+fn statistics_tables_are_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    Store::create(&path).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ANALYZE")
+        .unwrap();
+    assert!(Store::open(&path).unwrap().is_some());
 }

@@ -153,6 +153,16 @@ pub fn database_bytes(db: &Path) -> Vec<u8> {
     bytes
 }
 
+/// Every byte of the database and its -wal file: what holds data (the -shm file is an index
+/// that readers rebuild).
+pub fn main_and_log(db: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(db).unwrap_or_default();
+    let mut log = db.as_os_str().to_owned();
+    log.push("-wal");
+    bytes.extend(std::fs::read(PathBuf::from(log)).unwrap_or_default());
+    bytes
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -340,28 +340,24 @@ fn with_yes_a_closed_stdout_still_prunes_and_reports() {
 }
 
 #[test]
-fn a_prune_that_fails_midway_revokes_nothing() {
+fn a_database_with_planted_sql_is_refused_and_nothing_is_revoked() {
     let env = TestEnv::new();
     let f = fixture(&env);
-    // The database refuses to delete the second of the two expired tokens (oldest first).
+    let before = list_json(&env, &[]);
+    // A trigger that would quietly undo the revocation of one token.
     env.sql()
         .execute_batch(&format!(
-            "CREATE TRIGGER keep_one BEFORE DELETE ON tokens WHEN old.id = '{}'
-             BEGIN SELECT RAISE(ABORT, 'kept by the test'); END;",
+            "CREATE TRIGGER keep_one AFTER DELETE ON tokens WHEN old.id = '{}'
+             BEGIN INSERT INTO tokens SELECT old.id, old.project_id, old.secret_hash,
+                   old.description, old.created_at, old.expires_at, old.last_used_at; END;",
             id_of(&f.expired)
         ))
         .unwrap();
-    let before = list_json(&env, &[]);
-    assert_eq!(
-        ids(&list_json(&env, &["--expired"])),
-        [id_of(&f.api_expired), id_of(&f.expired)]
-    );
-
+    let bytes = main_and_log(env.db());
     let assert = prune(&env, &["--expired", "--yes", "--json"]).code(3);
-    assert_error(&assert, "kept by the test");
-    assert_eq!(
-        list_json(&env, &[]),
-        before,
-        "the first token was revoked though the prune failed"
-    );
+    assert_error(&assert, "its schema has an unexpected trigger 'keep_one'");
+    assert!(stdout(&assert).is_empty());
+    assert_eq!(main_and_log(env.db()), bytes, "the file changed");
+    env.sql().execute_batch("DROP TRIGGER keep_one").unwrap();
+    assert_eq!(list_json(&env, &[]), before);
 }

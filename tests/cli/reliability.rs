@@ -417,7 +417,7 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(pragma("user_version"), 1, "round {round}: user_version");
+    assert_eq!(pragma("user_version"), 2, "round {round}: user_version");
     assert_eq!(
         pragma("application_id"),
         0x4155_5448,
@@ -1005,5 +1005,83 @@ fn rotations_killed_at_random_moments_leave_exactly_one_working_token() {
     assert!(
         committed > 0 && rolled_back > 0,
         "the kills should land both before and after the commit"
+    );
+}
+
+/// 8 `token create -p p` race `project delete p --yes` followed by `project create q`, round
+/// after round: no token ever lands in q (which could take p's row id), every create either
+/// prints a token of p or is refused with the documented message (exit 1), never exit 3.
+#[test]
+fn tokens_created_while_their_project_is_deleted_never_land_in_another() {
+    let mut refused = 0;
+    for round in 0..20 {
+        let env = TestEnv::new();
+        assert!(run(&env, &["project", "create", "p"]).status.success());
+        let start = Barrier::new(9);
+        let (creates, swap) = std::thread::scope(|scope| {
+            let creates: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        run(&env, &["token", "create", "-p", "p", "-e", "never"])
+                    })
+                })
+                .collect();
+            let swap = scope.spawn(|| {
+                start.wait();
+                let delete = run(&env, &["project", "delete", "p", "--yes"]);
+                let create = run(&env, &["project", "create", "q"]);
+                (delete, create)
+            });
+            (
+                creates
+                    .into_iter()
+                    .map(|c| c.join().unwrap())
+                    .collect::<Vec<_>>(),
+                swap.join().unwrap(),
+            )
+        });
+        assert!(swap.0.status.success(), "{}", describe("delete", &swap.0));
+        assert!(swap.1.status.success(), "{}", describe("create q", &swap.1));
+        for out in &creates {
+            match out.status.code() {
+                Some(0) => {
+                    let token = printed_token(out).expect("a token on stdout");
+                    let mut cmd = env.std_cmd();
+                    cmd.args(["verify", "--project", "q"])
+                        .env("AUTHEONA_TOKEN", &token);
+                    let verdict = output(cmd);
+                    assert_eq!(
+                        text(&verdict.stdout).trim(),
+                        "invalid: unknown",
+                        "round {round}: a token of p verifies in q"
+                    );
+                }
+                Some(1) => {
+                    refused += 1;
+                    assert_eq!(
+                        text(&out.stderr).lines().next(),
+                        Some("error: no project named 'p'"),
+                        "round {round}: {}",
+                        describe("create", out)
+                    );
+                }
+                _ => panic!("round {round}: {}", describe("create", out)),
+            }
+        }
+        let in_q: i64 = read_only(&env)
+            .query_row(
+                "SELECT count(*) FROM tokens t JOIN projects p ON p.id = t.project_id
+                 WHERE p.name = 'q'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_q, 0, "round {round}: tokens in q");
+    }
+    // The race is real only if some creates lost it.
+    assert!(
+        refused > 0,
+        "no create ever found p gone: the race was not run"
     );
 }

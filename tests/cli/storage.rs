@@ -69,7 +69,7 @@ fn created_with_private_modes_and_identified_as_autheona() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(application_id, 0x4155_5448);
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     assert_eq!(journal, "wal");
 }
 
@@ -287,7 +287,7 @@ fn race_eight_creates(env: &TestEnv) {
         .sql()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 #[test]
@@ -487,4 +487,151 @@ fn the_write_ahead_log_stays_small_across_processes() {
     // be truncated as it grows (32 pages of 4 KiB), not left to grow with every write.
     let log = std::fs::metadata(sidecar(env.db(), "-wal")).map_or(0, |m| m.len());
     assert!(log <= 40 * 4120, "the log has grown to {log} bytes");
+}
+
+/// A trigger planted in the file that re-inserts a revoked token would make `token revoke`
+/// report success while the token still works: such a file is refused before anything runs,
+/// with one line naming the trigger, and left unchanged.
+#[test]
+fn a_planted_trigger_is_refused_and_the_token_is_not_falsely_revoked() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    env.sql()
+        .execute_batch(
+            "CREATE TRIGGER undying AFTER DELETE ON tokens
+             BEGIN INSERT INTO tokens SELECT old.id, old.project_id, old.secret_hash,
+                   old.description, old.created_at, old.expires_at, old.last_used_at; END;",
+        )
+        .unwrap();
+    let bytes = main_and_log(env.db());
+    for args in [
+        &["token", "revoke", id_of(&token), "--yes"][..],
+        &["token", "list"],
+        &["project", "list"],
+        &["project", "create", "other"],
+    ] {
+        let assert = env.run(args).code(3);
+        let hint = assert_error(&assert, "its schema has an unexpected trigger 'undying'");
+        assert!(
+            hint.is_some_and(|h| h.contains("left unchanged")),
+            "{args:?}"
+        );
+    }
+    let verdict = env.verify(&token, &[]).code(3);
+    assert!(stderr(&verdict).contains("'undying'"));
+    assert_eq!(main_and_log(env.db()), bytes, "the file changed");
+}
+
+/// A file whose immutability trigger was dropped is refused: nothing would stop an edit of a
+/// token's expiration or project.
+#[test]
+fn a_dropped_immutability_trigger_is_refused() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    env.sql()
+        .execute_batch("DROP TRIGGER tokens_are_immutable")
+        .unwrap();
+    let assert = env.run(&["token", "list"]).code(3);
+    assert_error(&assert, "its schema has no trigger 'tokens_are_immutable'");
+    env.verify(&token, &[]).code(3);
+}
+
+/// A schema mismatch is reported in one short line, never as the SQL it involves.
+#[test]
+fn schema_errors_are_one_short_line() {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.sql()
+        .execute_batch("CREATE TABLE extra (x); CREATE VIEW v AS SELECT * FROM extra;")
+        .unwrap();
+    let assert = env.run(&["project", "list"]).code(3);
+    let err = stderr(&assert);
+    assert!(err.lines().all(|line| line.len() < 200), "{err}");
+    assert!(!err.contains("CREATE"), "{err}");
+}
+
+/// `project create` on a disk too small for the database (a tmpfs of a few KiB, mounted in a
+/// private mount namespace) fails with exit 3 and leaves nothing behind: no half-made
+/// database, no scratch file, no -wal or -shm file. Where it fits, the database works.
+#[test]
+fn a_full_disk_leaves_no_half_made_database_behind() {
+    let (mut failed, mut made) = (0, 0);
+    for kib in (8..=128).step_by(8) {
+        let env = TestEnv::new();
+        let mount = env.dir().join("small");
+        std::fs::create_dir(&mount).unwrap();
+        let script = r#"
+            mount -t tmpfs -o size="$1"k tmpfs "$2" || exit 99
+            "$3" --db "$2/a.db" project create p; echo "create: $?"
+            echo "files: $(ls -A "$2" | tr '\n' ' ')"
+            "$3" --db "$2/a.db" project list --json; echo "list: $?"
+        "#;
+        let out = std::process::Command::new("unshare")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", env.dir())
+            .env("TZ", "UTC")
+            .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
+            .arg(kib.to_string())
+            .arg(&mount)
+            .arg(env!("CARGO_BIN_EXE_autheona"))
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.code() != Some(99), "cannot mount a tmpfs: {err}");
+        if report.contains("create: 0") {
+            made += 1;
+            assert!(
+                report.contains("\"name\": \"p\""),
+                "{kib} KiB: {report}{err}"
+            );
+        } else {
+            failed += 1;
+            assert!(report.contains("create: 3"), "{kib} KiB: {report}{err}");
+            assert!(
+                report.contains("files: \n"),
+                "{kib} KiB, left behind: {report}"
+            );
+            let first = err.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("error: ") && first.contains("a.db"),
+                "{err}"
+            );
+            assert!(
+                !err.contains(".autheona-new"),
+                "names the scratch file: {err}"
+            );
+        }
+    }
+    assert!(
+        failed > 0,
+        "no size was too small: the failure was not exercised"
+    );
+    assert!(made > 0, "no size was large enough");
+}
+
+/// The README's backup (`sqlite3 DB ".backup 'FILE'"`) holds a token that is still only in
+/// the write-ahead log, which a copy of the main file alone would lose.
+#[test]
+fn the_readme_backup_keeps_tokens_still_in_the_log() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "never");
+    let backup = env.dir().join("backup.db");
+    let status = std::process::Command::new("sqlite3")
+        .arg(env.db())
+        .arg(format!(".backup '{}'", backup.display()))
+        .status()
+        .expect("sqlite3 is needed: apt-get install sqlite3");
+    assert!(status.success());
+    env.cmd()
+        .arg("--db")
+        .arg(&backup)
+        .arg("verify")
+        .env("AUTHEONA_TOKEN", &token)
+        .assert()
+        .success();
 }

@@ -496,12 +496,11 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
     })
     .expect("token");
     let shared_hash = secret::hash(&Secret::new("filler".into())).expect("hash");
-    let project_id = store.project_id("bench").expect("query").expect("project");
     let ids: Vec<TokenId> = (1..size).map(|_| TokenId::generate(&mut rng)).collect();
     store
         .insert_tokens(ids.iter().map(|id| NewToken {
             id: id.as_str(),
-            project_id,
+            project: "bench",
             secret_hash: &shared_hash,
             description: Some("filler"),
             created_at: now.timestamp(),

@@ -466,3 +466,94 @@ fn revoke_all_keeps_a_token_used_since_it_was_selected() {
         assert_eq!(store.token(stale).unwrap(), None);
     }
 }
+
+/// The store fails on the second delete of a prune (a trigger planted in the in-memory
+/// database, which only a test can do): the first is undone with it.
+#[test]
+fn a_prune_that_fails_midway_revokes_nothing() {
+    let mut store = store_with_project();
+    let first = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let second = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    store.execute_for_test(&format!(
+        "CREATE TRIGGER keep_one BEFORE DELETE ON tokens WHEN old.id = '{}'
+         BEGIN SELECT RAISE(ABORT, 'kept by the test'); END;",
+        second.token.id()
+    ));
+    let expired = Filter {
+        expired: true,
+        ..Filter::default()
+    };
+    let now = at(T0 + 31 * DAY);
+    let doomed = list(&store, None, &expired, now).unwrap();
+    assert_eq!(
+        ids(&doomed),
+        [first.token.id().as_str(), second.token.id().as_str()]
+    );
+    let err = revoke_all(&mut store, &doomed, &expired, now).unwrap_err();
+    assert!(
+        err.message().contains("kept by the test"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        store.token(first.token.id().as_str()).unwrap().is_some(),
+        "the first token was revoked though the prune failed"
+    );
+}
+
+/// The store refuses the new token of a rotation: nothing is delivered and the old token
+/// stays.
+#[test]
+fn a_rotation_the_store_refuses_delivers_nothing_and_keeps_the_old_token() {
+    let mut store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    store.execute_for_test(
+        "CREATE TRIGGER no_new_tokens BEFORE INSERT ON tokens
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+    );
+    let result = rotate(
+        &mut store,
+        old.token.id().as_str(),
+        at(T0 + DAY),
+        &mut rand::rng(),
+        |_| panic!("a token the store refused was delivered"),
+    );
+    assert!(
+        result
+            .unwrap_err()
+            .message()
+            .contains("refused by the test")
+    );
+    assert!(store.token(old.token.id().as_str()).unwrap().is_some());
+}
+
+/// The project is looked up by the statement that stores the token: a project deleted after
+/// `create` checked it, and another created in its place, never receives the token.
+#[test]
+fn a_token_never_lands_in_a_project_created_after_its_own_was_deleted() {
+    let mut store = store_with_project();
+    let mut rng = StdRng::seed_from_u64(7);
+    project::require(&store, "demo").unwrap();
+    // What another process may do while this one hashes the new token's secret.
+    store.delete_project("demo").unwrap();
+    store.insert_project("other", T0).unwrap();
+    let (token, secret_hash) = fresh_token(&mut rng).unwrap();
+    let created = CreatedToken {
+        token,
+        project: "demo".to_owned(),
+        description: None,
+        created_at: at(T0),
+        expires_at: None,
+    };
+    assert_eq!(
+        store
+            .insert_token(&token_row(&created, &secret_hash))
+            .unwrap(),
+        Inserted::NoProject
+    );
+    assert!(
+        list(&store, Some("other"), &Filter::default(), at(T0))
+            .unwrap()
+            .is_empty()
+    );
+}
