@@ -350,3 +350,55 @@ fn man_renders_the_main_page() {
         "{text}"
     );
 }
+
+/// The README's line that installs the man pages, run as written but without sudo and into a
+/// temporary prefix instead of /usr/local, installs every page where `man` then finds it.
+#[test]
+fn the_readme_installs_the_man_pages() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("sudo install ") && l.contains("man/*.1"))
+        .expect("README installs the man pages with a `sudo install ... man/*.1` line");
+    let prefix = tempfile::tempdir().unwrap();
+    let command = line
+        .strip_prefix("sudo ")
+        .unwrap()
+        .replace("/usr/local", &prefix.path().display().to_string());
+    let out = Process::new("sh")
+        .args(["-c", &command])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let man1 = prefix.path().join("share/man/man1");
+    for page in committed_man_pages() {
+        let installed = man1.join(page.file_name().unwrap());
+        assert_eq!(
+            std::fs::read(&installed).ok(),
+            Some(std::fs::read(&page).unwrap()),
+            "{} is not installed as it is committed",
+            installed.display()
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&installed).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644, "{}", installed.display());
+    }
+    let out = Process::new("man")
+        .arg("autheona")
+        .env("MANPATH", prefix.path().join("share/man"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        .expect("man is needed: apt-get install man-db");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("EXIT STATUS"),
+        "man autheona after installing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
