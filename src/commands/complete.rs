@@ -3,6 +3,12 @@
 //! Completion runs on every TAB, so it stays silent and changes nothing: the database is only
 //! read (no file is created, nothing migrated), nothing is printed but candidates, and any
 //! problem means no candidates. It never sees a secret.
+//!
+//! A shell puts the candidate it picks on the command line as it is (bash without any quoting),
+//! and whoever can write the database file can put any text in a name or an id: `demo;rm -rf ~`,
+//! an escape sequence, a line break. So only names `project create` accepts and ids of the token
+//! format are offered; anything else in the file is skipped. Hints are shown, never run, and
+//! have their unsafe characters escaped.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,6 +17,8 @@ use clap_complete::engine::CompletionCandidate;
 
 use crate::ops;
 use crate::store::Store;
+use crate::token::TokenId;
+use crate::ui;
 
 /// The environment variable that switches the binary into completion mode.
 pub const COMPLETE_VAR: &str = "COMPLETE";
@@ -37,7 +45,7 @@ fn db_from_args(args: impl IntoIterator<Item = OsString>) -> Option<PathBuf> {
     found
 }
 
-/// Project names, for `--project` and `project delete`.
+/// Project names, for `--project` and `project delete`: those that are valid names.
 pub fn project_names() -> Vec<CompletionCandidate> {
     let Some(store) = store() else {
         return Vec::new();
@@ -46,13 +54,15 @@ pub fn project_names() -> Vec<CompletionCandidate> {
         .map(|projects| {
             projects
                 .into_iter()
+                .filter(|p| ops::project::validate_name(&p.name).is_ok())
                 .map(|p| CompletionCandidate::new(p.name))
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// Token ids with their descriptions as hints, for `token revoke`.
+/// Token ids that are valid ids, with their project and description as hints, for
+/// `token revoke` and `token rotate`.
 pub fn token_ids() -> Vec<CompletionCandidate> {
     let Some(store) = store() else {
         return Vec::new();
@@ -67,10 +77,13 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
     .map(|tokens| {
         tokens
             .into_iter()
+            .filter(|t| TokenId::parse(&t.id).is_some())
             .map(|t| {
+                // The token's project may be a planted name: it is shown escaped, too.
+                let project = ui::safe(&t.project);
                 let hint = match &t.description {
-                    Some(d) => format!("{} · {}", t.project, crate::ui::safe(d)),
-                    None => t.project.clone(),
+                    Some(d) => format!("{project} · {}", ui::safe(d)),
+                    None => project.into_owned(),
                 };
                 CompletionCandidate::new(t.id).help(Some(hint.into()))
             })

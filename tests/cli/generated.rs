@@ -2,6 +2,9 @@
 //! tests fail when they drift from it. To regenerate both:
 //!
 //!     AUTHEONA_REGENERATE=1 cargo test --test cli generated
+//!
+//! That is safe beside the other tests, the whole suite too: each file is replaced in one step,
+//! and the checks of the man pages' content read freshly generated pages, not these files.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -44,12 +47,32 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
             script.get_output().stdout.clone(),
         ));
     }
-    let mut root = Cli::command();
-    root.build();
-    for (name, page) in man_pages(&root, &[]) {
+    for (name, page) in fresh_man_pages() {
         files.push((Path::new("man").join(name), page.into_bytes()));
     }
     files
+}
+
+/// The man pages the current CLI generates, as (file name, roff).
+///
+/// The tests of the pages' content check these, not the committed files: regeneration
+/// rewrites those while the other tests run, and `generated_files_are_fresh` checks that the
+/// committed files are these.
+fn fresh_man_pages() -> Vec<(String, String)> {
+    let mut root = Cli::command();
+    root.build();
+    man_pages(&root, &[])
+}
+
+/// A new temporary directory with the fresh man pages in its `man/`, for the tools that read
+/// files (mandoc, man, install).
+fn fresh_man_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("man")).unwrap();
+    for (name, page) in fresh_man_pages() {
+        std::fs::write(dir.path().join("man").join(name), page).unwrap();
+    }
+    dir
 }
 
 /// The man page of `cmd` and of each of its subcommands, as (file name, roff).
@@ -214,16 +237,46 @@ fn split_after_help(text: &str) -> (Vec<String>, Vec<String>) {
     (prose, examples)
 }
 
+/// The files in `completions/` and `man/` that are not among `expected`.
+fn not_generated(expected: &[(PathBuf, Vec<u8>)]) -> Vec<PathBuf> {
+    let mut extra = Vec::new();
+    for dir in ["completions", "man"] {
+        let Ok(entries) = std::fs::read_dir(repo().join(dir)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = Path::new(dir).join(entry.unwrap().file_name());
+            if !expected.iter().any(|(p, _)| *p == path) {
+                extra.push(path);
+            }
+        }
+    }
+    extra
+}
+
+/// Replaces `path` with `content` in one step (a write beside it, then a rename), so that a
+/// test reading it meanwhile, such as the completion tests sourcing the scripts, finds either
+/// the old file or the new one, whole.
+fn write_atomically(path: &Path, content: &[u8]) {
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let mut partial = std::ffi::OsString::from(".");
+    partial.push(path.file_name().unwrap());
+    partial.push(".partial");
+    let partial = dir.join(partial);
+    std::fs::write(&partial, content).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
 #[test]
 fn generated_files_are_fresh() {
     let expected = generated();
     if std::env::var_os("AUTHEONA_REGENERATE").is_some() {
-        for dir in ["completions", "man"] {
-            let _ = std::fs::remove_dir_all(repo().join(dir));
-            std::fs::create_dir_all(repo().join(dir)).unwrap();
-        }
         for (path, content) in &expected {
-            std::fs::write(repo().join(path), content).unwrap();
+            write_atomically(&repo().join(path), content);
+        }
+        for path in not_generated(&expected) {
+            std::fs::remove_file(repo().join(path)).unwrap();
         }
         return;
     }
@@ -233,33 +286,16 @@ fn generated_files_are_fresh() {
             .unwrap_or_else(|_| panic!("{} is missing; {hint}", path.display()));
         assert!(committed == *content, "{} is stale; {hint}", path.display());
     }
-    for dir in ["completions", "man"] {
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let path = Path::new(dir).join(entry.unwrap().file_name());
-            assert!(
-                expected.iter().any(|(p, _)| *p == path),
-                "{} is not generated any more; {hint}",
-                path.display()
-            );
-        }
+    if let Some(path) = not_generated(&expected).first() {
+        panic!("{} is not generated any more; {hint}", path.display());
     }
-}
-
-fn committed_man_pages() -> Vec<PathBuf> {
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(repo().join("man"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "1"))
-        .collect();
-    pages.sort();
-    pages
 }
 
 #[test]
 fn a_man_page_for_every_command() {
-    let names: Vec<String> = committed_man_pages()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+    let names: Vec<String> = fresh_man_pages()
+        .into_iter()
+        .map(|(name, _)| name)
         .collect();
     for page in [
         "autheona.1",
@@ -279,7 +315,9 @@ fn a_man_page_for_every_command() {
 
 #[test]
 fn man_pages_lint_clean() {
-    for page in committed_man_pages() {
+    let dir = fresh_man_dir();
+    for (name, _) in fresh_man_pages() {
+        let page = dir.path().join("man").join(name);
         let out = Process::new("mandoc")
             .arg("-Tlint")
             .arg(&page)
@@ -297,8 +335,8 @@ fn man_pages_lint_clean() {
 
 #[test]
 fn man_pages_have_the_sections_a_reader_expects() {
-    for page in committed_man_pages() {
-        let text = std::fs::read_to_string(&page).unwrap();
+    let pages = fresh_man_pages();
+    for (page, text) in &pages {
         for section in [
             "NAME",
             "SYNOPSIS",
@@ -312,8 +350,7 @@ fn man_pages_have_the_sections_a_reader_expects() {
             assert!(
                 text.contains(&format!(".SH {section}"))
                     || text.contains(&format!(".SH \"{section}\"")),
-                "{}: no {section}",
-                page.display()
+                "{page}: no {section}"
             );
         }
         for variable in [
@@ -322,19 +359,23 @@ fn man_pages_have_the_sections_a_reader_expects() {
             "AUTHEONA_TOKEN",
             "NO_COLOR",
         ] {
-            assert!(text.contains(variable), "{}: no {variable}", page.display());
+            assert!(text.contains(variable), "{page}: no {variable}");
         }
     }
-    let create = std::fs::read_to_string(repo().join("man/autheona-token-create.1")).unwrap();
+    let (_, create) = pages
+        .iter()
+        .find(|(name, _)| name == "autheona-token-create.1")
+        .unwrap();
     assert!(create.contains(".SH EXAMPLES"), "{create}");
     assert!(create.contains("\\-\\-expires"), "{create}");
 }
 
 #[test]
 fn man_renders_the_main_page() {
+    let dir = fresh_man_dir();
     let out = Process::new("man")
         .arg("-l")
-        .arg(repo().join("man/autheona.1"))
+        .arg(dir.path().join("man/autheona.1"))
         .env("MANPAGER", "cat")
         .env("MANWIDTH", "80")
         .output()
@@ -348,5 +389,59 @@ fn man_renders_the_main_page() {
     assert!(
         text.contains("EXIT STATUS") && text.contains("autheona-verify(1)"),
         "{text}"
+    );
+}
+
+/// The README's line that installs the man pages, run as written but without sudo, on a copy of
+/// the fresh pages and into a temporary prefix instead of /usr/local, installs every page where
+/// `man` then finds it.
+#[test]
+fn the_readme_installs_the_man_pages() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("sudo install ") && l.contains("man/*.1"))
+        .expect("README installs the man pages with a `sudo install ... man/*.1` line");
+    let pages = fresh_man_dir();
+    let prefix = tempfile::tempdir().unwrap();
+    let command = line
+        .strip_prefix("sudo ")
+        .unwrap()
+        .replace("/usr/local", &prefix.path().display().to_string());
+    let out = Process::new("sh")
+        .args(["-c", &command])
+        .current_dir(pages.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let man1 = prefix.path().join("share/man/man1");
+    for (name, page) in fresh_man_pages() {
+        let installed = man1.join(name);
+        assert_eq!(
+            std::fs::read_to_string(&installed).ok(),
+            Some(page),
+            "{} is not installed as generated",
+            installed.display()
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&installed).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644, "{}", installed.display());
+    }
+    let out = Process::new("man")
+        .arg("autheona")
+        .env("MANPATH", prefix.path().join("share/man"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        .expect("man is needed: apt-get install man-db");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("EXIT STATUS"),
+        "man autheona after installing: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
