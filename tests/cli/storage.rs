@@ -635,3 +635,31 @@ fn the_readme_backup_keeps_tokens_still_in_the_log() {
         .assert()
         .success();
 }
+
+/// A --db that is a symbolic link to nothing is reported as such, by the commands that need
+/// a database and by the one that would create it, and nothing is created at its target.
+#[test]
+fn a_dangling_db_link_is_named_as_one() {
+    let env = TestEnv::new();
+    let link = env.dir().join("link.db");
+    let target = env.dir().join("gone/autheona.db");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for args in [
+        &["project", "create", "demo"][..],
+        &["project", "list"],
+        &["token", "list"],
+    ] {
+        let assert = env.cmd().arg("--db").arg(&link).args(args).assert().code(3);
+        assert_error(&assert, "is a dangling symbolic link");
+    }
+    let verdict = env
+        .cmd()
+        .arg("--db")
+        .arg(&link)
+        .arg("verify")
+        .env("AUTHEONA_TOKEN", "aut_x")
+        .assert();
+    // A malformed token is judged before any database is opened.
+    verdict.code(1);
+    assert!(!target.exists() && !env.dir().join("gone").exists());
+}
