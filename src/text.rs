@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
+use crate::token::PREFIX;
+
 const ZERO_WIDTH_JOINER: char = '\u{200d}';
 const EMOJI_PRESENTATION: char = '\u{fe0f}';
 
@@ -91,27 +93,47 @@ pub fn escape_name_bytes(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Where the first thing shaped like a token starts and ends in `text`: `aut_` and at least 8
+/// more token characters. Loose on purpose (a truncated or mistyped token counts), so that
+/// neither an error quoting user input nor a stored description can hold one.
+fn token_shape(text: &str) -> Option<(usize, usize)> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(found) = text[from..].find(PREFIX) {
+        let start = from + found;
+        let tail = &text[start + PREFIX.len()..];
+        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
+        let end = start + PREFIX.len() + len;
+        if len >= 8 {
+            return Some((start, end));
+        }
+        from = end;
+    }
+    None
+}
+
+/// Whether `text` holds anything [`redact_tokens`] would redact.
+pub fn has_token_shape(text: &str) -> bool {
+    token_shape(text).is_some()
+}
+
 /// `text` with anything shaped like a token (`aut_` and at least 8 more token characters)
 /// replaced, so that an error quoting user input cannot leak one.
 pub fn redact_tokens(text: &str) -> Cow<'_, str> {
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut out = String::new();
-    let mut rest = text;
-    let mut changed = false;
-    while let Some(start) = rest.find("aut_") {
-        let tail = &rest[start + 4..];
-        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
-        out.push_str(&rest[..start + 4]);
-        if len >= 8 {
-            out.push_str("<redacted>");
-            changed = true;
-        } else {
-            out.push_str(&tail[..len]);
-        }
-        rest = &tail[len..];
-    }
-    if !changed {
+    let Some(mut shape) = token_shape(text) else {
         return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let (start, end) = shape;
+        out.push_str(&rest[..start + PREFIX.len()]);
+        out.push_str("<redacted>");
+        rest = &rest[end..];
+        match token_shape(rest) {
+            Some(next) => shape = next,
+            None => break,
+        }
     }
     out.push_str(rest);
     Cow::Owned(out)
@@ -184,5 +206,12 @@ mod tests {
         );
         assert_eq!(redact_tokens("aut_short and aut_"), "aut_short and aut_");
         assert_eq!(redact_tokens("no token here"), "no token here");
+        assert_eq!(
+            redact_tokens("aut_x aut_12345678 and aut_abcdefgh_ij."),
+            "aut_x aut_<redacted> and aut_<redacted>."
+        );
+        assert!(has_token_shape(&token));
+        assert!(has_token_shape("key=aut_3kTMd9aP"));
+        assert!(!has_token_shape("aut_short, autheona, aut_"));
     }
 }

@@ -111,7 +111,8 @@ impl Filter {
 }
 
 /// Checks a description: at most 200 characters on one line, with no control or format
-/// characters (Unicode Cc, Cf, line and paragraph separators). Empty means none.
+/// characters (Unicode Cc, Cf, line and paragraph separators), and nothing shaped like a token
+/// (descriptions are stored and listed in plain text). Empty means none.
 pub fn validate_description(text: &str) -> Result<Option<&str>> {
     if text.is_empty() {
         return Ok(None);
@@ -127,6 +128,16 @@ pub fn validate_description(text: &str) -> Result<Option<&str>> {
             "the description contains the invisible or control character U+{:04X}; use one line of visible text",
             u32::from(bad)
         )));
+    }
+    if text::has_token_shape(text) {
+        // Quoted redacted: the prompt shows this message as it is.
+        return Err(Error::usage(format!(
+            "the description \"{}\" holds what looks like a token; descriptions are stored and listed in plain text",
+            text::redact_tokens(text)
+        ))
+        .with_hint(
+            "say what the token is for, not what it is; a real token typed on a command line is in your shell history: rotate it",
+        ));
     }
     Ok(Some(text))
 }

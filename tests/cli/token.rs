@@ -545,3 +545,73 @@ fn tables_show_local_time_json_shows_utc() {
         "expected {shown} (UTC+05:30) in\n{table}"
     );
 }
+
+#[test]
+fn a_description_holding_a_token_is_refused_and_redacted() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let description = format!("prod key is {token}");
+    let assert = env
+        .run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            &description,
+        ])
+        .code(2);
+    let hint = assert_error(
+        &assert,
+        "\"prod key is aut_<redacted>\" holds what looks like a token",
+    );
+    assert!(hint.is_some_and(|h| h.contains("rotate")));
+    assert!(
+        !stderr(&assert).contains(&token[4..]),
+        "{}",
+        stderr(&assert)
+    );
+    assert_eq!(ids(&list_json(&env, &[])), [id_of(&token)]);
+    assert!(!contains(
+        &database_bytes(env.db()),
+        &token.as_bytes()[17..60]
+    ));
+}
+
+#[test]
+fn a_description_holding_part_of_a_token_is_refused() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    for part in [&token[..40], &token[..16]] {
+        let description = format!("key={part}…");
+        let assert = env
+            .run(&[
+                "token",
+                "create",
+                "-p",
+                "demo",
+                "-e",
+                "30",
+                "-d",
+                &description,
+            ])
+            .code(2);
+        assert_error(&assert, "key=aut_<redacted>…");
+        assert!(!stderr(&assert).contains(&part[4..]), "{}", stderr(&assert));
+    }
+    assert_eq!(ids(&list_json(&env, &[])), [id_of(&token)]);
+}
+
+#[test]
+fn a_description_naming_autheona_or_aut_briefly_is_kept() {
+    let env = TestEnv::new();
+    env.project("demo");
+    for good in ["autheona token for aut_ci", "aut_short"] {
+        env.described_token("demo", "30", good);
+        assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
+    }
+}
