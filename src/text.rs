@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use crate::token::PREFIX;
 
@@ -72,6 +72,38 @@ pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Characters that are letters or symbols to Unicode but draw nothing: fillers (Hangul U+115F,
+/// U+1160, U+3164, U+FFA0), the blank braille pattern U+2800 and the Khmer inherent vowels.
+/// With whitespace and combining marks, they make text that looks empty.
+fn is_blank_looking(c: char) -> bool {
+    matches!(
+        c,
+        '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{2800}' | '\u{3164}' | '\u{ffa0}'
+    )
+}
+
+fn is_mark(c: char) -> bool {
+    c.general_category_group() == GeneralCategoryGroup::Mark
+}
+
+/// Whether `text` has a character that shows: not whitespace, not a combining mark (U+034F,
+/// variation selectors such as U+FE0F, accents), not one that draws nothing.
+pub fn has_visible(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !is_mark(c) && !is_blank_looking(c))
+}
+
+/// The longest run of consecutive combining marks in `text` (stacked on one character, or on
+/// none at the start).
+pub fn longest_mark_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if is_mark(c) { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 /// A file name's bytes as text that tells any two names apart: a backslash doubled, bytes that
@@ -188,6 +220,32 @@ mod tests {
         ] {
             assert_eq!(first_unsafe(text), Some(ZERO_WIDTH_JOINER), "{text:?}");
         }
+    }
+
+    #[test]
+    fn visible_text_and_stacked_marks() {
+        for blank in [
+            "",
+            "   ",
+            "\u{3164}",
+            "\u{2800}\u{2800}",
+            "\u{34f}",
+            "\u{fe0f}\u{fe0f}\u{fe0f}",
+            "\u{301}\u{301}",
+            "\u{3000}\u{a0}",
+        ] {
+            assert!(!has_visible(blank), "{blank:?}");
+        }
+        for shown in ["a", " x ", "🚀", "❤\u{fe0f}", "1\u{fe0f}\u{20e3}", "é"] {
+            assert!(has_visible(shown), "{shown:?}");
+        }
+        assert_eq!(longest_mark_run("plain"), 0);
+        assert_eq!(longest_mark_run("e\u{323}\u{302} and e\u{301}"), 2);
+        assert_eq!(longest_mark_run("1\u{fe0f}\u{20e3}"), 2);
+        assert_eq!(
+            longest_mark_run(&format!("a{}", "\u{301}".repeat(199))),
+            199
+        );
     }
 
     #[test]

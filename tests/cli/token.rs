@@ -615,3 +615,90 @@ fn a_description_naming_autheona_or_aut_briefly_is_kept() {
         assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
     }
 }
+
+/// `token create -d DESCRIPTION` is a usage error naming `text`, and creates nothing.
+fn assert_description_refused(description: &str, text: &str) {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            description,
+        ])
+        .code(2);
+    assert_error(&assert, text);
+    assert!(list_json(&env, &[]).is_empty());
+}
+
+#[test]
+fn a_description_of_only_spaces_means_none() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let out = stdout(
+        &env.run(&[
+            "token", "create", "-p", "demo", "-e", "30", "-d", "   ", "--json",
+        ])
+        .success(),
+    );
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["description"], Value::Null);
+    assert_eq!(list_json(&env, &[])[0]["description"], Value::Null);
+}
+
+#[test]
+fn a_description_of_a_hangul_filler_is_refused() {
+    assert_description_refused("\u{3164}", "no visible character");
+}
+
+#[test]
+fn a_description_of_braille_blanks_is_refused() {
+    assert_description_refused("\u{2800}\u{2800}\u{2800}", "no visible character");
+}
+
+#[test]
+fn a_description_of_a_grapheme_joiner_is_refused() {
+    assert_description_refused(" \u{34f} ", "no visible character");
+}
+
+#[test]
+fn a_description_of_emoji_presentation_selectors_is_refused() {
+    assert_description_refused(&"\u{fe0f}".repeat(20), "no visible character");
+}
+
+#[test]
+fn a_letter_with_199_combining_marks_is_refused() {
+    let zalgo = format!("a{}", "\u{301}".repeat(199));
+    assert_description_refused(&zalgo, "stacks 199 combining marks on one character");
+}
+
+#[test]
+fn a_letter_with_five_combining_marks_is_refused() {
+    assert_description_refused(
+        "x\u{300}\u{301}\u{302}\u{303}\u{304}",
+        "stacks 5 combining marks",
+    );
+}
+
+#[test]
+fn emoji_and_accented_descriptions_are_kept() {
+    let env = TestEnv::new();
+    env.project("demo");
+    for good in [
+        "Deploy 🚀",
+        "❤\u{fe0f} prod",
+        "👩\u{200d}💻 laptop",
+        "👍🏽 ok",
+        "1\u{fe0f}\u{20e3} first",
+        "🇩🇪 server",
+        "Vie\u{323}\u{302}t Nam",
+    ] {
+        env.described_token("demo", "30", good);
+        assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
+    }
+}
