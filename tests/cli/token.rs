@@ -702,3 +702,39 @@ fn emoji_and_accented_descriptions_are_kept() {
         assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
     }
 }
+
+#[test]
+fn an_empty_autheona_project_counts_as_unset() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .cmd()
+        .env("AUTHEONA_PROJECT", "")
+        .args(["token", "create", "--expires", "30"])
+        .assert()
+        .code(2);
+    assert_error(
+        &assert,
+        "--project is required: no terminal to ask for the project",
+    );
+    env.cmd()
+        .env("AUTHEONA_PROJECT", "")
+        .args(["token", "create", "-p", "demo", "--expires", "30"])
+        .assert()
+        .success();
+    assert_eq!(list_json(&env, &[]).len(), 1);
+}
+
+#[test]
+fn an_empty_project_flag_is_still_a_usage_error() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .cmd()
+        .env("AUTHEONA_PROJECT", "demo")
+        .args(["token", "create", "-p", "", "--expires", "30"])
+        .assert()
+        .code(2);
+    assert_error(&assert, "the project name is empty");
+    assert!(list_json(&env, &[]).is_empty());
+}
