@@ -127,7 +127,10 @@ pub const ENVIRONMENT: [(&str, &str); 5] = [
         "AUTHEONA_TOKEN",
         "the token for verify, instead of stdin's first line, even when empty",
     ),
-    ("NO_COLOR", "when set, no colour in messages and prompts"),
+    (
+        "NO_COLOR",
+        "when set and not empty, no colour in messages and prompts",
+    ),
     (
         "COMPLETE",
         "set by the completion scripts; not for direct use",

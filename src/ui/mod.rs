@@ -14,6 +14,22 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::text;
 
+/// Settles colour before anything is written. Colour follows NO_COLOR as no-color.org defines
+/// it: only a non-empty value turns it off. console turns it off for any value, even an empty
+/// one, so for an empty one this makes console's choice as if NO_COLOR were unset (a terminal,
+/// TERM not dumb, CLICOLOR not 0; or CLICOLOR_FORCE not 0).
+pub fn init_colour() {
+    if std::env::var_os("NO_COLOR").is_none_or(|value| !value.is_empty()) {
+        return;
+    }
+    let var_is_not = |name: &str, zero: &str| std::env::var(name).map_or(true, |v| v != zero);
+    let forced = std::env::var("CLICOLOR_FORCE").is_ok_and(|v| v != "0");
+    let wanted =
+        |terminal: bool| forced || (terminal && !console::is_dumb() && var_is_not("CLICOLOR", "0"));
+    console::set_colors_enabled(wanted(std::io::stdout().is_terminal()));
+    console::set_colors_enabled_stderr(wanted(std::io::stderr().is_terminal()));
+}
+
 /// A person is there to answer prompts: stdin and stderr are terminals.
 pub fn is_interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

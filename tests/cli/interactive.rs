@@ -473,6 +473,19 @@ fn colour_only_without_no_color() {
 }
 
 #[test]
+fn an_empty_no_color_leaves_colour_on() {
+    let env = TestEnv::new();
+    let mut cmd = pty_command(&env, &["project", "create", "bad name"]);
+    cmd.env("NO_COLOR", "");
+    let (transcript, code) = Pty::spawn_command(cmd).finish();
+    assert_eq!(code, 2);
+    assert!(
+        transcript.contains("\x1b["),
+        "no colour with an empty NO_COLOR: {transcript:?}"
+    );
+}
+
+#[test]
 fn an_unknown_project_is_refused_before_any_question() {
     let env = TestEnv::new();
     env.project("demo");
