@@ -163,9 +163,9 @@ fn deliver(created: &CreatedToken, json: bool, replaces: Option<&str>) -> Result
             "{unchanged}; run the command again with a working stdout"
         ))
     };
-    if ui::stdout_is_null() {
+    if ui::stdout_loses_output() {
         return Err(undelivered(
-            "stdout goes to /dev/null or was closed, so the token would be lost",
+            "stdout is a device other than a terminal (such as /dev/null or /dev/zero) or was closed, so the token would be lost",
         ));
     }
     let token = created.token.reveal();

@@ -131,22 +131,22 @@ pub fn report_clap(err: &clap::Error) -> u8 {
     report(&error)
 }
 
-/// Whether stdout goes nowhere: to `/dev/null`, or closed when autheona started (Rust's
-/// runtime then opens `/dev/null` on it). Anything written there is lost.
-pub fn stdout_is_null() -> bool {
+/// Whether stdout would lose what is written: it is a character device other than a terminal
+/// (`/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/full`: nobody reads it back), or it was
+/// closed when autheona started (Rust's runtime then opens `/dev/null` on it). Regular files,
+/// pipes, sockets and terminals keep it for someone.
+pub fn stdout_loses_output() -> bool {
     use std::os::fd::AsFd;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let is_char_device = |meta: &std::fs::Metadata| meta.file_type().is_char_device();
-    let (Ok(null), Ok(stdout)) = (
-        std::fs::metadata("/dev/null"),
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .and_then(|fd| std::fs::File::from(fd).metadata()),
-    ) else {
+    use std::os::unix::fs::FileTypeExt;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
         return false;
-    };
-    is_char_device(&null) && is_char_device(&stdout) && stdout.rdev() == null.rdev()
+    }
+    stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata())
+        .is_ok_and(|meta| meta.file_type().is_char_device())
 }
 
 /// Writes one line of data to stdout.

@@ -738,3 +738,57 @@ fn an_empty_project_flag_is_still_a_usage_error() {
     assert_error(&assert, "the project name is empty");
     assert!(list_json(&env, &[]).is_empty());
 }
+
+/// `token create` with stdout on `device`: refused, exit 3, and no token kept.
+fn assert_create_refuses_stdout(device: &str) {
+    let env = TestEnv::new();
+    env.project("demo");
+    let out = env
+        .std_cmd()
+        .args(["token", "create", "-p", "demo", "-e", "30"])
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(device)
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{device}: {err}");
+    assert!(
+        err.starts_with("error: stdout is a device other than a terminal")
+            && err.contains("it was not kept"),
+        "{device}: {err}"
+    );
+    assert!(
+        list_json(&env, &[]).is_empty(),
+        "{device}: a lost token was kept"
+    );
+}
+
+#[test]
+fn create_refuses_a_stdout_of_dev_zero() {
+    assert_create_refuses_stdout("/dev/zero");
+}
+
+#[test]
+fn create_refuses_a_stdout_of_dev_urandom() {
+    assert_create_refuses_stdout("/dev/urandom");
+}
+
+#[test]
+fn create_writes_the_token_to_a_regular_file() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let path = env.dir().join("token.txt");
+    let status = env
+        .std_cmd()
+        .args(["token", "create", "-p", "demo", "-e", "30"])
+        .stdout(std::fs::File::create(&path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let token = std::fs::read_to_string(&path).unwrap();
+    env.verify(token.trim_end(), &[]).success();
+}
