@@ -117,14 +117,20 @@ pub const EXIT_CODES: [(u8, &str); 5] = [
 pub const ENVIRONMENT: [(&str, &str); 5] = [
     (
         "AUTHEONA_DB",
-        "the database file, instead of the default; --db wins",
+        "the database file, instead of the default; --db wins; empty counts as unset",
     ),
-    ("AUTHEONA_PROJECT", "the default --project for token create"),
+    (
+        "AUTHEONA_PROJECT",
+        "the default --project for token create; empty counts as unset",
+    ),
     (
         "AUTHEONA_TOKEN",
-        "the token for verify, instead of stdin's first line",
+        "the token for verify, instead of stdin's first line, even when empty",
     ),
-    ("NO_COLOR", "when set, no colour in messages and prompts"),
+    (
+        "NO_COLOR",
+        "when set and not empty, no colour in messages and prompts",
+    ),
     (
         "COMPLETE",
         "set by the completion scripts; not for direct use",
@@ -315,14 +321,13 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
-    /// Project the token belongs to
+    /// Project the token belongs to [default: AUTHEONA_PROJECT, unless empty]
+    // Not clap's `env`: it takes a set but empty variable as an empty name.
     #[arg(
         add = ArgValueCandidates::new(project_names),
         short,
         long,
-        value_name = "NAME",
-        env = "AUTHEONA_PROJECT",
-        hide_env_values = true
+        value_name = "NAME"
     )]
     pub project: Option<String>,
     /// When the token expires: 30, 90 or 365 days from now, or never

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
             .completer("autheona")
             .complete();
     }
+    autheona::ui::init_colour();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return ExitCode::from(autheona::ui::report_clap(&err)),

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+
+use crate::token::PREFIX;
 
 const ZERO_WIDTH_JOINER: char = '\u{200d}';
 const EMOJI_PRESENTATION: char = '\u{fe0f}';
@@ -72,6 +74,38 @@ pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Characters that are letters or symbols to Unicode but draw nothing: fillers (Hangul U+115F,
+/// U+1160, U+3164, U+FFA0), the blank braille pattern U+2800 and the Khmer inherent vowels.
+/// With whitespace and combining marks, they make text that looks empty.
+fn is_blank_looking(c: char) -> bool {
+    matches!(
+        c,
+        '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{2800}' | '\u{3164}' | '\u{ffa0}'
+    )
+}
+
+fn is_mark(c: char) -> bool {
+    c.general_category_group() == GeneralCategoryGroup::Mark
+}
+
+/// Whether `text` has a character that shows: not whitespace, not a combining mark (U+034F,
+/// variation selectors such as U+FE0F, accents), not one that draws nothing.
+pub fn has_visible(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !is_mark(c) && !is_blank_looking(c))
+}
+
+/// The longest run of consecutive combining marks in `text` (stacked on one character, or on
+/// none at the start).
+pub fn longest_mark_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if is_mark(c) { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
 /// A file name's bytes as text that tells any two names apart: a backslash doubled, bytes that
 /// are not UTF-8 as `\xNN`, the rest as it is. (Lossy decoding would show every such byte as
 /// U+FFFD, and a name holding the four characters `\xE9` would read like the byte.)
@@ -91,27 +125,47 @@ pub fn escape_name_bytes(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Where the first thing shaped like a token starts and ends in `text`: `aut_` and at least 8
+/// more token characters. Loose on purpose (a truncated or mistyped token counts), so that
+/// neither an error quoting user input nor a stored description can hold one.
+fn token_shape(text: &str) -> Option<(usize, usize)> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(found) = text[from..].find(PREFIX) {
+        let start = from + found;
+        let tail = &text[start + PREFIX.len()..];
+        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
+        let end = start + PREFIX.len() + len;
+        if len >= 8 {
+            return Some((start, end));
+        }
+        from = end;
+    }
+    None
+}
+
+/// Whether `text` holds anything [`redact_tokens`] would redact.
+pub fn has_token_shape(text: &str) -> bool {
+    token_shape(text).is_some()
+}
+
 /// `text` with anything shaped like a token (`aut_` and at least 8 more token characters)
 /// replaced, so that an error quoting user input cannot leak one.
 pub fn redact_tokens(text: &str) -> Cow<'_, str> {
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut out = String::new();
-    let mut rest = text;
-    let mut changed = false;
-    while let Some(start) = rest.find("aut_") {
-        let tail = &rest[start + 4..];
-        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
-        out.push_str(&rest[..start + 4]);
-        if len >= 8 {
-            out.push_str("<redacted>");
-            changed = true;
-        } else {
-            out.push_str(&tail[..len]);
-        }
-        rest = &tail[len..];
-    }
-    if !changed {
+    let Some(mut shape) = token_shape(text) else {
         return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let (start, end) = shape;
+        out.push_str(&rest[..start + PREFIX.len()]);
+        out.push_str("<redacted>");
+        rest = &rest[end..];
+        match token_shape(rest) {
+            Some(next) => shape = next,
+            None => break,
+        }
     }
     out.push_str(rest);
     Cow::Owned(out)
@@ -169,6 +223,32 @@ mod tests {
     }
 
     #[test]
+    fn visible_text_and_stacked_marks() {
+        for blank in [
+            "",
+            "   ",
+            "\u{3164}",
+            "\u{2800}\u{2800}",
+            "\u{34f}",
+            "\u{fe0f}\u{fe0f}\u{fe0f}",
+            "\u{301}\u{301}",
+            "\u{3000}\u{a0}",
+        ] {
+            assert!(!has_visible(blank), "{blank:?}");
+        }
+        for shown in ["a", " x ", "🚀", "❤\u{fe0f}", "1\u{fe0f}\u{20e3}", "é"] {
+            assert!(has_visible(shown), "{shown:?}");
+        }
+        assert_eq!(longest_mark_run("plain"), 0);
+        assert_eq!(longest_mark_run("e\u{323}\u{302} and e\u{301}"), 2);
+        assert_eq!(longest_mark_run("1\u{fe0f}\u{20e3}"), 2);
+        assert_eq!(
+            longest_mark_run(&format!("a{}", "\u{301}".repeat(199))),
+            199
+        );
+    }
+
+    #[test]
     fn escaping() {
         assert_eq!(escape_unsafe("plain é 🚀"), "plain é 🚀");
         assert_eq!(escape_unsafe("a\u{1b}[31mb"), "a\\u{1b}[31mb");
@@ -184,5 +264,12 @@ mod tests {
         );
         assert_eq!(redact_tokens("aut_short and aut_"), "aut_short and aut_");
         assert_eq!(redact_tokens("no token here"), "no token here");
+        assert_eq!(
+            redact_tokens("aut_x aut_12345678 and aut_abcdefgh_ij."),
+            "aut_x aut_<redacted> and aut_<redacted>."
+        );
+        assert!(has_token_shape(&token));
+        assert!(has_token_shape("key=aut_3kTMd9aP"));
+        assert!(!has_token_shape("aut_short, autheona, aut_"));
     }
 }

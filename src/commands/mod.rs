@@ -101,11 +101,16 @@ impl Context {
     }
 }
 
-/// `AUTHEONA_DB`; set but empty counts as unset.
+/// An environment variable that gives a default; set but empty counts as unset, as a shell
+/// script's `AUTHEONA_PROJECT=$maybe_empty` means. (`AUTHEONA_TOKEN` is not a default but the
+/// input itself: empty, it is an empty token.)
+fn default_from_env(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|value| !value.is_empty())
+}
+
+/// `AUTHEONA_DB`.
 fn db_from_env() -> Option<PathBuf> {
-    std::env::var_os("AUTHEONA_DB")
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
+    default_from_env("AUTHEONA_DB").map(PathBuf::from)
 }
 
 /// The database path: the one given (`--db`, else `AUTHEONA_DB`), else the platform data

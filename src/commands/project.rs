@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, command: ProjectCommand) -> Result<Outcome> {
 
 fn create(ctx: &Context, args: &ProjectCreateArgs) -> Result<Outcome> {
     // Validate before touching the file system, so a bad name creates no database.
-    project::validate_name(&args.name)?;
+    project::validate_new_name(&args.name)?;
     let store = ctx.create()?;
     let created = project::create(&store, &args.name, ctx.now)?;
     ui::status(&format!(

@@ -4,7 +4,7 @@ use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use serde::Serialize;
 
-use super::{Context, Outcome, can_confirm, confirm};
+use super::{Context, Outcome, can_confirm, confirm, default_from_env};
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,
@@ -60,9 +60,13 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
     if let Some(text) = &args.description {
         validate_description(text)?;
     }
+    let given_project = args.project.clone().or_else(|| {
+        // Not UTF-8 cannot be a name; validate_name refuses the replacement character.
+        default_from_env("AUTHEONA_PROJECT").map(|name| name.to_string_lossy().into_owned())
+    });
     let interactive = ui::is_interactive();
     if !interactive {
-        if args.project.is_none() {
+        if given_project.is_none() {
             return Err(missing("--project", "project"));
         }
         if args.expires.is_none() {
@@ -70,11 +74,11 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
         }
     }
     let store = ctx.open()?;
-    let project = match &args.project {
+    let project = match given_project {
         Some(name) => {
             // Before any prompt: a person should not answer questions for a doomed request.
-            project::require(&store, name)?;
-            name.clone()
+            project::require(&store, &name)?;
+            name
         }
         None => ask_project(&store)?,
     };
@@ -159,9 +163,9 @@ fn deliver(created: &CreatedToken, json: bool, replaces: Option<&str>) -> Result
             "{unchanged}; run the command again with a working stdout"
         ))
     };
-    if ui::stdout_is_null() {
+    if ui::stdout_loses_output() {
         return Err(undelivered(
-            "stdout goes to /dev/null or was closed, so the token would be lost",
+            "stdout is a device other than a terminal (such as /dev/null or /dev/zero) or was closed, so the token would be lost",
         ));
     }
     let token = created.token.reveal();

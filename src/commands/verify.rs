@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
         .with_hint("pass it on stdin (printf '%s\\n' \"$TOKEN\" | autheona verify) or in AUTHEONA_TOKEN"));
     }
     let input = read_token()?;
-    let verification = match Token::parse(input.expose().trim()) {
+    let verification = match Token::parse(token_text(input.expose())) {
         // Shape and checksum are checked before the database is opened.
         Err(_) => Verification::invalid(Reason::Malformed),
         Ok(token) => {
@@ -42,6 +42,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
         }
     };
     render(&verification, args)
+}
+
+/// The token in what was read: without a UTF-8 byte order mark at the start (Windows editors
+/// save files with one, and `$(cat token.txt)` keeps it) and without surrounding whitespace.
+fn token_text(input: &str) -> &str {
+    input.strip_prefix('\u{feff}').unwrap_or(input).trim()
 }
 
 /// The token from `AUTHEONA_TOKEN`, else the first line of stdin (asked for without echo at a

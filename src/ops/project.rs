@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::time;
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::text;
 
 pub const NAME_MAX_LEN: usize = 64;
 
@@ -43,8 +44,22 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-pub fn create(store: &Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
+/// Checks the name of a new project: [`validate_name`]'s rule, and nothing shaped like a token
+/// (names are shown everywhere, and errors would show it redacted). Only for new names, so
+/// that a project named so before this rule can still be used and deleted.
+pub fn validate_new_name(name: &str) -> Result<()> {
     validate_name(name)?;
+    if text::has_token_shape(name) {
+        return Err(Error::usage(format!(
+            "the project name '{}' looks like a token: a name may not hold aut_ followed by 8 or more letters, digits or '_'",
+            text::redact_tokens(name)
+        )));
+    }
+    Ok(())
+}
+
+pub fn create(store: &Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
+    validate_new_name(name)?;
     if !store.insert_project(name, now.timestamp())? {
         return Err(
             Error::refused(format!("a project named '{name}' already exists"))
@@ -130,6 +145,24 @@ mod tests {
         ] {
             let err = validate_name(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn new_names_hold_no_token_shape() {
+        for good in ["aut_short", "autumn_sale_2026", "aut_"] {
+            assert!(validate_new_name(good).is_ok(), "{good}");
+        }
+        for bad in ["aut_3kTMd9aPq0Zx", "x-aut_3kTMd9aPq0Zx_T0kxV2bq8Xc1"] {
+            assert_eq!(
+                validate_new_name(bad).unwrap_err().kind(),
+                ErrorKind::Usage,
+                "{bad}"
+            );
+            assert!(
+                validate_name(bad).is_ok(),
+                "{bad}: still usable once it exists"
+            );
         }
     }
 

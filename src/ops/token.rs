@@ -110,8 +110,16 @@ impl Filter {
     }
 }
 
+/// The most combining marks a description may stack on one character: more than any common
+/// writing needs (Vietnamese uses 2, pointed Hebrew with cantillation 4), fewer than the
+/// dozens of "zalgo" text that smears over the lines around it.
+pub const DESCRIPTION_MAX_MARKS: usize = 4;
+
 /// Checks a description: at most 200 characters on one line, with no control or format
-/// characters (Unicode Cc, Cf, line and paragraph separators). Empty means none.
+/// characters (Unicode Cc, Cf, line and paragraph separators), at least one visible
+/// character, at most [`DESCRIPTION_MAX_MARKS`] combining marks in a row, and nothing shaped
+/// like a token (descriptions are stored and listed in plain text). Empty or only whitespace
+/// means none.
 pub fn validate_description(text: &str) -> Result<Option<&str>> {
     if text.is_empty() {
         return Ok(None);
@@ -126,6 +134,30 @@ pub fn validate_description(text: &str) -> Result<Option<&str>> {
         return Err(Error::usage(format!(
             "the description contains the invisible or control character U+{:04X}; use one line of visible text",
             u32::from(bad)
+        )));
+    }
+    if text::has_token_shape(text) {
+        // Quoted redacted: the prompt shows this message as it is.
+        return Err(Error::usage(format!(
+            "the description \"{}\" holds what looks like a token; descriptions are stored and listed in plain text",
+            text::redact_tokens(text)
+        ))
+        .with_hint(
+            "say what the token is for, not what it is; a real token typed on a command line is in your shell history: rotate it",
+        ));
+    }
+    if text.chars().all(char::is_whitespace) {
+        return Ok(None);
+    }
+    if !text::has_visible(text) {
+        return Err(Error::usage(
+            "the description has no visible character; use one line of visible text, or none",
+        ));
+    }
+    let marks = text::longest_mark_run(text);
+    if marks > DESCRIPTION_MAX_MARKS {
+        return Err(Error::usage(format!(
+            "the description stacks {marks} combining marks on one character; the limit is {DESCRIPTION_MAX_MARKS}"
         )));
     }
     Ok(Some(text))

@@ -14,6 +14,22 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::text;
 
+/// Settles colour before anything is written. Colour follows NO_COLOR as no-color.org defines
+/// it: only a non-empty value turns it off. console turns it off for any value, even an empty
+/// one, so for an empty one this makes console's choice as if NO_COLOR were unset (a terminal,
+/// TERM not dumb, CLICOLOR not 0; or CLICOLOR_FORCE not 0).
+pub fn init_colour() {
+    if std::env::var_os("NO_COLOR").is_none_or(|value| !value.is_empty()) {
+        return;
+    }
+    let var_is_not = |name: &str, zero: &str| std::env::var(name).map_or(true, |v| v != zero);
+    let forced = std::env::var("CLICOLOR_FORCE").is_ok_and(|v| v != "0");
+    let wanted =
+        |terminal: bool| forced || (terminal && !console::is_dumb() && var_is_not("CLICOLOR", "0"));
+    console::set_colors_enabled(wanted(std::io::stdout().is_terminal()));
+    console::set_colors_enabled_stderr(wanted(std::io::stderr().is_terminal()));
+}
+
 /// A person is there to answer prompts: stdin and stderr are terminals.
 pub fn is_interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
@@ -115,22 +131,22 @@ pub fn report_clap(err: &clap::Error) -> u8 {
     report(&error)
 }
 
-/// Whether stdout goes nowhere: to `/dev/null`, or closed when autheona started (Rust's
-/// runtime then opens `/dev/null` on it). Anything written there is lost.
-pub fn stdout_is_null() -> bool {
+/// Whether stdout would lose what is written: it is a character device other than a terminal
+/// (`/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/full`: nobody reads it back), or it was
+/// closed when autheona started (Rust's runtime then opens `/dev/null` on it). Regular files,
+/// pipes, sockets and terminals keep it for someone.
+pub fn stdout_loses_output() -> bool {
     use std::os::fd::AsFd;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let is_char_device = |meta: &std::fs::Metadata| meta.file_type().is_char_device();
-    let (Ok(null), Ok(stdout)) = (
-        std::fs::metadata("/dev/null"),
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .and_then(|fd| std::fs::File::from(fd).metadata()),
-    ) else {
+    use std::os::unix::fs::FileTypeExt;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
         return false;
-    };
-    is_char_device(&null) && is_char_device(&stdout) && stdout.rdev() == null.rdev()
+    }
+    stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata())
+        .is_ok_and(|meta| meta.file_type().is_char_device())
 }
 
 /// Writes one line of data to stdout.

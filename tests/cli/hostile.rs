@@ -412,9 +412,19 @@ fn cases() -> Vec<Case> {
             fullwidth,
             "malformed",
         ),
+        Case::new(
+            "verify: a byte-order mark before the token is stripped (valid)",
+            Db::Demo,
+            &["verify"],
+        )
+        .stdin(Input::Token(|t| {
+            with_line_end(&format!("\u{feff}{t}"), "\n")
+        }))
+        .expect(0, Valid)
+        .check(Check::LastUsed),
         verify_stdin(
-            "verify: a byte-order mark before the token",
-            |t| with_line_end(&format!("\u{feff}{t}"), "\n"),
+            "verify: a byte-order mark inside the token",
+            |t| with_line_end(&format!("{}\u{feff}{}", &t[..20], &t[20..]), "\n"),
             "malformed",
         ),
         verify_stdin(

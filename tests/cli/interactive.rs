@@ -266,6 +266,33 @@ fn token_create_reasks_when_the_description_has_an_escape_character() {
 }
 
 #[test]
+fn token_create_reasks_when_the_description_holds_a_token() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let pasted = env.token("demo", "30");
+
+    let mut pty = Pty::spawn(
+        &env,
+        &["token", "create", "--project", "demo", "--expires", "30"],
+    );
+    pty.expect("Description (optional): ");
+    pty.keys(&format!("key {pasted}"));
+    pty.keys(ENTER);
+    pty.expect("error: the description \"key aut_<redacted>\" holds what looks like a token");
+    pty.expect("Description (optional): ");
+    pty.keys("Build server");
+    pty.keys(ENTER);
+    pty.expect("only time the token is shown");
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    let token = printed_token(&transcript);
+
+    let tokens = list_json(&env, &[]);
+    assert_eq!(ids(&tokens), [id_of(&pasted), id_of(&token)]);
+    assert_eq!(tokens[1]["description"], "Build server");
+}
+
+#[test]
 fn token_revoke_asks_first_and_no_is_the_default() {
     let env = TestEnv::new();
     env.project("demo");
@@ -442,6 +469,19 @@ fn colour_only_without_no_color() {
     assert!(
         transcript.contains("\x1b["),
         "no colour at a terminal: {transcript:?}"
+    );
+}
+
+#[test]
+fn an_empty_no_color_leaves_colour_on() {
+    let env = TestEnv::new();
+    let mut cmd = pty_command(&env, &["project", "create", "bad name"]);
+    cmd.env("NO_COLOR", "");
+    let (transcript, code) = Pty::spawn_command(cmd).finish();
+    assert_eq!(code, 2);
+    assert!(
+        transcript.contains("\x1b["),
+        "no colour with an empty NO_COLOR: {transcript:?}"
     );
 }
 

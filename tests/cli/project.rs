@@ -133,3 +133,19 @@ fn delete_without_a_database_is_an_environment_error() {
     assert!(stderr(&assert).contains("project create"));
     assert!(!env.db().exists());
 }
+
+#[test]
+fn a_name_shaped_like_a_token_is_refused_unechoed() {
+    let env = TestEnv::new();
+    let token = forge(&"Q".repeat(12), &"z".repeat(43));
+    for name in [&token[..64], &token[..20], &format!("x-{}", &token[..30])] {
+        let assert = env.run(&["project", "create", name]).code(2);
+        assert_error(&assert, "looks like a token");
+        assert!(
+            !stderr(&assert).contains(&token[4..20]),
+            "{}",
+            stderr(&assert)
+        );
+    }
+    assert!(!env.db().exists());
+}

@@ -356,6 +356,29 @@ fn a_replacement_that_cannot_be_delivered_changes_nothing() {
 }
 
 #[test]
+fn a_rotation_into_dev_zero_changes_nothing() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let old = env.token("demo", "30");
+    let out = env
+        .std_cmd()
+        .args(["token", "rotate", id_of(&old), "--yes"])
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/zero")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("device other than a terminal"), "{err}");
+    assert_eq!(ids(&list_json(&env, &[])), [id_of(&old)]);
+    assert!(verifies(&env, &old));
+}
+
+#[test]
 fn a_rotation_the_database_refuses_shows_no_token_and_keeps_the_old_one() {
     let env = TestEnv::new();
     env.project("demo");

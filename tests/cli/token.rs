@@ -550,3 +550,250 @@ fn tables_show_local_time_json_shows_utc() {
         "expected {shown} (UTC+05:30) in\n{table}"
     );
 }
+
+#[test]
+fn a_description_holding_a_token_is_refused_and_redacted() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let description = format!("prod key is {token}");
+    let assert = env
+        .run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            &description,
+        ])
+        .code(2);
+    let hint = assert_error(
+        &assert,
+        "\"prod key is aut_<redacted>\" holds what looks like a token",
+    );
+    assert!(hint.is_some_and(|h| h.contains("rotate")));
+    assert!(
+        !stderr(&assert).contains(&token[4..]),
+        "{}",
+        stderr(&assert)
+    );
+    assert_eq!(ids(&list_json(&env, &[])), [id_of(&token)]);
+    assert!(!contains(
+        &database_bytes(env.db()),
+        &token.as_bytes()[17..60]
+    ));
+}
+
+#[test]
+fn a_description_holding_part_of_a_token_is_refused() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    for part in [&token[..40], &token[..16]] {
+        let description = format!("key={part}…");
+        let assert = env
+            .run(&[
+                "token",
+                "create",
+                "-p",
+                "demo",
+                "-e",
+                "30",
+                "-d",
+                &description,
+            ])
+            .code(2);
+        assert_error(&assert, "key=aut_<redacted>…");
+        assert!(!stderr(&assert).contains(&part[4..]), "{}", stderr(&assert));
+    }
+    assert_eq!(ids(&list_json(&env, &[])), [id_of(&token)]);
+}
+
+#[test]
+fn a_description_naming_autheona_or_aut_briefly_is_kept() {
+    let env = TestEnv::new();
+    env.project("demo");
+    for good in ["autheona token for aut_ci", "aut_short"] {
+        env.described_token("demo", "30", good);
+        assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
+    }
+}
+
+/// `token create -d DESCRIPTION` is a usage error naming `text`, and creates nothing.
+fn assert_description_refused(description: &str, text: &str) {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            description,
+        ])
+        .code(2);
+    assert_error(&assert, text);
+    assert!(list_json(&env, &[]).is_empty());
+}
+
+#[test]
+fn a_description_of_only_spaces_means_none() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let out = stdout(
+        &env.run(&[
+            "token", "create", "-p", "demo", "-e", "30", "-d", "   ", "--json",
+        ])
+        .success(),
+    );
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["description"], Value::Null);
+    assert_eq!(list_json(&env, &[])[0]["description"], Value::Null);
+}
+
+#[test]
+fn a_description_of_a_hangul_filler_is_refused() {
+    assert_description_refused("\u{3164}", "no visible character");
+}
+
+#[test]
+fn a_description_of_braille_blanks_is_refused() {
+    assert_description_refused("\u{2800}\u{2800}\u{2800}", "no visible character");
+}
+
+#[test]
+fn a_description_of_a_grapheme_joiner_is_refused() {
+    assert_description_refused(" \u{34f} ", "no visible character");
+}
+
+#[test]
+fn a_description_of_emoji_presentation_selectors_is_refused() {
+    assert_description_refused(&"\u{fe0f}".repeat(20), "no visible character");
+}
+
+#[test]
+fn a_letter_with_199_combining_marks_is_refused() {
+    let zalgo = format!("a{}", "\u{301}".repeat(199));
+    assert_description_refused(&zalgo, "stacks 199 combining marks on one character");
+}
+
+#[test]
+fn a_letter_with_five_combining_marks_is_refused() {
+    assert_description_refused(
+        "x\u{300}\u{301}\u{302}\u{303}\u{304}",
+        "stacks 5 combining marks",
+    );
+}
+
+#[test]
+fn emoji_and_accented_descriptions_are_kept() {
+    let env = TestEnv::new();
+    env.project("demo");
+    for good in [
+        "Deploy 🚀",
+        "❤\u{fe0f} prod",
+        "👩\u{200d}💻 laptop",
+        "👍🏽 ok",
+        "1\u{fe0f}\u{20e3} first",
+        "🇩🇪 server",
+        "Vie\u{323}\u{302}t Nam",
+    ] {
+        env.described_token("demo", "30", good);
+        assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
+    }
+}
+
+#[test]
+fn an_empty_autheona_project_counts_as_unset() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .cmd()
+        .env("AUTHEONA_PROJECT", "")
+        .args(["token", "create", "--expires", "30"])
+        .assert()
+        .code(2);
+    assert_error(
+        &assert,
+        "--project is required: no terminal to ask for the project",
+    );
+    env.cmd()
+        .env("AUTHEONA_PROJECT", "")
+        .args(["token", "create", "-p", "demo", "--expires", "30"])
+        .assert()
+        .success();
+    assert_eq!(list_json(&env, &[]).len(), 1);
+}
+
+#[test]
+fn an_empty_project_flag_is_still_a_usage_error() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .cmd()
+        .env("AUTHEONA_PROJECT", "demo")
+        .args(["token", "create", "-p", "", "--expires", "30"])
+        .assert()
+        .code(2);
+    assert_error(&assert, "the project name is empty");
+    assert!(list_json(&env, &[]).is_empty());
+}
+
+/// `token create` with stdout on `device`: refused, exit 3, and no token kept.
+fn assert_create_refuses_stdout(device: &str) {
+    let env = TestEnv::new();
+    env.project("demo");
+    let out = env
+        .std_cmd()
+        .args(["token", "create", "-p", "demo", "-e", "30"])
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(device)
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{device}: {err}");
+    assert!(
+        err.starts_with("error: stdout is a device other than a terminal")
+            && err.contains("it was not kept"),
+        "{device}: {err}"
+    );
+    assert!(
+        list_json(&env, &[]).is_empty(),
+        "{device}: a lost token was kept"
+    );
+}
+
+#[test]
+fn create_refuses_a_stdout_of_dev_zero() {
+    assert_create_refuses_stdout("/dev/zero");
+}
+
+#[test]
+fn create_refuses_a_stdout_of_dev_urandom() {
+    assert_create_refuses_stdout("/dev/urandom");
+}
+
+#[test]
+fn create_writes_the_token_to_a_regular_file() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let path = env.dir().join("token.txt");
+    let status = env
+        .std_cmd()
+        .args(["token", "create", "-p", "demo", "-e", "30"])
+        .stdout(std::fs::File::create(&path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let token = std::fs::read_to_string(&path).unwrap();
+    env.verify(token.trim_end(), &[]).success();
+}

@@ -355,3 +355,45 @@ fn an_endless_line_is_answered_after_a_bounded_read() {
     assert_eq!(out, "invalid: malformed\n");
     writer.join().unwrap();
 }
+
+#[test]
+fn a_byte_order_mark_before_the_token_on_stdin_is_stripped() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    env.cmd()
+        .arg("verify")
+        .write_stdin(format!("\u{feff}{token}\r\n"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_byte_order_mark_before_autheona_token_is_stripped() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    env.cmd()
+        .arg("verify")
+        .env("AUTHEONA_TOKEN", format!("\u{feff}{token}"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn only_a_leading_byte_order_mark_is_stripped() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    for input in [
+        format!("{token}\u{feff}\n"),
+        format!("\u{feff}\u{feff}{token}\n"),
+    ] {
+        env.cmd()
+            .arg("verify")
+            .write_stdin(input)
+            .assert()
+            .code(1)
+            .stdout("invalid: malformed\n");
+    }
+}
