@@ -57,26 +57,25 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
     let Some(store) = store() else {
         return Vec::new();
     };
-    // The clock is read here because completion runs outside `commands::run`.
-    ops::token::list(
-        &store,
-        None,
-        &ops::token::Filter::default(),
-        chrono::Utc::now(),
-    )
-    .map(|tokens| {
-        tokens
-            .into_iter()
-            .map(|t| {
-                let hint = match &t.description {
-                    Some(d) => format!("{} · {}", t.project, crate::ui::safe(d)),
-                    None => t.project.clone(),
-                };
-                CompletionCandidate::new(t.id).help(Some(hint.into()))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+    // The clock is read here because completion runs outside `commands::run`. A clock that
+    // is wrong offers nothing rather than an error in the middle of the command line.
+    let Ok(now) = super::clock::now() else {
+        return Vec::new();
+    };
+    ops::token::list(&store, None, &ops::token::Filter::default(), now)
+        .map(|tokens| {
+            tokens
+                .into_iter()
+                .map(|t| {
+                    let hint = match &t.description {
+                        Some(d) => format!("{} · {}", t.project, crate::ui::safe(d)),
+                        None => t.project.clone(),
+                    };
+                    CompletionCandidate::new(t.id).help(Some(hint.into()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! One module per noun: each handler turns arguments into one `ops` call and renders the result.
 
+mod clock;
 pub mod complete;
 mod completions;
 mod project;
@@ -40,10 +41,12 @@ impl Outcome {
     }
 }
 
-/// What every handler gets: where the database is and the time, read once at start-up.
+/// What every handler gets: where the database is, the time and the zone to show times in,
+/// read once at start-up.
 pub struct Context {
     db: Option<PathBuf>,
     now: DateTime<Utc>,
+    zone: ui::time::Zone,
 }
 
 impl Context {
@@ -138,9 +141,14 @@ fn warn_if_exposed(store: &Store) {
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
+    let (zone, warning) = clock::zone(std::env::var_os("TZ").as_deref());
+    if let Some(warning) = warning {
+        ui::warning(&warning);
+    }
     let ctx = Context {
         db: cli.db.or_else(db_from_env),
-        now: Utc::now(),
+        now: clock::now()?,
+        zone,
     };
     match cli.command {
         Command::Project(command) => project::run(&ctx, command.0),
