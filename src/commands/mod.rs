@@ -134,10 +134,20 @@ fn warn_if_exposed(store: &Store) {
                 "database {} is accessible by other users (mode {:03o}); run: chmod 600 {}",
                 store.path().display(),
                 mode & 0o777,
-                store.path().display()
+                shell_quoted(&store.path().display().to_string())
             ));
         }
     }
+}
+
+/// `text` as one word for a POSIX shell: as it is when it holds nothing the shell treats
+/// specially, else in single quotes (a quote inside written `'\''`).
+fn shell_quoted(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.to_owned();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -178,5 +188,19 @@ fn confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::refused("cancelled; nothing was changed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+
+    #[test]
+    fn shell_quoting_leaves_plain_paths_alone_and_quotes_the_rest() {
+        assert_eq!(shell_quoted("/tmp/a-b_c.db"), "/tmp/a-b_c.db");
+        assert_eq!(shell_quoted("/tmp/a b.db"), "'/tmp/a b.db'");
+        assert_eq!(shell_quoted("/tmp/it's"), r"'/tmp/it'\''s'");
+        assert_eq!(shell_quoted("$(x)"), "'$(x)'");
+        assert_eq!(shell_quoted(""), "''");
     }
 }

@@ -300,13 +300,57 @@ fn a_database_others_can_read_is_warned_about() {
     let env = TestEnv::new();
     env.project("demo");
     env.run(&["project", "list"]).success().stderr("");
-    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let assert = env.run(&["project", "list"]).success();
-    let err = stderr(&assert);
-    assert!(
-        err.starts_with("warning: ") && err.contains("chmod 600"),
-        "{err}"
-    );
+    let path = env.db().display().to_string();
+    for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o606, 0o611] {
+        std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let assert = env.run(&["project", "list"]).success();
+        assert_eq!(
+            stderr(&assert),
+            format!(
+                "warning: database {path} is accessible by other users (mode {mode:03o}); \
+                 run: chmod 600 {path}\n"
+            ),
+            "mode {mode:03o}"
+        );
+    }
+    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.run(&["project", "list"]).success().stderr("");
+}
+
+#[test]
+fn the_chmod_hint_is_quoted_for_the_shell() {
+    let env = TestEnv::new();
+    for name in ["with space", "it's", "a\"b$(touch pwned)`x`", "-leading dash", "semi;colon"] {
+        let dir = env.dir().join(name);
+        let db = dir.join("autheona.db");
+        let run = |args: &[&str]| {
+            env.bare_cmd()
+                .env("AUTHEONA_DB", &db)
+                .args(args)
+                .assert()
+                .success()
+        };
+        run(&["project", "create", "demo"]);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = stderr(&run(&["project", "list"]));
+        let command = err
+            .trim_end()
+            .split_once("; run: ")
+            .unwrap_or_else(|| panic!("{err}"))
+            .1
+            .to_owned();
+        // The hint, pasted into a POSIX shell, fixes exactly this file.
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(env.dir())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
+        assert_eq!(mode(&db), 0o600, "{name}: {command}");
+        assert!(!env.dir().join("pwned").exists(), "{command}");
+        run(&["project", "list"]).stderr("");
+    }
 }
 
 #[test]
