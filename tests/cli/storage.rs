@@ -80,20 +80,41 @@ fn the_database_never_holds_a_token_or_its_secret() {
     let bystander = bystander(&env);
     let kept = env.token("demo", "30");
     let revoked = env.token("demo", "never");
+    let rotated = env.token("demo", "90");
+    let pruned = token_at(&env, "-40d", "demo", "30");
     env.verify(&kept, &[]).success();
-    let hash: String = env
-        .sql()
-        .query_row(
-            "SELECT secret_hash FROM tokens WHERE id = ?1",
-            [id_of(&revoked)],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+    let hash_of = |token: &str| -> String {
+        env.sql()
+            .query_row(
+                "SELECT secret_hash FROM tokens WHERE id = ?1",
+                [id_of(token)],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let gone: Vec<String> = [&revoked, &rotated, &pruned]
+        .into_iter()
+        .map(|token| hash_of(token))
+        .collect();
+    for hash in &gone {
+        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+    }
     env.run(&["token", "revoke", id_of(&revoked), "--yes"])
         .success();
+    let replacement = stdout(
+        &env.run(&["token", "rotate", id_of(&rotated), "--yes"])
+            .success(),
+    )
+    .trim_end()
+    .to_owned();
+    assert_eq!(replacement.len(), 66, "{replacement}");
+    let prune = env.run(&["token", "prune", "--expired", "--yes"]).success();
+    assert!(stderr(&prune).contains("Revoked 1 token."), "{}", stderr(&prune));
+    assert_gone(&env, &pruned);
+    assert_gone(&env, &rotated);
+    env.verify(&replacement, &[]).success();
     let bytes = database_bytes(env.db());
-    for token in [&kept, &revoked] {
+    for token in [&kept, &revoked, &rotated, &pruned, &replacement] {
         assert!(
             !contains(&bytes, token.as_bytes()),
             "token in the database files"
@@ -103,11 +124,13 @@ fn the_database_never_holds_a_token_or_its_secret() {
             "secret in the database files"
         );
     }
-    let hash_part = hash.rsplit('$').next().unwrap();
-    assert!(
-        !contains(&bytes, hash_part.as_bytes()),
-        "a revoked token's hash lingers"
-    );
+    for (hash, how) in gone.iter().zip(["revoked", "rotated", "pruned"]) {
+        let hash_part = hash.rsplit('$').next().unwrap();
+        assert!(
+            !contains(&bytes, hash_part.as_bytes()),
+            "a {how} token's hash lingers"
+        );
+    }
     drop(bystander);
 }
 
