@@ -64,10 +64,7 @@ fn assert_one_tz_warning(assert: &Assert, tz: &str) {
 /// 0, warn once, and show times in UTC.
 fn assert_tz_ignored(tz: &str) {
     let (env, token, row) = database_with_a_dated_token();
-    let list = with_tz(&env, tz)
-        .args(["token", "list"])
-        .assert()
-        .success();
+    let list = with_tz(&env, tz).args(["token", "list"]).assert().success();
     assert_one_tz_warning(&list, tz);
     let table = stdout(&list);
     let created = for_people(&row["created_at"]);

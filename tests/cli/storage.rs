@@ -109,7 +109,11 @@ fn the_database_never_holds_a_token_or_its_secret() {
     .to_owned();
     assert_eq!(replacement.len(), 66, "{replacement}");
     let prune = env.run(&["token", "prune", "--expired", "--yes"]).success();
-    assert!(stderr(&prune).contains("Revoked 1 token."), "{}", stderr(&prune));
+    assert!(
+        stderr(&prune).contains("Revoked 1 token."),
+        "{}",
+        stderr(&prune)
+    );
     assert_gone(&env, &pruned);
     assert_gone(&env, &rotated);
     env.verify(&replacement, &[]).success();
@@ -343,7 +347,13 @@ fn a_database_others_can_read_is_warned_about() {
 #[test]
 fn the_chmod_hint_is_quoted_for_the_shell() {
     let env = TestEnv::new();
-    for name in ["with space", "it's", "a\"b$(touch pwned)`x`", "-leading dash", "semi;colon"] {
+    for name in [
+        "with space",
+        "it's",
+        "a\"b$(touch pwned)`x`",
+        "-leading dash",
+        "semi;colon",
+    ] {
         let dir = env.dir().join(name);
         let db = dir.join("autheona.db");
         let run = |args: &[&str]| {

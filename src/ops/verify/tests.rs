@@ -166,7 +166,13 @@ fn every_outcome_costs_exactly_one_argon2_verification() {
     };
     for (case, token, project, now, verdict) in [
         ("unknown id", &unknown, None, T0, Some(Reason::Unknown)),
-        ("wrong secret", &wrong_secret, None, T0, Some(Reason::Unknown)),
+        (
+            "wrong secret",
+            &wrong_secret,
+            None,
+            T0,
+            Some(Reason::Unknown),
+        ),
         ("revoked", &revoked, None, T0, Some(Reason::Unknown)),
         ("valid", &token, None, T0, None),
         (
@@ -176,7 +182,13 @@ fn every_outcome_costs_exactly_one_argon2_verification() {
             T0,
             Some(Reason::WrongProject),
         ),
-        ("expired", &token, None, T0 + 31 * DAY, Some(Reason::Expired)),
+        (
+            "expired",
+            &token,
+            None,
+            T0 + 31 * DAY,
+            Some(Reason::Expired),
+        ),
     ] {
         assert_eq!(
             verifications_of(&store, token, project, at(now)),
