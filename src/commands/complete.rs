@@ -67,29 +67,28 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
     let Some(store) = store() else {
         return Vec::new();
     };
-    // The clock is read here because completion runs outside `commands::run`.
-    ops::token::list(
-        &store,
-        None,
-        &ops::token::Filter::default(),
-        chrono::Utc::now(),
-    )
-    .map(|tokens| {
-        tokens
-            .into_iter()
-            .filter(|t| TokenId::parse(&t.id).is_some())
-            .map(|t| {
-                // The token's project may be a planted name: it is shown escaped, too.
-                let project = ui::safe(&t.project);
-                let hint = match &t.description {
-                    Some(d) => format!("{project} · {}", ui::safe(d)),
-                    None => project.into_owned(),
-                };
-                CompletionCandidate::new(t.id).help(Some(hint.into()))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+    // The clock is read here because completion runs outside `commands::run`. A clock that
+    // is wrong offers nothing rather than an error in the middle of the command line.
+    let Ok(now) = super::clock::now() else {
+        return Vec::new();
+    };
+    ops::token::list(&store, None, &ops::token::Filter::default(), now)
+        .map(|tokens| {
+            tokens
+                .into_iter()
+                .filter(|t| TokenId::parse(&t.id).is_some())
+                .map(|t| {
+                    // The token's project may be a planted name: it is shown escaped, too.
+                    let project = ui::safe(&t.project);
+                    let hint = match &t.description {
+                        Some(d) => format!("{project} · {}", ui::safe(d)),
+                        None => project.into_owned(),
+                    };
+                    CompletionCandidate::new(t.id).help(Some(hint.into()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! One module per noun: each handler turns arguments into one `ops` call and renders the result.
 
+mod clock;
 pub mod complete;
 mod completions;
 mod project;
@@ -40,10 +41,12 @@ impl Outcome {
     }
 }
 
-/// What every handler gets: where the database is and the time, read once at start-up.
+/// What every handler gets: where the database is, the time and the zone to show times in,
+/// read once at start-up.
 pub struct Context {
     db: Option<PathBuf>,
     now: DateTime<Utc>,
+    zone: ui::time::Zone,
 }
 
 impl Context {
@@ -136,16 +139,31 @@ fn warn_if_exposed(store: &Store) {
                 "database {} is accessible by other users (mode {:03o}); run: chmod 600 {}",
                 store.path().display(),
                 mode & 0o777,
-                store.path().display()
+                shell_quoted(&store.path().display().to_string())
             ));
         }
     }
 }
 
+/// `text` as one word for a POSIX shell: as it is when it holds nothing the shell treats
+/// specially, else in single quotes (a quote inside written `'\''`).
+fn shell_quoted(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.to_owned();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 pub fn run(cli: Cli) -> Result<Outcome> {
+    let (zone, warning) = clock::zone(std::env::var_os("TZ").as_deref());
+    if let Some(warning) = warning {
+        ui::warning(&warning);
+    }
     let ctx = Context {
         db: cli.db.or_else(db_from_env),
-        now: Utc::now(),
+        now: clock::now()?,
+        zone,
     };
     match cli.command {
         Command::Project(command) => project::run(&ctx, command.0),
@@ -175,5 +193,19 @@ fn confirm(yes: bool, question: &str, flag_hint: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::refused("cancelled; nothing was changed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+
+    #[test]
+    fn shell_quoting_leaves_plain_paths_alone_and_quotes_the_rest() {
+        assert_eq!(shell_quoted("/tmp/a-b_c.db"), "/tmp/a-b_c.db");
+        assert_eq!(shell_quoted("/tmp/a b.db"), "'/tmp/a b.db'");
+        assert_eq!(shell_quoted("/tmp/it's"), r"'/tmp/it'\''s'");
+        assert_eq!(shell_quoted("$(x)"), "'$(x)'");
+        assert_eq!(shell_quoted(""), "''");
     }
 }

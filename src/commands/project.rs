@@ -60,7 +60,7 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
         .map(|p| {
             vec![
                 p.name.clone(),
-                time::for_people(p.created_at),
+                time::for_people(ctx.zone, p.created_at),
                 p.tokens.to_string(),
             ]
         })

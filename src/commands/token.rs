@@ -16,7 +16,8 @@ use crate::ops::token::{
 };
 use crate::store::Store;
 use crate::ui::table::{self, Stream};
-use crate::ui::{self, prompt, time};
+use crate::ui::time::{self, Zone};
+use crate::ui::{self, prompt};
 
 pub fn run(ctx: &Context, command: TokenCommand) -> Result<Outcome> {
     match command {
@@ -102,7 +103,7 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
     let created = token::create(&store, &request, ctx.now, &mut rng, |created| {
         deliver(created, args.json, None)
     })?;
-    let expires = time::expiry(created.expires_at);
+    let expires = time::expiry(ctx.zone, created.expires_at);
     ui::status(&format!(
         "Created token {} for project {} ({expires}).",
         created.token.id(),
@@ -237,7 +238,7 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
         });
         return Ok(Outcome::Success);
     }
-    print_table(Stream::Stdout, tokens, args.project.is_none())?;
+    print_table(Stream::Stdout, ctx.zone, tokens, args.project.is_none())?;
     Ok(Outcome::Success)
 }
 
@@ -247,7 +248,12 @@ fn print_json_list(tokens: &[TokenSummary]) -> Result<Outcome> {
 }
 
 /// The tokens as a table; the Project column only when they may be of several.
-fn print_table(stream: Stream, tokens: Vec<TokenSummary>, all_projects: bool) -> Result<()> {
+fn print_table(
+    stream: Stream,
+    zone: Zone,
+    tokens: Vec<TokenSummary>,
+    all_projects: bool,
+) -> Result<()> {
     let mut header = vec!["ID"];
     if all_projects {
         header.push("Project");
@@ -267,9 +273,9 @@ fn print_table(stream: Stream, tokens: Vec<TokenSummary>, all_projects: bool) ->
             }
             cells.extend([
                 t.description.unwrap_or_default(),
-                time::for_people(t.created_at),
-                time::for_people_or_never(t.expires_at),
-                time::for_people_or_never(t.last_used_at),
+                time::for_people(zone, t.created_at),
+                time::for_people_or_never(zone, t.expires_at),
+                time::for_people_or_never(zone, t.last_used_at),
                 status,
             ]);
             cells
@@ -279,7 +285,7 @@ fn print_table(stream: Stream, tokens: Vec<TokenSummary>, all_projects: bool) ->
 }
 
 /// How a token is named in a confirmation: id, project, description, creation.
-fn describe(token: &TokenSummary) -> String {
+fn describe(zone: Zone, token: &TokenSummary) -> String {
     let description = token
         .description
         .as_deref()
@@ -288,7 +294,7 @@ fn describe(token: &TokenSummary) -> String {
         "token {} (project {}{description}, created {})",
         token.id,
         token.project,
-        time::for_people(token.created_at)
+        time::for_people(zone, token.created_at)
     )
 }
 
@@ -299,7 +305,7 @@ fn revoke(ctx: &Context, args: &TokenRevokeArgs) -> Result<Outcome> {
         args.yes,
         &format!(
             "Revoke {}? It stops working at once and cannot be recovered.",
-            describe(&found)
+            describe(ctx.zone, &found)
         ),
         "pass --yes to revoke without asking",
     )?;
@@ -315,7 +321,7 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
         args.yes,
         &format!(
             "Rotate {}? A new token replaces it, and it stops working at once.",
-            describe(&old)
+            describe(ctx.zone, &old)
         ),
         "pass --yes to rotate without asking",
     )?;
@@ -328,7 +334,7 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
         old.id,
         created.token.id(),
         created.project,
-        time::expiry(created.expires_at)
+        time::expiry(ctx.zone, created.expires_at)
     ));
     shown_once();
     Ok(Outcome::Success)
@@ -367,9 +373,19 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
     // What would go, before the question: the person answering sees what they agree to. With
     // --json, stdout is for the JSON; a person at a prompt sees the list on stderr.
     let listed = if !args.json {
-        print_table(Stream::Stdout, tokens.clone(), args.project.is_none())
+        print_table(
+            Stream::Stdout,
+            ctx.zone,
+            tokens.clone(),
+            args.project.is_none(),
+        )
     } else if !args.yes && !args.dry_run {
-        print_table(Stream::Stderr, tokens.clone(), args.project.is_none())
+        print_table(
+            Stream::Stderr,
+            ctx.zone,
+            tokens.clone(),
+            args.project.is_none(),
+        )
     } else {
         Ok(())
     };

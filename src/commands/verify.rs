@@ -11,7 +11,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ops::verify::{self, Reason, Verification, VerifiedToken};
 use crate::secret::Secret;
 use crate::token::Token;
-use crate::ui::{self, time};
+use crate::ui;
+use crate::ui::time::{self, Zone};
 
 /// Environment variable that carries the token to verify.
 pub const TOKEN_VAR: &str = "AUTHEONA_TOKEN";
@@ -41,7 +42,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
             verify::verify(&store, &token, args.project.as_deref(), ctx.now)?
         }
     };
-    render(&verification, args)
+    render(&verification, args, ctx.zone)
 }
 
 /// The token in what was read: without a UTF-8 byte order mark at the start (Windows editors
@@ -92,7 +93,7 @@ struct VerificationJson<'a> {
     expires_at: Option<String>,
 }
 
-fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
+fn render(verification: &Verification, args: &VerifyArgs, zone: Zone) -> Result<Outcome> {
     let (reason, token) = match verification {
         Verification::Valid {
             token,
@@ -110,7 +111,7 @@ fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
                 ui::warning(&format!(
                     "token {} {}, in {}; replace it in time: autheona token rotate {}",
                     token.id,
-                    time::expiry(token.expires_at),
+                    time::expiry(zone, token.expires_at),
                     time::span(*left),
                     token.id
                 ));
@@ -131,7 +132,7 @@ fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
         Ok(())
     } else {
         ui::print_line(&match (reason, token) {
-            (None, Some(token)) => valid_line(token),
+            (None, Some(token)) => valid_line(zone, token),
             (Some(reason), _) => format!("invalid: {}", reason.as_str()),
             (None, None) => unreachable!("a valid verification always has its token"),
         })
@@ -147,8 +148,8 @@ fn render(verification: &Verification, args: &VerifyArgs) -> Result<Outcome> {
     })
 }
 
-fn valid_line(token: &VerifiedToken) -> String {
-    let expiry = time::expiry(token.expires_at);
+fn valid_line(zone: Zone, token: &VerifiedToken) -> String {
+    let expiry = time::expiry(zone, token.expires_at);
     format!(
         "valid: token {} (project {}, {expiry})",
         token.id,

@@ -2,11 +2,25 @@
 
 use chrono::{DateTime, Datelike, Local, SecondsFormat, TimeDelta, Timelike, Utc};
 
-/// `YYYY-MM-DD HH:MM` in local time.
-pub fn for_people(time: DateTime<Utc>) -> String {
+/// The zone times are shown in to people. Worked out once at start-up
+/// (`commands::clock::zone`): local, unless `TZ` names a file that is unsafe to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    Local,
+    Utc,
+}
+
+/// `YYYY-MM-DD HH:MM` in the given zone.
+pub fn for_people(zone: Zone, time: DateTime<Utc>) -> String {
+    match zone {
+        Zone::Local => minutes(&time.with_timezone(&Local)),
+        Zone::Utc => minutes(&time),
+    }
+}
+
+fn minutes(local: &(impl Datelike + Timelike)) -> String {
     // Written out rather than through `format`, which parses its pattern on every call: a list
     // of 100,000 tokens formats 300,000 times.
-    let local = time.with_timezone(&Local);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}",
         local.year(),
@@ -18,14 +32,14 @@ pub fn for_people(time: DateTime<Utc>) -> String {
 }
 
 /// `for_people`, or `Never` for none.
-pub fn for_people_or_never(time: Option<DateTime<Utc>>) -> String {
-    time.map_or_else(|| "Never".to_owned(), for_people)
+pub fn for_people_or_never(zone: Zone, time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(|| "Never".to_owned(), |time| for_people(zone, time))
 }
 
 /// `expires YYYY-MM-DD HH:MM` or `never expires`.
-pub fn expiry(expires_at: Option<DateTime<Utc>>) -> String {
+pub fn expiry(zone: Zone, expires_at: Option<DateTime<Utc>>) -> String {
     match expires_at {
-        Some(at) => format!("expires {}", for_people(at)),
+        Some(at) => format!("expires {}", for_people(zone, at)),
         None => "never expires".to_owned(),
     }
 }
@@ -60,7 +74,8 @@ mod tests {
             .with_timezone(&Local)
             .format("%Y-%m-%d %H:%M")
             .to_string();
-        assert_eq!(for_people(time), expected);
+        assert_eq!(for_people(Zone::Local, time), expected);
+        assert_eq!(for_people(Zone::Utc, time), "2027-01-15 08:00");
     }
 
     #[test]

@@ -195,18 +195,41 @@ pub fn closed_pipe() -> std::process::Stdio {
     std::process::Stdio::from(writer)
 }
 
-/// libfaketime's preload library, installed by `.ci/run` (Debian package faketime).
-pub fn faketime_lib() -> &'static str {
-    const CANDIDATES: &[&str] = &[
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ];
-    CANDIDATES
-        .iter()
-        .copied()
-        .find(|path| std::path::Path::new(path).exists())
-        .expect("libfaketime is needed: apt-get install faketime")
+/// libfaketime's preload library (Debian package faketime, which `.ci/run` installs; the
+/// library itself is in libfaketime): wherever the multiarch layout puts it, else wherever
+/// dpkg says the package put it. Fails with a message naming the package.
+pub fn faketime_lib() -> &'static Path {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    const NAME: &str = "libfaketime.so.1";
+    let found = FOUND.get_or_init(|| {
+        let multiarch = std::fs::read_dir("/usr/lib")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path().join("faketime").join(NAME));
+        let plain = ["/usr/lib", "/usr/lib64", "/usr/local/lib"]
+            .into_iter()
+            .map(|dir| Path::new(dir).join("faketime").join(NAME));
+        multiarch
+            .chain(plain)
+            .find(|path| path.is_file())
+            .or_else(|| {
+                let listed = std::process::Command::new("dpkg")
+                    .args(["-L", "libfaketime"])
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&listed.stdout)
+                    .lines()
+                    .map(PathBuf::from)
+                    .find(|path| path.ends_with(NAME) && path.is_file())
+            })
+    });
+    found.as_deref().unwrap_or_else(|| {
+        panic!(
+            "{NAME} not found (in /usr/lib/*/faketime/ or where dpkg -L libfaketime says): \
+             these tests need libfaketime: apt-get install faketime"
+        )
+    })
 }
 
 /// `token list --json` (with `args`), parsed.

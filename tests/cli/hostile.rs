@@ -1672,7 +1672,37 @@ fn judge(case: &Case) -> Vec<String> {
 #[test]
 fn hostile_input_is_refused_cleanly_and_changes_nothing() {
     let cases = cases();
-    assert!(cases.len() >= 40, "only {} cases", cases.len());
+    // What the README says of them, case by case.
+    assert_eq!(cases.len(), 100, "the README claims 100 hostile inputs");
+    let count = |what: fn(&Case) -> bool| cases.iter().filter(|case| what(case)).count();
+    assert_eq!(
+        count(|c| matches!(c.shape, Shape::Error(_)) && matches!(c.code, 2 | 3)),
+        47,
+        "refused with one error line, exit 2 or 3"
+    );
+    assert_eq!(
+        count(|c| matches!(c.shape, Shape::Invalid(_)) && c.code == 1),
+        30,
+        "verify says invalid, exit 1"
+    );
+    assert_eq!(
+        count(|c| !matches!(c.shape, Shape::Error(_) | Shape::Invalid(_)) && c.code == 0),
+        23,
+        "accepted with their documented output, exit 0"
+    );
+    assert_eq!(
+        count(|c| matches!(c.check, Check::Rows | Check::Bytes)),
+        88,
+        "change nothing in the database"
+    );
+    assert_eq!(
+        count(|c| matches!(
+            c.check,
+            Check::NewToken(_) | Check::LastUsed | Check::NewDatabase(_)
+        ) && c.code == 0),
+        12,
+        "make only the change their command documents"
+    );
     let mut names = std::collections::HashSet::new();
     for case in &cases {
         assert!(names.insert(case.name), "two cases named {}", case.name);

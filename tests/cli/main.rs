@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against a temporary database.
 
+mod clock;
 mod common;
 mod completion;
 mod filters;

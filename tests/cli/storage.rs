@@ -80,20 +80,45 @@ fn the_database_never_holds_a_token_or_its_secret() {
     let bystander = bystander(&env);
     let kept = env.token("demo", "30");
     let revoked = env.token("demo", "never");
+    let rotated = env.token("demo", "90");
+    let pruned = token_at(&env, "-40d", "demo", "30");
     env.verify(&kept, &[]).success();
-    let hash: String = env
-        .sql()
-        .query_row(
-            "SELECT secret_hash FROM tokens WHERE id = ?1",
-            [id_of(&revoked)],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+    let hash_of = |token: &str| -> String {
+        env.sql()
+            .query_row(
+                "SELECT secret_hash FROM tokens WHERE id = ?1",
+                [id_of(token)],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let gone: Vec<String> = [&revoked, &rotated, &pruned]
+        .into_iter()
+        .map(|token| hash_of(token))
+        .collect();
+    for hash in &gone {
+        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+    }
     env.run(&["token", "revoke", id_of(&revoked), "--yes"])
         .success();
+    let replacement = stdout(
+        &env.run(&["token", "rotate", id_of(&rotated), "--yes"])
+            .success(),
+    )
+    .trim_end()
+    .to_owned();
+    assert_eq!(replacement.len(), 66, "{replacement}");
+    let prune = env.run(&["token", "prune", "--expired", "--yes"]).success();
+    assert!(
+        stderr(&prune).contains("Revoked 1 token."),
+        "{}",
+        stderr(&prune)
+    );
+    assert_gone(&env, &pruned);
+    assert_gone(&env, &rotated);
+    env.verify(&replacement, &[]).success();
     let bytes = database_bytes(env.db());
-    for token in [&kept, &revoked] {
+    for token in [&kept, &revoked, &rotated, &pruned, &replacement] {
         assert!(
             !contains(&bytes, token.as_bytes()),
             "token in the database files"
@@ -103,11 +128,13 @@ fn the_database_never_holds_a_token_or_its_secret() {
             "secret in the database files"
         );
     }
-    let hash_part = hash.rsplit('$').next().unwrap();
-    assert!(
-        !contains(&bytes, hash_part.as_bytes()),
-        "a revoked token's hash lingers"
-    );
+    for (hash, how) in gone.iter().zip(["revoked", "rotated", "pruned"]) {
+        let hash_part = hash.rsplit('$').next().unwrap();
+        assert!(
+            !contains(&bytes, hash_part.as_bytes()),
+            "a {how} token's hash lingers"
+        );
+    }
     drop(bystander);
 }
 
@@ -300,13 +327,63 @@ fn a_database_others_can_read_is_warned_about() {
     let env = TestEnv::new();
     env.project("demo");
     env.run(&["project", "list"]).success().stderr("");
-    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let assert = env.run(&["project", "list"]).success();
-    let err = stderr(&assert);
-    assert!(
-        err.starts_with("warning: ") && err.contains("chmod 600"),
-        "{err}"
-    );
+    let path = env.db().display().to_string();
+    for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o606, 0o611] {
+        std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let assert = env.run(&["project", "list"]).success();
+        assert_eq!(
+            stderr(&assert),
+            format!(
+                "warning: database {path} is accessible by other users (mode {mode:03o}); \
+                 run: chmod 600 {path}\n"
+            ),
+            "mode {mode:03o}"
+        );
+    }
+    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.run(&["project", "list"]).success().stderr("");
+}
+
+#[test]
+fn the_chmod_hint_is_quoted_for_the_shell() {
+    let env = TestEnv::new();
+    for name in [
+        "with space",
+        "it's",
+        "a\"b$(touch pwned)`x`",
+        "-leading dash",
+        "semi;colon",
+    ] {
+        let dir = env.dir().join(name);
+        let db = dir.join("autheona.db");
+        let run = |args: &[&str]| {
+            env.bare_cmd()
+                .env("AUTHEONA_DB", &db)
+                .args(args)
+                .assert()
+                .success()
+        };
+        run(&["project", "create", "demo"]);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = stderr(&run(&["project", "list"]));
+        let command = err
+            .trim_end()
+            .split_once("; run: ")
+            .unwrap_or_else(|| panic!("{err}"))
+            .1
+            .to_owned();
+        // The hint, pasted into a POSIX shell, fixes exactly this file.
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(env.dir())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
+        assert_eq!(mode(&db), 0o600, "{name}: {command}");
+        assert!(!env.dir().join("pwned").exists(), "{command}");
+        run(&["project", "list"]).stderr("");
+    }
 }
 
 #[test]

@@ -127,40 +127,75 @@ fn failed_checks_record_no_use() {
 }
 
 /// Runs `verify` and says how many argon2 verifications it did.
+/// The verdict, and how many argon2 verifications it took.
 fn verifications_of(
     store: &Store,
     token: &Token,
     project: Option<&str>,
     now: DateTime<Utc>,
-) -> u32 {
+) -> (Option<Reason>, u32) {
     let before = secret::verifications();
-    verify(store, token, project, now).unwrap();
-    secret::verifications() - before
+    let verification = verify(store, token, project, now).unwrap();
+    (reason(&verification), secret::verifications() - before)
+}
+
+/// A well-formed token (valid checksum) from an id and a secret.
+fn forged(id: &str, secret: &str) -> Token {
+    let body = format!("aut_{id}_{secret}");
+    let sum = crate::token::checksum(&body);
+    Token::parse(&format!("{body}{}", std::str::from_utf8(&sum).unwrap())).unwrap()
 }
 
 #[test]
 fn every_outcome_costs_exactly_one_argon2_verification() {
     let (store, token) = setup(Expiration::Days30);
     let text = token.reveal();
-    let body = format!("aut_000000000000_{}", &text.expose()[17..60]);
-    let sum = crate::token::checksum(&body);
-    let unknown = Token::parse(&format!("{body}{}", std::str::from_utf8(&sum).unwrap())).unwrap();
-    assert_eq!(
-        verifications_of(&store, &unknown, None, at(T0)),
-        1,
-        "unknown id"
-    );
-    assert_eq!(verifications_of(&store, &token, None, at(T0)), 1, "valid");
-    assert_eq!(
-        verifications_of(&store, &token, Some("other"), at(T0)),
-        1,
-        "wrong project"
-    );
-    assert_eq!(
-        verifications_of(&store, &token, None, at(T0 + 31 * DAY)),
-        1,
-        "expired"
-    );
+    let (id, secret) = (&text.expose()[4..16], &text.expose()[17..60]);
+    let unknown = forged("000000000000", secret);
+    let wrong_secret = forged(id, &"x".repeat(43));
+    let revoked = {
+        let request = TokenRequest {
+            project: "demo",
+            expiration: Expiration::Never,
+            description: None,
+        };
+        let created =
+            token::create(&store, &request, at(T0), &mut rand::rng(), |_| Ok(())).unwrap();
+        token::revoke(&store, created.token.id().as_str()).unwrap();
+        created.token
+    };
+    for (case, token, project, now, verdict) in [
+        ("unknown id", &unknown, None, T0, Some(Reason::Unknown)),
+        (
+            "wrong secret",
+            &wrong_secret,
+            None,
+            T0,
+            Some(Reason::Unknown),
+        ),
+        ("revoked", &revoked, None, T0, Some(Reason::Unknown)),
+        ("valid", &token, None, T0, None),
+        (
+            "wrong project",
+            &token,
+            Some("other"),
+            T0,
+            Some(Reason::WrongProject),
+        ),
+        (
+            "expired",
+            &token,
+            None,
+            T0 + 31 * DAY,
+            Some(Reason::Expired),
+        ),
+    ] {
+        assert_eq!(
+            verifications_of(&store, token, project, at(now)),
+            (verdict, 1),
+            "{case}"
+        );
+    }
 }
 
 #[test]
