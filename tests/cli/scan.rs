@@ -31,18 +31,45 @@ fn work(env: &TestEnv) -> PathBuf {
     dir
 }
 
-/// `autheona scan ARGS` in `dir`, with no database anywhere.
+/// `autheona scan ARGS` in `dir`, with no database anywhere. Whatever it finds, no secret is
+/// shown.
 fn scan(env: &TestEnv, dir: &Path, args: &[&str]) -> Assert {
-    env.bare_cmd()
+    let assert = env
+        .bare_cmd()
         .current_dir(dir)
         .arg("scan")
         .args(args)
-        .assert()
+        .assert();
+    assert_nothing_secret_shaped(&assert);
+    assert
 }
 
 /// The same with the test's database.
 fn scan_with_db(env: &TestEnv, dir: &Path, args: &[&str]) -> Assert {
-    env.cmd().current_dir(dir).arg("scan").args(args).assert()
+    let assert = env.cmd().current_dir(dir).arg("scan").args(args).assert();
+    assert_nothing_secret_shaped(&assert);
+    assert
+}
+
+/// A secret's length: 43 letters and digits.
+const SECRET_LEN: usize = 43;
+
+/// Neither stream shows anything shaped like a secret: a run of 43 or more letters and digits,
+/// as every secret is (the forged ones too). Checked on every scan run by the helpers above,
+/// without knowing which tokens the scanned files hold.
+fn assert_nothing_secret_shaped(assert: &Assert) {
+    for bytes in [&assert.get_output().stdout, &assert.get_output().stderr] {
+        let text = String::from_utf8_lossy(bytes);
+        let longest = text
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            longest < SECRET_LEN,
+            "something shaped like a secret was shown:\n{text}"
+        );
+    }
 }
 
 /// Neither stream shows any of the tokens' secrets.
@@ -55,6 +82,16 @@ fn assert_no_secret(assert: &Assert, tokens: &[&str]) {
             "a secret was shown:\n{out}"
         );
     }
+}
+
+#[test]
+#[should_panic(expected = "shaped like a secret")]
+fn the_shared_no_secret_check_catches_a_secret() {
+    let output = Process::new("echo")
+        .arg(format!("config.py:1:1: {}", forged(1)))
+        .output()
+        .unwrap();
+    assert_nothing_secret_shaped(&Assert::new(output));
 }
 
 /// `git init` in `dir`, unaffected by the machine's git configuration.
