@@ -130,21 +130,18 @@ fn render(result: &Scan, json: bool) -> Result<Outcome> {
     })
 }
 
-/// A source as printed. A path may hold anything, escape sequences or even a token, so it is
-/// redacted and escaped (the JSON formatter escapes on its own). Bytes that are not UTF-8
-/// show as `\xNN`, and a backslash as `\\`.
-fn source_text(source: &Source) -> String {
+/// A source as printed, in text and in JSON alike. A path may hold anything, escape sequences
+/// or even a token, so it is redacted and escaped: bytes that are not UTF-8 show as `\xNN`, a
+/// backslash as `\\`, a control character as `\u{1b}`. In JSON too, where an escape such as
+/// `\u001b` would decode back to the raw ESC for whoever prints the value.
+fn shown(source: &Source) -> String {
     match source {
         Source::Stdin => STDIN_SHOWN.to_owned(),
         Source::Path(path) => {
             let name = text::escape_name_bytes(path.as_os_str().as_bytes());
-            text::redact_tokens(&name).into_owned()
+            ui::safe(&text::redact_tokens(&name)).into_owned()
         }
     }
-}
-
-fn shown(source: &Source) -> String {
-    ui::safe(&source_text(source)).into_owned()
 }
 
 /// `path:line:column: token ID`, and the status when there is a database.
@@ -220,7 +217,7 @@ impl<'a> From<&'a Finding> for FindingJson<'a> {
             Some(DatabaseStatus::Unknown) => (Some("unknown"), None),
         };
         FindingJson {
-            path: source_text(&finding.source),
+            path: shown(&finding.source),
             line: finding.position.line,
             column: finding.position.column,
             id: finding.id.as_str(),

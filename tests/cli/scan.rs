@@ -716,9 +716,13 @@ fn paths_are_printed_escaped_and_never_show_a_token() {
         )
     );
     assert_no_secret(&assert, &[&a, &b]);
+    // In JSON alike: the value decodes to the visible text `\u{1b}`, never to a raw ESC that
+    // whoever prints the value would send to a terminal.
     let assert = scan(&env, &dir, &["--json"]).code(1);
     let raw = stdout(&assert);
-    assert!(!raw.contains('\u{1b}') && raw.contains("\\u001b"), "{raw}");
+    assert!(!raw.contains('\u{1b}') && !raw.contains("\\u001b"), "{raw}");
+    let paths: Vec<Value> = json(&assert).iter().map(|f| f["path"].clone()).collect();
+    assert_eq!(paths, ["aut_<redacted>.txt", "evil\\u{1b}[2J.txt"]);
     assert_no_secret(&assert, &[&a, &b]);
 }
 
