@@ -19,7 +19,7 @@ const STDIN_ARG: &str = "-";
 const STDIN_SHOWN: &str = "<stdin>";
 
 pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
-    let sources = sources(&args.paths)?;
+    let sources = sources(&args.paths, &args.names)?;
     if sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
         // Nobody means to type a file in; it would look like a hang.
         return Err(
@@ -44,7 +44,9 @@ pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
     render(&result, args.json)
 }
 
-fn sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
+/// The sources to scan: `paths`, where `-` is stdin, then the `names` given after `--`, where
+/// `-` is a file so named (a repository can hold one).
+fn sources(paths: &[PathBuf], names: &[PathBuf]) -> Result<Vec<Source>> {
     let is_stdin = |path: &PathBuf| path.as_os_str() == STDIN_ARG;
     if paths.iter().filter(|path| is_stdin(path)).count() > 1 {
         return Err(Error::usage(
@@ -60,6 +62,7 @@ fn sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
                 Source::Path(path.clone())
             }
         })
+        .chain(names.iter().cloned().map(Source::Path))
         .collect())
 }
 

@@ -909,3 +909,276 @@ fn the_readme_ci_step_finds_a_committed_file_gitignore_lists() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(".env:1:7: token Forged000001"), "{said}");
 }
+
+/// Names a file list can hold that look like options or stdin to a command line.
+const OPTION_LIKE_NAMES: [&str; 5] = ["--help", "-h", "--version", "-V", "-"];
+
+/// In `dir`, a file for each of `OPTION_LIKE_NAMES` holding a token of its own (forged(1) to
+/// forged(5)); returns the lines a scan of them prints, in the order printed.
+fn option_like_files(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<(String, String)> = OPTION_LIKE_NAMES
+        .iter()
+        .zip(1..)
+        .map(|(name, n)| {
+            write(&dir.join(name), format!("TOKEN={}\n", forged(n)));
+            (
+                (*name).to_owned(),
+                format!("{name}:1:7: token {}", id_of(&forged(n))),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, line)| line).collect()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Process::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+#[test]
+fn after_a_double_dash_every_name_is_a_path_even_dash_and_option_names() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let expected = option_like_files(&dir);
+    let mut args = vec!["--"];
+    args.extend(OPTION_LIKE_NAMES);
+    let assert = scan(&env, &dir, &args).code(1);
+    assert_eq!(stdout(&assert), expected.join("\n") + "\n");
+    assert!(
+        stderr(&assert).starts_with("Found 5 tokens in 5 files."),
+        "{}",
+        stderr(&assert)
+    );
+    // Before --, - is stdin; after it, the file.
+    let piped = forged(9);
+    let assert = env
+        .bare_cmd()
+        .current_dir(&dir)
+        .args(["scan", "-", "--", "-"])
+        .write_stdin(piped.clone())
+        .assert()
+        .code(1)
+        .stdout(format!(
+            "<stdin>:1:1: token {}\n-:1:7: token {}\n",
+            id_of(&piped),
+            id_of(&forged(5))
+        ));
+    assert_no_secret(&assert, &[&piped, &forged(5)]);
+    // A file named - that is missing is a missing file, not stdin.
+    std::fs::remove_file(dir.join("-")).unwrap();
+    let assert = scan(&env, &dir, &["--", "-"]).code(3).stdout("");
+    assert_eq!(
+        stderr(&assert),
+        "error: cannot read -: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn a_named_device_fifo_or_link_to_one_is_reported_and_not_read() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("token.txt"), &token);
+    symlink("/dev/zero", dir.join("data.bin")).unwrap();
+    mkfifo(&dir.join("fifo"));
+    symlink("fifo", dir.join("fifo-link")).unwrap();
+    // Each would be read forever, or wait forever for a writer: the timeout tells a hang.
+    let assert = env
+        .bare_cmd()
+        .current_dir(&dir)
+        .args([
+            "scan",
+            "token.txt",
+            "data.bin",
+            "fifo",
+            "fifo-link",
+            "/dev/zero",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(3)
+        .stdout(format!("token.txt:1:1: token {}\n", id_of(&token)));
+    let err = stderr(&assert);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [
+            "error: cannot read /dev/zero: a character device, not a regular file",
+            "error: cannot read data.bin: a symbolic link to a character device, not to a regular file",
+            "error: cannot read fifo: a FIFO, not a regular file (pipe a stream into `autheona scan -`)",
+            "error: cannot read fifo-link: a symbolic link to a FIFO, not to a regular file (pipe a stream into `autheona scan -`)",
+        ],
+        "{err}"
+    );
+    assert!(err.contains("Found 1 token in 1 file."), "{err}");
+    assert_no_secret(&assert, &[&token]);
+}
+
+#[test]
+fn a_utf16_file_with_a_byte_order_mark_is_scanned_walked_or_named() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in format!("é\r\nTOKEN={token}\r\n").encode_utf16() {
+        bytes.extend(unit.to_le_bytes());
+    }
+    write(&dir.join("windows.txt"), &bytes);
+    let line = format!("windows.txt:2:7: token {}\n", id_of(&token));
+    scan(&env, &dir, &[]).code(1).stdout(line.clone());
+    scan(&env, &dir, &["windows.txt"]).code(1).stdout(line);
+    // Without the mark, a walk skips it as binary.
+    write(&dir.join("windows.txt"), &bytes[2..]);
+    scan(&env, &dir, &[]).code(0).stdout("");
+}
+
+/// The README's CI step, run in `dir`; fails the test if it runs past a minute.
+fn run_ci_step(env: &TestEnv, dir: &Path) -> std::process::Output {
+    let block = readme_block("listed it is scanned too:");
+    let step = block
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("run: "))
+        .expect("a run: line");
+    let out = tool(env, dir, "timeout")
+        .args(["60", "sh", "-c", step])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(124), "the step hung: {out:?}");
+    out
+}
+
+#[test]
+fn the_readme_ci_step_scans_committed_files_named_like_options_or_stdin() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let expected = option_like_files(&dir);
+    git(&env, &dir, &["add", "--", "."]);
+    git(&env, &dir, &["commit", "-q", "-m", "odd names"]);
+    let out = run_ci_step(&env, &dir);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // xargs turns autheona's 1 into its own failure; the step fails either way.
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(said, expected.join("\n") + "\n", "{err}");
+    assert!(!err.contains("error:"), "{err}");
+    for n in 1..=5 {
+        assert!(!said.contains(secret_of(&forged(n))) && !err.contains(secret_of(&forged(n))));
+    }
+}
+
+#[test]
+fn the_readme_ci_step_fails_on_a_committed_link_to_dev_zero_and_still_finds_tokens() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let expected = option_like_files(&dir);
+    symlink("/dev/zero", dir.join("data.bin")).unwrap();
+    git(&env, &dir, &["add", "--", "."]);
+    git(&env, &dir, &["commit", "-q", "-m", "a link to /dev/zero"]);
+    let out = run_ci_step(&env, &dir);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(said, expected.join("\n") + "\n", "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [
+            "error: cannot read data.bin: a symbolic link to a character device, not to a regular file"
+        ],
+        "{err}"
+    );
+    // What autheona itself says to those names: 3, as an unreadable path wins over a token.
+    let mut names = vec!["--"];
+    names.extend(OPTION_LIKE_NAMES);
+    names.push("data.bin");
+    scan(&env, &dir, &names)
+        .code(3)
+        .stdout(expected.join("\n") + "\n");
+}
+
+/// The README's pre-commit hook, installed in `dir` (a git repository).
+fn install_hook(dir: &Path) {
+    let hook = dir.join(".git/hooks/pre-commit");
+    write(&hook, readme_block("save it as `.git/hooks/pre-commit`"));
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Stages everything in `dir` and commits it through the hook; returns git's output and what
+/// it said on both streams.
+fn commit_all(env: &TestEnv, dir: &Path, message: &str) -> (std::process::Output, String) {
+    let added = git(env, dir, &["add", "-A", "--", "."]);
+    assert!(added.status.success(), "{added:?}");
+    let out = git(env, dir, &["commit", "-q", "-m", message]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out, said)
+}
+
+#[test]
+fn the_readme_pre_commit_hook_refuses_a_token_in_a_staged_file_with_a_nul_byte() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    let token = forged(1);
+    write(&dir.join(".env"), format!("\0TOKEN={token}\n"));
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("./.env:1:8: token Forged000001"), "{said}");
+    assert!(!said.contains(secret_of(&token)), "{said}");
+}
+
+#[test]
+fn the_readme_pre_commit_hook_refuses_a_token_in_a_staged_utf16_file() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    let token = forged(1);
+    let mut bytes = vec![0xFE, 0xFF];
+    for unit in format!("TOKEN={token}\r\n").encode_utf16() {
+        bytes.extend(unit.to_be_bytes());
+    }
+    write(&dir.join("config/app.ini"), &bytes);
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("./config/app.ini:1:7: token Forged000001"),
+        "{said}"
+    );
+    assert!(!said.contains(secret_of(&token)), "{said}");
+}
+
+#[test]
+fn the_readme_pre_commit_hook_scans_files_named_like_options_and_passes_over_links() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    // Clean files under those names, and links (one dangling outside the staged copy, one to
+    // /dev/zero): the commit goes through, nothing stalls.
+    for name in OPTION_LIKE_NAMES {
+        write(&dir.join(name), "nothing here\n");
+    }
+    symlink("/dev/zero", dir.join("data.bin")).unwrap();
+    symlink("../elsewhere/notes.md", dir.join("notes.md")).unwrap();
+    let (clean, said) = commit_all(&env, &dir, "clean");
+    assert!(clean.status.success(), "{said}");
+    // The same names holding tokens: each is found.
+    let expected = option_like_files(&dir);
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    for line in &expected {
+        assert!(said.contains(&format!("./{line}")), "{line} in:\n{said}");
+    }
+    for n in 1..=5 {
+        assert!(!said.contains(secret_of(&forged(n))), "{said}");
+    }
+}
