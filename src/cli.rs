@@ -467,7 +467,7 @@ that starts with a UTF-16 byte order mark is scanned as UTF-16 too.
 
 A token is reported only with the right shape and a valid checksum, as PATH:LINE:COLUMN: token
 ID, never its secret. With a database, each line says whether the token is active, expired or
-unknown there; scanning records no use.
+unknown there, or unchecked past the scan's limit of secret checks; scanning records no use.
 
 Exit 0 when no token is found, 1 when one is, 2 on usage errors, 3 when a path cannot be read
 (the other paths are still scanned; 3 wins over 1).

@@ -95,6 +95,18 @@ fn render(result: &Scan, json: bool) -> Result<Outcome> {
     if let Some(err) = &result.status_error {
         ui::warning(&format!("token statuses are not shown: {}", err.message()));
     }
+    let unchecked = result
+        .findings
+        .iter()
+        .filter(|f| f.status == Some(DatabaseStatus::Unchecked))
+        .count();
+    if unchecked > 0 {
+        ui::warning(&format!(
+            "{} with an id the database holds left unchecked: a scan checks a limited number of \
+             secrets; autheona verify checks one",
+            count(unchecked, "token")
+        ));
+    }
     let findings = &result.findings;
     let printed = if json {
         let json: Vec<FindingJson<'_>> = findings.iter().map(FindingJson::from).collect();
@@ -158,6 +170,7 @@ fn line(finding: &Finding) -> String {
             format!(" (expired, project {})", ui::safe(project))
         }
         Some(DatabaseStatus::Unknown) => " (unknown)".to_owned(),
+        Some(DatabaseStatus::Unchecked) => " (unchecked)".to_owned(),
     };
     format!(
         "{}:{}:{}: token {}{status}",
@@ -205,7 +218,7 @@ struct FindingJson<'a> {
     line: u64,
     column: u64,
     id: &'a str,
-    /// `active`, `expired` or `unknown`; null without a database.
+    /// `active`, `expired`, `unknown` or `unchecked`; null without a database.
     status: Option<&'static str>,
     /// Known for active and expired tokens.
     project: Option<&'a str>,
@@ -218,6 +231,7 @@ impl<'a> From<&'a Finding> for FindingJson<'a> {
             Some(DatabaseStatus::Active { project }) => (Some("active"), Some(project.as_str())),
             Some(DatabaseStatus::Expired { project }) => (Some("expired"), Some(project.as_str())),
             Some(DatabaseStatus::Unknown) => (Some("unknown"), None),
+            Some(DatabaseStatus::Unchecked) => (Some("unchecked"), None),
         };
         FindingJson {
             path: shown(&finding.source),

@@ -1182,3 +1182,42 @@ fn the_readme_pre_commit_hook_scans_files_named_like_options_and_passes_over_lin
         assert!(!said.contains(secret_of(&forged(n))), "{said}");
     }
 }
+
+#[test]
+fn forged_tokens_that_reuse_a_real_id_are_checked_a_bounded_number_of_times() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let real = env.token("demo", "never");
+    let id = id_of(&real);
+    let dir = work(&env);
+    // 40 forgeries of the real id, then the real token: 16 wrong secrets are checked for an
+    // id, and the rest reported unchecked, so 20,000 forgeries cost no more than 16.
+    let mut text: String = (0..40)
+        .map(|n| forge(id, &format!("{n:0>43}")) + "\n")
+        .collect();
+    text.push_str(&real);
+    write(&dir.join("forged.txt"), &text);
+    let assert = scan_with_db(&env, &dir, &["--json"]).code(1);
+    assert_no_secret(&assert, &[&real]);
+    let statuses: Vec<Value> = json(&assert).iter().map(|f| f["status"].clone()).collect();
+    let expected: Vec<&str> = std::iter::repeat_n("unknown", 16)
+        .chain(std::iter::repeat_n("unchecked", 25))
+        .collect();
+    assert_eq!(statuses, expected);
+    assert!(json(&assert).iter().all(|f| f["project"] == Value::Null));
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with(
+            "warning: 25 tokens with an id the database holds left unchecked: a scan checks a \
+             limited number of secrets; autheona verify checks one\n"
+        ),
+        "{err}"
+    );
+    // In text, the word is the same.
+    let assert = scan_with_db(&env, &dir, &[]).code(1);
+    assert!(
+        stdout(&assert).ends_with(&format!("forged.txt:41:1: token {id} (unchecked)\n")),
+        "{}",
+        stdout(&assert)
+    );
+}

@@ -543,3 +543,86 @@ fn a_utf16_file_is_binary_only_with_a_nul_character() {
         (Scanned::Text, vec![(1, 1, id(&token))])
     );
 }
+
+/// A well-formed token with `token`'s id and a made-up secret drawn from `n`.
+fn same_id(token: &Token, n: u32) -> String {
+    with_checksum(&format!("aut_{}_{:0>43}", token.id(), format!("Forged{n}")))
+}
+
+/// The tokens in `text`, as a scan finds them before asking the database.
+fn found_tokens(text: &str) -> Vec<Found> {
+    let mut found = Vec::new();
+    TokenFinder::new()
+        .find(&mut text.as_bytes(), false, &mut |position, token| {
+            found.push(Found {
+                source: Source::Stdin,
+                position,
+                token,
+            })
+        })
+        .unwrap();
+    found
+}
+
+#[test]
+fn forged_secrets_for_a_real_id_cost_a_bounded_number_of_checks() {
+    let (store, never, month, _) = store_with_tokens();
+    // 40 forgeries of `never`'s id, then `never` itself, then `month`, then `never` again.
+    let mut text: String = (0..40).map(|n| same_id(&never, n) + "\n").collect();
+    for token in [&never, &month, &never] {
+        text.push_str(token.reveal().expose());
+        text.push('\n');
+    }
+    let found = found_tokens(&text);
+    let before = secret::verifications();
+    let statuses = statuses_within(&store, &found, at(T0), 20, 4).unwrap();
+    // 4 wrong secrets for `never`'s id are checked, then no more of that id; `month` is.
+    assert_eq!(secret::verifications() - before, 5);
+    assert!(statuses[..4].iter().all(|s| *s == DatabaseStatus::Unknown));
+    assert!(
+        statuses[4..41]
+            .iter()
+            .all(|s| *s == DatabaseStatus::Unchecked)
+    );
+    assert!(matches!(statuses[41], DatabaseStatus::Active { .. }));
+    assert_eq!(
+        statuses[42],
+        DatabaseStatus::Unchecked,
+        "the same token, the same answer"
+    );
+}
+
+#[test]
+fn once_a_secret_matches_its_id_the_others_cost_nothing() {
+    let (store, never, _, _) = store_with_tokens();
+    let mut text = format!("{}\n", never.reveal().expose());
+    text.extend((0..40).map(|n| same_id(&never, n) + "\n"));
+    let found = found_tokens(&text);
+    let before = secret::verifications();
+    let statuses = statuses(&store, &found, at(T0)).unwrap();
+    assert_eq!(secret::verifications() - before, 1);
+    assert!(matches!(statuses[0], DatabaseStatus::Active { .. }));
+    assert!(statuses[1..].iter().all(|s| *s == DatabaseStatus::Unknown));
+}
+
+#[test]
+fn the_checks_of_one_scan_are_capped_across_ids() {
+    let (store, never, month, revoked) = store_with_tokens();
+    let text: String = [&never, &revoked, &month]
+        .iter()
+        .map(|token| same_id(token, 1) + "\n" + token.reveal().expose() + "\n")
+        .collect();
+    let found = found_tokens(&text);
+    let before = secret::verifications();
+    let statuses = statuses_within(&store, &found, at(T0), 3, 16).unwrap();
+    // The revoked id is no longer in the database: no check, unknown.
+    assert_eq!(secret::verifications() - before, 3);
+    assert_eq!(statuses[0], DatabaseStatus::Unknown);
+    assert!(matches!(statuses[1], DatabaseStatus::Active { .. }));
+    assert_eq!(
+        statuses[2..4],
+        [DatabaseStatus::Unknown, DatabaseStatus::Unknown]
+    );
+    assert_eq!(statuses[4], DatabaseStatus::Unknown);
+    assert_eq!(statuses[5], DatabaseStatus::Unchecked);
+}
