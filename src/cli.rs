@@ -466,19 +466,21 @@ git's excludes inside a git repository, .ignore anywhere; --no-ignore scans it t
 the .git directory, symbolic links and binary files (a NUL byte in the first 8000 bytes).
 Hidden files such as .env are scanned. A path named on the command line is scanned even when
 it is ignored or binary, so naming a repository's files (git ls-files) scans all it holds,
-including files committed before .gitignore listed them.
+including files committed before .gitignore listed them. After --, every name is a path, even -
+or --help. A named device, FIFO or socket, or a link to one, is reported and not read. A file
+that starts with a UTF-16 byte order mark is scanned as UTF-16 too.
 
 A token is reported only with the right shape and a valid checksum, as PATH:LINE:COLUMN: token
 ID, never its secret. With a database, each line says whether the token is active, expired or
-unknown there; scanning records no use.
+unknown there, or unchecked past the scan's limit of secret checks; scanning records no use.
 
 Exit 0 when no token is found, 1 when one is, 2 on usage errors, 3 when a path cannot be read
-(the other paths are still scanned).
+(the other paths are still scanned; 3 wins over 1).
 
 Examples:
   autheona scan
   autheona scan src config/.env --json
-  git ls-files -z | xargs -0 autheona scan
+  git ls-files -z | xargs -0 autheona scan --
   git diff --cached -U0 --no-color | grep '^+' | autheona scan -";
 
 #[derive(Debug, Args)]
@@ -486,6 +488,10 @@ pub struct ScanArgs {
     /// Files and directories to scan (default: the current directory); - reads stdin
     #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
+    /// After --, each name is a path, even - or one that starts with -: for lists of file
+    /// names, such as git ls-files gives
+    #[arg(last = true, value_name = "NAME", value_hint = ValueHint::AnyPath)]
+    pub names: Vec<PathBuf>,
     /// Scan what ignore files (.gitignore, .ignore, git's excludes) would skip, e.g. in a
     /// checkout of staged files
     #[arg(long)]

@@ -19,7 +19,7 @@ const STDIN_ARG: &str = "-";
 const STDIN_SHOWN: &str = "<stdin>";
 
 pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
-    let sources = sources(&args.paths)?;
+    let sources = sources(&args.paths, &args.names)?;
     if sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
         // Nobody means to type a file in; it would look like a hang.
         return Err(
@@ -44,7 +44,9 @@ pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
     render(&result, args.json)
 }
 
-fn sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
+/// The sources to scan: `paths`, where `-` is stdin, then the `names` given after `--`, where
+/// `-` is a file so named (a repository can hold one).
+fn sources(paths: &[PathBuf], names: &[PathBuf]) -> Result<Vec<Source>> {
     let is_stdin = |path: &PathBuf| path.as_os_str() == STDIN_ARG;
     if paths.iter().filter(|path| is_stdin(path)).count() > 1 {
         return Err(Error::usage(
@@ -60,6 +62,7 @@ fn sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
                 Source::Path(path.clone())
             }
         })
+        .chain(names.iter().cloned().map(Source::Path))
         .collect())
 }
 
@@ -91,6 +94,18 @@ fn render(result: &Scan, json: bool) -> Result<Outcome> {
     }
     if let Some(err) = &result.status_error {
         ui::warning(&format!("token statuses are not shown: {}", err.message()));
+    }
+    let unchecked = result
+        .findings
+        .iter()
+        .filter(|f| f.status == Some(DatabaseStatus::Unchecked))
+        .count();
+    if unchecked > 0 {
+        ui::warning(&format!(
+            "{} with an id the database holds left unchecked: a scan checks a limited number of \
+             secrets; autheona verify checks one",
+            count(unchecked, "token")
+        ));
     }
     let findings = &result.findings;
     let printed = if json {
@@ -130,21 +145,18 @@ fn render(result: &Scan, json: bool) -> Result<Outcome> {
     })
 }
 
-/// A source as printed. A path may hold anything, escape sequences or even a token, so it is
-/// redacted and escaped (the JSON formatter escapes on its own). Bytes that are not UTF-8
-/// show as `\xNN`, and a backslash as `\\`.
-fn source_text(source: &Source) -> String {
+/// A source as printed, in text and in JSON alike. A path may hold anything, escape sequences
+/// or even a token, so it is redacted and escaped: bytes that are not UTF-8 show as `\xNN`, a
+/// backslash as `\\`, a control character as `\u{1b}`. In JSON too, where an escape such as
+/// `\u001b` would decode back to the raw ESC for whoever prints the value.
+fn shown(source: &Source) -> String {
     match source {
         Source::Stdin => STDIN_SHOWN.to_owned(),
         Source::Path(path) => {
             let name = text::escape_name_bytes(path.as_os_str().as_bytes());
-            text::redact_tokens(&name).into_owned()
+            ui::safe(&text::redact_tokens(&name)).into_owned()
         }
     }
-}
-
-fn shown(source: &Source) -> String {
-    ui::safe(&source_text(source)).into_owned()
 }
 
 /// `path:line:column: token ID`, and the status when there is a database.
@@ -158,6 +170,7 @@ fn line(finding: &Finding) -> String {
             format!(" (expired, project {})", ui::safe(project))
         }
         Some(DatabaseStatus::Unknown) => " (unknown)".to_owned(),
+        Some(DatabaseStatus::Unchecked) => " (unchecked)".to_owned(),
     };
     format!(
         "{}:{}:{}: token {}{status}",
@@ -205,7 +218,7 @@ struct FindingJson<'a> {
     line: u64,
     column: u64,
     id: &'a str,
-    /// `active`, `expired` or `unknown`; null without a database.
+    /// `active`, `expired`, `unknown` or `unchecked`; null without a database.
     status: Option<&'static str>,
     /// Known for active and expired tokens.
     project: Option<&'a str>,
@@ -218,9 +231,10 @@ impl<'a> From<&'a Finding> for FindingJson<'a> {
             Some(DatabaseStatus::Active { project }) => (Some("active"), Some(project.as_str())),
             Some(DatabaseStatus::Expired { project }) => (Some("expired"), Some(project.as_str())),
             Some(DatabaseStatus::Unknown) => (Some("unknown"), None),
+            Some(DatabaseStatus::Unchecked) => (Some("unchecked"), None),
         };
         FindingJson {
-            path: source_text(&finding.source),
+            path: shown(&finding.source),
             line: finding.position.line,
             column: finding.position.column,
             id: finding.id.as_str(),

@@ -5,13 +5,17 @@
 //! `.gitignore`, `.ignore`, `.git/info/exclude` and git's global excludes apply (the `ignore`
 //! crate finds the global file as git does, from HOME or XDG_CONFIG_HOME), hidden files are
 //! scanned (`.env` files are where tokens leak), the `.git` directory and symbolic links are
-//! not. A path named explicitly is always scanned, even when ignored or binary.
+//! not. A path named explicitly is always scanned, even when ignored or binary, if it is a
+//! file or a directory (or a link to one): a device, FIFO or socket is reported unread. A file
+//! with a UTF-16 byte order mark is scanned as UTF-16 too.
 //!
 //! Nothing here prints; the time that expiry is judged by comes in as a value.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -19,10 +23,11 @@ use chrono::{DateTime, Utc};
 use ignore::{DirEntry, WalkBuilder, WalkState};
 use memchr::{memchr, memchr_iter, memmem, memrchr};
 
+use super::time;
 use super::token::Status;
-use super::verify::identify;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::secret;
+use crate::store::{Store, VerifyRow};
 use crate::token::{PREFIX, TOKEN_LEN, Token, TokenId};
 
 /// Bytes read at a time. Bounds the memory a scan takes per thread whatever a file's size; most
@@ -35,6 +40,10 @@ const OVERLAP: usize = TOKEN_LEN - 1;
 
 /// A walked file whose first 8000 bytes hold a NUL is binary and skipped: git's rule for diffs.
 const BINARY_SNIFF: usize = 8000;
+
+/// A file named `-`, and how it is given to the walker, which would read stdin for `-`.
+const DASH: &str = "-";
+const DOT_DASH: &str = "./-";
 
 /// Where scanned bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,6 +71,9 @@ pub enum DatabaseStatus {
     },
     /// Not in the database, revoked, or a wrong secret: one answer for all three, as verify's.
     Unknown,
+    /// The id is in the database, but the secret was not checked: the scan had made as many
+    /// argon2 checks as it makes (in all, or of wrong secrets for this id).
+    Unchecked,
 }
 
 /// A token found: where, its public id, and its status when there is a database to ask.
@@ -225,8 +237,22 @@ fn walk(
     ignore_files: IgnoreFiles,
     collected: &Mutex<Collected>,
 ) {
-    let mut builder = WalkBuilder::new(&paths[0]);
-    for path in &paths[1..] {
+    // The `ignore` crate reads stdin for a path `-`; a file of that name is walked as `./-`,
+    // and shown as it was named.
+    let dash = Path::new(DASH);
+    let walked: Vec<&Path> = paths
+        .iter()
+        .map(|path| {
+            if path == dash {
+                Path::new(DOT_DASH)
+            } else {
+                path
+            }
+        })
+        .collect();
+    let dash_named = paths.iter().any(|path| path == dash);
+    let mut builder = WalkBuilder::new(walked[0]);
+    for path in &walked[1..] {
         builder.add(path);
     }
     if ignore_files == IgnoreFiles::Disregard {
@@ -241,7 +267,7 @@ fn walk(
     builder.build_parallel().run(|| {
         let mut finder = TokenFinder::new();
         Box::new(move |entry| {
-            visit(entry, &mut finder, strip_dot, collected);
+            visit(entry, &mut finder, strip_dot, dash_named, collected);
             WalkState::Continue
         })
     });
@@ -251,15 +277,18 @@ fn visit(
     entry: std::result::Result<DirEntry, ignore::Error>,
     finder: &mut TokenFinder,
     strip_dot: bool,
+    dash_named: bool,
     collected: &Mutex<Collected>,
 ) {
     let shown = |path: &Path| -> PathBuf {
-        let path = if strip_dot {
-            path.strip_prefix(".").unwrap_or(path)
-        } else {
-            path
-        };
-        path.to_owned()
+        if strip_dot {
+            return path.strip_prefix(".").unwrap_or(path).to_owned();
+        }
+        match path.strip_prefix(DOT_DASH) {
+            Ok(rest) if dash_named && rest.as_os_str().is_empty() => PathBuf::from(DASH),
+            Ok(rest) if dash_named => Path::new(DASH).join(rest),
+            _ => path.to_owned(),
+        }
     };
     let entry = match entry {
         Ok(entry) => entry,
@@ -286,15 +315,20 @@ fn visit(
         return;
     };
     let named = entry.depth() == 0;
-    // Inside a tree only regular files: a link is not followed, and a FIFO would block.
-    // Whatever was named is read (a link to a file, `<(git diff)`).
+    // Inside a tree only regular files: a link is not followed, and a FIFO would block. A
+    // named path is read when it is a file, or a link to one (see `open_named`).
     if file_type.is_dir() || !(named || file_type.is_file()) {
         return;
     }
     let source = Source::Path(shown(entry.path()));
     let mut found = Vec::new();
-    let result = File::open(entry.path()).and_then(|mut file| {
-        finder.find(&mut file, !named, &mut |position, token| {
+    let opened = if named {
+        open_named(entry.path())
+    } else {
+        File::open(entry.path())
+    };
+    let result = opened.and_then(|mut file| {
+        finder.find_in_file(&mut file, !named, &mut |position, token| {
             found.push(Found {
                 source: source.clone(),
                 position,
@@ -314,6 +348,58 @@ fn visit(
     }
 }
 
+/// Opens a file named on the command line, or the file a symbolic link named there leads to.
+/// Anything else is refused unread: a device (`/dev/zero` would be read forever), a FIFO (it
+/// blocks until something writes to it), a socket, or a link to one of them; a repository can
+/// hold such a link, and a scan it could stop would guard nothing. Stdin (`-`) is for streams.
+fn open_named(path: &Path) -> io::Result<File> {
+    let link = std::fs::symlink_metadata(path)?.file_type().is_symlink();
+    let refuse = |kind: std::fs::FileType| -> io::Result<File> {
+        let what = kind_name(kind);
+        let mut reason = if link {
+            format!("a symbolic link to {what}, not to a regular file")
+        } else {
+            format!("{what}, not a regular file")
+        };
+        if kind.is_fifo() {
+            reason.push_str(" (pipe a stream into `autheona scan -`)");
+        }
+        Err(io::Error::other(reason))
+    };
+    let kind = std::fs::metadata(path)?.file_type();
+    if !kind.is_file() {
+        return refuse(kind);
+    }
+    // Opened without waiting, and checked again once open: whatever replaced the file
+    // meanwhile is refused too, and never blocks the scan.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return refuse(kind);
+    }
+    Ok(file)
+}
+
+/// What a file that is not a regular file is, in words.
+fn kind_name(kind: std::fs::FileType) -> &'static str {
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "something"
+    }
+}
+
 /// The path an error from the walk is about, if it names one.
 fn path_of(err: &ignore::Error) -> Option<&Path> {
     match err {
@@ -325,39 +411,89 @@ fn path_of(err: &ignore::Error) -> Option<&Path> {
     }
 }
 
-/// Each found token's status, in the order found. Each distinct token is looked up once: one
-/// argon2 verification, and never a recorded use.
+/// How many argon2 checks of a secret one scan makes at most. A file can hold any number of
+/// forged tokens that reuse a real id (ids are not secret), each a check: 20,000 of them took
+/// 8.7 s. This bounds a scan's extra time to about half a second at the current hash cost;
+/// the tokens past it are reported, as `unchecked`.
+const MAX_SECRET_CHECKS: usize = 1_000;
+
+/// How many wrong secrets are checked for one id at most, so that a flood of forgeries of one
+/// id leaves the other ids' checks to the real tokens.
+const MAX_WRONG_SECRETS_PER_ID: usize = 16;
+
+/// What one scan knows of an id.
+struct IdChecks<'a> {
+    row: Option<VerifyRow>,
+    /// The secret that matched, once one has: an id has one secret, so any other is wrong.
+    matched: bool,
+    wrong: usize,
+    /// Each distinct token with this id, and its status.
+    seen: Vec<(&'a Token, DatabaseStatus)>,
+}
+
+/// Each found token's status, in the order found. Each distinct token is looked up once, and
+/// never recorded as a use; argon2 checks are bounded per id and per scan.
 fn statuses(store: &Store, found: &[Found], now: DateTime<Utc>) -> Result<Vec<DatabaseStatus>> {
+    statuses_within(
+        store,
+        found,
+        now,
+        MAX_SECRET_CHECKS,
+        MAX_WRONG_SECRETS_PER_ID,
+    )
+}
+
+fn statuses_within(
+    store: &Store,
+    found: &[Found],
+    now: DateTime<Utc>,
+    max_checks: usize,
+    max_wrong_per_id: usize,
+) -> Result<Vec<DatabaseStatus>> {
     // Keyed by id; a forged token can share an id with a real one, so the secrets are compared.
-    let mut known: HashMap<&TokenId, Vec<(&Token, DatabaseStatus)>> = HashMap::new();
+    let mut ids: HashMap<&TokenId, IdChecks<'_>> = HashMap::new();
+    let mut checks = 0;
     let mut statuses = Vec::with_capacity(found.len());
     for found in found {
         let token = &found.token;
-        let same_id = known.entry(token.id()).or_default();
-        if let Some((_, status)) = same_id.iter().find(|(seen, _)| *seen == token) {
+        let id = match ids.entry(token.id()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            // Unlike verify, scan need not hide which ids exist (whoever runs it can read the
+            // database), so an unknown id costs no argon2 check: a file of made-up tokens stays
+            // as fast to scan as any other.
+            Entry::Vacant(entry) => entry.insert(IdChecks {
+                row: store.token_for_verify(token.id().as_str())?,
+                matched: false,
+                wrong: 0,
+                seen: Vec::new(),
+            }),
+        };
+        if let Some((_, status)) = id.seen.iter().find(|(seen, _)| *seen == token) {
             statuses.push(status.clone());
             continue;
         }
-        // Unlike verify, scan need not hide which ids exist (whoever runs it can read the
-        // database), so an unknown id costs no argon2 verification: a file of made-up tokens
-        // stays as fast to scan as any other.
-        let known_id = store.token_for_verify(token.id().as_str())?.is_some();
-        let status = match known_id
-            .then(|| identify(store, token))
-            .transpose()?
-            .flatten()
-        {
+        let status = match &id.row {
             None => DatabaseStatus::Unknown,
-            Some(verified) => match Status::at(verified.expires_at, now) {
-                Status::Active => DatabaseStatus::Active {
-                    project: verified.project,
-                },
-                Status::Expired => DatabaseStatus::Expired {
-                    project: verified.project,
-                },
-            },
+            Some(_) if id.matched => DatabaseStatus::Unknown,
+            Some(_) if checks >= max_checks || id.wrong >= max_wrong_per_id => {
+                DatabaseStatus::Unchecked
+            }
+            Some(row) => {
+                checks += 1;
+                if secret::verify(token.secret(), &row.secret_hash) {
+                    id.matched = true;
+                    let project = row.project.clone();
+                    match Status::at(row.expires_at.map(time), now) {
+                        Status::Active => DatabaseStatus::Active { project },
+                        Status::Expired => DatabaseStatus::Expired { project },
+                    }
+                } else {
+                    id.wrong += 1;
+                    DatabaseStatus::Unknown
+                }
+            }
         };
-        same_id.push((token, status.clone()));
+        id.seen.push((token, status.clone()));
         statuses.push(status);
     }
     Ok(statuses)
@@ -376,6 +512,9 @@ pub struct TokenFinder {
     buf: Vec<u8>,
     chunk: usize,
     prefix: memmem::Finder<'static>,
+    /// The last stream's first bytes, to tell a UTF-16 byte order mark.
+    head: [u8; 2],
+    head_len: usize,
 }
 
 impl Default for TokenFinder {
@@ -395,7 +534,33 @@ impl TokenFinder {
             buf: Vec::new(),
             chunk,
             prefix: memmem::Finder::new(PREFIX.as_bytes()),
+            head: [0; 2],
+            head_len: 0,
         }
+    }
+
+    /// Reads a file as [`TokenFinder::find`] does, and when it starts with a UTF-16 byte order
+    /// mark (Windows editors save text so), reads it again as UTF-16: its tokens are found
+    /// too, with columns counting UTF-16 code units after the mark, and only a NUL character
+    /// (not the zero half of each ASCII one) makes it binary. The bytes are scanned either
+    /// way: a file of other bytes may start as a mark does.
+    pub fn find_in_file(
+        &mut self,
+        file: &mut File,
+        skip_binary: bool,
+        found: &mut dyn FnMut(Position, Token),
+    ) -> io::Result<Scanned> {
+        let as_bytes = self.find(file, skip_binary, found)?;
+        let Some(order) = ByteOrder::of_mark(&self.head[..self.head_len]) else {
+            return Ok(as_bytes);
+        };
+        file.seek(SeekFrom::Start(2))?;
+        let as_utf16 = self.find(&mut Utf16Units::new(file, order), skip_binary, found)?;
+        Ok(if as_bytes == Scanned::Text || as_utf16 == Scanned::Text {
+            Scanned::Text
+        } else {
+            Scanned::Binary
+        })
     }
 
     /// Reads `reader` to its end and calls `found` with each token in it, in order; tokens
@@ -408,7 +573,13 @@ impl TokenFinder {
         skip_binary: bool,
         found: &mut dyn FnMut(Position, Token),
     ) -> io::Result<Scanned> {
-        let TokenFinder { buf, chunk, prefix } = self;
+        let TokenFinder {
+            buf,
+            chunk,
+            prefix,
+            head,
+            head_len,
+        } = self;
         // Allocated on first use: a thread that never meets a file costs nothing.
         buf.resize(*chunk + OVERLAP, 0);
         let mut lines = Lines::default();
@@ -417,6 +588,10 @@ impl TokenFinder {
         let mut kept = 0;
         loop {
             let (filled, ending) = fill(reader, buf, kept);
+            if base == 0 {
+                *head_len = filled.min(head.len());
+                head[..*head_len].copy_from_slice(&buf[..*head_len]);
+            }
             if base == 0 && skip_binary && memchr(0, &buf[..filled.min(BINARY_SNIFF)]).is_some() {
                 return Ok(Scanned::Binary);
             }
@@ -448,6 +623,97 @@ impl TokenFinder {
             buf.copy_within(keep_from..filled, 0);
             base += keep_from as u64;
             kept = OVERLAP;
+        }
+    }
+}
+
+/// The byte order of UTF-16 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteOrder {
+    Little,
+    Big,
+}
+
+impl ByteOrder {
+    /// The order a stream's first two bytes mark, if they are a byte order mark.
+    fn of_mark(head: &[u8]) -> Option<ByteOrder> {
+        match head {
+            [0xFF, 0xFE] => Some(ByteOrder::Little),
+            [0xFE, 0xFF] => Some(ByteOrder::Big),
+            _ => None,
+        }
+    }
+}
+
+/// UTF-16 text read as one byte per code unit: an ASCII character as itself, any other unit as
+/// 0xFF, which no token holds and which is no newline and no NUL. Tokens, lines and NUL
+/// characters are then found as in 8-bit text, with no decoding and no more memory than one
+/// chunk's worth of raw bytes.
+struct Utf16Units<'a> {
+    inner: &'a mut dyn Read,
+    order: ByteOrder,
+    raw: Vec<u8>,
+    /// The first byte of a unit whose second byte is still to be read.
+    odd: Option<u8>,
+}
+
+/// What a code unit that is not ASCII reads as.
+const NOT_ASCII: u8 = 0xFF;
+
+impl<'a> Utf16Units<'a> {
+    fn new(inner: &'a mut dyn Read, order: ByteOrder) -> Utf16Units<'a> {
+        Utf16Units {
+            inner,
+            order,
+            raw: Vec::new(),
+            odd: None,
+        }
+    }
+}
+
+impl Read for Utf16Units<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            self.raw.resize(out.len() * 2, 0);
+            let start = match self.odd.take() {
+                Some(byte) => {
+                    self.raw[0] = byte;
+                    1
+                }
+                None => 0,
+            };
+            let n = match self.inner.read(&mut self.raw[start..]) {
+                Ok(n) => n,
+                Err(err) => {
+                    self.odd = (start == 1).then_some(self.raw[0]);
+                    return Err(err);
+                }
+            };
+            // At the end, half a unit is no character.
+            if n == 0 {
+                return Ok(0);
+            }
+            let total = start + n;
+            if total % 2 == 1 {
+                self.odd = Some(self.raw[total - 1]);
+            }
+            let units = total / 2;
+            for (byte, pair) in out.iter_mut().zip(self.raw[..units * 2].chunks_exact(2)) {
+                let unit = match self.order {
+                    ByteOrder::Little => u16::from_le_bytes([pair[0], pair[1]]),
+                    ByteOrder::Big => u16::from_be_bytes([pair[0], pair[1]]),
+                };
+                *byte = u8::try_from(unit)
+                    .ok()
+                    .filter(u8::is_ascii)
+                    .unwrap_or(NOT_ASCII);
+            }
+            if units > 0 {
+                return Ok(units);
+            }
         }
     }
 }

@@ -31,18 +31,45 @@ fn work(env: &TestEnv) -> PathBuf {
     dir
 }
 
-/// `autheona scan ARGS` in `dir`, with no database anywhere.
+/// `autheona scan ARGS` in `dir`, with no database anywhere. Whatever it finds, no secret is
+/// shown.
 fn scan(env: &TestEnv, dir: &Path, args: &[&str]) -> Assert {
-    env.bare_cmd()
+    let assert = env
+        .bare_cmd()
         .current_dir(dir)
         .arg("scan")
         .args(args)
-        .assert()
+        .assert();
+    assert_nothing_secret_shaped(&assert);
+    assert
 }
 
 /// The same with the test's database.
 fn scan_with_db(env: &TestEnv, dir: &Path, args: &[&str]) -> Assert {
-    env.cmd().current_dir(dir).arg("scan").args(args).assert()
+    let assert = env.cmd().current_dir(dir).arg("scan").args(args).assert();
+    assert_nothing_secret_shaped(&assert);
+    assert
+}
+
+/// A secret's length: 43 letters and digits.
+const SECRET_LEN: usize = 43;
+
+/// Neither stream shows anything shaped like a secret: a run of 43 or more letters and digits,
+/// as every secret is (the forged ones too). Checked on every scan run by the helpers above,
+/// without knowing which tokens the scanned files hold.
+fn assert_nothing_secret_shaped(assert: &Assert) {
+    for bytes in [&assert.get_output().stdout, &assert.get_output().stderr] {
+        let text = String::from_utf8_lossy(bytes);
+        let longest = text
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            longest < SECRET_LEN,
+            "something shaped like a secret was shown:\n{text}"
+        );
+    }
 }
 
 /// Neither stream shows any of the tokens' secrets.
@@ -55,6 +82,16 @@ fn assert_no_secret(assert: &Assert, tokens: &[&str]) {
             "a secret was shown:\n{out}"
         );
     }
+}
+
+#[test]
+#[should_panic(expected = "shaped like a secret")]
+fn the_shared_no_secret_check_catches_a_secret() {
+    let output = Process::new("echo")
+        .arg(format!("config.py:1:1: {}", forged(1)))
+        .output()
+        .unwrap();
+    assert_nothing_secret_shaped(&Assert::new(output));
 }
 
 /// `git init` in `dir`, unaffected by the machine's git configuration.
@@ -679,9 +716,13 @@ fn paths_are_printed_escaped_and_never_show_a_token() {
         )
     );
     assert_no_secret(&assert, &[&a, &b]);
+    // In JSON alike: the value decodes to the visible text `\u{1b}`, never to a raw ESC that
+    // whoever prints the value would send to a terminal.
     let assert = scan(&env, &dir, &["--json"]).code(1);
     let raw = stdout(&assert);
-    assert!(!raw.contains('\u{1b}') && raw.contains("\\u001b"), "{raw}");
+    assert!(!raw.contains('\u{1b}') && !raw.contains("\\u001b"), "{raw}");
+    let paths: Vec<Value> = json(&assert).iter().map(|f| f["path"].clone()).collect();
+    assert_eq!(paths, ["aut_<redacted>.txt", "evil\\u{1b}[2J.txt"]);
     assert_no_secret(&assert, &[&a, &b]);
 }
 
@@ -867,4 +908,316 @@ fn the_readme_ci_step_finds_a_committed_file_gitignore_lists() {
     assert!(!out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(".env:1:7: token Forged000001"), "{said}");
+}
+
+/// Names a file list can hold that look like options or stdin to a command line.
+const OPTION_LIKE_NAMES: [&str; 5] = ["--help", "-h", "--version", "-V", "-"];
+
+/// In `dir`, a file for each of `OPTION_LIKE_NAMES` holding a token of its own (forged(1) to
+/// forged(5)); returns the lines a scan of them prints, in the order printed.
+fn option_like_files(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<(String, String)> = OPTION_LIKE_NAMES
+        .iter()
+        .zip(1..)
+        .map(|(name, n)| {
+            write(&dir.join(name), format!("TOKEN={}\n", forged(n)));
+            (
+                (*name).to_owned(),
+                format!("{name}:1:7: token {}", id_of(&forged(n))),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, line)| line).collect()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Process::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+#[test]
+fn after_a_double_dash_every_name_is_a_path_even_dash_and_option_names() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let expected = option_like_files(&dir);
+    let mut args = vec!["--"];
+    args.extend(OPTION_LIKE_NAMES);
+    let assert = scan(&env, &dir, &args).code(1);
+    assert_eq!(stdout(&assert), expected.join("\n") + "\n");
+    assert!(
+        stderr(&assert).starts_with("Found 5 tokens in 5 files."),
+        "{}",
+        stderr(&assert)
+    );
+    // Before --, - is stdin; after it, the file.
+    let piped = forged(9);
+    let assert = env
+        .bare_cmd()
+        .current_dir(&dir)
+        .args(["scan", "-", "--", "-"])
+        .write_stdin(piped.clone())
+        .assert()
+        .code(1)
+        .stdout(format!(
+            "<stdin>:1:1: token {}\n-:1:7: token {}\n",
+            id_of(&piped),
+            id_of(&forged(5))
+        ));
+    assert_no_secret(&assert, &[&piped, &forged(5)]);
+    // A file named - that is missing is a missing file, not stdin.
+    std::fs::remove_file(dir.join("-")).unwrap();
+    let assert = scan(&env, &dir, &["--", "-"]).code(3).stdout("");
+    assert_eq!(
+        stderr(&assert),
+        "error: cannot read -: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn a_named_device_fifo_or_link_to_one_is_reported_and_not_read() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    write(&dir.join("token.txt"), &token);
+    symlink("/dev/zero", dir.join("data.bin")).unwrap();
+    mkfifo(&dir.join("fifo"));
+    symlink("fifo", dir.join("fifo-link")).unwrap();
+    // Each would be read forever, or wait forever for a writer: the timeout tells a hang.
+    let assert = env
+        .bare_cmd()
+        .current_dir(&dir)
+        .args([
+            "scan",
+            "token.txt",
+            "data.bin",
+            "fifo",
+            "fifo-link",
+            "/dev/zero",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(3)
+        .stdout(format!("token.txt:1:1: token {}\n", id_of(&token)));
+    let err = stderr(&assert);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [
+            "error: cannot read /dev/zero: a character device, not a regular file",
+            "error: cannot read data.bin: a symbolic link to a character device, not to a regular file",
+            "error: cannot read fifo: a FIFO, not a regular file (pipe a stream into `autheona scan -`)",
+            "error: cannot read fifo-link: a symbolic link to a FIFO, not to a regular file (pipe a stream into `autheona scan -`)",
+        ],
+        "{err}"
+    );
+    assert!(err.contains("Found 1 token in 1 file."), "{err}");
+    assert_no_secret(&assert, &[&token]);
+}
+
+#[test]
+fn a_utf16_file_with_a_byte_order_mark_is_scanned_walked_or_named() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    let token = forged(1);
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in format!("é\r\nTOKEN={token}\r\n").encode_utf16() {
+        bytes.extend(unit.to_le_bytes());
+    }
+    write(&dir.join("windows.txt"), &bytes);
+    let line = format!("windows.txt:2:7: token {}\n", id_of(&token));
+    scan(&env, &dir, &[]).code(1).stdout(line.clone());
+    scan(&env, &dir, &["windows.txt"]).code(1).stdout(line);
+    // Without the mark, a walk skips it as binary.
+    write(&dir.join("windows.txt"), &bytes[2..]);
+    scan(&env, &dir, &[]).code(0).stdout("");
+}
+
+/// The README's CI step, run in `dir`; fails the test if it runs past a minute.
+fn run_ci_step(env: &TestEnv, dir: &Path) -> std::process::Output {
+    let block = readme_block("listed it is scanned too:");
+    let step = block
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("run: "))
+        .expect("a run: line");
+    let out = tool(env, dir, "timeout")
+        .args(["60", "sh", "-c", step])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(124), "the step hung: {out:?}");
+    out
+}
+
+#[test]
+fn the_readme_ci_step_scans_committed_files_named_like_options_or_stdin() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let expected = option_like_files(&dir);
+    git(&env, &dir, &["add", "--", "."]);
+    git(&env, &dir, &["commit", "-q", "-m", "odd names"]);
+    let out = run_ci_step(&env, &dir);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // xargs turns autheona's 1 into its own failure; the step fails either way.
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(said, expected.join("\n") + "\n", "{err}");
+    assert!(!err.contains("error:"), "{err}");
+    for n in 1..=5 {
+        assert!(!said.contains(secret_of(&forged(n))) && !err.contains(secret_of(&forged(n))));
+    }
+}
+
+#[test]
+fn the_readme_ci_step_fails_on_a_committed_link_to_dev_zero_and_still_finds_tokens() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let expected = option_like_files(&dir);
+    symlink("/dev/zero", dir.join("data.bin")).unwrap();
+    git(&env, &dir, &["add", "--", "."]);
+    git(&env, &dir, &["commit", "-q", "-m", "a link to /dev/zero"]);
+    let out = run_ci_step(&env, &dir);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(said, expected.join("\n") + "\n", "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [
+            "error: cannot read data.bin: a symbolic link to a character device, not to a regular file"
+        ],
+        "{err}"
+    );
+    // What autheona itself says to those names: 3, as an unreadable path wins over a token.
+    let mut names = vec!["--"];
+    names.extend(OPTION_LIKE_NAMES);
+    names.push("data.bin");
+    scan(&env, &dir, &names)
+        .code(3)
+        .stdout(expected.join("\n") + "\n");
+}
+
+/// The README's pre-commit hook, installed in `dir` (a git repository).
+fn install_hook(dir: &Path) {
+    let hook = dir.join(".git/hooks/pre-commit");
+    write(&hook, readme_block("save it as `.git/hooks/pre-commit`"));
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Stages everything in `dir` and commits it through the hook; returns git's output and what
+/// it said on both streams.
+fn commit_all(env: &TestEnv, dir: &Path, message: &str) -> (std::process::Output, String) {
+    let added = git(env, dir, &["add", "-A", "--", "."]);
+    assert!(added.status.success(), "{added:?}");
+    let out = git(env, dir, &["commit", "-q", "-m", message]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out, said)
+}
+
+#[test]
+fn the_readme_pre_commit_hook_refuses_a_token_in_a_staged_file_with_a_nul_byte() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    let token = forged(1);
+    write(&dir.join(".env"), format!("\0TOKEN={token}\n"));
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("./.env:1:8: token Forged000001"), "{said}");
+    assert!(!said.contains(secret_of(&token)), "{said}");
+}
+
+#[test]
+fn the_readme_pre_commit_hook_refuses_a_token_in_a_staged_utf16_file() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    let token = forged(1);
+    let mut bytes = vec![0xFE, 0xFF];
+    for unit in format!("TOKEN={token}\r\n").encode_utf16() {
+        bytes.extend(unit.to_be_bytes());
+    }
+    write(&dir.join("config/app.ini"), &bytes);
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("./config/app.ini:1:7: token Forged000001"),
+        "{said}"
+    );
+    assert!(!said.contains(secret_of(&token)), "{said}");
+}
+
+#[test]
+fn the_readme_pre_commit_hook_scans_files_named_like_options_and_passes_over_links() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    // Clean files under those names, and links (one dangling outside the staged copy, one to
+    // /dev/zero): the commit goes through, nothing stalls.
+    for name in OPTION_LIKE_NAMES {
+        write(&dir.join(name), "nothing here\n");
+    }
+    symlink("/dev/zero", dir.join("data.bin")).unwrap();
+    symlink("../elsewhere/notes.md", dir.join("notes.md")).unwrap();
+    let (clean, said) = commit_all(&env, &dir, "clean");
+    assert!(clean.status.success(), "{said}");
+    // The same names holding tokens: each is found.
+    let expected = option_like_files(&dir);
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    for line in &expected {
+        assert!(said.contains(&format!("./{line}")), "{line} in:\n{said}");
+    }
+    for n in 1..=5 {
+        assert!(!said.contains(secret_of(&forged(n))), "{said}");
+    }
+}
+
+#[test]
+fn forged_tokens_that_reuse_a_real_id_are_checked_a_bounded_number_of_times() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let real = env.token("demo", "never");
+    let id = id_of(&real);
+    let dir = work(&env);
+    // 40 forgeries of the real id, then the real token: 16 wrong secrets are checked for an
+    // id, and the rest reported unchecked, so 20,000 forgeries cost no more than 16.
+    let mut text: String = (0..40)
+        .map(|n| forge(id, &format!("{n:0>43}")) + "\n")
+        .collect();
+    text.push_str(&real);
+    write(&dir.join("forged.txt"), &text);
+    let assert = scan_with_db(&env, &dir, &["--json"]).code(1);
+    assert_no_secret(&assert, &[&real]);
+    let statuses: Vec<Value> = json(&assert).iter().map(|f| f["status"].clone()).collect();
+    let expected: Vec<&str> = std::iter::repeat_n("unknown", 16)
+        .chain(std::iter::repeat_n("unchecked", 25))
+        .collect();
+    assert_eq!(statuses, expected);
+    assert!(json(&assert).iter().all(|f| f["project"] == Value::Null));
+    let err = stderr(&assert);
+    assert!(
+        err.starts_with(
+            "warning: 25 tokens with an id the database holds left unchecked: a scan checks a \
+             limited number of secrets; autheona verify checks one\n"
+        ),
+        "{err}"
+    );
+    // In text, the word is the same.
+    let assert = scan_with_db(&env, &dir, &[]).code(1);
+    assert!(
+        stdout(&assert).ends_with(&format!("forged.txt:41:1: token {id} (unchecked)\n")),
+        "{}",
+        stdout(&assert)
+    );
 }

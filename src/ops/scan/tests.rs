@@ -464,3 +464,165 @@ fn made_up_tokens_cost_no_argon2_verification() {
         Some(DatabaseStatus::Active { .. })
     ));
 }
+
+/// `text` as UTF-16 with its byte order mark.
+fn utf16(text: &str, order: ByteOrder) -> Vec<u8> {
+    let mut bytes = match order {
+        ByteOrder::Little => vec![0xFF, 0xFE],
+        ByteOrder::Big => vec![0xFE, 0xFF],
+    };
+    for unit in text.encode_utf16() {
+        bytes.extend(match order {
+            ByteOrder::Little => unit.to_le_bytes(),
+            ByteOrder::Big => unit.to_be_bytes(),
+        });
+    }
+    bytes
+}
+
+/// (line, column, id) of each token found in a file holding `bytes`, and whether it was
+/// binary, with a walk's rule (`skip_binary`).
+fn found_in_file(bytes: &[u8]) -> (Scanned, Vec<(u64, u64, String)>) {
+    let mut file = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut file, bytes).unwrap();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    let mut found = Vec::new();
+    let scanned = TokenFinder::with_chunk(100)
+        .find_in_file(&mut file, true, &mut |position, token| {
+            found.push((position.line, position.column, token.id().to_string()));
+        })
+        .unwrap();
+    (scanned, found)
+}
+
+#[test]
+fn a_utf16_file_with_a_byte_order_mark_is_scanned_in_either_order() {
+    let (a, b) = (token_text(1), token_text(2));
+    // Columns count code units after the mark: é is one, 🚀 two (a surrogate pair). The text
+    // spans several 100-byte chunks.
+    let text = format!(
+        "é🚀 {a}\r\nnot a token: {}\n{}{b}",
+        &b[..60],
+        " ".repeat(150)
+    );
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        assert_eq!(
+            found_in_file(&utf16(&text, order)),
+            (Scanned::Text, vec![(1, 5, id(&a)), (3, 151, id(&b))]),
+            "{order:?}"
+        );
+    }
+    // Without its mark, UTF-16 is bytes: binary to a walk.
+    assert_eq!(
+        found_in_file(&utf16(&text, ByteOrder::Little)[2..]),
+        (Scanned::Binary, vec![])
+    );
+}
+
+#[test]
+fn a_file_that_only_starts_like_utf16_is_still_scanned_as_bytes() {
+    let token = token_text(1);
+    let mut bytes = b"\xff\xfe ".to_vec();
+    bytes.extend_from_slice(token.as_bytes());
+    assert_eq!(
+        found_in_file(&bytes),
+        (Scanned::Text, vec![(1, 4, id(&token))])
+    );
+}
+
+#[test]
+fn a_utf16_file_is_binary_only_with_a_nul_character() {
+    let token = token_text(1);
+    let (scanned, found) = found_in_file(&utf16(&format!("\0{token}"), ByteOrder::Big));
+    assert_eq!((scanned, found.len()), (Scanned::Binary, 0));
+    // An odd byte at the end is half a unit, and no character.
+    let mut odd = utf16(&token, ByteOrder::Little);
+    odd.push(b'x');
+    assert_eq!(
+        found_in_file(&odd),
+        (Scanned::Text, vec![(1, 1, id(&token))])
+    );
+}
+
+/// A well-formed token with `token`'s id and a made-up secret drawn from `n`.
+fn same_id(token: &Token, n: u32) -> String {
+    with_checksum(&format!("aut_{}_{:0>43}", token.id(), format!("Forged{n}")))
+}
+
+/// The tokens in `text`, as a scan finds them before asking the database.
+fn found_tokens(text: &str) -> Vec<Found> {
+    let mut found = Vec::new();
+    TokenFinder::new()
+        .find(&mut text.as_bytes(), false, &mut |position, token| {
+            found.push(Found {
+                source: Source::Stdin,
+                position,
+                token,
+            })
+        })
+        .unwrap();
+    found
+}
+
+#[test]
+fn forged_secrets_for_a_real_id_cost_a_bounded_number_of_checks() {
+    let (store, never, month, _) = store_with_tokens();
+    // 40 forgeries of `never`'s id, then `never` itself, then `month`, then `never` again.
+    let mut text: String = (0..40).map(|n| same_id(&never, n) + "\n").collect();
+    for token in [&never, &month, &never] {
+        text.push_str(token.reveal().expose());
+        text.push('\n');
+    }
+    let found = found_tokens(&text);
+    let before = secret::verifications();
+    let statuses = statuses_within(&store, &found, at(T0), 20, 4).unwrap();
+    // 4 wrong secrets for `never`'s id are checked, then no more of that id; `month` is.
+    assert_eq!(secret::verifications() - before, 5);
+    assert!(statuses[..4].iter().all(|s| *s == DatabaseStatus::Unknown));
+    assert!(
+        statuses[4..41]
+            .iter()
+            .all(|s| *s == DatabaseStatus::Unchecked)
+    );
+    assert!(matches!(statuses[41], DatabaseStatus::Active { .. }));
+    assert_eq!(
+        statuses[42],
+        DatabaseStatus::Unchecked,
+        "the same token, the same answer"
+    );
+}
+
+#[test]
+fn once_a_secret_matches_its_id_the_others_cost_nothing() {
+    let (store, never, _, _) = store_with_tokens();
+    let mut text = format!("{}\n", never.reveal().expose());
+    text.extend((0..40).map(|n| same_id(&never, n) + "\n"));
+    let found = found_tokens(&text);
+    let before = secret::verifications();
+    let statuses = statuses(&store, &found, at(T0)).unwrap();
+    assert_eq!(secret::verifications() - before, 1);
+    assert!(matches!(statuses[0], DatabaseStatus::Active { .. }));
+    assert!(statuses[1..].iter().all(|s| *s == DatabaseStatus::Unknown));
+}
+
+#[test]
+fn the_checks_of_one_scan_are_capped_across_ids() {
+    let (store, never, month, revoked) = store_with_tokens();
+    let text: String = [&never, &revoked, &month]
+        .iter()
+        .map(|token| same_id(token, 1) + "\n" + token.reveal().expose() + "\n")
+        .collect();
+    let found = found_tokens(&text);
+    let before = secret::verifications();
+    let statuses = statuses_within(&store, &found, at(T0), 3, 16).unwrap();
+    // The revoked id is no longer in the database: no check, unknown.
+    assert_eq!(secret::verifications() - before, 3);
+    assert_eq!(statuses[0], DatabaseStatus::Unknown);
+    assert!(matches!(statuses[1], DatabaseStatus::Active { .. }));
+    assert_eq!(
+        statuses[2..4],
+        [DatabaseStatus::Unknown, DatabaseStatus::Unknown]
+    );
+    assert_eq!(statuses[4], DatabaseStatus::Unknown);
+    assert_eq!(statuses[5], DatabaseStatus::Unchecked);
+}
