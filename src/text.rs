@@ -144,9 +144,19 @@ fn token_shape(text: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// Whether `text` holds anything [`redact_tokens`] would redact.
+/// Whether `text` holds a token or part of one, to refuse it where text is stored: `aut_`
+/// followed by what reads as a token id (12 letters or digits, then `_` or the end of the
+/// word), or by 40 or more token characters (a token with a mistyped id). Stricter than
+/// [`redact_tokens`], which may hide too much in a message but must not refuse
+/// `aut_payments` as a name.
 pub fn has_token_shape(text: &str) -> bool {
-    token_shape(text).is_some()
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(PREFIX).any(|(start, _)| {
+        let tail = &text[start + PREFIX.len()..];
+        let word = &tail[..tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len())];
+        let id = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        (id == 12 && matches!(word.as_bytes().get(12), None | Some(b'_'))) || word.len() >= 40
+    })
 }
 
 /// `text` with anything shaped like a token (`aut_` and at least 8 more token characters)
@@ -269,7 +279,15 @@ mod tests {
             "aut_x aut_<redacted> and aut_<redacted>."
         );
         assert!(has_token_shape(&token));
-        assert!(has_token_shape("key=aut_3kTMd9aP"));
+        assert!(has_token_shape("key=aut_3kTMd9aPq0Zx."));
+        assert!(has_token_shape("aut_3kTMd9aPq0Zx_T0kx"));
+        assert!(has_token_shape(&format!(
+            "aut_3kTMd9aPq0Z_{}",
+            "x".repeat(40)
+        )));
         assert!(!has_token_shape("aut_short, autheona, aut_"));
+        assert!(!has_token_shape(
+            "aut_payments aut_payments_v2 aut_paymentsystem"
+        ));
     }
 }

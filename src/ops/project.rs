@@ -51,7 +51,7 @@ pub fn validate_new_name(name: &str) -> Result<()> {
     validate_name(name)?;
     if text::has_token_shape(name) {
         return Err(Error::usage(format!(
-            "the project name '{}' looks like a token: a name may not hold aut_ followed by 8 or more letters, digits or '_'",
+            "the project name '{}' looks like a token: a name may not hold aut_ followed by a token id (12 letters or digits)",
             text::redact_tokens(name)
         )));
     }
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn new_names_hold_no_token_shape() {
-        for good in ["aut_short", "autumn_sale_2026", "aut_"] {
+        for good in ["aut_short", "autumn_sale_2026", "aut_", "aut_payments_v2"] {
             assert!(validate_new_name(good).is_ok(), "{good}");
         }
         for bad in ["aut_3kTMd9aPq0Zx", "x-aut_3kTMd9aPq0Zx_T0kxV2bq8Xc1"] {

@@ -615,7 +615,11 @@ fn a_description_holding_part_of_a_token_is_refused() {
 fn a_description_naming_autheona_or_aut_briefly_is_kept() {
     let env = TestEnv::new();
     env.project("demo");
-    for good in ["autheona token for aut_ci", "aut_short"] {
+    for good in [
+        "autheona token for aut_ci",
+        "aut_short",
+        "aut_payments_v2 service",
+    ] {
         env.described_token("demo", "30", good);
         assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
     }
