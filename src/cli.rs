@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
 
-use crate::commands::complete::{project_names, token_ids};
+use crate::complete::{project_names, token_ids};
 
 /// Manage projects and their access tokens in a local SQLite file.
 ///

@@ -4,7 +4,8 @@ use clap::{CommandFactory, Parser};
 use clap_complete::CompleteEnv;
 
 use autheona::cli::Cli;
-use autheona::commands::{self, complete::COMPLETE_VAR};
+use autheona::commands;
+use autheona::complete::COMPLETE_VAR;
 
 fn main() -> ExitCode {
     // A shell's completion request (COMPLETE set) is answered here and exits. Checked first:

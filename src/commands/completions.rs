@@ -3,7 +3,7 @@
 use clap_complete::env::Shells;
 
 use super::Outcome;
-use super::complete::COMPLETE_VAR;
+use crate::complete::COMPLETE_VAR;
 use crate::cli::CompletionsArgs;
 use crate::error::{Error, Result};
 

@@ -1,7 +1,5 @@
 //! One module per noun: each handler turns arguments into one `ops` call and renders the result.
 
-mod clock;
-pub mod complete;
 mod completions;
 mod project;
 mod scan;
@@ -14,6 +12,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::cli::{Cli, Command};
+use crate::environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 use crate::ui;
@@ -53,7 +52,7 @@ impl Context {
     /// The database path: `--db`, else `AUTHEONA_DB`, else the platform data
     /// directory. Worked out only when a command needs it.
     fn db_path(&self) -> Result<PathBuf> {
-        db_path(self.db.as_deref())
+        environment::db_path(self.db.as_deref())
     }
 
     /// Opens the database, which must exist.
@@ -104,32 +103,6 @@ impl Context {
     }
 }
 
-/// An environment variable that gives a default; set but empty counts as unset, as a shell
-/// script's `AUTHEONA_PROJECT=$maybe_empty` means. (`AUTHEONA_TOKEN` is not a default but the
-/// input itself: empty, it is an empty token.)
-fn default_from_env(name: &str) -> Option<std::ffi::OsString> {
-    std::env::var_os(name).filter(|value| !value.is_empty())
-}
-
-/// `AUTHEONA_DB`.
-fn db_from_env() -> Option<PathBuf> {
-    default_from_env("AUTHEONA_DB").map(PathBuf::from)
-}
-
-/// The database path: the one given (`--db`, else `AUTHEONA_DB`), else the platform data
-/// directory.
-fn db_path(given: Option<&Path>) -> Result<PathBuf> {
-    match given {
-        Some(path) => Ok(path.to_owned()),
-        None => directories::ProjectDirs::from("", "", "autheona")
-            .map(|dirs| dirs.data_dir().join("autheona.db"))
-            .ok_or_else(|| {
-                Error::environment("cannot find a home directory for the database")
-                    .with_hint("pass a file path with --db or AUTHEONA_DB")
-            }),
-    }
-}
-
 /// Warns, as ssh does for keys, when others may read or write the database file.
 fn warn_if_exposed(store: &Store) {
     if let Ok(meta) = std::fs::metadata(store.path()) {
@@ -156,13 +129,13 @@ fn shell_quoted(text: &str) -> String {
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let (zone, warning) = clock::zone(std::env::var_os("TZ").as_deref());
+    let (zone, warning) = environment::clock::zone(std::env::var_os("TZ").as_deref());
     if let Some(warning) = warning {
         ui::warning(&warning);
     }
     let ctx = Context {
-        db: cli.db.or_else(db_from_env),
-        now: clock::now()?,
+        db: cli.db.or_else(environment::db_from_env),
+        now: environment::clock::now()?,
         zone,
     };
     match cli.command {

@@ -4,7 +4,8 @@ use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use serde::Serialize;
 
-use super::{Context, Outcome, can_confirm, confirm, default_from_env};
+use super::{Context, Outcome, can_confirm, confirm};
+use crate::environment::default_from_env;
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,

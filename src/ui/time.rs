@@ -3,7 +3,7 @@
 use chrono::{DateTime, Datelike, Local, SecondsFormat, TimeDelta, Timelike, Utc};
 
 /// The zone times are shown in to people. Worked out once at start-up
-/// (`commands::clock::zone`): local, unless `TZ` names a file that is unsafe to read.
+/// (`environment::clock::zone`): local, unless `TZ` names a file that is unsafe to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Zone {
     Local,

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use clap_complete::engine::CompletionCandidate;
 
+use crate::environment;
 use crate::ops;
 use crate::store::Store;
 use crate::token::TokenId;
@@ -26,8 +27,8 @@ pub const COMPLETE_VAR: &str = "COMPLETE";
 /// `--db` as typed on the line being completed, else `AUTHEONA_DB`, else the default.
 fn store() -> Option<Store> {
     let typed = db_from_args(std::env::args_os());
-    let given = typed.or_else(super::db_from_env);
-    let path = super::db_path(given.as_deref()).ok()?;
+    let given = typed.or_else(environment::db_from_env);
+    let path = environment::db_path(given.as_deref()).ok()?;
     Store::open_read_only(&path).ok().flatten()
 }
 
@@ -69,7 +70,7 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
     };
     // The clock is read here because completion runs outside `commands::run`. A clock that
     // is wrong offers nothing rather than an error in the middle of the command line.
-    let Ok(now) = super::clock::now() else {
+    let Ok(now) = environment::clock::now() else {
         return Vec::new();
     };
     ops::token::list(&store, None, &ops::token::Filter::default(), now)
