@@ -17,7 +17,7 @@ use clap_complete::engine::CompletionCandidate;
 
 use crate::environment;
 use crate::ops;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::token::TokenId;
 use crate::ui;
 
@@ -25,11 +25,11 @@ use crate::ui;
 pub const COMPLETE_VAR: &str = "COMPLETE";
 
 /// `--db` as typed on the line being completed, else `AUTHEONA_DB`, else the default.
-fn store() -> Option<Store> {
+fn store() -> Option<Box<dyn Store>> {
     let typed = db_from_args(std::env::args_os());
     let given = typed.or_else(environment::db_from_env);
     let path = environment::db_path(given.as_deref()).ok()?;
-    Store::open_read_only(&path).ok().flatten()
+    store::open_read_only(&path).ok().flatten()
 }
 
 /// The last `--db PATH` or `--db=PATH` among the words being completed.
@@ -51,7 +51,7 @@ pub fn project_names() -> Vec<CompletionCandidate> {
     let Some(store) = store() else {
         return Vec::new();
     };
-    ops::project::list(&store)
+    ops::project::list(&*store)
         .map(|projects| {
             projects
                 .into_iter()
@@ -73,7 +73,7 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
     let Ok(now) = environment::clock::now() else {
         return Vec::new();
     };
-    ops::token::list(&store, None, &ops::token::Filter::default(), now)
+    ops::token::list(&*store, None, &ops::token::Filter::default(), now)
         .map(|tokens| {
             tokens
                 .into_iter()

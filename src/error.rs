@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::store::{StoreError, StoreErrorKind};
+
 /// What kind of failure this is; each kind has a fixed exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -30,12 +32,37 @@ impl ErrorKind {
     }
 }
 
+/// What an error is about, for the layer that words the advice: `ops` and `store` say what
+/// happened; `commands` says what to do, in the command line's words (`--db`, `autheona
+/// project create`), which only it knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic {
+    /// The store failed, or refused the file.
+    Store(StoreErrorKind),
+    /// There is no database where one is needed.
+    NoDatabase,
+    /// No project of that name.
+    NoProject,
+    /// The project name is taken.
+    ProjectNameTaken,
+    /// What was given is not a token id.
+    NotATokenId,
+    /// No token with that id (perhaps revoked).
+    NoToken,
+    /// This token exists but nobody saw it (its removal failed): it should be revoked.
+    UnseenToken(String),
+    /// This token was shown but may not survive a power cut: revoke it, make another.
+    UnsyncedToken(String),
+}
+
 /// An error with its kind, a one-line message and an optional hint on what to do.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    topic: Option<Topic>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,6 +73,8 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            topic: None,
+            source: None,
         }
     }
 
@@ -63,8 +92,7 @@ impl Error {
 
     /// The database a command needs does not exist yet.
     pub fn no_database(path: &Path) -> Self {
-        Error::environment(format!("no database at {}", path.display()))
-            .with_hint("create a project first: autheona project create NAME")
+        Error::environment(format!("no database at {}", path.display())).about(Topic::NoDatabase)
     }
 
     /// Writing command output failed; a closed pipe is not worth a message.
@@ -79,6 +107,16 @@ impl Error {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// Says what the error is about, for `commands` to advise on.
+    pub fn about(mut self, topic: Topic) -> Self {
+        self.topic = Some(topic);
+        self
+    }
+
+    pub fn topic(&self) -> Option<&Topic> {
+        self.topic.as_ref()
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -100,4 +138,20 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A store error as the user sees it: an environment error (exit 3) in the store's words, the
+/// store error kept as its source.
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Error {
+        let mut error = Error::environment(err.message()).about(Topic::Store(err.kind()));
+        error.source = Some(Box::new(err));
+        error
+    }
+}

@@ -1,5 +1,6 @@
 //! One module per noun: each handler turns arguments into one `ops` call and renders the result.
 
+mod advice;
 mod completions;
 mod project;
 mod scan;
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::{Cli, Command};
 use crate::environment;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::ui;
 
 /// How a command that did not fail ended.
@@ -56,22 +57,23 @@ impl Context {
     }
 
     /// Opens the database, which must exist.
-    fn open(&self) -> Result<Store> {
+    fn open(&self) -> Result<Box<dyn Store>> {
         let path = self.db_path()?;
-        let store = Store::open(&path)?.ok_or_else(|| Error::no_database(&path))?;
-        warn_if_exposed(&store);
+        let store = store::open(&path)?.ok_or_else(|| Error::no_database(&path))?;
+        warn_if_exposed(&*store);
         Ok(store)
     }
 
     /// Opens the database if there is one (listing commands show nothing without it).
-    fn open_if_exists(&self) -> Result<Option<Store>> {
+    fn open_if_exists(&self) -> Result<Option<Box<dyn Store>>> {
         let path = self.db_path()?;
-        let store = Store::open(&path)?;
+        let store = store::open(&path)?;
         match &store {
-            Some(store) => warn_if_exposed(store),
+            Some(store) => warn_if_exposed(&**store),
             None => ui::status(&format!(
-                "hint: no database yet at {}; create a project first: autheona project create NAME",
-                path.display()
+                "hint: no database yet at {}; {}",
+                path.display(),
+                advice::CREATE_A_PROJECT_FIRST
             )),
         }
         Ok(store)
@@ -79,13 +81,13 @@ impl Context {
 
     /// Opens the database if there is one, with no hint when there is none: for a command
     /// that works without it. No home directory to find the default path in counts as none.
-    fn open_quietly(&self) -> Result<Option<Store>> {
+    fn open_quietly(&self) -> Result<Option<Box<dyn Store>>> {
         let Ok(path) = self.db_path() else {
             return Ok(None);
         };
-        let store = Store::open(&path)?;
+        let store = store::open(&path)?;
         if let Some(store) = &store {
-            warn_if_exposed(store);
+            warn_if_exposed(&**store);
         }
         Ok(store)
     }
@@ -96,23 +98,26 @@ impl Context {
     }
 
     /// Opens the database, creating it if needed.
-    fn create(&self) -> Result<Store> {
-        let store = Store::create(&self.db_path()?)?;
-        warn_if_exposed(&store);
+    fn create(&self) -> Result<Box<dyn Store>> {
+        let store = store::create(&self.db_path()?)?;
+        warn_if_exposed(&*store);
         Ok(store)
     }
 }
 
 /// Warns, as ssh does for keys, when others may read or write the database file.
-fn warn_if_exposed(store: &Store) {
-    if let Ok(meta) = std::fs::metadata(store.path()) {
+fn warn_if_exposed(store: &dyn Store) {
+    let Some(path) = store.file() else {
+        return;
+    };
+    if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             ui::warning(&format!(
                 "database {} is accessible by other users (mode {:03o}); run: chmod 600 {}",
-                store.path().display(),
+                path.display(),
                 mode & 0o777,
-                shell_quoted(&store.path().display().to_string())
+                shell_quoted(&path.display().to_string())
             ));
         }
     }
@@ -128,7 +133,12 @@ fn shell_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// Runs the command; an error comes back with the advice its topic calls for.
 pub fn run(cli: Cli) -> Result<Outcome> {
+    dispatch(cli).map_err(advice::advise)
+}
+
+fn dispatch(cli: Cli) -> Result<Outcome> {
     let (zone, warning) = environment::clock::zone(std::env::var_os("TZ").as_deref());
     if let Some(warning) = warning {
         ui::warning(&warning);

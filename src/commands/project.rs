@@ -20,7 +20,7 @@ fn create(ctx: &Context, args: &ProjectCreateArgs) -> Result<Outcome> {
     // Validate before touching the file system, so a bad name creates no database.
     project::validate_new_name(&args.name)?;
     let store = ctx.create()?;
-    let created = project::create(&store, &args.name, ctx.now)?;
+    let created = project::create(&*store, &args.name, ctx.now)?;
     ui::status(&format!(
         "Created project {}. Next: autheona token create --project {}",
         created.name, created.name
@@ -37,7 +37,7 @@ struct ProjectJson<'a> {
 
 fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
     let projects = match ctx.open_if_exists()? {
-        Some(store) => project::list(&store)?,
+        Some(store) => project::list(&*store)?,
         None => Vec::new(),
     };
     if args.json {
@@ -70,8 +70,8 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
 }
 
 fn delete(ctx: &Context, args: &ProjectDeleteArgs) -> Result<Outcome> {
-    let mut store = ctx.open()?;
-    let tokens = project::token_count(&store, &args.name)?;
+    let store = ctx.open()?;
+    let tokens = project::token_count(&*store, &args.name)?;
     confirm(
         args.yes,
         &format!(
@@ -81,7 +81,7 @@ fn delete(ctx: &Context, args: &ProjectDeleteArgs) -> Result<Outcome> {
         ),
         "pass --yes to delete without asking",
     )?;
-    let revoked = project::delete(&mut store, &args.name)?;
+    let revoked = project::delete(&*store, &args.name)?;
     ui::status(&format!(
         "Deleted project {} and revoked {}.",
         args.name,

@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
         &sources,
         ignore_files,
         &mut std::io::stdin().lock(),
-        store.as_ref(),
+        store.as_deref(),
         ctx.now,
     );
     render(&result, args.json)
@@ -69,7 +69,7 @@ fn sources(paths: &[PathBuf], names: &[PathBuf]) -> Result<Vec<Source>> {
 /// The database, to tell each token's status. Scanning is often done where there is no
 /// database, so a missing default one goes unmentioned; one named with --db or AUTHEONA_DB
 /// that is missing, or one that cannot be opened, is worth a warning, and the scan goes on.
-fn open_store(ctx: &Context) -> Option<Store> {
+fn open_store(ctx: &Context) -> Option<Box<dyn Store>> {
     match ctx.open_quietly() {
         Ok(Some(store)) => Some(store),
         Ok(None) => {

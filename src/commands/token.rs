@@ -5,11 +5,11 @@ use rand::rngs::SysRng;
 use serde::Serialize;
 
 use super::{Context, Outcome, can_confirm, confirm};
-use crate::environment::default_from_env;
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,
 };
+use crate::environment::default_from_env;
 use crate::error::{Error, Result};
 use crate::ops::project;
 use crate::ops::token::{
@@ -79,10 +79,10 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
     let project = match given_project {
         Some(name) => {
             // Before any prompt: a person should not answer questions for a doomed request.
-            project::require(&store, &name)?;
+            project::require(&*store, &name)?;
             name
         }
-        None => ask_project(&store)?,
+        None => ask_project(&*store)?,
     };
     let expiration = match args.expires {
         Some(arg) => arg.into(),
@@ -101,7 +101,7 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
         description: Some(&description),
     };
     let mut rng = UnwrapErr(SysRng);
-    let created = token::create(&store, &request, ctx.now, &mut rng, |created| {
+    let created = token::create(&*store, &request, ctx.now, &mut rng, |created| {
         deliver(created, args.json, None)
     })?;
     let expires = time::expiry(ctx.zone, created.expires_at);
@@ -121,7 +121,7 @@ fn shown_once() {
     );
 }
 
-fn ask_project(store: &Store) -> Result<String> {
+fn ask_project(store: &dyn Store) -> Result<String> {
     let mut names: Vec<String> = project::list(store)?.into_iter().map(|p| p.name).collect();
     if names.is_empty() {
         return Err(Error::refused("there are no projects yet")
@@ -225,7 +225,7 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
         unused_for: args.unused_for,
     };
     let tokens = match ctx.open_if_exists()? {
-        Some(store) => token::list(&store, args.project.as_deref(), &filter, ctx.now)?,
+        Some(store) => token::list(&*store, args.project.as_deref(), &filter, ctx.now)?,
         None => Vec::new(),
     };
     if args.json {
@@ -301,7 +301,7 @@ fn describe(zone: Zone, token: &TokenSummary) -> String {
 
 fn revoke(ctx: &Context, args: &TokenRevokeArgs) -> Result<Outcome> {
     let store = ctx.open()?;
-    let found = token::find(&store, &args.token_id, ctx.now)?;
+    let found = token::find(&*store, &args.token_id, ctx.now)?;
     confirm(
         args.yes,
         &format!(
@@ -310,14 +310,14 @@ fn revoke(ctx: &Context, args: &TokenRevokeArgs) -> Result<Outcome> {
         ),
         "pass --yes to revoke without asking",
     )?;
-    token::revoke(&store, &found.id)?;
+    token::revoke(&*store, &found.id)?;
     ui::status(&format!("Revoked token {}.", found.id));
     Ok(Outcome::Success)
 }
 
 fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
-    let mut store = ctx.open()?;
-    let old = token::find(&store, &args.token_id, ctx.now)?;
+    let store = ctx.open()?;
+    let old = token::find(&*store, &args.token_id, ctx.now)?;
     confirm(
         args.yes,
         &format!(
@@ -327,7 +327,7 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
         "pass --yes to rotate without asking",
     )?;
     let mut rng = UnwrapErr(SysRng);
-    let created = token::rotate(&mut store, &old.id, ctx.now, &mut rng, |created| {
+    let created = token::rotate(&*store, &old.id, ctx.now, &mut rng, |created| {
         deliver(created, args.json, Some(&old.id))
     })?;
     ui::status(&format!(
@@ -354,10 +354,10 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
         unused_for: args.unused_for,
         ..Filter::default()
     };
-    let Some(mut store) = ctx.open_if_exists()? else {
+    let Some(store) = ctx.open_if_exists()? else {
         return report_pruned(args, &[], 0);
     };
-    let tokens = token::list(&store, args.project.as_deref(), &filter, ctx.now)?;
+    let tokens = token::list(&*store, args.project.as_deref(), &filter, ctx.now)?;
     if tokens.is_empty() {
         return report_pruned(args, &tokens, 0);
     }
@@ -405,7 +405,7 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
         0
     } else {
         confirm(args.yes, &question, hint)?;
-        token::revoke_all(&mut store, &tokens, &filter, ctx.now)?
+        token::revoke_all(&*store, &tokens, &filter, ctx.now)?
     };
     report_pruned(args, &tokens, revoked)?;
     // A closed stdout ends quietly; any other failure to write the list is an error.

@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
         Err(_) => Verification::invalid(Reason::Malformed),
         Ok(token) => {
             let store = ctx.open()?;
-            verify::verify(&store, &token, args.project.as_deref(), ctx.now)?
+            verify::verify(&*store, &token, args.project.as_deref(), ctx.now)?
         }
     };
     render(&verification, args, ctx.zone)

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::Failure;
 use super::time;
+use crate::error::Topic;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::text;
@@ -58,12 +60,12 @@ pub fn validate_new_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn create(store: &Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
+pub fn create(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
     validate_new_name(name)?;
     if !store.insert_project(name, now.timestamp())? {
         return Err(
             Error::refused(format!("a project named '{name}' already exists"))
-                .with_hint("choose another name; `autheona project list` shows those taken"),
+                .about(Topic::ProjectNameTaken),
         );
     }
     Ok(Project {
@@ -73,22 +75,34 @@ pub fn create(store: &Store, name: &str, now: DateTime<Utc>) -> Result<Project> 
     })
 }
 
-pub fn list(store: &Store) -> Result<Vec<Project>> {
-    Ok(store
-        .projects()?
-        .into_iter()
-        .map(|row| Project {
+/// Hands every project, by name, to `each`, as the store reads them; the first error `each`
+/// returns stops the listing.
+pub fn for_each(store: &dyn Store, mut each: impl FnMut(Project) -> Result<()>) -> Result<()> {
+    let failure = Failure::default();
+    let listed = store.projects(&mut |row| {
+        failure.check(each(Project {
             name: row.name,
             created_at: time(row.created_at),
             tokens: row.tokens,
-        })
-        .collect())
+        }))
+    });
+    failure.or(listed.map_err(Error::from))
+}
+
+/// Every project, by name.
+pub fn list(store: &dyn Store) -> Result<Vec<Project>> {
+    let mut projects = Vec::new();
+    for_each(store, |project| {
+        projects.push(project);
+        Ok(())
+    })?;
+    Ok(projects)
 }
 
 /// Checks that a project exists, or says what to do. The name is checked first, so that a
 /// refused error never echoes something that cannot be a name (such as a token pasted in the
 /// wrong place).
-pub fn require(store: &Store, name: &str) -> Result<()> {
+pub fn require(store: &dyn Store, name: &str) -> Result<()> {
     validate_name(name)?;
     if store.project_exists(name)? {
         Ok(())
@@ -98,13 +112,11 @@ pub fn require(store: &Store, name: &str) -> Result<()> {
 }
 
 pub(super) fn not_found(name: &str) -> Error {
-    Error::refused(format!("no project named '{name}'")).with_hint(
-        "`autheona project list` shows the projects; `autheona project create NAME` adds one",
-    )
+    Error::refused(format!("no project named '{name}'")).about(Topic::NoProject)
 }
 
 /// How many tokens deleting the project would revoke.
-pub fn token_count(store: &Store, name: &str) -> Result<u64> {
+pub fn token_count(store: &dyn Store, name: &str) -> Result<u64> {
     validate_name(name)?;
     store
         .project_token_count(name)?
@@ -112,7 +124,7 @@ pub fn token_count(store: &Store, name: &str) -> Result<u64> {
 }
 
 /// Deletes the project and all its tokens; returns how many tokens were revoked.
-pub fn delete(store: &mut Store, name: &str) -> Result<u64> {
+pub fn delete(store: &dyn Store, name: &str) -> Result<u64> {
     validate_name(name)?;
     store.delete_project(name)?.ok_or_else(|| not_found(name))
 }
@@ -168,30 +180,30 @@ mod tests {
 
     #[test]
     fn create_list_delete() {
-        let mut store = Store::in_memory().unwrap();
-        create(&store, "web", now()).unwrap();
-        create(&store, "api", now()).unwrap();
-        let names: Vec<_> = list(&store).unwrap().into_iter().map(|p| p.name).collect();
+        let store = crate::store::in_memory();
+        create(&*store, "web", now()).unwrap();
+        create(&*store, "api", now()).unwrap();
+        let names: Vec<_> = list(&*store).unwrap().into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["api", "web"]);
-        assert_eq!(token_count(&store, "web").unwrap(), 0);
-        assert_eq!(delete(&mut store, "web").unwrap(), 0);
-        assert_eq!(list(&store).unwrap().len(), 1);
+        assert_eq!(token_count(&*store, "web").unwrap(), 0);
+        assert_eq!(delete(&*store, "web").unwrap(), 0);
+        assert_eq!(list(&*store).unwrap().len(), 1);
     }
 
     #[test]
     fn taken_and_unknown_names_are_refused() {
-        let mut store = Store::in_memory().unwrap();
-        create(&store, "web", now()).unwrap();
+        let store = crate::store::in_memory();
+        create(&*store, "web", now()).unwrap();
         assert_eq!(
-            create(&store, "web", now()).unwrap_err().kind(),
+            create(&*store, "web", now()).unwrap_err().kind(),
             ErrorKind::Refused
         );
         assert_eq!(
-            delete(&mut store, "nope").unwrap_err().kind(),
+            delete(&*store, "nope").unwrap_err().kind(),
             ErrorKind::Refused
         );
         assert_eq!(
-            token_count(&store, "nope").unwrap_err().kind(),
+            token_count(&*store, "nope").unwrap_err().kind(),
             ErrorKind::Refused
         );
     }

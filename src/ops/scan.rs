@@ -125,7 +125,7 @@ pub fn scan(
     sources: &[Source],
     ignore_files: IgnoreFiles,
     stdin: &mut dyn Read,
-    store: Option<&Store>,
+    store: Option<&dyn Store>,
     now: DateTime<Utc>,
 ) -> Scan {
     let collected = Mutex::new(Collected::default());
@@ -433,7 +433,7 @@ struct IdChecks<'a> {
 
 /// Each found token's status, in the order found. Each distinct token is looked up once, and
 /// never recorded as a use; argon2 checks are bounded per id and per scan.
-fn statuses(store: &Store, found: &[Found], now: DateTime<Utc>) -> Result<Vec<DatabaseStatus>> {
+fn statuses(store: &dyn Store, found: &[Found], now: DateTime<Utc>) -> Result<Vec<DatabaseStatus>> {
     statuses_within(
         store,
         found,
@@ -444,7 +444,7 @@ fn statuses(store: &Store, found: &[Found], now: DateTime<Utc>) -> Result<Vec<Da
 }
 
 fn statuses_within(
-    store: &Store,
+    store: &dyn Store,
     found: &[Found],
     now: DateTime<Utc>,
     max_checks: usize,

@@ -3,9 +3,11 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::CryptoRng;
 
+use super::Failure;
 use super::{project, time};
+use crate::error::Topic;
 use crate::error::{Error, Result};
-use crate::store::{Inserted, NewToken, Replaced, Store, TokenRow};
+use crate::store::{Durability, Inserted, NewToken, Replaced, Store, TokenQuery, TokenRow};
 use crate::token::{Token, TokenId};
 use crate::{secret, text};
 
@@ -91,17 +93,18 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn matches(&self, token: &TokenSummary, now: DateTime<Utc>) -> bool {
+    /// The store's query for these conditions at `now`, of `project` if one is given.
+    pub fn query<'a>(&self, project: Option<&'a str>, now: DateTime<Utc>) -> TokenQuery<'a> {
         let days = |n: u32| TimeDelta::days(i64::from(n));
-        (!self.expired || token.status == Status::Expired)
-            && self.expiring_within.is_none_or(|n| {
-                token.status == Status::Active
-                    && token.expires_at.is_some_and(|at| at <= now + days(n))
-            })
-            && (!self.unused || token.last_used_at.is_none())
-            && self
-                .unused_for
-                .is_none_or(|n| token.last_used_at.unwrap_or(token.created_at) <= now - days(n))
+        TokenQuery {
+            project,
+            expired_at: self.expired.then_some(now.timestamp()),
+            expiring: self
+                .expiring_within
+                .map(|n| (now.timestamp(), (now + days(n)).timestamp())),
+            never_used: self.unused,
+            unused_since: self.unused_for.map(|n| (now - days(n)).timestamp()),
+        }
     }
 
     /// Whether any condition is set.
@@ -233,7 +236,7 @@ fn token_row<'a>(created: &'a CreatedToken, secret_hash: &'a str) -> NewToken<'a
 ///
 /// `rng` must be a cryptographically secure generator; the binary passes the operating system's.
 pub fn create<R: CryptoRng + ?Sized>(
-    store: &Store,
+    store: &dyn Store,
     request: &TokenRequest<'_>,
     now: DateTime<Utc>,
     rng: &mut R,
@@ -255,7 +258,9 @@ pub fn create<R: CryptoRng + ?Sized>(
         expires_at: request.expiration.expires_at(now),
     };
     store_under_free_id(rng, &mut created, |created| {
-        match store.insert_token(&token_row(created, &secret_hash))? {
+        // Durable only once shown (below): the moment in which a killed process leaves a
+        // token nobody saw stays as short as it can be.
+        match store.insert_token(&token_row(created, &secret_hash), Durability::Deferred)? {
             Inserted::Done => Ok(true),
             Inserted::IdTaken => Ok(false),
             Inserted::NoProject => Err(project::not_found(request.project)),
@@ -268,21 +273,15 @@ pub fn create<R: CryptoRng + ?Sized>(
                 "{err}; removing the undelivered token {} failed too: {undo}",
                 created.token.id()
             ))
-            .with_hint(format!(
-                "revoke it: autheona token revoke {} --yes",
-                created.token.id()
-            ))),
+            .about(Topic::UnseenToken(created.token.id().to_string()))),
         };
     }
-    store.sync_log().map_err(|err| {
+    store.make_durable().map_err(|err| {
         Error::environment(format!(
             "the token above was shown but may not survive a power cut: {}",
             err.message()
         ))
-        .with_hint(format!(
-            "revoke it (autheona token revoke {} --yes) and create another",
-            created.token.id()
-        ))
+        .about(Topic::UnsyncedToken(created.token.id().to_string()))
     })?;
     Ok(created)
 }
@@ -317,48 +316,86 @@ impl TokenSummary {
     }
 }
 
-/// Tokens oldest first, of one project or all, that `filter` selects.
+/// A visitor of listed tokens that may fail (writing to stdout); its first error stops the
+/// listing.
+pub type Each<'a> = &'a mut dyn FnMut(TokenSummary) -> Result<()>;
+
+/// Hands the tokens `filter` selects, oldest first, of one project or all, to each visitor of
+/// `passes` in turn, all of the same moment, as the store reads them: nothing is held in
+/// memory here, however many there are.
+pub fn for_each(
+    store: &dyn Store,
+    project: Option<&str>,
+    filter: &Filter,
+    now: DateTime<Utc>,
+    passes: &mut [Each<'_>],
+) -> Result<()> {
+    if let Some(name) = project {
+        project::validate_name(name)?;
+    }
+    let failure = Failure::default();
+    let mut visitors: Vec<_> = passes
+        .iter_mut()
+        .map(|each| {
+            let failure = &failure;
+            move |row: TokenRow| failure.check(each(TokenSummary::from_row(row, now)))
+        })
+        .collect();
+    let mut visits: Vec<crate::store::Visit<'_, TokenRow>> = visitors
+        .iter_mut()
+        .map(|visit| visit as crate::store::Visit<'_, TokenRow>)
+        .collect();
+    let listed = store.tokens(&filter.query(project, now), &mut visits);
+    drop(visits);
+    drop(visitors);
+    match failure.or(listed.map_err(Error::from))? {
+        true => Ok(()),
+        false => Err(project::not_found(project.unwrap_or_default())),
+    }
+}
+
+/// The tokens `filter` selects, oldest first, of one project or all, in memory.
 pub fn list(
-    store: &Store,
+    store: &dyn Store,
     project: Option<&str>,
     filter: &Filter,
     now: DateTime<Utc>,
 ) -> Result<Vec<TokenSummary>> {
-    if let Some(name) = project {
-        project::validate_name(name)?;
-    }
-    let rows = store
-        .tokens(project)?
-        .ok_or_else(|| project::not_found(project.unwrap_or_default()))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| TokenSummary::from_row(row, now))
-        .filter(|token| filter.matches(token, now))
-        .collect())
+    let mut tokens = Vec::new();
+    for_each(
+        store,
+        project,
+        filter,
+        now,
+        &mut [&mut |token| {
+            tokens.push(token);
+            Ok(())
+        }],
+    )?;
+    Ok(tokens)
 }
 
 /// Parses a token id. The input is not echoed: it may be a whole token pasted by mistake.
 fn parse_id(id: &str) -> Result<TokenId> {
     TokenId::parse(id).ok_or_else(|| {
         Error::usage("that is not a token id: a token id is 12 characters of 0-9, A-Z and a-z")
-            .with_hint("`autheona token list` shows the ids")
+            .about(Topic::NotATokenId)
     })
 }
 
 fn not_found(id: &TokenId) -> Error {
-    Error::refused(format!("no token with id {id}"))
-        .with_hint("`autheona token list` shows the tokens; a revoked token is gone for good")
+    Error::refused(format!("no token with id {id}")).about(Topic::NoToken)
 }
 
 /// One token, to show before revoking it.
-pub fn find(store: &Store, id: &str, now: DateTime<Utc>) -> Result<TokenSummary> {
+pub fn find(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<TokenSummary> {
     let id = parse_id(id)?;
     let row = store.token(id.as_str())?.ok_or_else(|| not_found(&id))?;
     Ok(TokenSummary::from_row(row, now))
 }
 
 /// Revokes a token: deletes it for good. From the moment this returns, it does not verify.
-pub fn revoke(store: &Store, id: &str) -> Result<()> {
+pub fn revoke(store: &dyn Store, id: &str) -> Result<()> {
     let id = parse_id(id)?;
     if store.delete_token(id.as_str())? {
         Ok(())
@@ -371,19 +408,13 @@ pub fn revoke(store: &Store, id: &str) -> Result<()> {
 /// match it: a token used since it was selected (at a confirmation prompt, say) is kept.
 /// Expiry needs no second look: it never changes. Returns how many were revoked.
 pub fn revoke_all(
-    store: &mut Store,
+    store: &dyn Store,
     tokens: &[TokenSummary],
     filter: &Filter,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let unused_since = filter
-        .unused_for
-        .map(|days| (now - TimeDelta::days(i64::from(days))).timestamp());
-    store.delete_tokens(
-        tokens.iter().map(|t| t.id.as_str()),
-        unused_since,
-        filter.unused,
-    )
+    let mut ids = tokens.iter().map(|t| t.id.as_str());
+    Ok(store.delete_tokens(&mut ids, &filter.query(None, now))?)
 }
 
 /// Replaces a token with a new one: same project, same description, the same lifetime counted
@@ -392,7 +423,7 @@ pub fn revoke_all(
 /// commits only if delivery succeeded: if the new token cannot be shown, the old one still
 /// works and nothing changes.
 pub fn rotate<R: CryptoRng + ?Sized>(
-    store: &mut Store,
+    store: &dyn Store,
     id: &str,
     now: DateTime<Utc>,
     rng: &mut R,
@@ -413,25 +444,32 @@ pub fn rotate<R: CryptoRng + ?Sized>(
         expires_at,
     };
     let mut deliver = Some(deliver);
-    let mut delivered = false;
+    let mut delivered = None;
     store_under_free_id(rng, &mut created, |created| {
         let row = token_row(created, &secret_hash);
-        let replaced = store.replace_token(old_id.as_str(), &row, || {
+        let replaced = store.replace_token(old_id.as_str(), &row, &mut || {
             let deliver = deliver.take().expect("the store delivers at most once");
-            deliver(created).inspect(|()| delivered = true)
+            let shown = deliver(created);
+            let ok = shown.is_ok();
+            delivered = Some(shown);
+            ok
         });
+        let delivered = delivered.take();
         match replaced {
             Ok(Replaced::Done) => Ok(true),
             Ok(Replaced::Gone) => Err(not_found(&old_id)),
             Ok(Replaced::IdTaken) => Ok(false),
-            Err(err) if delivered => Err(Error::environment(format!(
+            Ok(Replaced::Undelivered) => Err(delivered
+                .and_then(Result::err)
+                .unwrap_or_else(|| Error::environment("the new token could not be shown"))),
+            Err(err) if delivered.is_some() => Err(Error::environment(format!(
                 "the new token above was not saved: {}",
                 err.message()
             ))
             .with_hint(format!(
                 "do not use it: token {old_id} still works; run the command again"
             ))),
-            Err(err) => Err(err),
+            Err(err) => Err(err.into()),
         }
     })?;
     Ok(created)

@@ -68,7 +68,7 @@ impl Verification {
 /// dummy hash for an unknown id, so both cost the same), then one autocommit update of last-used.
 /// No transaction is open while argon2 runs.
 pub fn verify(
-    store: &Store,
+    store: &dyn Store,
     token: &Token,
     project: Option<&str>,
     now: DateTime<Utc>,
@@ -100,7 +100,7 @@ pub fn verify(
         Ok(false) => Ok(Verification::invalid(Reason::Unknown)),
         Err(err) => Ok(Verification::Valid {
             token: verified,
-            unrecorded: Some(err),
+            unrecorded: Some(err.into()),
             expires_soon,
         }),
     }
@@ -110,7 +110,7 @@ pub fn verify(
 ///
 /// One indexed lookup and exactly one argon2 verification: against a dummy hash for an unknown
 /// id, so that an unknown id and a wrong secret cost the same. Expiry is the caller's to judge.
-pub fn identify(store: &Store, token: &Token) -> Result<Option<VerifiedToken>> {
+pub fn identify(store: &dyn Store, token: &Token) -> Result<Option<VerifiedToken>> {
     let Some(row) = store.token_for_verify(token.id().as_str())? else {
         secret::verify_dummy(token.secret());
         return Ok(None);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use autheona::ops::project;
 use autheona::ops::token::{self, Expiration, TokenRequest};
 use autheona::secret::{self, Secret};
-use autheona::store::{NewToken, Store};
+use autheona::store::{self, NewToken};
 use autheona::token::{TokenId, checksum};
 use chrono::Utc;
 use rand::seq::SliceRandom;
@@ -480,9 +480,9 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let mut store = Store::create(&db).expect("create fixture database");
+    let store = store::create(&db).expect("create fixture database");
     let now = Utc::now();
-    project::create(&store, "bench", now).expect("project");
+    project::create(&*store, "bench", now).expect("project");
     let mut rng = rand::rng();
     let request = TokenRequest {
         project: "bench",
@@ -490,7 +490,7 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
         description: Some("verified by the benchmark"),
     };
     let mut token = String::new();
-    token::create(&store, &request, now, &mut rng, |created| {
+    token::create(&*store, &request, now, &mut rng, |created| {
         token = created.token.reveal().expose().to_owned();
         Ok(())
     })
@@ -498,7 +498,7 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
     let shared_hash = secret::hash(&Secret::new("filler".into())).expect("hash");
     let ids: Vec<TokenId> = (1..size).map(|_| TokenId::generate(&mut rng)).collect();
     store
-        .insert_tokens(ids.iter().map(|id| NewToken {
+        .insert_tokens(&mut ids.iter().map(|id| NewToken {
             id: id.as_str(),
             project: "bench",
             secret_hash: &shared_hash,

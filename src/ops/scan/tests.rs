@@ -5,6 +5,7 @@ use super::*;
 use crate::ops::project;
 use crate::ops::token::{self, Expiration, TokenRequest};
 use crate::secret;
+use crate::store::Sqlite;
 use crate::token::checksum;
 
 const T0: i64 = 1_800_000_000;
@@ -242,8 +243,8 @@ impl Read for FailingReader<'_> {
     }
 }
 
-fn store_with_tokens() -> (Store, Token, Token, Token) {
-    let store = Store::in_memory().unwrap();
+fn store_with_tokens() -> (Sqlite, Token, Token, Token) {
+    let store = crate::store::in_memory_for_test();
     project::create(&store, "demo", at(T0)).unwrap();
     let create = |expiration| {
         let request = TokenRequest {
@@ -264,12 +265,12 @@ fn store_with_tokens() -> (Store, Token, Token, Token) {
     (store, never, month, revoked)
 }
 
-fn stdin_scan(text: &str, store: Option<&Store>, now: DateTime<Utc>) -> Scan {
+fn stdin_scan(text: &str, store: Option<&Sqlite>, now: DateTime<Utc>) -> Scan {
     scan(
         &[Source::Stdin],
         IgnoreFiles::Respect,
         &mut text.as_bytes(),
-        store,
+        store.map(|store| store as &dyn crate::store::Store),
         now,
     )
 }

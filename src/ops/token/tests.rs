@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::error::ErrorKind;
 use crate::ops::project;
+use crate::store::Sqlite;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap()
@@ -12,8 +13,8 @@ fn at(seconds: i64) -> DateTime<Utc> {
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
 
-fn store_with_project() -> Store {
-    let store = Store::in_memory().unwrap();
+fn store_with_project() -> Sqlite {
+    let store = crate::store::in_memory_for_test();
     project::create(&store, "demo", at(T0)).unwrap();
     store
 }
@@ -26,7 +27,7 @@ fn request(expiration: Expiration, description: Option<&str>) -> TokenRequest<'_
     }
 }
 
-fn create_ok(store: &Store, request: &TokenRequest<'_>, now: DateTime<Utc>) -> CreatedToken {
+fn create_ok(store: &Sqlite, request: &TokenRequest<'_>, now: DateTime<Utc>) -> CreatedToken {
     create(store, request, now, &mut rand::rng(), |_| Ok(())).unwrap()
 }
 
@@ -227,7 +228,7 @@ fn a_colliding_id_is_drawn_again() {
 
 #[test]
 fn rotate_draws_a_colliding_id_again() {
-    let mut store = store_with_project();
+    let store = store_with_project();
     let never = || request(Expiration::Never, None);
     let seeded = || StdRng::seed_from_u64(9);
     let taken = create(&store, &never(), at(T0), &mut seeded(), |_| Ok(())).unwrap();
@@ -238,7 +239,7 @@ fn rotate_draws_a_colliding_id_again() {
         taken.token.id()
     );
     let new = rotate(
-        &mut store,
+        &store,
         old.token.id().as_str(),
         at(T0),
         &mut seeded(),
@@ -344,13 +345,13 @@ fn a_token_expiring_within_a_week_is_flagged_in_the_listing() {
 #[test]
 fn rotate_keeps_project_description_and_lifetime_and_revokes_the_old() {
     for expiration in Expiration::ALL {
-        let mut store = store_with_project();
+        let store = store_with_project();
         let old = create_ok(&store, &request(expiration, Some("CI runner")), at(T0));
         store.record_use(old.token.id().as_str(), T0 + DAY).unwrap();
         let now = at(T0 + 10 * DAY);
         let mut seen = None;
         let new = rotate(
-            &mut store,
+            &store,
             old.token.id().as_str(),
             now,
             &mut rand::rng(),
@@ -379,11 +380,11 @@ fn rotate_keeps_project_description_and_lifetime_and_revokes_the_old() {
 
 #[test]
 fn a_failed_rotation_delivery_changes_nothing() {
-    let mut store = store_with_project();
+    let store = store_with_project();
     let old = create_ok(&store, &request(Expiration::Days90, Some("keep")), at(T0));
     let before = list(&store, None, &Filter::default(), at(T0)).unwrap();
     let err = rotate(
-        &mut store,
+        &store,
         old.token.id().as_str(),
         at(T0 + DAY),
         &mut rand::rng(),
@@ -405,21 +406,21 @@ fn a_failed_rotation_delivery_changes_nothing() {
 
 #[test]
 fn rotate_refuses_unknown_and_malformed_ids_without_delivering() {
-    let mut store = store_with_project();
-    let rotate_id = |store: &mut Store, id: &str| {
+    let store = store_with_project();
+    let rotate_id = |store: &Sqlite, id: &str| {
         rotate(store, id, at(T0), &mut rand::rng(), |_| {
             panic!("nothing to deliver")
         })
         .unwrap_err()
         .kind()
     };
-    assert_eq!(rotate_id(&mut store, "000000000000"), ErrorKind::Refused);
-    assert_eq!(rotate_id(&mut store, "aut_x"), ErrorKind::Usage);
+    assert_eq!(rotate_id(&store, "000000000000"), ErrorKind::Refused);
+    assert_eq!(rotate_id(&store, "aut_x"), ErrorKind::Usage);
 }
 
 #[test]
 fn revoke_all_revokes_those_given_in_one_go() {
-    let mut store = store_with_project();
+    let store = store_with_project();
     for _ in 0..3 {
         create_ok(&store, &request(Expiration::Days30, None), at(T0));
     }
@@ -431,9 +432,9 @@ fn revoke_all_revokes_those_given_in_one_go() {
     let now = at(T0 + 31 * DAY);
     let doomed = list(&store, None, &expired, now).unwrap();
     assert_eq!(doomed.len(), 3);
-    assert_eq!(revoke_all(&mut store, &doomed, &expired, now).unwrap(), 3);
+    assert_eq!(revoke_all(&store, &doomed, &expired, now).unwrap(), 3);
     assert_eq!(
-        revoke_all(&mut store, &doomed, &expired, now).unwrap(),
+        revoke_all(&store, &doomed, &expired, now).unwrap(),
         0,
         "already gone"
     );
@@ -452,7 +453,7 @@ fn revoke_all_keeps_a_token_used_since_it_was_selected() {
         ..Filter::default()
     };
     for filter in [unused_for, never_used] {
-        let mut store = store_with_project();
+        let store = store_with_project();
         let used = create_ok(&store, &request(Expiration::Never, None), at(T0));
         let stale = create_ok(&store, &request(Expiration::Never, None), at(T0));
         let (used, stale) = (used.token.id().as_str(), stale.token.id().as_str());
@@ -461,7 +462,7 @@ fn revoke_all_keeps_a_token_used_since_it_was_selected() {
         assert_eq!(ids(&selected), [used, stale], "{filter:?}");
         // Used while the person was reading the confirmation.
         store.record_use(used, now.timestamp()).unwrap();
-        assert_eq!(revoke_all(&mut store, &selected, &filter, now).unwrap(), 1);
+        assert_eq!(revoke_all(&store, &selected, &filter, now).unwrap(), 1);
         assert!(store.token(used).unwrap().is_some(), "{filter:?}");
         assert_eq!(store.token(stale).unwrap(), None);
     }
@@ -471,7 +472,7 @@ fn revoke_all_keeps_a_token_used_since_it_was_selected() {
 /// database, which only a test can do): the first is undone with it.
 #[test]
 fn a_prune_that_fails_midway_revokes_nothing() {
-    let mut store = store_with_project();
+    let store = store_with_project();
     let first = create_ok(&store, &request(Expiration::Days30, None), at(T0));
     let second = create_ok(&store, &request(Expiration::Days30, None), at(T0));
     store.execute_for_test(&format!(
@@ -489,7 +490,7 @@ fn a_prune_that_fails_midway_revokes_nothing() {
         ids(&doomed),
         [first.token.id().as_str(), second.token.id().as_str()]
     );
-    let err = revoke_all(&mut store, &doomed, &expired, now).unwrap_err();
+    let err = revoke_all(&store, &doomed, &expired, now).unwrap_err();
     assert!(
         err.message().contains("kept by the test"),
         "{}",
@@ -505,14 +506,14 @@ fn a_prune_that_fails_midway_revokes_nothing() {
 /// stays.
 #[test]
 fn a_rotation_the_store_refuses_delivers_nothing_and_keeps_the_old_token() {
-    let mut store = store_with_project();
+    let store = store_with_project();
     let old = create_ok(&store, &request(Expiration::Days30, None), at(T0));
     store.execute_for_test(
         "CREATE TRIGGER no_new_tokens BEFORE INSERT ON tokens
          BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
     );
     let result = rotate(
-        &mut store,
+        &store,
         old.token.id().as_str(),
         at(T0 + DAY),
         &mut rand::rng(),
@@ -531,7 +532,7 @@ fn a_rotation_the_store_refuses_delivers_nothing_and_keeps_the_old_token() {
 /// `create` checked it, and another created in its place, never receives the token.
 #[test]
 fn a_token_never_lands_in_a_project_created_after_its_own_was_deleted() {
-    let mut store = store_with_project();
+    let store = store_with_project();
     let mut rng = StdRng::seed_from_u64(7);
     project::require(&store, "demo").unwrap();
     // What another process may do while this one hashes the new token's secret.
@@ -547,7 +548,7 @@ fn a_token_never_lands_in_a_project_created_after_its_own_was_deleted() {
     };
     assert_eq!(
         store
-            .insert_token(&token_row(&created, &secret_hash))
+            .insert_token(&token_row(&created, &secret_hash), Durability::Deferred)
             .unwrap(),
         Inserted::NoProject
     );

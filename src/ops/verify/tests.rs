@@ -2,6 +2,7 @@ use super::*;
 use crate::ops::project;
 use crate::ops::token::{self, Expiration, TokenRequest};
 use crate::secret;
+use crate::store::Sqlite;
 
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -10,8 +11,8 @@ fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap()
 }
 
-fn setup(expiration: Expiration) -> (Store, Token) {
-    let store = Store::in_memory().unwrap();
+fn setup(expiration: Expiration) -> (Sqlite, Token) {
+    let store = crate::store::in_memory_for_test();
     project::create(&store, "demo", at(T0)).unwrap();
     project::create(&store, "other", at(T0)).unwrap();
     let request = TokenRequest {
@@ -129,7 +130,7 @@ fn failed_checks_record_no_use() {
 /// Runs `verify` and says how many argon2 verifications it did.
 /// The verdict, and how many argon2 verifications it took.
 fn verifications_of(
-    store: &Store,
+    store: &Sqlite,
     token: &Token,
     project: Option<&str>,
     now: DateTime<Utc>,

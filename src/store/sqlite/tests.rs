@@ -1,8 +1,9 @@
 use super::*;
+use crate::store::{Durability, Inserted, NewToken, Store, TokenQuery, TokenRow};
 
 #[test]
 fn in_memory_store_has_the_current_schema() {
-    let store = Store::in_memory().unwrap();
+    let store = Sqlite::in_memory().unwrap();
     let header = header(&store.conn).unwrap();
     assert_eq!(header.application_id, APPLICATION_ID);
     assert_eq!(header.version, SCHEMA_VERSION);
@@ -10,7 +11,7 @@ fn in_memory_store_has_the_current_schema() {
 
 #[test]
 fn migrating_twice_is_a_no_op() {
-    let mut store = Store::in_memory().unwrap();
+    let mut store = Sqlite::in_memory().unwrap();
     store.migrate().unwrap();
     assert!(store.insert_project("demo", 1).unwrap());
     assert!(
@@ -23,7 +24,7 @@ fn migrating_twice_is_a_no_op() {
 fn open_reports_a_missing_file_as_none_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.db");
-    assert!(Store::open(&path).unwrap().is_none());
+    assert!(Sqlite::open(&path).unwrap().is_none());
     assert!(!path.exists());
 }
 
@@ -31,16 +32,23 @@ fn open_reports_a_missing_file_as_none_and_creates_nothing() {
 fn create_then_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/autheona.db");
-    let store = Store::create(&path).unwrap();
+    let store = Sqlite::create(&path).unwrap();
     store.insert_project("demo", 1).unwrap();
     drop(store);
-    let store = Store::open(&path).unwrap().unwrap();
-    assert_eq!(store.projects().unwrap()[0].name, "demo");
+    let store = Sqlite::open(&path).unwrap().unwrap();
+    let mut names = Vec::new();
+    store
+        .projects(&mut |row| {
+            names.push(row.name);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(names, ["demo"]);
 }
 
 #[test]
 fn deleting_a_project_deletes_its_tokens() {
-    let mut store = Store::in_memory().unwrap();
+    let store = Sqlite::in_memory().unwrap();
     store.insert_project("demo", 1).unwrap();
     let token = NewToken {
         id: "AAAAAAAAAAAA",
@@ -50,9 +58,12 @@ fn deleting_a_project_deletes_its_tokens() {
         created_at: 1,
         expires_at: None,
     };
-    assert_eq!(store.insert_token(&token).unwrap(), Inserted::Done);
     assert_eq!(
-        store.insert_token(&token).unwrap(),
+        store.insert_token(&token, Durability::Deferred).unwrap(),
+        Inserted::Done
+    );
+    assert_eq!(
+        store.insert_token(&token, Durability::Deferred).unwrap(),
         Inserted::IdTaken,
         "ids are unique"
     );
@@ -63,14 +74,14 @@ fn deleting_a_project_deletes_its_tokens() {
 
 #[test]
 fn record_use_reports_a_vanished_token() {
-    let store = Store::in_memory().unwrap();
+    let store = Sqlite::in_memory().unwrap();
     assert!(!store.record_use("AAAAAAAAAAAA", 5).unwrap());
 }
 
 #[test]
 fn connections_enforce_foreign_keys_and_commit_durably() {
-    let store = Store::in_memory().unwrap();
-    let synchronous = |store: &Store| -> i64 {
+    let store = Sqlite::in_memory().unwrap();
+    let synchronous = |store: &Sqlite| -> i64 {
         store
             .conn
             .pragma_query_value(None, "synchronous", |row| row.get(0))
@@ -91,7 +102,7 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
         expires_at: None,
     };
     assert_eq!(
-        store.insert_token(&orphan).unwrap(),
+        store.insert_token(&orphan, Durability::Deferred).unwrap(),
         Inserted::NoProject,
         "a token without its project"
     );
@@ -107,11 +118,11 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
 
 #[test]
 fn many_tokens_go_in_at_once() {
-    let mut store = Store::in_memory().unwrap();
+    let store = Sqlite::in_memory().unwrap();
     store.insert_project("demo", 1).unwrap();
     let ids: Vec<String> = (0..100).map(|i| format!("{i:012}")).collect();
     let inserted = store
-        .insert_tokens(ids.iter().map(|id| NewToken {
+        .insert_tokens(&mut ids.iter().map(|id| NewToken {
             id,
             project: "demo",
             secret_hash: "shared",
@@ -128,7 +139,7 @@ fn many_tokens_go_in_at_once() {
 /// and with double-quoted strings refused.
 #[test]
 fn sqlite_is_built_without_unused_extensions() {
-    let store = Store::in_memory().unwrap();
+    let store = Sqlite::in_memory().unwrap();
     let options: Vec<String> = store
         .conn
         .prepare("PRAGMA compile_options")
@@ -189,7 +200,7 @@ fn expected_schemas_are_what_the_migrations_make() {
 /// before the delete cannot land in the project created after it.
 #[test]
 fn a_deleted_projects_id_is_never_reused() {
-    let mut store = Store::in_memory().unwrap();
+    let store = Sqlite::in_memory().unwrap();
     store.insert_project("old", 1).unwrap();
     let old_id = project_id(&store.conn, "old");
     store.delete_project("old").unwrap();
@@ -223,9 +234,20 @@ fn version_1_migrates_with_every_row_kept() {
         ))
         .unwrap();
     }
-    let mut store = Store::open(&path).unwrap().unwrap();
+    let store = Sqlite::open(&path).unwrap().unwrap();
     assert_eq!(header(&store.conn).unwrap().version, SCHEMA_VERSION);
-    let listed = store.tokens(None).unwrap().unwrap();
+    let mut listed: Vec<TokenRow> = Vec::new();
+    assert!(
+        store
+            .tokens(
+                &TokenQuery::default(),
+                &mut [&mut |row| {
+                    listed.push(row);
+                    std::ops::ControlFlow::Continue(())
+                }]
+            )
+            .unwrap()
+    );
     assert_eq!(
         listed
             .iter()
@@ -278,14 +300,14 @@ fn a_schema_autheona_did_not_make_is_refused() {
     for (sql, named) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        Store::create(&path).unwrap();
+        Sqlite::create(&path).unwrap();
         Connection::open(&path).unwrap().execute_batch(sql).unwrap();
         let before = std::fs::read(&path).unwrap();
-        let err = Store::open(&path).unwrap_err();
-        assert_eq!(err.kind(), crate::error::ErrorKind::Environment, "{sql}");
+        let err = Sqlite::open(&path).unwrap_err();
+        assert_eq!(err.kind(), crate::store::StoreErrorKind::Tampered, "{sql}");
         assert!(err.message().ends_with(named), "{sql}: {}", err.message());
         assert!(!err.message().contains('\n'), "{}", err.message());
-        assert!(Store::open_read_only(&path).is_err(), "{sql}: completion");
+        assert!(Sqlite::open_read_only(&path).is_err(), "{sql}: completion");
         assert_eq!(std::fs::read(&path).unwrap(), before, "{sql}: file changed");
     }
 }
@@ -295,10 +317,10 @@ fn a_schema_autheona_did_not_make_is_refused() {
 fn statistics_tables_are_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
-    Store::create(&path).unwrap();
+    Sqlite::create(&path).unwrap();
     Connection::open(&path)
         .unwrap()
         .execute_batch("ANALYZE")
         .unwrap();
-    assert!(Store::open(&path).unwrap().is_some());
+    assert!(Sqlite::open(&path).unwrap().is_some());
 }

@@ -1,0 +1,83 @@
+//! The store's own errors: what went wrong, in the store's words, with the error underneath
+//! kept as the source. What a user should do about it, in the words of the command line
+//! (`--db`, `autheona project create`), is added by `commands`, which knows them.
+
+use std::fmt;
+
+/// What kind of failure a store error is; `commands` picks its advice by this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Not an autheona database: not SQLite at all, or another application's.
+    NotOurs,
+    /// An autheona database whose schema is not the one autheona made (planted SQL).
+    Tampered,
+    /// Written by a newer autheona.
+    Newer,
+    /// A database with nothing in it yet; only creating a project initialises one.
+    Uninitialised,
+    /// The location is a directory, a device, a FIFO: not a database file.
+    NotAFile,
+    /// A symbolic link to nothing.
+    DanglingLink,
+    /// Another process held the database past the busy timeout.
+    Busy,
+    Corrupt,
+    ReadOnly,
+    /// It exists but cannot be read (permissions).
+    Unreadable,
+    /// It cannot be opened or reached (missing directory, permissions, a server down).
+    Unreachable,
+    DiskFull,
+    /// Reading or writing failed underneath (an I/O error).
+    Io,
+    /// Anything else the engine reported.
+    Other,
+}
+
+/// A store error: one line of what happened, naming the database, and what caused it.
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+impl StoreError {
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}

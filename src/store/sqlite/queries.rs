@@ -1,0 +1,467 @@
+//! The SQL for projects and tokens: [`Store`] for [`Sqlite`].
+//!
+//! Each method runs its statements with rusqlite's own errors and turns them into a
+//! [`StoreError`] once, in [`Sqlite::run`] or [`Sqlite::write`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehavior, params};
+
+use super::Sqlite;
+use crate::store::{
+    Durability, Inserted, NewToken, ProjectRow, Replaced, Store, StoreError, StoreErrorKind,
+    StoreResult, TokenQuery, TokenRow, VerifyRow, Visit,
+};
+
+/// Inserts a token into the project named ?2, if there is one, in the same statement.
+const INSERT_TOKEN: &str =
+    "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
+     SELECT ?1, id, ?3, ?4, ?5, ?6 FROM projects WHERE name = ?2";
+
+/// Inserts a token into the project of the token ?7, if that token still exists and is of
+/// the project named ?2, in the same statement.
+const INSERT_REPLACEMENT: &str =
+    "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
+     SELECT ?1, t.project_id, ?3, ?4, ?5, ?6
+     FROM tokens t JOIN projects p ON p.id = t.project_id
+     WHERE t.id = ?7 AND p.name = ?2";
+
+/// The values for [`INSERT_TOKEN`], in its order.
+fn token_params<'a>(token: &'a NewToken<'_>) -> [&'a dyn ToSql; 6] {
+    [
+        &token.id,
+        &token.project,
+        &token.secret_hash,
+        &token.description,
+        &token.created_at,
+        &token.expires_at,
+    ]
+}
+
+const TOKEN_COLUMNS: &str =
+    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
+     FROM tokens t JOIN projects p ON p.id = t.project_id";
+
+/// The conditions of a [`TokenQuery`], on `t` (tokens) and `p` (projects), numbered from
+/// `?1`; written once for listing and for deleting what is still selected.
+const SELECTED: &str = "(?1 IS NULL OR p.name = ?1)
+     AND (?2 IS NULL OR (t.expires_at IS NOT NULL AND t.expires_at <= ?2))
+     AND (?3 IS NULL OR (t.expires_at IS NOT NULL AND t.expires_at > ?3 AND t.expires_at <= ?4))
+     AND (NOT ?5 OR t.last_used_at IS NULL)
+     AND (?6 IS NULL OR coalesce(t.last_used_at, t.created_at) <= ?6)";
+
+fn query_params<'a>(query: &'a TokenQuery<'_>) -> [Box<dyn ToSql + 'a>; 6] {
+    let (now, until) = query.expiring.unzip();
+    [
+        Box::new(query.project),
+        Box::new(query.expired_at),
+        Box::new(now),
+        Box::new(until),
+        Box::new(query.never_used),
+        Box::new(query.unused_since),
+    ]
+}
+
+fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: row.get(0)?,
+        project: row.get(1)?,
+        description: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+        last_used_at: row.get(5)?,
+    })
+}
+
+fn project_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT id FROM projects WHERE name = ?1", [name], |row| {
+        row.get(0)
+    })
+    .optional()
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.code == ErrorCode::ConstraintViolation
+            && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// Hands each row of `rows` to `visit` until it breaks.
+fn visit_rows<T>(
+    mut rows: rusqlite::Rows<'_>,
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    visit: Visit<'_, T>,
+) -> rusqlite::Result<()> {
+    while let Some(row) = rows.next()? {
+        if visit(read(row)?).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl Sqlite {
+    /// Runs `f` on the connection; its error becomes the store's, naming the database.
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        f(&self.conn).map_err(|err| self.error(&err))
+    }
+
+    /// Runs `f` in a write transaction (taking the write lock at once) that commits when it
+    /// returns `Ok(Some(_))`, durably or not as asked; `Ok(None)` rolls it back.
+    fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Option<T>>,
+    ) -> StoreResult<Option<T>> {
+        let synchronous = match durability {
+            Durability::OnCommit => "FULL",
+            Durability::Deferred => "NORMAL",
+        };
+        self.run(|conn| {
+            // A per-connection setting, read at each commit: set for this write alone.
+            conn.pragma_update(None, "synchronous", synchronous)?;
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            let done = f(&tx)?;
+            if done.is_some() {
+                tx.commit()?;
+            }
+            Ok(done)
+        })
+    }
+
+    /// The -wal file beside SQLite's own name for the database (symbolic links resolved).
+    fn log_path(&self) -> Option<PathBuf> {
+        let database = self.conn.path().filter(|p| !p.is_empty())?;
+        Some(super::sidecar(Path::new(database), "-wal"))
+    }
+
+    /// After a write: once the log holds more than `LOG_PAGES` pages, copy it into the
+    /// database and truncate it, so that the next process reads little of it on opening.
+    fn bound_log(&self) {
+        const FRAME: u64 = 4096 + 24;
+        if self
+            .log_path()
+            .and_then(|log| std::fs::metadata(log).ok())
+            .is_some_and(|meta| meta.len() > super::LOG_PAGES * FRAME)
+        {
+            // Not worth waiting for: if a reader is in the way, a later write does it.
+            self.truncate_log(Duration::ZERO);
+        }
+    }
+
+    /// Copies the log into the main file and truncates it, so deleted rows' old page images
+    /// (hashes included) do not stay in the -wal file. Best effort: another process reading at
+    /// that moment holds it back (waited for briefly, not for the full busy timeout); the
+    /// hash then stays in the log until the log is next restarted and truncated.
+    fn scrub_log(&self) {
+        self.truncate_log(Duration::from_millis(200));
+    }
+
+    /// Copies the whole log into the database and truncates it, or fails: for a database
+    /// that must be whole without its log. No other connection may be reading.
+    pub(super) fn checkpoint_all(&self) -> StoreResult<()> {
+        let (busy, log, copied): (i64, i64, i64) = self.run(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+        })?;
+        if busy != 0 || copied != log {
+            return Err(StoreError::new(
+                StoreErrorKind::Io,
+                format!(
+                    "cannot write database {}: its log could not be copied into it",
+                    self.path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copies the log into the database and truncates it, waiting at most `wait` for readers.
+    fn truncate_log(&self, wait: Duration) {
+        let _ = self.conn.busy_timeout(wait);
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(super::BUSY_TIMEOUT);
+    }
+}
+
+impl Store for Sqlite {
+    fn file(&self) -> Option<&Path> {
+        Some(self.path.as_path()).filter(|path| path.as_os_str() != ":memory:")
+    }
+
+    fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool> {
+        let inserted = self.write(Durability::OnCommit, |tx| {
+            match tx.execute(
+                "INSERT INTO projects (name, created_at) VALUES (?1, ?2)",
+                params![name, created_at],
+            ) {
+                Ok(_) => Ok(Some(true)),
+                Err(err) if is_unique_violation(&err) => Ok(None),
+                Err(err) => Err(err),
+            }
+        })?;
+        self.bound_log();
+        Ok(inserted.is_some())
+    }
+
+    fn projects(&self, visit: Visit<'_, ProjectRow>) -> StoreResult<()> {
+        self.run(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT p.name, p.created_at,
+                        (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
+                 FROM projects p ORDER BY p.name",
+            )?;
+            let rows = statement.query([])?;
+            visit_rows(
+                rows,
+                |row| {
+                    Ok(ProjectRow {
+                        name: row.get(0)?,
+                        created_at: row.get(1)?,
+                        tokens: row.get::<_, i64>(2)?.unsigned_abs(),
+                    })
+                },
+                visit,
+            )
+        })
+    }
+
+    fn project_exists(&self, name: &str) -> StoreResult<bool> {
+        self.run(|conn| project_id(conn, name).map(|id| id.is_some()))
+    }
+
+    fn project_token_count(&self, name: &str) -> StoreResult<Option<u64>> {
+        self.run(|conn| {
+            conn.query_row(
+                "SELECT (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
+                 FROM projects p WHERE p.name = ?1",
+                [name],
+                |row| row.get::<_, i64>(0).map(i64::unsigned_abs),
+            )
+            .optional()
+        })
+    }
+
+    fn delete_project(&self, name: &str) -> StoreResult<Option<u64>> {
+        // It revokes tokens: durable.
+        let deleted = self.write(Durability::OnCommit, |tx| {
+            let Some(project_id) = project_id(tx, name)? else {
+                return Ok(None);
+            };
+            let tokens = tx.execute("DELETE FROM tokens WHERE project_id = ?1", [project_id])?;
+            tx.execute("DELETE FROM projects WHERE id = ?1", [project_id])?;
+            Ok(Some(tokens as u64))
+        })?;
+        if deleted.is_some() {
+            self.scrub_log();
+        }
+        Ok(deleted)
+    }
+
+    fn insert_token(&self, token: &NewToken<'_>, durability: Durability) -> StoreResult<Inserted> {
+        let inserted = self.write(durability, |tx| {
+            match tx.execute(INSERT_TOKEN, token_params(token)) {
+                Ok(0) => Ok(Some(Inserted::NoProject)),
+                Ok(_) => Ok(Some(Inserted::Done)),
+                Err(err) if is_unique_violation(&err) => Ok(Some(Inserted::IdTaken)),
+                Err(err) => Err(err),
+            }
+        })?;
+        Ok(inserted.unwrap_or(Inserted::NoProject))
+    }
+
+    /// Syncs the write-ahead log to disk: every commit so far is then durable.
+    fn make_durable(&self) -> StoreResult<()> {
+        let Some(log) = self.log_path() else {
+            return Ok(()); // in memory: nothing to sync
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(log)
+            .and_then(|file| file.sync_data())
+            .map_err(|err| {
+                StoreError::new(
+                    StoreErrorKind::Io,
+                    format!(
+                        "cannot sync database {} to disk: {err}",
+                        self.path.display()
+                    ),
+                )
+                .caused_by(err)
+            })?;
+        self.bound_log();
+        Ok(())
+    }
+
+    fn insert_tokens(&self, tokens: &mut dyn Iterator<Item = NewToken<'_>>) -> StoreResult<usize> {
+        let count = self.write(Durability::OnCommit, |tx| {
+            let mut insert = tx.prepare(INSERT_TOKEN)?;
+            let mut count = 0;
+            for token in tokens {
+                count += insert.execute(token_params(&token))?;
+            }
+            Ok(Some(count))
+        })?;
+        // Leave no large log behind for the next process to read.
+        self.scrub_log();
+        Ok(count.unwrap_or(0))
+    }
+
+    fn tokens(
+        &self,
+        query: &TokenQuery<'_>,
+        passes: &mut [Visit<'_, TokenRow>],
+    ) -> StoreResult<bool> {
+        self.run(|conn| {
+            // One read transaction: every pass sees the same rows.
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
+            if let Some(name) = query.project
+                && project_id(&tx, name)?.is_none()
+            {
+                return Ok(false);
+            }
+            let mut statement = tx.prepare(&format!(
+                "SELECT {TOKEN_COLUMNS} WHERE {SELECTED} ORDER BY t.created_at, t.rowid"
+            ))?;
+            let values = query_params(query);
+            let values: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
+            for visit in passes.iter_mut() {
+                visit_rows(statement.query(&values[..])?, token_row, *visit)?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
+        self.run(|conn| {
+            conn.query_row(
+                &format!("SELECT {TOKEN_COLUMNS} WHERE t.id = ?1"),
+                [id],
+                token_row,
+            )
+            .optional()
+        })
+    }
+
+    fn token_for_verify(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
+        self.run(|conn| {
+            conn.query_row(
+                "SELECT t.secret_hash, p.name, t.expires_at
+                 FROM tokens t JOIN projects p ON p.id = t.project_id
+                 WHERE t.id = ?1",
+                [id],
+                |row| {
+                    Ok(VerifyRow {
+                        secret_hash: row.get(0)?,
+                        project: row.get(1)?,
+                        expires_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Last-used is a hint, not a promise: it commits without waiting for the disk.
+    fn record_use(&self, id: &str, at: i64) -> StoreResult<bool> {
+        // One autocommit statement: no transaction is begun and ended around it.
+        let changed = self.run(|conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute(
+                "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
+                params![at, id],
+            )
+        })?;
+        self.bound_log();
+        Ok(changed == 1)
+    }
+
+    fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        let deleted = self
+            .write(Durability::OnCommit, |tx| {
+                Ok(Some(tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?))
+            })?
+            .unwrap_or(0);
+        if deleted == 1 {
+            self.scrub_log();
+        }
+        Ok(deleted == 1)
+    }
+
+    fn delete_tokens(
+        &self,
+        ids: &mut dyn Iterator<Item = &str>,
+        still: &TokenQuery<'_>,
+    ) -> StoreResult<u64> {
+        let deleted = self
+            .write(Durability::OnCommit, |tx| {
+                let mut delete = tx.prepare(&format!(
+                    "DELETE FROM tokens WHERE id IN (
+                         SELECT t.id FROM tokens t JOIN projects p ON p.id = t.project_id
+                         WHERE t.id = ?7 AND {SELECTED})"
+                ))?;
+                let values = query_params(still);
+                let mut deleted = 0;
+                for id in ids {
+                    let mut all: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
+                    all.push(&id);
+                    deleted += delete.execute(&all[..])? as u64;
+                }
+                Ok(Some(deleted))
+            })?
+            .unwrap_or(0);
+        if deleted > 0 {
+            self.scrub_log();
+        }
+        Ok(deleted)
+    }
+
+    /// The write lock is held while `deliver` runs, so it must be quick (one short write).
+    fn replace_token(
+        &self,
+        old_id: &str,
+        new: &NewToken<'_>,
+        deliver: &mut dyn FnMut() -> bool,
+    ) -> StoreResult<Replaced> {
+        let replaced = self.write(Durability::OnCommit, |tx| {
+            let [
+                id,
+                project,
+                secret_hash,
+                description,
+                created_at,
+                expires_at,
+            ] = token_params(new);
+            let values: [&dyn ToSql; 7] = [
+                id,
+                project,
+                secret_hash,
+                description,
+                created_at,
+                expires_at,
+                &old_id,
+            ];
+            match tx.execute(INSERT_REPLACEMENT, &values[..]) {
+                Ok(0) => return Ok(Some(Replaced::Gone)),
+                Ok(_) => {}
+                Err(err) if is_unique_violation(&err) => return Ok(Some(Replaced::IdTaken)),
+                Err(err) => return Err(err),
+            }
+            tx.execute("DELETE FROM tokens WHERE id = ?1", [old_id])?;
+            // Not delivered: roll back, and nothing changed.
+            Ok(deliver().then_some(Replaced::Done))
+        })?;
+        match replaced {
+            Some(Replaced::Done) => {
+                self.scrub_log();
+                Ok(Replaced::Done)
+            }
+            Some(other) => Ok(other),
+            None => Ok(Replaced::Undelivered),
+        }
+    }
+}
