@@ -287,6 +287,13 @@ fn a_schema_autheona_did_not_make_is_refused() {
         ),
         ("CREATE VIEW v AS SELECT 1;", "an unexpected view 'v'"),
         (
+            "PRAGMA writable_schema = ON;
+             INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql)
+             VALUES ('trigger', 'sqlite_stat9', 'tokens', 0,
+                     'CREATE TRIGGER sqlite_stat9 AFTER DELETE ON tokens BEGIN SELECT 1; END');",
+            "an unexpected trigger 'sqlite_stat9'",
+        ),
+        (
             "CREATE INDEX by_hash ON tokens (secret_hash);",
             "an unexpected index 'by_hash'",
         ),
