@@ -18,6 +18,9 @@ use crate::complete::{project_names, token_ids};
     version,
     propagate_version = true,
     after_help = root_help(),
+    // A missing command is a usage error naming the commands (MissingSubcommand), not the
+    // whole help: see ui::usage.
+    arg_required_else_help = false,
 )]
 pub struct Cli {
     /// Database file, instead of AUTHEONA_DB or the default ~/.local/share/autheona/autheona.db
@@ -167,10 +170,10 @@ fn root_help() -> String {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create, list and delete projects
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Project(Lazy<ProjectCommand>),
     /// Create, list, revoke, rotate and prune access tokens
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Token(Lazy<TokenCommand>),
     /// Check a token read from AUTHEONA_TOKEN or stdin (never from the command line)
     #[command(after_help = VERIFY_HELP)]

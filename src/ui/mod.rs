@@ -4,6 +4,7 @@ mod json;
 pub mod prompt;
 pub mod table;
 pub mod time;
+mod usage;
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
@@ -79,56 +80,15 @@ pub fn report(err: &Error) -> u8 {
     err.kind().exit_code()
 }
 
-/// Reports a command-line parsing error the same way: clap's message as one `error:` line,
-/// its tip or the usage as the hint. Help and version go out as clap prints them.
+/// Reports a command-line parsing error the same way: one `error:` line and a hint, built
+/// from clap's error kind and context (`usage`). Help and version go out as clap prints them.
 pub fn report_clap(err: &clap::Error) -> u8 {
     use clap::error::ErrorKind as Clap;
     if matches!(err.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
         let _ = err.print();
         return u8::try_from(err.exit_code()).unwrap_or(0);
     }
-    let rendered = err.render().to_string();
-    if err.kind() == Clap::DisplayHelpOnMissingArgumentOrSubcommand {
-        // clap would print the whole help; one line naming the choices says the same.
-        let usage = rendered.lines().find_map(|l| l.strip_prefix("Usage: "));
-        let commands: Vec<&str> = rendered
-            .lines()
-            .skip_while(|l| *l != "Commands:")
-            .skip(1)
-            .take_while(|l| !l.trim().is_empty())
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|name| *name != "help")
-            .collect();
-        let error = Error::usage(format!("a command is needed: {}", commands.join(", ")));
-        return report(&match usage {
-            Some(usage) => error.with_hint(format!("usage: {usage}")),
-            None => error,
-        });
-    }
-    let mut lines = rendered.lines();
-    let first = lines.next().unwrap_or_default();
-    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
-    let (mut tip, mut usage) = (None, None);
-    for line in lines {
-        let trimmed = line.trim();
-        if let Some(found) = trimmed.strip_prefix("tip: ") {
-            tip.get_or_insert(found);
-        } else if let Some(found) = trimmed.strip_prefix("Usage: ") {
-            usage.get_or_insert(found);
-        } else if line.starts_with("  ") && tip.is_none() && usage.is_none() {
-            // Details clap puts on the lines below, such as the possible values.
-            message.push(' ');
-            message.push_str(trimmed);
-        }
-    }
-    let mut error = Error::usage(message);
-    if let Some(hint) = tip
-        .map(str::to_owned)
-        .or_else(|| usage.map(|usage| format!("usage: {usage}")))
-    {
-        error = error.with_hint(hint);
-    }
-    report(&error)
+    report(&usage::from_clap(err))
 }
 
 /// Whether stdout would lose what is written: it is a character device other than a terminal

@@ -195,7 +195,7 @@ pub fn closed_pipe() -> std::process::Stdio {
     std::process::Stdio::from(writer)
 }
 
-/// libfaketime's preload library (Debian package faketime, which `.ci/run` installs; the
+/// libfaketime's preload library (Debian package faketime, which `./test` installs; the
 /// library itself is in libfaketime): wherever the multiarch layout puts it, else wherever
 /// dpkg says the package put it. Fails with a message naming the package.
 pub fn faketime_lib() -> &'static Path {

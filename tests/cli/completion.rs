@@ -1,5 +1,5 @@
 //! The committed completion scripts, loaded and driven in the real shells against a test
-//! database. `.ci/run` installs bash, zsh and fish.
+//! database. `./test` installs bash, zsh and fish.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

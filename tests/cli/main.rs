@@ -14,5 +14,6 @@ mod reliability;
 mod rotate;
 mod scan;
 mod storage;
+mod test_script;
 mod token;
 mod verify;
