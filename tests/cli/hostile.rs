@@ -1519,7 +1519,7 @@ fn check_database(case: &Case, fixture: &Fixture, before: &Snapshot, run: &Run) 
             && after.projects.len() == 1
             && after.projects[0].1 == name
             && after.tokens.is_empty()
-            && after.user_version == 2
+            && after.user_version == i64::from(autheona::store::SCHEMA_VERSION)
             && after.application_id == 0x4155_5448;
         return (!fresh)
             .then(|| format!("expected a new database with only project {name}: {after:?}"));

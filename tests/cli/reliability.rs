@@ -474,7 +474,11 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(pragma("user_version"), 2, "round {round}: user_version");
+    assert_eq!(
+        pragma("user_version"),
+        i64::from(autheona::store::SCHEMA_VERSION),
+        "round {round}: user_version"
+    );
     assert_eq!(
         pragma("application_id"),
         0x4155_5448,
@@ -497,7 +501,8 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
     assert_eq!(
         schema,
         [
-            pair("index", "tokens_by_project"),
+            pair("index", "tokens_by_creation"),
+            pair("index", "tokens_by_project_and_creation"),
             pair("table", "projects"),
             pair("table", "tokens"),
             pair("trigger", "tokens_are_immutable"),

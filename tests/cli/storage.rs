@@ -69,7 +69,7 @@ fn created_with_private_modes_and_identified_as_autheona() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(application_id, 0x4155_5448);
-    assert_eq!(version, 2);
+    assert_eq!(version, autheona::store::SCHEMA_VERSION);
     assert_eq!(journal, "wal");
 }
 
@@ -314,7 +314,7 @@ fn race_eight_creates(env: &TestEnv) {
         .sql()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, autheona::store::SCHEMA_VERSION);
 }
 
 #[test]

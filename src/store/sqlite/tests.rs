@@ -175,6 +175,11 @@ fn sqlite_is_built_without_unused_extensions() {
 /// expects of that version (`schema-N.txt`). With `AUTHEONA_REGENERATE=1` it writes them.
 #[test]
 fn expected_schemas_are_what_the_migrations_make() {
+    assert_eq!(
+        schema::EXPECTED.len(),
+        schema::MIGRATIONS.len(),
+        "one schema-N.txt per migration"
+    );
     let conn = Connection::open_in_memory().unwrap();
     conn.pragma_update(None, "foreign_keys", true).unwrap();
     for (index, sql) in schema::MIGRATIONS.iter().enumerate() {
@@ -182,7 +187,7 @@ fn expected_schemas_are_what_the_migrations_make() {
         conn.execute_batch(sql).unwrap();
         let dump = schema::dump(&conn).unwrap();
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/store")
+            .join("src/store/sqlite")
             .join(format!("schema-{version}.txt"));
         if std::env::var_os("AUTHEONA_REGENERATE").is_some() {
             std::fs::write(&file, &dump).unwrap();
