@@ -1,5 +1,6 @@
-//! A hermetic environment per test: its own directory, database path, home and clock zone,
-//! with autheona's own environment variables removed.
+//! A hermetic environment per test: its own directory, database path, home and clock zone.
+//! Every command starts from an empty environment (as jj's `test_environment.rs`), so nothing
+//! from the developer's shell (XDG_CONFIG_HOME, GIT_DIR, COLUMNS, AUTHEONA_*) reaches it.
 
 use std::path::{Path, PathBuf};
 
@@ -9,13 +10,10 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_autheona");
 
-/// Variables autheona reads; a test sets the ones it means to.
-const TOOL_VARS: &[&str] = &[
-    "AUTHEONA_DB",
-    "AUTHEONA_PROJECT",
-    "AUTHEONA_TOKEN",
-    "XDG_DATA_HOME",
-];
+/// What every command's environment holds, and nothing more; a test adds what it means to.
+/// `PATH` is passed through for the programs a test wraps autheona in (setpriv, shells), and
+/// `LLVM_PROFILE_FILE` when set, so that a coverage run still counts the binary.
+pub const BASE_VARS: &[&str] = &["HOME", "TZ", "NO_COLOR", "PATH", "LLVM_PROFILE_FILE"];
 
 pub struct TestEnv {
     dir: TempDir,
@@ -37,7 +35,8 @@ impl TestEnv {
         &self.db
     }
 
-    /// The binary with a clean environment and `AUTHEONA_DB` pointing at this test's database.
+    /// The binary with an empty environment but for [`BASE_VARS`] and `AUTHEONA_DB` pointing at
+    /// this test's database.
     pub fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
@@ -49,20 +48,23 @@ impl TestEnv {
         cmd
     }
 
-    /// The binary with a clean environment and no database path set.
+    /// The binary with an empty environment but for [`BASE_VARS`]: no database path set.
     pub fn bare_cmd(&self) -> Command {
         Command::from_std(self.bare_std_cmd())
     }
 
     pub fn bare_std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(BIN);
-        for var in TOOL_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("HOME", self.dir.path().join("home"))
+        cmd.env_clear()
+            .env("HOME", self.dir.path().join("home"))
             .env("TZ", "UTC")
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path());
+        for var in ["PATH", "LLVM_PROFILE_FILE"] {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.env(var, value);
+            }
+        }
         cmd
     }
 
@@ -76,41 +78,30 @@ impl TestEnv {
 
     /// Creates a token and returns it, as a script would capture it.
     pub fn token(&self, project: &str, expires: &str) -> String {
-        let out = self
-            .run(&[
-                "token",
-                "create",
-                "--project",
-                project,
-                "--expires",
-                expires,
-            ])
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let token = String::from_utf8(out).expect("utf-8").trim_end().to_owned();
-        assert_eq!(token.len(), 66, "{token}");
-        token
+        let create = [
+            "token",
+            "create",
+            "--project",
+            project,
+            "--expires",
+            expires,
+        ];
+        created_token(&self.run(&create).success())
     }
 
     /// The same with a description.
     pub fn described_token(&self, project: &str, expires: &str, description: &str) -> String {
-        let assert = self
-            .run(&[
-                "token",
-                "create",
-                "-p",
-                project,
-                "-e",
-                expires,
-                "-d",
-                description,
-            ])
-            .success();
-        let token = stdout(&assert).trim_end().to_owned();
-        assert_eq!(token.len(), 66, "{token}");
-        token
+        let create = [
+            "token",
+            "create",
+            "-p",
+            project,
+            "-e",
+            expires,
+            "-d",
+            description,
+        ];
+        created_token(&self.run(&create).success())
     }
 
     /// `verify` with the token on stdin.
@@ -127,9 +118,102 @@ impl TestEnv {
     }
 }
 
+/// `program` with exactly the environment `like` was given (which starts empty), for wrapping
+/// autheona in another program (setpriv, a shell).
+pub fn with_env_of(
+    program: impl AsRef<std::ffi::OsStr>,
+    like: &std::process::Command,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear();
+    for (key, value) in like.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    cmd
+}
+
+/// The user the unprivileged commands run as, when the tests run as root (as CI does).
+pub const NOBODY: u32 = 65534;
+
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `cmd` (program, arguments, environment, directory) as the unprivileged user: through
+/// setpriv when the tests run as root, for root ignores file modes; else `cmd` as it is.
+pub fn unprivileged(cmd: &std::process::Command) -> std::process::Command {
+    let mut wrapped = if running_as_root() {
+        let nobody = NOBODY.to_string();
+        let mut wrapped = with_env_of("setpriv", cmd);
+        wrapped
+            .arg(format!("--reuid={nobody}"))
+            .arg(format!("--regid={nobody}"))
+            .args(["--clear-groups", "--"])
+            .arg(cmd.get_program());
+        wrapped
+    } else {
+        with_env_of(cmd.get_program(), cmd)
+    };
+    wrapped.args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parts of a token: `aut_` ID `_` SECRET CHECKSUM, 4 + 12 + 1 + 43 + 6 = 66 characters.
+
 /// The public id inside a token.
 pub fn id_of(token: &str) -> &str {
     &token[4..16]
+}
+
+/// The secret inside a token: what must never be shown or stored.
+pub fn secret_of(token: &str) -> &str {
+    &token[17..60]
+}
+
+/// Everything the checksum covers: `aut_ID_SECRET`.
+pub fn body_of(token: &str) -> &str {
+    &token[..60]
+}
+
+pub fn checksum_of(token: &str) -> &str {
+    &token[60..]
+}
+
+/// The token a command printed: exactly one whole line of 66 characters, starting `aut_`,
+/// whose checksum is right; `None` for anything else.
+pub fn printed_token(stdout: &[u8]) -> Option<String> {
+    let line = std::str::from_utf8(stdout).ok()?.strip_suffix('\n')?;
+    let shaped = line.len() == 66
+        && line.starts_with("aut_")
+        && !line.contains('\n')
+        && checksum_of(line) == independent_checksum(body_of(line));
+    shaped.then(|| line.to_owned())
+}
+
+/// The token a successful `token create` or `token rotate` printed; fails the test otherwise.
+pub fn created_token(assert: &Assert) -> String {
+    let out = assert.get_output();
+    printed_token(&out.stdout).unwrap_or_else(|| {
+        panic!(
+            "expected one token line on stdout: {:?} (stderr {:?})",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `db` with `suffix` appended to its file name: its `-wal` or `-shm` file.
+pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(suffix);
+    path.into()
 }
 
 pub fn stdout(assert: &Assert) -> String {
@@ -274,9 +358,7 @@ pub fn token_at(env: &TestEnv, offset: &str, project: &str, expires: &str) -> St
         .args(["token", "create", "-p", project, "-e", expires])
         .assert()
         .success();
-    let token = stdout(&assert).trim_end().to_owned();
-    assert_eq!(token.len(), 66, "{token}");
-    token
+    created_token(&assert)
 }
 
 /// Whether `verify` accepts the token now. Any answer but valid (0) or not valid (1) fails.

@@ -1,6 +1,6 @@
 //! `autheona scan`: tokens found in files, trees and stdin, never a secret shown.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
@@ -12,10 +12,6 @@ use crate::common::*;
 /// A well-formed token (valid checksum) that no database holds; `n` tells them apart.
 fn forged(n: u32) -> String {
     forge(&format!("Forged{n:06}"), &format!("Secret{n:037}"))
-}
-
-fn secret_of(token: &str) -> &str {
-    &token[17..60]
 }
 
 /// Writes a file, making its directories first.
@@ -447,10 +443,6 @@ fn a_missing_path_is_reported_and_the_others_still_scanned() {
     assert_eq!(json(&assert).len(), 1);
 }
 
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 #[test]
 fn unreadable_files_and_directories_are_io_errors() {
     let env = TestEnv::new();
@@ -467,23 +459,7 @@ fn unreadable_files_and_directories_are_io_errors() {
     let mut cmd = env.bare_std_cmd();
     cmd.current_dir(&dir).arg("scan");
     // Root reads everything: run as nobody then.
-    let mut cmd = if running_as_root() {
-        let mut wrapped = Process::new("setpriv");
-        wrapped
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(BIN)
-            .arg("scan")
-            .current_dir(&dir);
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        wrapped
-    } else {
-        cmd
-    };
+    let mut cmd = unprivileged(&cmd);
     let out = cmd.output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8(out.stdout).unwrap(),

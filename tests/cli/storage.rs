@@ -8,12 +8,6 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-fn sidecar(db: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut path = db.as_os_str().to_owned();
-    path.push(suffix);
-    path.into()
-}
-
 /// Another connection that stays open, as a long-running reader would: autheona is then not the
 /// last to close the database, so its own clean-up must do what closing would, and the -wal
 /// and -shm files stay in place to be inspected.
