@@ -2,7 +2,10 @@
 //! Every command starts from an empty environment (as jj's `test_environment.rs`), so nothing
 //! from the developer's shell (XDG_CONFIG_HOME, GIT_DIR, COLUMNS, AUTHEONA_*) reaches it.
 
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
@@ -426,4 +429,181 @@ pub fn assert_error(assert: &Assert, text: &str) -> Option<String> {
     );
     assert!(lines[0].contains(text), "expected {text:?} in:\n{err}");
     lines.get(1).map(|hint| (*hint).to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one process runner for commands that need more than assert_cmd gives: stdin streamed
+// from a thread, a closed stdout, a kill at a chosen moment, and a guard against hangs.
+
+/// Longer than any command may take, even on a loaded machine: a guard against a hang, not a
+/// timing requirement.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// What a process gets on stdin.
+#[derive(Clone)]
+pub enum Stdin {
+    /// `/dev/null`.
+    Null,
+    /// These bytes, then the end of input.
+    Bytes(Vec<u8>),
+    /// These bytes, then `A`s up to `len` in all, written from a thread until the pipe breaks.
+    Endless { head: Vec<u8>, len: usize },
+}
+
+/// How a process ended, and everything it wrote.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    /// Killed (SIGKILL) by the runner at its deadline: [`Process::kill_after`] or the hang
+    /// guard.
+    pub killed_at_deadline: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// How much of stdin was written before the pipe broke or the input ended.
+    pub stdin_written: usize,
+}
+
+/// A command to run with [`Process::run`].
+pub struct Process {
+    cmd: std::process::Command,
+    stdin: Stdin,
+    stdout_closed: bool,
+    deadline: Duration,
+}
+
+impl Process {
+    /// `cmd` with stdin from `/dev/null`, output captured, and [`HANG_GUARD`] as deadline.
+    pub fn new(cmd: std::process::Command) -> Process {
+        Process {
+            cmd,
+            stdin: Stdin::Null,
+            stdout_closed: false,
+            deadline: HANG_GUARD,
+        }
+    }
+
+    pub fn stdin(mut self, stdin: Stdin) -> Process {
+        self.stdin = stdin;
+        self
+    }
+
+    /// stdout is a pipe whose reader is already gone.
+    pub fn stdout_closed(mut self) -> Process {
+        self.stdout_closed = true;
+        self
+    }
+
+    /// Kills the process (SIGKILL) if it still runs after `deadline`.
+    pub fn kill_after(mut self, deadline: Duration) -> Process {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Runs the process to its end or its deadline.
+    pub fn run(self) -> Run {
+        let Process {
+            mut cmd,
+            stdin,
+            stdout_closed,
+            deadline,
+        } = self;
+        cmd.stdin(match stdin {
+            Stdin::Null => Stdio::null(),
+            _ => Stdio::piped(),
+        })
+        .stdout(if stdout_closed {
+            closed_pipe()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {:?}: {err}", cmd.get_program()));
+        let pid = child.id();
+        let writer = child
+            .stdin
+            .take()
+            .map(|pipe| std::thread::spawn(move || write_stdin(pipe, stdin)));
+        let stdout = child.stdout.take().map(read_all);
+        let stderr = child.stderr.take().map(read_all);
+
+        // Waits for the exit without reaping (WNOWAIT): until `child.wait()` the pid stays
+        // this child's, so a kill at the deadline can never hit another process.
+        let (exited, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                // SAFETY: waitid(2) on our own child, with a zeroed siginfo_t it may fill.
+                let waited = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                };
+                if waited == 0 || std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            let _ = exited.send(());
+        });
+        let killed_at_deadline = ended.recv_timeout(deadline).is_err();
+        if killed_at_deadline {
+            child.kill().expect("kill the process");
+        }
+        let status = child.wait().expect("wait for the process");
+        let join = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            reader.map(|r| r.join().unwrap()).unwrap_or_default()
+        };
+        Run {
+            status,
+            killed_at_deadline,
+            stdout: join(stdout),
+            stderr: join(stderr),
+            stdin_written: writer.map_or(0, |w| w.join().unwrap()),
+        }
+    }
+}
+
+/// Runs `cmd` with no stdin and captured output; one that outlives [`HANG_GUARD`] is killed
+/// and fails the test.
+pub fn output(cmd: std::process::Command) -> Run {
+    let what = format!("{cmd:?}");
+    let run = Process::new(cmd).run();
+    assert!(
+        !run.killed_at_deadline,
+        "ran for more than {HANG_GUARD:?}, killed: {what}"
+    );
+    run
+}
+
+fn write_stdin(mut pipe: std::process::ChildStdin, stdin: Stdin) -> usize {
+    let (head, len) = match stdin {
+        Stdin::Null => return 0,
+        Stdin::Bytes(bytes) => (bytes, 0),
+        Stdin::Endless { head, len } => (head, len),
+    };
+    if pipe.write_all(&head).is_err() {
+        return 0;
+    }
+    let mut written = head.len();
+    let chunk = vec![b'A'; 64 << 10];
+    while written < len {
+        let n = chunk.len().min(len - written);
+        if pipe.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        written += n;
+    }
+    written
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
