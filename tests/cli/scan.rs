@@ -529,15 +529,7 @@ fn database_and_tokens(env: &TestEnv) -> (String, String, String, String) {
     env.project("billing");
     let active = env.token("demo", "never");
     // Created 40 days ago with a 30-day expiry: libfaketime moves that one process's clock.
-    let out = env
-        .std_cmd()
-        .env("FAKETIME", "-40d")
-        .env("LD_PRELOAD", faketime_lib())
-        .args(["token", "create", "-p", "billing", "-e", "30"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let expired = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let expired = token_at(env, "-40d", "billing", "30");
     let revoked = env.token("demo", "30");
     env.run(&["token", "revoke", id_of(&revoked), "--yes"])
         .success();
