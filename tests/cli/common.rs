@@ -607,3 +607,87 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec
         bytes
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole-output checks, where the output is the contract (tables, error lines).
+
+/// What stands for any time shown to people (`YYYY-MM-DD HH:MM`), as wide as the time, so
+/// that the columns of an expected table line up as the real ones do.
+pub const ANY_TIME: &str = "YYYY-MM-DD HH:MM";
+
+/// `text` with each `(value, name)` of `names` replaced by its name (use names as wide as the
+/// values: `[web tok id]` for a 12-character id), then every `YYYY-MM-DD HH:MM` by
+/// [`ANY_TIME`].
+pub fn redacted(text: &str, names: &[(&str, &str)]) -> String {
+    let mut text = text.to_owned();
+    for (value, name) in names {
+        text = text.replace(value, name);
+    }
+    let shape = ANY_TIME.as_bytes();
+    let fits = |window: &[u8]| {
+        window.iter().zip(shape).all(|(&b, &s)| match s {
+            b'Y' | b'M' | b'D' | b'H' => b.is_ascii_digit(),
+            _ => b == s,
+        })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes.len() - at >= shape.len() && fits(&bytes[at..at + shape.len()]) {
+            out.push_str(ANY_TIME);
+            at += shape.len();
+        } else {
+            let c = text[at..].chars().next().unwrap();
+            out.push(c);
+            at += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// An expected output as written in the test, indented like the code: without the newline
+/// after the opening quote, the common indentation, and the line of the closing quote.
+fn dedented(expected: &str) -> String {
+    let expected = expected.strip_prefix('\n').unwrap_or(expected);
+    let mut lines: Vec<&str> = expected.split('\n').collect();
+    if lines.last().is_some_and(|line| line.trim().is_empty()) {
+        lines.pop();
+    }
+    let indent = lines
+        .iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|line| format!("{}\n", line.get(indent..).unwrap_or("")))
+        .collect()
+}
+
+/// The whole of `actual`, redacted with `names` (see [`redacted`]), is `expected` (written
+/// indented, see [`dedented`]); a failure shows both, line by line.
+#[track_caller]
+pub fn assert_output(actual: &str, names: &[(&str, &str)], expected: &str) {
+    let actual = redacted(actual, names);
+    let expected = dedented(expected);
+    if actual != expected {
+        let mut report = String::new();
+        let (a, e): (Vec<&str>, Vec<&str>) = (actual.lines().collect(), expected.lines().collect());
+        for n in 0..a.len().max(e.len()) {
+            match (e.get(n), a.get(n)) {
+                (Some(e), Some(a)) if e == a => report.push_str(&format!("   {e}\n")),
+                (e, a) => {
+                    if let Some(e) = e {
+                        report.push_str(&format!(" - {e}\n"));
+                    }
+                    if let Some(a) = a {
+                        report.push_str(&format!(" + {a}\n"));
+                    }
+                }
+            }
+        }
+        panic!("output differs (- expected, + actual):\n{report}\nactual, redacted: {actual:?}");
+    }
+}
