@@ -92,11 +92,8 @@ fn the_shared_no_secret_check_catches_a_secret() {
 
 /// `git init` in `dir`, unaffected by the machine's git configuration.
 fn git_init(env: &TestEnv, dir: &Path) {
-    let status = Process::new("git")
+    let status = tool(env, dir, "git")
         .args(["init", "-q"])
-        .current_dir(dir)
-        .env("HOME", env.dir().join("home"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
         .status()
         .expect("git is needed");
     assert!(status.success());
@@ -789,7 +786,8 @@ fn readme_block(marker: &str) -> String {
     body[..body.find("```").unwrap()].to_owned()
 }
 
-/// A process in `dir` with autheona on the PATH, the test's database and home, and no
+/// A process in `dir` with the tests' environment (`TestEnv::std_cmd` gives it: the test's
+/// database and home, nothing from the developer's shell), autheona on the PATH, and no
 /// machine-wide git configuration.
 fn tool(env: &TestEnv, dir: &Path, program: &str) -> Process {
     let bin_dir = Path::new(BIN).parent().unwrap();
@@ -798,12 +796,10 @@ fn tool(env: &TestEnv, dir: &Path, program: &str) -> Process {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut cmd = Process::new(program);
+    let mut cmd = with_env_of(program, &env.std_cmd());
     cmd.current_dir(dir)
-        .env("HOME", env.dir().join("home"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("PATH", path)
-        .env("AUTHEONA_DB", env.db());
+        .env("PATH", path);
     cmd
 }
 
