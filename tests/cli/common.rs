@@ -1,7 +1,11 @@
-//! A hermetic environment per test: its own directory, database path, home and clock zone,
-//! with autheona's own environment variables removed.
+//! A hermetic environment per test: its own directory, database path, home and clock zone.
+//! Every command starts from an empty environment (as jj's `test_environment.rs`), so nothing
+//! from the developer's shell (XDG_CONFIG_HOME, GIT_DIR, COLUMNS, AUTHEONA_*) reaches it.
 
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
@@ -9,13 +13,10 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_autheona");
 
-/// Variables autheona reads; a test sets the ones it means to.
-const TOOL_VARS: &[&str] = &[
-    "AUTHEONA_DB",
-    "AUTHEONA_PROJECT",
-    "AUTHEONA_TOKEN",
-    "XDG_DATA_HOME",
-];
+/// What every command's environment holds, and nothing more; a test adds what it means to.
+/// `PATH` is passed through for the programs a test wraps autheona in (setpriv, shells), and
+/// `LLVM_PROFILE_FILE` when set, so that a coverage run still counts the binary.
+pub const BASE_VARS: &[&str] = &["HOME", "TZ", "NO_COLOR", "PATH", "LLVM_PROFILE_FILE"];
 
 pub struct TestEnv {
     dir: TempDir,
@@ -37,7 +38,8 @@ impl TestEnv {
         &self.db
     }
 
-    /// The binary with a clean environment and `AUTHEONA_DB` pointing at this test's database.
+    /// The binary with an empty environment but for [`BASE_VARS`] and `AUTHEONA_DB` pointing at
+    /// this test's database.
     pub fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
@@ -49,20 +51,23 @@ impl TestEnv {
         cmd
     }
 
-    /// The binary with a clean environment and no database path set.
+    /// The binary with an empty environment but for [`BASE_VARS`]: no database path set.
     pub fn bare_cmd(&self) -> Command {
         Command::from_std(self.bare_std_cmd())
     }
 
     pub fn bare_std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(BIN);
-        for var in TOOL_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("HOME", self.dir.path().join("home"))
+        cmd.env_clear()
+            .env("HOME", self.dir.path().join("home"))
             .env("TZ", "UTC")
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path());
+        for var in ["PATH", "LLVM_PROFILE_FILE"] {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.env(var, value);
+            }
+        }
         cmd
     }
 
@@ -76,41 +81,30 @@ impl TestEnv {
 
     /// Creates a token and returns it, as a script would capture it.
     pub fn token(&self, project: &str, expires: &str) -> String {
-        let out = self
-            .run(&[
-                "token",
-                "create",
-                "--project",
-                project,
-                "--expires",
-                expires,
-            ])
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let token = String::from_utf8(out).expect("utf-8").trim_end().to_owned();
-        assert_eq!(token.len(), 66, "{token}");
-        token
+        let create = [
+            "token",
+            "create",
+            "--project",
+            project,
+            "--expires",
+            expires,
+        ];
+        created_token(&self.run(&create).success())
     }
 
     /// The same with a description.
     pub fn described_token(&self, project: &str, expires: &str, description: &str) -> String {
-        let assert = self
-            .run(&[
-                "token",
-                "create",
-                "-p",
-                project,
-                "-e",
-                expires,
-                "-d",
-                description,
-            ])
-            .success();
-        let token = stdout(&assert).trim_end().to_owned();
-        assert_eq!(token.len(), 66, "{token}");
-        token
+        let create = [
+            "token",
+            "create",
+            "-p",
+            project,
+            "-e",
+            expires,
+            "-d",
+            description,
+        ];
+        created_token(&self.run(&create).success())
     }
 
     /// `verify` with the token on stdin.
@@ -127,9 +121,102 @@ impl TestEnv {
     }
 }
 
+/// `program` with exactly the environment `like` was given (which starts empty), for wrapping
+/// autheona in another program (setpriv, a shell).
+pub fn with_env_of(
+    program: impl AsRef<std::ffi::OsStr>,
+    like: &std::process::Command,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear();
+    for (key, value) in like.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    cmd
+}
+
+/// The user the unprivileged commands run as, when the tests run as root (as CI does).
+pub const NOBODY: u32 = 65534;
+
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `cmd` (program, arguments, environment, directory) as the unprivileged user: through
+/// setpriv when the tests run as root, for root ignores file modes; else `cmd` as it is.
+pub fn unprivileged(cmd: &std::process::Command) -> std::process::Command {
+    let mut wrapped = if running_as_root() {
+        let nobody = NOBODY.to_string();
+        let mut wrapped = with_env_of("setpriv", cmd);
+        wrapped
+            .arg(format!("--reuid={nobody}"))
+            .arg(format!("--regid={nobody}"))
+            .args(["--clear-groups", "--"])
+            .arg(cmd.get_program());
+        wrapped
+    } else {
+        with_env_of(cmd.get_program(), cmd)
+    };
+    wrapped.args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parts of a token: `aut_` ID `_` SECRET CHECKSUM, 4 + 12 + 1 + 43 + 6 = 66 characters.
+
 /// The public id inside a token.
 pub fn id_of(token: &str) -> &str {
     &token[4..16]
+}
+
+/// The secret inside a token: what must never be shown or stored.
+pub fn secret_of(token: &str) -> &str {
+    &token[17..60]
+}
+
+/// Everything the checksum covers: `aut_ID_SECRET`.
+pub fn body_of(token: &str) -> &str {
+    &token[..60]
+}
+
+pub fn checksum_of(token: &str) -> &str {
+    &token[60..]
+}
+
+/// The token a command printed: exactly one whole line of 66 characters, starting `aut_`,
+/// whose checksum is right; `None` for anything else.
+pub fn printed_token(stdout: &[u8]) -> Option<String> {
+    let line = std::str::from_utf8(stdout).ok()?.strip_suffix('\n')?;
+    let shaped = line.len() == 66
+        && line.starts_with("aut_")
+        && !line.contains('\n')
+        && checksum_of(line) == independent_checksum(body_of(line));
+    shaped.then(|| line.to_owned())
+}
+
+/// The token a successful `token create` or `token rotate` printed; fails the test otherwise.
+pub fn created_token(assert: &Assert) -> String {
+    let out = assert.get_output();
+    printed_token(&out.stdout).unwrap_or_else(|| {
+        panic!(
+            "expected one token line on stdout: {:?} (stderr {:?})",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `db` with `suffix` appended to its file name: its `-wal` or `-shm` file.
+pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(suffix);
+    path.into()
 }
 
 pub fn stdout(assert: &Assert) -> String {
@@ -274,9 +361,7 @@ pub fn token_at(env: &TestEnv, offset: &str, project: &str, expires: &str) -> St
         .args(["token", "create", "-p", project, "-e", expires])
         .assert()
         .success();
-    let token = stdout(&assert).trim_end().to_owned();
-    assert_eq!(token.len(), 66, "{token}");
-    token
+    created_token(&assert)
 }
 
 /// Whether `verify` accepts the token now. Any answer but valid (0) or not valid (1) fails.
@@ -344,4 +429,265 @@ pub fn assert_error(assert: &Assert, text: &str) -> Option<String> {
     );
     assert!(lines[0].contains(text), "expected {text:?} in:\n{err}");
     lines.get(1).map(|hint| (*hint).to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one process runner for commands that need more than assert_cmd gives: stdin streamed
+// from a thread, a closed stdout, a kill at a chosen moment, and a guard against hangs.
+
+/// Longer than any command may take, even on a loaded machine: a guard against a hang, not a
+/// timing requirement.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// What a process gets on stdin.
+#[derive(Clone)]
+pub enum Stdin {
+    /// `/dev/null`.
+    Null,
+    /// These bytes, then the end of input.
+    Bytes(Vec<u8>),
+    /// These bytes, then `A`s up to `len` in all, written from a thread until the pipe breaks.
+    Endless { head: Vec<u8>, len: usize },
+}
+
+/// How a process ended, and everything it wrote.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    /// Killed (SIGKILL) by the runner at its deadline: [`Process::kill_after`] or the hang
+    /// guard.
+    pub killed_at_deadline: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// How much of stdin was written before the pipe broke or the input ended.
+    pub stdin_written: usize,
+}
+
+/// A command to run with [`Process::run`].
+pub struct Process {
+    cmd: std::process::Command,
+    stdin: Stdin,
+    stdout_closed: bool,
+    deadline: Duration,
+}
+
+impl Process {
+    /// `cmd` with stdin from `/dev/null`, output captured, and [`HANG_GUARD`] as deadline.
+    pub fn new(cmd: std::process::Command) -> Process {
+        Process {
+            cmd,
+            stdin: Stdin::Null,
+            stdout_closed: false,
+            deadline: HANG_GUARD,
+        }
+    }
+
+    pub fn stdin(mut self, stdin: Stdin) -> Process {
+        self.stdin = stdin;
+        self
+    }
+
+    /// stdout is a pipe whose reader is already gone.
+    pub fn stdout_closed(mut self) -> Process {
+        self.stdout_closed = true;
+        self
+    }
+
+    /// Kills the process (SIGKILL) if it still runs after `deadline`.
+    pub fn kill_after(mut self, deadline: Duration) -> Process {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Runs the process to its end or its deadline.
+    pub fn run(self) -> Run {
+        let Process {
+            mut cmd,
+            stdin,
+            stdout_closed,
+            deadline,
+        } = self;
+        cmd.stdin(match stdin {
+            Stdin::Null => Stdio::null(),
+            _ => Stdio::piped(),
+        })
+        .stdout(if stdout_closed {
+            closed_pipe()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {:?}: {err}", cmd.get_program()));
+        let pid = child.id();
+        let writer = child
+            .stdin
+            .take()
+            .map(|pipe| std::thread::spawn(move || write_stdin(pipe, stdin)));
+        let stdout = child.stdout.take().map(read_all);
+        let stderr = child.stderr.take().map(read_all);
+
+        // Waits for the exit without reaping (WNOWAIT): until `child.wait()` the pid stays
+        // this child's, so a kill at the deadline can never hit another process.
+        let (exited, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                // SAFETY: waitid(2) on our own child, with a zeroed siginfo_t it may fill.
+                let waited = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                };
+                if waited == 0 || std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            let _ = exited.send(());
+        });
+        let killed_at_deadline = ended.recv_timeout(deadline).is_err();
+        if killed_at_deadline {
+            child.kill().expect("kill the process");
+        }
+        let status = child.wait().expect("wait for the process");
+        let join = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            reader.map(|r| r.join().unwrap()).unwrap_or_default()
+        };
+        Run {
+            status,
+            killed_at_deadline,
+            stdout: join(stdout),
+            stderr: join(stderr),
+            stdin_written: writer.map_or(0, |w| w.join().unwrap()),
+        }
+    }
+}
+
+/// Runs `cmd` with no stdin and captured output; one that outlives [`HANG_GUARD`] is killed
+/// and fails the test.
+pub fn output(cmd: std::process::Command) -> Run {
+    let what = format!("{cmd:?}");
+    let run = Process::new(cmd).run();
+    assert!(
+        !run.killed_at_deadline,
+        "ran for more than {HANG_GUARD:?}, killed: {what}"
+    );
+    run
+}
+
+fn write_stdin(mut pipe: std::process::ChildStdin, stdin: Stdin) -> usize {
+    let (head, len) = match stdin {
+        Stdin::Null => return 0,
+        Stdin::Bytes(bytes) => (bytes, 0),
+        Stdin::Endless { head, len } => (head, len),
+    };
+    if pipe.write_all(&head).is_err() {
+        return 0;
+    }
+    let mut written = head.len();
+    let chunk = vec![b'A'; 64 << 10];
+    while written < len {
+        let n = chunk.len().min(len - written);
+        if pipe.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        written += n;
+    }
+    written
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole-output checks, where the output is the contract (tables, error lines).
+
+/// What stands for any time shown to people (`YYYY-MM-DD HH:MM`), as wide as the time, so
+/// that the columns of an expected table line up as the real ones do.
+pub const ANY_TIME: &str = "YYYY-MM-DD HH:MM";
+
+/// `text` with each `(value, name)` of `names` replaced by its name (use names as wide as the
+/// values: `[web tok id]` for a 12-character id), then every `YYYY-MM-DD HH:MM` by
+/// [`ANY_TIME`].
+pub fn redacted(text: &str, names: &[(&str, &str)]) -> String {
+    let mut text = text.to_owned();
+    for (value, name) in names {
+        text = text.replace(value, name);
+    }
+    let shape = ANY_TIME.as_bytes();
+    let fits = |window: &[u8]| {
+        window.iter().zip(shape).all(|(&b, &s)| match s {
+            b'Y' | b'M' | b'D' | b'H' => b.is_ascii_digit(),
+            _ => b == s,
+        })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes.len() - at >= shape.len() && fits(&bytes[at..at + shape.len()]) {
+            out.push_str(ANY_TIME);
+            at += shape.len();
+        } else {
+            let c = text[at..].chars().next().unwrap();
+            out.push(c);
+            at += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// An expected output as written in the test, indented like the code: without the newline
+/// after the opening quote, the common indentation, and the line of the closing quote.
+fn dedented(expected: &str) -> String {
+    let expected = expected.strip_prefix('\n').unwrap_or(expected);
+    let mut lines: Vec<&str> = expected.split('\n').collect();
+    if lines.last().is_some_and(|line| line.trim().is_empty()) {
+        lines.pop();
+    }
+    let indent = lines
+        .iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|line| format!("{}\n", line.get(indent..).unwrap_or("")))
+        .collect()
+}
+
+/// The whole of `actual`, redacted with `names` (see [`redacted`]), is `expected` (written
+/// indented, see [`dedented`]); a failure shows both, line by line.
+#[track_caller]
+pub fn assert_output(actual: &str, names: &[(&str, &str)], expected: &str) {
+    let actual = redacted(actual, names);
+    let expected = dedented(expected);
+    if actual != expected {
+        let mut report = String::new();
+        let (a, e): (Vec<&str>, Vec<&str>) = (actual.lines().collect(), expected.lines().collect());
+        for n in 0..a.len().max(e.len()) {
+            match (e.get(n), a.get(n)) {
+                (Some(e), Some(a)) if e == a => report.push_str(&format!("   {e}\n")),
+                (e, a) => {
+                    if let Some(e) = e {
+                        report.push_str(&format!(" - {e}\n"));
+                    }
+                    if let Some(a) = a {
+                        report.push_str(&format!(" + {a}\n"));
+                    }
+                }
+            }
+        }
+        panic!("output differs (- expected, + actual):\n{report}\nactual, redacted: {actual:?}");
+    }
 }

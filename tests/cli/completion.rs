@@ -2,7 +2,7 @@
 //! database. `./test` installs bash, zsh and fish.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::common::*;
 
@@ -21,13 +21,7 @@ fn shell(env: &TestEnv, program: &str, code: &str) -> Output {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut shell = Command::new(program);
-    for (key, value) in env.std_cmd().get_envs() {
-        match value {
-            Some(value) => shell.env(key, value),
-            None => shell.env_remove(key),
-        };
-    }
+    let mut shell = with_env_of(program, &env.std_cmd());
     let flags: &[&str] = match program {
         "zsh" => &["-f", "-c"],
         "bash" => &["--norc", "--noprofile", "-c"],
@@ -165,7 +159,7 @@ fn bash_completes_commands_flags_and_live_values() {
             "{command}: {ids:?}"
         );
         for offered in &ids {
-            assert!(!offered.contains(&token[17..60]), "a secret was offered");
+            assert!(!offered.contains(secret_of(&token)), "a secret was offered");
         }
     }
 }

@@ -103,7 +103,7 @@ fn lines(transcript: &str) -> Vec<&str> {
 }
 
 /// The one line of output that is a token and nothing else.
-fn printed_token(transcript: &str) -> String {
+fn token_in_transcript(transcript: &str) -> String {
     let shape = Regex::new("^aut_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$").unwrap();
     let found: Vec<&str> = lines(transcript)
         .into_iter()
@@ -168,7 +168,7 @@ fn token_create_asks_for_project_expiration_and_description() {
         transcript.contains(&as_read("Description (optional): Laptop 🚀")),
         "{transcript}"
     );
-    let token = printed_token(&transcript);
+    let token = token_in_transcript(&transcript);
     assert!(
         transcript.contains(&format!(
             "Created token {} for project other",
@@ -220,7 +220,7 @@ fn token_create_with_flags_asks_only_for_the_description() {
         !transcript.contains("Expiration:"),
         "asked for the expiration:\n{transcript}"
     );
-    let token = printed_token(&transcript);
+    let token = token_in_transcript(&transcript);
 
     let tokens = list_json(&env, &[]);
     assert_eq!(tokens.len(), 1, "{tokens:?}");
@@ -252,7 +252,7 @@ fn token_create_reasks_when_the_description_has_an_escape_character() {
     pty.expect("only time the token is shown");
     let (transcript, code) = pty.finish();
     assert_eq!(code, 0, "{transcript}");
-    let token = printed_token(&transcript);
+    let token = token_in_transcript(&transcript);
 
     let tokens = list_json(&env, &[]);
     assert_eq!(
@@ -285,7 +285,7 @@ fn token_create_reasks_when_the_description_holds_a_token() {
     pty.expect("only time the token is shown");
     let (transcript, code) = pty.finish();
     assert_eq!(code, 0, "{transcript}");
-    let token = printed_token(&transcript);
+    let token = token_in_transcript(&transcript);
 
     let tokens = list_json(&env, &[]);
     assert_eq!(ids(&tokens), [id_of(&pasted), id_of(&token)]);
@@ -557,7 +557,7 @@ fn token_rotate_asks_first_and_only_yes_replaces_the_token() {
     pty.expect("only time the token is shown");
     let (transcript, code) = pty.finish();
     assert_eq!(code, 0, "{transcript}");
-    let new = printed_token(&without_escapes(&transcript));
+    let new = token_in_transcript(&without_escapes(&transcript));
 
     let tokens = list_json(&env, &[]);
     assert_eq!(tokens.len(), 1, "{tokens:?}");

@@ -6,6 +6,7 @@ mod completion;
 mod filters;
 mod generated;
 mod help;
+mod hermetic;
 mod hostile;
 mod interactive;
 mod project;

@@ -12,13 +12,15 @@ fn create_then_list_as_table_and_json() {
     env.token("web.v2_x", "30");
 
     let table = stdout(&env.run(&["project", "list"]).success());
-    let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 3, "{table}");
-    assert!(
-        lines[0].contains("Name") && lines[0].contains("Created") && lines[0].contains("Tokens")
+    assert_output(
+        &table,
+        &[],
+        r"
+        Name         Created           Tokens
+        billing-api  YYYY-MM-DD HH:MM  0
+        web.v2_x     YYYY-MM-DD HH:MM  1
+        ",
     );
-    assert!(lines[1].contains("billing-api") && lines[1].trim_end().ends_with('0'));
-    assert!(lines[2].contains("web.v2_x") && lines[2].trim_end().ends_with('1'));
 
     let json: Value =
         serde_json::from_str(&stdout(&env.run(&["project", "list", "--json"]).success())).unwrap();
@@ -68,8 +70,15 @@ fn invalid_names_are_usage_errors_and_create_nothing() {
 fn taken_name_is_refused() {
     let env = TestEnv::new();
     env.project("demo");
-    let assert = env.run(&["project", "create", "demo"]).code(1);
-    assert!(stderr(&assert).contains("already exists"));
+    let assert = env.run(&["project", "create", "demo"]).code(1).stdout("");
+    assert_output(
+        &stderr(&assert),
+        &[],
+        r"
+        error: a project named 'demo' already exists
+        hint: choose another name; `autheona project list` shows those taken
+        ",
+    );
 }
 
 #[test]

@@ -6,51 +6,23 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output, Stdio};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::OpenFlags;
 
-use crate::common::{TestEnv, id_of};
+use crate::common::{HANG_GUARD, Process, Run, TestEnv, forge, id_of, output, printed_token};
 
-/// Longer than any command may take here, even on a loaded machine: a guard against a hang,
-/// not a timing requirement.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
-/// Runs `cmd` to completion with no stdin and captured output; a process that outlives
-/// [`HANG_GUARD`] is killed and fails the test.
-fn output(mut cmd: Command) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn autheona");
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(HANG_GUARD) {
-        Ok(result) => result.expect("wait for autheona"),
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid; at worst it no longer exists.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("autheona (pid {pid}) ran for more than {HANG_GUARD:?}: {cmd:?}");
-        }
-    }
-}
-
-fn run(env: &TestEnv, args: &[&str]) -> Output {
+fn run(env: &TestEnv, args: &[&str]) -> Run {
     let mut cmd = env.std_cmd();
     cmd.args(args);
     output(cmd)
 }
 
 /// `verify` with the token in `AUTHEONA_TOKEN`.
-fn verify(env: &TestEnv, token: &str) -> Output {
+fn verify(env: &TestEnv, token: &str) -> Run {
     let mut cmd = env.std_cmd();
     cmd.arg("verify").env("AUTHEONA_TOKEN", token);
     output(cmd)
@@ -61,7 +33,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// A one-line account of a finished command, for assertion messages.
-fn describe(what: &str, out: &Output) -> String {
+fn describe(what: &str, out: &Run) -> String {
     format!(
         "{what}: {} (stdout {:?}, stderr {:?})",
         out.status,
@@ -77,7 +49,7 @@ fn mentions_contention(stderr: &[u8]) -> bool {
 }
 
 /// The ids in a `token list --json` output; panics on anything else.
-fn ids_in_list(what: &str, out: &Output) -> Vec<String> {
+fn ids_in_list(what: &str, out: &Run) -> Vec<String> {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|err| panic!("{}: not JSON ({err})", describe(what, out)));
     json.as_array()
@@ -85,13 +57,6 @@ fn ids_in_list(what: &str, out: &Output) -> Vec<String> {
         .iter()
         .map(|t| t["id"].as_str().expect("an id string").to_owned())
         .collect()
-}
-
-/// A token printed by `token create`: exactly one complete line of 66 characters.
-fn printed_token(out: &Output) -> Option<String> {
-    let stdout = text(&out.stdout);
-    let line = stdout.strip_suffix('\n')?;
-    (line.len() == 66 && line.starts_with("aut_") && !line.contains('\n')).then(|| line.to_owned())
 }
 
 /// A read-only connection that never checkpoints or deletes the log on close.
@@ -138,7 +103,7 @@ struct WorkerLog {
 impl WorkerLog {
     /// Records a finished command; a failure when its exit code is not `expected` or its
     /// stderr speaks of contention.
-    fn check(&mut self, what: &str, out: &Output, expected: i32, started: Instant) -> bool {
+    fn check(&mut self, what: &str, out: &Run, expected: i32, started: Instant) -> bool {
         self.commands += 1;
         self.slowest = self.slowest.max(started.elapsed());
         let mut ok = true;
@@ -166,7 +131,7 @@ fn worker(env: &TestEnv, n: usize, start: &Barrier) -> WorkerLog {
             let out = run(env, &["token", "create", "-p", "P", "-e", "30"]);
             let what = format!("worker {n} op {op}: token create");
             if log.check(&what, &out, 0, started) {
-                match printed_token(&out) {
+                match printed_token(&out.stdout) {
                     Some(token) => log.live.push(token),
                     None => log.failures.push(format!(
                         "no token line on stdout: {}",
@@ -357,7 +322,7 @@ fn eight_processes_mixing_every_operation_agree_on_the_final_state() {
 
 /// How a first command may end, racing `project create p0` on a database that does not exist
 /// yet: each either finds no database, or finds it, with or without project p0.
-fn first_command_ended_as_documented(what: &str, args: &[String], out: &Output) -> bool {
+fn first_command_ended_as_documented(what: &str, args: &[String], out: &Run) -> bool {
     let code = out.status.code();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     let one_error = |needle: &str| {
@@ -389,7 +354,7 @@ fn first_command_ended_as_documented(what: &str, args: &[String], out: &Output) 
 
 fn first_command_race(round: usize) {
     let env = TestEnv::new();
-    let forged = crate::common::forge("AAAAAAAAAAAA", &"B".repeat(43));
+    let forged = forge("AAAAAAAAAAAA", &"B".repeat(43));
     std::fs::write(env.dir().join("tokens.txt"), format!("{forged}\n")).unwrap();
     // Eight different commands; only the first creates the database, the others find it or
     // not (racing creators: storage::processes_racing_to_create_a_fresh_database_all_succeed).
@@ -412,7 +377,7 @@ fn first_command_race(round: usize) {
         .collect();
     assert_eq!(distinct.len(), 8, "eight different commands");
     let barrier = Barrier::new(commands.len());
-    let outputs: Vec<(&[String], Output)> = std::thread::scope(|scope| {
+    let outputs: Vec<(&[String], Run)> = std::thread::scope(|scope| {
         let handles: Vec<_> = commands
             .iter()
             .map(|args| {
@@ -538,7 +503,7 @@ fn eight_different_first_commands_at_once_make_one_database() {
 struct Attempt {
     spawned: Instant,
     ended: Instant,
-    out: Output,
+    out: Run,
 }
 
 /// Sets the flag when dropped, also while unwinding: a failing main thread stops the loop.
@@ -696,23 +661,14 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// Spawns `args`, kills it (SIGKILL) after `delay`, and returns how it ended.
-fn run_and_kill(env: &TestEnv, args: &[&str], delay: Duration) -> Output {
-    let mut child = env
-        .std_cmd()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn autheona");
-    std::thread::sleep(delay);
-    // On a process that already exited this is harmless: its status stays its exit code.
-    child.kill().expect("kill autheona");
-    child.wait_with_output().expect("wait for autheona")
+/// Runs `args`, kills it (SIGKILL) if it still runs after `delay`, and returns how it ended.
+fn run_and_kill(env: &TestEnv, args: &[&str], delay: Duration) -> Run {
+    let mut cmd = env.std_cmd();
+    cmd.args(args);
+    Process::new(cmd).kill_after(delay).run()
 }
 
-fn killed(out: &Output) -> bool {
+fn killed(out: &Run) -> bool {
     out.status.signal() == Some(libc::SIGKILL)
 }
 
@@ -814,7 +770,7 @@ fn processes_killed_at_random_moments_never_corrupt_or_undo() {
 
         let mut touched = Vec::new();
         if creating {
-            let printed = printed_token(&out);
+            let printed = printed_token(&out.stdout);
             assert!(
                 printed.is_some() || out.stdout.is_empty(),
                 "stdout is neither empty nor one whole token: {}",
@@ -1036,7 +992,7 @@ fn rotations_killed_at_random_moments_leave_exactly_one_working_token() {
             describe(&what, &out)
         );
         let old_works = accepted(&env, &live);
-        match printed_token(&out) {
+        match printed_token(&out.stdout) {
             Some(new) if accepted(&env, &new) => {
                 assert!(!old_works, "{}: both work", describe(&what, &out));
                 assert!(rows.contains(id_of(&new)));
@@ -1104,7 +1060,7 @@ fn tokens_created_while_their_project_is_deleted_never_land_in_another() {
         for out in &creates {
             match out.status.code() {
                 Some(0) => {
-                    let token = printed_token(out).expect("a token on stdout");
+                    let token = printed_token(&out.stdout).expect("a token on stdout");
                     let mut cmd = env.std_cmd();
                     cmd.args(["verify", "--project", "q"])
                         .env("AUTHEONA_TOKEN", &token);

@@ -13,20 +13,6 @@ fn rotate(env: &TestEnv, id: &str, flags: &[&str]) -> Assert {
     env.cmd().args(["token", "rotate", id]).args(flags).assert()
 }
 
-/// The new token from a rotation's stdout, which must be that token on one line and nothing
-/// else, as `token create` prints it.
-fn printed_token(assert: &Assert) -> String {
-    let out = stdout(assert);
-    let token = out
-        .strip_suffix('\n')
-        .unwrap_or_else(|| panic!("not one line: {out:?}"));
-    assert!(!token.contains('\n'), "more than one line: {out:?}");
-    assert_eq!(token.len(), 66, "{token}");
-    assert!(token.starts_with("aut_"), "{token}");
-    assert_eq!(&token[60..], independent_checksum(&token[..60]), "{token}");
-    token.to_owned()
-}
-
 /// A rotation's stderr is the status lines only, never a token's value.
 fn assert_no_token_value(text: &str) {
     assert!(!text.contains("aut_"), "a token value on stderr:\n{text}");
@@ -41,10 +27,10 @@ fn rotate_prints_only_the_new_token_and_the_old_one_stops_working() {
     let created = env.run(&["token", "create", "-p", "demo", "-e", "30"]);
     let shown_once = stderr(&created).lines().nth(1).unwrap().to_owned();
     assert!(shown_once.contains("only time"), "{shown_once}");
-    let other = stdout(&created).trim_end().to_owned();
+    let other = created_token(&created);
 
     let assert = rotate(&env, &old_id, &["--yes"]).success();
-    let new = printed_token(&assert);
+    let new = created_token(&assert);
     let new_id = id_of(&new);
     assert_ne!(new_id, old_id);
 
@@ -90,7 +76,7 @@ fn the_replacement_keeps_project_description_and_lifetime() {
         let old = env.described_token("api", expires, &description);
         let before = listed(&env, id_of(&old));
 
-        let new = printed_token(&rotate(&env, id_of(&old), &["--yes"]).success());
+        let new = created_token(&rotate(&env, id_of(&old), &["--yes"]).success());
         let after = listed(&env, id_of(&new));
         assert_eq!(after["project"], "api", "{expires}");
         assert_eq!(after["description"], description.as_str(), "{expires}");
@@ -117,9 +103,9 @@ fn the_replacement_is_a_new_unused_token() {
     assert!(!listed(&env, id_of(&old))["last_used_at"].is_null());
     let neighbour_before = listed(&env, id_of(&neighbour));
 
-    let new = printed_token(&rotate(&env, id_of(&old), &["--yes"]).success());
+    let new = created_token(&rotate(&env, id_of(&old), &["--yes"]).success());
     assert_ne!(id_of(&new), id_of(&old));
-    assert_ne!(&new[17..60], &old[17..60], "the secret was reused");
+    assert_ne!(secret_of(&new), secret_of(&old), "the secret was reused");
     let row = listed(&env, id_of(&new));
     assert_eq!(row["last_used_at"], Value::Null, "last use carried over");
     assert_eq!(row["status"], "active");
@@ -138,7 +124,7 @@ fn the_new_lifetime_counts_from_the_rotation() {
         .args(["token", "rotate", id_of(&old), "--yes"])
         .assert()
         .success();
-    let new = printed_token(&assert);
+    let new = created_token(&assert);
     let row = listed(&env, id_of(&new));
     let later = json_date(&row["created_at"]) - json_date(&old_row["created_at"]);
     assert!(
@@ -164,7 +150,7 @@ fn an_expired_token_is_rotated_into_a_fresh_one_with_the_same_lifetime() {
         .code(1)
         .stdout("invalid: expired\n");
 
-    let new = printed_token(&rotate(&env, id_of(&expired), &["--yes"]).success());
+    let new = created_token(&rotate(&env, id_of(&expired), &["--yes"]).success());
     let row = listed(&env, id_of(&new));
     assert_eq!(row["status"], "active");
     assert_eq!(lifetime(&row), Some(TimeDelta::days(30)));
@@ -252,7 +238,7 @@ fn rotate_refuses_unknown_and_malformed_ids() {
         let assert = rotate(&env, bad, &["--yes"]).code(2);
         assert_error(&assert, "not a token id");
         assert!(
-            !stderr(&assert).contains(&token[17..60]),
+            !stderr(&assert).contains(secret_of(&token)),
             "a pasted token was echoed"
         );
     }

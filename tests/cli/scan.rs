@@ -1,6 +1,6 @@
 //! `autheona scan`: tokens found in files, trees and stdin, never a secret shown.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
@@ -12,10 +12,6 @@ use crate::common::*;
 /// A well-formed token (valid checksum) that no database holds; `n` tells them apart.
 fn forged(n: u32) -> String {
     forge(&format!("Forged{n:06}"), &format!("Secret{n:037}"))
-}
-
-fn secret_of(token: &str) -> &str {
-    &token[17..60]
 }
 
 /// Writes a file, making its directories first.
@@ -96,11 +92,8 @@ fn the_shared_no_secret_check_catches_a_secret() {
 
 /// `git init` in `dir`, unaffected by the machine's git configuration.
 fn git_init(env: &TestEnv, dir: &Path) {
-    let status = Process::new("git")
+    let status = tool(env, dir, "git")
         .args(["init", "-q"])
-        .current_dir(dir)
-        .env("HOME", env.dir().join("home"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
         .status()
         .expect("git is needed");
     assert!(status.success());
@@ -447,10 +440,6 @@ fn a_missing_path_is_reported_and_the_others_still_scanned() {
     assert_eq!(json(&assert).len(), 1);
 }
 
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 #[test]
 fn unreadable_files_and_directories_are_io_errors() {
     let env = TestEnv::new();
@@ -467,23 +456,7 @@ fn unreadable_files_and_directories_are_io_errors() {
     let mut cmd = env.bare_std_cmd();
     cmd.current_dir(&dir).arg("scan");
     // Root reads everything: run as nobody then.
-    let mut cmd = if running_as_root() {
-        let mut wrapped = Process::new("setpriv");
-        wrapped
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(BIN)
-            .arg("scan")
-            .current_dir(&dir);
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        wrapped
-    } else {
-        cmd
-    };
+    let mut cmd = unprivileged(&cmd);
     let out = cmd.output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8(out.stdout).unwrap(),
@@ -553,15 +526,7 @@ fn database_and_tokens(env: &TestEnv) -> (String, String, String, String) {
     env.project("billing");
     let active = env.token("demo", "never");
     // Created 40 days ago with a 30-day expiry: libfaketime moves that one process's clock.
-    let out = env
-        .std_cmd()
-        .env("FAKETIME", "-40d")
-        .env("LD_PRELOAD", faketime_lib())
-        .args(["token", "create", "-p", "billing", "-e", "30"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let expired = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let expired = token_at(env, "-40d", "billing", "30");
     let revoked = env.token("demo", "30");
     env.run(&["token", "revoke", id_of(&revoked), "--yes"])
         .success();
@@ -821,7 +786,8 @@ fn readme_block(marker: &str) -> String {
     body[..body.find("```").unwrap()].to_owned()
 }
 
-/// A process in `dir` with autheona on the PATH, the test's database and home, and no
+/// A process in `dir` with the tests' environment (`TestEnv::std_cmd` gives it: the test's
+/// database and home, nothing from the developer's shell), autheona on the PATH, and no
 /// machine-wide git configuration.
 fn tool(env: &TestEnv, dir: &Path, program: &str) -> Process {
     let bin_dir = Path::new(BIN).parent().unwrap();
@@ -830,12 +796,10 @@ fn tool(env: &TestEnv, dir: &Path, program: &str) -> Process {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut cmd = Process::new(program);
+    let mut cmd = with_env_of(program, &env.std_cmd());
     cmd.current_dir(dir)
-        .env("HOME", env.dir().join("home"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("PATH", path)
-        .env("AUTHEONA_DB", env.db());
+        .env("PATH", path);
     cmd
 }
 
