@@ -1,12 +1,15 @@
 //! `autheona project create | list | delete`.
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 
 use super::{Context, Outcome, confirm};
 use crate::cli::{ProjectCommand, ProjectCreateArgs, ProjectDeleteArgs, ProjectListArgs};
 use crate::error::Result;
 use crate::ops::project::{self, Project};
-use crate::ui::{self, table, time};
+use crate::ui::table::{Stream, Streamed};
+use crate::ui::{self, JsonList, time};
 
 pub fn run(ctx: &Context, command: ProjectCommand) -> Result<Outcome> {
     match command {
@@ -35,37 +38,52 @@ struct ProjectJson<'a> {
     tokens: u64,
 }
 
+/// Streams the projects from the store to stdout: memory stays flat however many there are.
 fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
-    let projects = match ctx.open_if_exists()? {
-        Some(store) => project::list(&*store)?,
-        None => Vec::new(),
-    };
+    let store = ctx.open_if_exists()?;
     if args.json {
-        let json: Vec<_> = projects
-            .iter()
-            .map(|p: &Project| ProjectJson {
-                name: &p.name,
-                created_at: time::rfc3339(p.created_at),
-                tokens: p.tokens,
-            })
-            .collect();
-        return ui::print_json(&json).map(|()| Outcome::Success);
-    }
-    if projects.is_empty() {
-        ui::status("No projects.");
+        let mut json = JsonList::begin("", 0)?;
+        if let Some(store) = &store {
+            project::for_each(
+                &**store,
+                &mut [&mut |p| {
+                    json.push(&ProjectJson {
+                        name: &p.name,
+                        created_at: time::rfc3339(p.created_at),
+                        tokens: p.tokens,
+                    })
+                }],
+            )?;
+        }
+        json.finish("")?;
         return Ok(Outcome::Success);
     }
-    let rows = projects
-        .iter()
-        .map(|p| {
-            vec![
-                p.name.clone(),
-                time::for_people(ctx.zone, p.created_at),
-                p.tokens.to_string(),
-            ]
-        })
-        .collect();
-    table::print(&["Name", "Created", "Tokens"], rows, None)?;
+    let header = ["Name", "Created", "Tokens"];
+    let table = RefCell::new(Streamed::new(Stream::Stdout, &header, None));
+    let cells = |p: &Project| {
+        vec![
+            p.name.clone(),
+            time::for_people(ctx.zone, p.created_at),
+            p.tokens.to_string(),
+        ]
+    };
+    if let Some(store) = &store {
+        project::for_each(
+            &**store,
+            &mut [
+                &mut |p| {
+                    table.borrow_mut().measure(&cells(&p));
+                    Ok(())
+                },
+                &mut |p| table.borrow_mut().print(cells(&p)),
+            ],
+        )?;
+    }
+    let table = table.into_inner();
+    if table.rows() == 0 {
+        ui::status("No projects.");
+    }
+    table.finish()?;
     Ok(Outcome::Success)
 }
 

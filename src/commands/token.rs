@@ -2,6 +2,8 @@
 
 use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
+use std::cell::RefCell;
+
 use serde::Serialize;
 
 use super::{Context, Outcome, can_confirm, confirm};
@@ -16,9 +18,9 @@ use crate::ops::token::{
     self, CreatedToken, Expiration, Filter, TokenRequest, TokenSummary, validate_description,
 };
 use crate::store::Store;
-use crate::ui::table::{self, Stream};
+use crate::ui::table::{self, Stream, Streamed};
 use crate::ui::time::{self, Zone};
-use crate::ui::{self, prompt};
+use crate::ui::{self, JsonList, prompt};
 
 pub fn run(ctx: &Context, command: TokenCommand) -> Result<Outcome> {
     match command {
@@ -217,6 +219,7 @@ impl<'a> From<&'a TokenSummary> for TokenJson<'a> {
     }
 }
 
+/// Streams the tokens from the store to stdout: memory stays flat however many there are.
 fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     let filter = Filter {
         expired: args.expired,
@@ -224,65 +227,121 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
         unused: args.unused,
         unused_for: args.unused_for,
     };
-    let tokens = match ctx.open_if_exists()? {
-        Some(store) => token::list(&*store, args.project.as_deref(), &filter, ctx.now)?,
-        None => Vec::new(),
-    };
+    let store = ctx.open_if_exists()?;
+    let project = args.project.as_deref();
     if args.json {
-        return print_json_list(&tokens);
+        let mut json = JsonList::begin("", 0)?;
+        if let Some(store) = &store {
+            token::for_each(
+                &**store,
+                project,
+                &filter,
+                ctx.now,
+                &mut [&mut |t| json.push(&TokenJson::from(&t))],
+            )?;
+        }
+        json.finish("")?;
+        return Ok(Outcome::Success);
     }
-    if tokens.is_empty() {
+    let shown = match &store {
+        Some(store) => stream_table(ctx, &**store, project, &filter, Stream::Stdout)?,
+        None => 0,
+    };
+    if shown == 0 {
         ui::status(if filter.is_set() {
             "No tokens match."
         } else {
             "No tokens."
         });
-        return Ok(Outcome::Success);
     }
-    print_table(Stream::Stdout, ctx.zone, tokens, args.project.is_none())?;
     Ok(Outcome::Success)
 }
 
-fn print_json_list(tokens: &[TokenSummary]) -> Result<Outcome> {
-    let json: Vec<TokenJson<'_>> = tokens.iter().map(TokenJson::from).collect();
-    ui::print_json(&json).map(|()| Outcome::Success)
+/// The columns of a token table; Project only when the tokens may be of several.
+struct Columns {
+    zone: Zone,
+    all_projects: bool,
 }
 
-/// The tokens as a table; the Project column only when they may be of several.
+impl Columns {
+    fn header(&self) -> Vec<&'static str> {
+        let mut header = vec!["ID"];
+        if self.all_projects {
+            header.push("Project");
+        }
+        header.extend(["Description", "Created", "Expires", "Last used", "Status"]);
+        header
+    }
+
+    /// The column that wraps on a narrow terminal: the description.
+    fn wrapped(&self) -> usize {
+        if self.all_projects { 2 } else { 1 }
+    }
+
+    fn cells(&self, t: &TokenSummary) -> Vec<String> {
+        let status = match t.expires_soon {
+            Some(left) => format!("expiring in {}", time::span(left)),
+            None => t.status.as_str().to_owned(),
+        };
+        let mut cells = vec![t.id.clone()];
+        if self.all_projects {
+            cells.push(t.project.clone());
+        }
+        cells.extend([
+            t.description.clone().unwrap_or_default(),
+            time::for_people(self.zone, t.created_at),
+            time::for_people_or_never(self.zone, t.expires_at),
+            time::for_people_or_never(self.zone, t.last_used_at),
+            status,
+        ]);
+        cells
+    }
+}
+
+/// The tokens `filter` selects as a table, streamed from the store in two passes over one
+/// snapshot (the first measures the columns); returns how many rows it printed.
+fn stream_table(
+    ctx: &Context,
+    store: &dyn Store,
+    project: Option<&str>,
+    filter: &Filter,
+    stream: Stream,
+) -> Result<usize> {
+    let columns = Columns {
+        zone: ctx.zone,
+        all_projects: project.is_none(),
+    };
+    let header = columns.header();
+    let table = RefCell::new(Streamed::new(stream, &header, Some(columns.wrapped())));
+    token::for_each(
+        store,
+        project,
+        filter,
+        ctx.now,
+        &mut [
+            &mut |t| {
+                table.borrow_mut().measure(&columns.cells(&t));
+                Ok(())
+            },
+            &mut |t| table.borrow_mut().print(columns.cells(&t)),
+        ],
+    )?;
+    let table = table.into_inner();
+    let rows = table.rows();
+    table.finish()?;
+    Ok(rows)
+}
+
+/// Tokens in memory as a table (those a prune is about to revoke).
 fn print_table(
     stream: Stream,
     zone: Zone,
-    tokens: Vec<TokenSummary>,
+    tokens: &[TokenSummary],
     all_projects: bool,
 ) -> Result<()> {
-    let mut header = vec!["ID"];
-    if all_projects {
-        header.push("Project");
-    }
-    let description = header.len();
-    header.extend(["Description", "Created", "Expires", "Last used", "Status"]);
-    let rows = tokens
-        .into_iter()
-        .map(|t| {
-            let status = match t.expires_soon {
-                Some(left) => format!("expiring in {}", time::span(left)),
-                None => t.status.as_str().to_owned(),
-            };
-            let mut cells = vec![t.id];
-            if all_projects {
-                cells.push(t.project);
-            }
-            cells.extend([
-                t.description.unwrap_or_default(),
-                time::for_people(zone, t.created_at),
-                time::for_people_or_never(zone, t.expires_at),
-                time::for_people_or_never(zone, t.last_used_at),
-                status,
-            ]);
-            cells
-        })
-        .collect();
-    table::print_to(stream, &header, rows, Some(description))
+    let columns = Columns { zone, all_projects };
+    let rows = tokens.iter().map(|t| columns.cells(t)).collect();
+    table::print_to(stream, &columns.header(), rows, Some(columns.wrapped()))
 }
 
 /// How a token is named in a confirmation: id, project, description, creation.
@@ -357,6 +416,10 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
     let Some(store) = ctx.open_if_exists()? else {
         return report_pruned(args, &[], 0);
     };
+    if args.dry_run {
+        return dry_run(ctx, args, &*store, &filter);
+    }
+    // In memory: they are revoked by id, those still selected when the person agrees.
     let tokens = token::list(&*store, args.project.as_deref(), &filter, ctx.now)?;
     if tokens.is_empty() {
         return report_pruned(args, &tokens, 0);
@@ -368,32 +431,20 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
         format!("Revoke {count} tokens? They stop working at once and cannot be recovered.")
     };
     let hint = "pass --yes to prune without asking, or --dry-run to only list them";
-    if !args.dry_run {
-        can_confirm(args.yes, &question, hint)?;
-    }
+    can_confirm(args.yes, &question, hint)?;
     // What would go, before the question: the person answering sees what they agree to. With
     // --json, stdout is for the JSON; a person at a prompt sees the list on stderr.
     let listed = if !args.json {
-        print_table(
-            Stream::Stdout,
-            ctx.zone,
-            tokens.clone(),
-            args.project.is_none(),
-        )
-    } else if !args.yes && !args.dry_run {
-        print_table(
-            Stream::Stderr,
-            ctx.zone,
-            tokens.clone(),
-            args.project.is_none(),
-        )
+        print_table(Stream::Stdout, ctx.zone, &tokens, args.project.is_none())
+    } else if !args.yes {
+        print_table(Stream::Stderr, ctx.zone, &tokens, args.project.is_none())
     } else {
         Ok(())
     };
     if let Err(err) = &listed {
         // Shown to no one (stdout closed), it cannot be agreed to. With --yes or --dry-run the
         // list is only a record, and its failure is reported at the end.
-        if !args.yes && !args.dry_run {
+        if !args.yes {
             return Err(Error::environment(format!(
                 "could not show the tokens to prune ({}); nothing was revoked",
                 err.message()
@@ -401,26 +452,67 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
             .with_hint("run it again with a working stdout, or with --json"));
         }
     }
-    let revoked = if args.dry_run {
-        0
-    } else {
-        confirm(args.yes, &question, hint)?;
-        token::revoke_all(&*store, &tokens, &filter, ctx.now)?
-    };
+    confirm(args.yes, &question, hint)?;
+    let revoked = token::revoke_all(&*store, &tokens, &filter, ctx.now)?;
     report_pruned(args, &tokens, revoked)?;
     // A closed stdout ends quietly; any other failure to write the list is an error.
     listed.map(|()| Outcome::Success)
 }
 
+/// A prune's dry run: what would go, streamed from the store like `token list`, and how many.
+fn dry_run(
+    ctx: &Context,
+    args: &TokenPruneArgs,
+    store: &dyn Store,
+    filter: &Filter,
+) -> Result<Outcome> {
+    let project = args.project.as_deref();
+    let found = if args.json {
+        let mut found = 0;
+        let mut json = JsonList::begin(
+            "{\n  \"dry_run\": true,\n  \"revoked\": 0,\n  \"tokens\": ",
+            1,
+        )?;
+        token::for_each(
+            store,
+            project,
+            filter,
+            ctx.now,
+            &mut [&mut |t| {
+                found += 1;
+                json.push(&TokenJson::from(&t))
+            }],
+        )?;
+        json.finish("\n}")?;
+        found
+    } else {
+        stream_table(ctx, store, project, filter, Stream::Stdout)?
+    };
+    pruned_status(true, found as u64, 0);
+    Ok(Outcome::Success)
+}
+
 /// The end of a prune: one status line on stderr (first: it must reach the person even when
 /// stdout is gone), and the JSON on stdout.
 fn report_pruned(args: &TokenPruneArgs, tokens: &[TokenSummary], revoked: u64) -> Result<Outcome> {
+    pruned_status(args.dry_run, tokens.len() as u64, revoked);
+    if args.json {
+        ui::print_json(&PruneJson {
+            dry_run: args.dry_run,
+            revoked,
+            tokens: tokens.iter().map(TokenJson::from).collect(),
+        })?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// The one status line that ends a prune.
+fn pruned_status(dry_run: bool, found: u64, revoked: u64) {
     let plural = |n: u64| if n == 1 { "token" } else { "tokens" };
-    let found = tokens.len() as u64;
     let unchanged = found - revoked;
     ui::status(&if found == 0 {
         "No tokens to prune.".to_owned()
-    } else if args.dry_run {
+    } else if dry_run {
         format!(
             "Dry run: {found} {} would be revoked; nothing was changed.",
             plural(found)
@@ -434,12 +526,4 @@ fn report_pruned(args: &TokenPruneArgs, tokens: &[TokenSummary], revoked: u64) -
     } else {
         format!("Revoked {revoked} {}.", plural(revoked))
     });
-    if args.json {
-        ui::print_json(&PruneJson {
-            dry_run: args.dry_run,
-            revoked,
-            tokens: tokens.iter().map(TokenJson::from).collect(),
-        })?;
-    }
-    Ok(Outcome::Success)
 }

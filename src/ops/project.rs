@@ -6,7 +6,7 @@ use super::Failure;
 use super::time;
 use crate::error::Topic;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{ProjectRow, Store, Visit};
 use crate::text;
 
 pub const NAME_MAX_LEN: usize = 64;
@@ -75,27 +75,47 @@ pub fn create(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<Proje
     })
 }
 
-/// Hands every project, by name, to `each`, as the store reads them; the first error `each`
-/// returns stops the listing.
-pub fn for_each(store: &dyn Store, mut each: impl FnMut(Project) -> Result<()>) -> Result<()> {
+/// A visitor of listed projects that may fail (writing to stdout); its first error stops the
+/// listing.
+pub type Each<'a> = &'a mut dyn FnMut(Project) -> Result<()>;
+
+/// Hands every project, by name, to each visitor of `passes` in turn, all of the same moment,
+/// as the store reads them.
+pub fn for_each(store: &dyn Store, passes: &mut [Each<'_>]) -> Result<()> {
     let failure = Failure::default();
-    let listed = store.projects(&mut |row| {
-        failure.check(each(Project {
-            name: row.name,
-            created_at: time(row.created_at),
-            tokens: row.tokens,
-        }))
-    });
+    let mut visitors: Vec<_> = passes
+        .iter_mut()
+        .map(|each| {
+            let failure = &failure;
+            move |row: ProjectRow| {
+                failure.check(each(Project {
+                    name: row.name,
+                    created_at: time(row.created_at),
+                    tokens: row.tokens,
+                }))
+            }
+        })
+        .collect();
+    let mut visits: Vec<Visit<'_, ProjectRow>> = visitors
+        .iter_mut()
+        .map(|visit| visit as Visit<'_, ProjectRow>)
+        .collect();
+    let listed = store.projects(&mut visits);
+    drop(visits);
+    drop(visitors);
     failure.or(listed.map_err(Error::from))
 }
 
 /// Every project, by name.
 pub fn list(store: &dyn Store) -> Result<Vec<Project>> {
     let mut projects = Vec::new();
-    for_each(store, |project| {
-        projects.push(project);
-        Ok(())
-    })?;
+    for_each(
+        store,
+        &mut [&mut |project| {
+            projects.push(project);
+            Ok(())
+        }],
+    )?;
     Ok(projects)
 }
 

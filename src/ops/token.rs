@@ -7,7 +7,7 @@ use super::Failure;
 use super::{project, time};
 use crate::error::Topic;
 use crate::error::{Error, Result};
-use crate::store::{Durability, Inserted, NewToken, Replaced, Store, TokenQuery, TokenRow};
+use crate::store::{Durability, Inserted, NewToken, Replaced, Store, TokenQuery, TokenRow, Visit};
 use crate::token::{Token, TokenId};
 use crate::{secret, text};
 
@@ -341,9 +341,9 @@ pub fn for_each(
             move |row: TokenRow| failure.check(each(TokenSummary::from_row(row, now)))
         })
         .collect();
-    let mut visits: Vec<crate::store::Visit<'_, TokenRow>> = visitors
+    let mut visits: Vec<Visit<'_, TokenRow>> = visitors
         .iter_mut()
-        .map(|visit| visit as crate::store::Visit<'_, TokenRow>)
+        .map(|visit| visit as Visit<'_, TokenRow>)
         .collect();
     let listed = store.tokens(&filter.query(project, now), &mut visits);
     drop(visits);

@@ -112,8 +112,9 @@ pub trait Store {
 
     /// Inserts a project; `false` when the name is taken.
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool>;
-    /// Every project by name, with its token count.
-    fn projects(&self, visit: Visit<'_, ProjectRow>) -> StoreResult<()>;
+    /// Every project by name, with its token count, handed to each visitor of `passes` in
+    /// turn, all from one snapshot.
+    fn projects(&self, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()>;
     fn project_exists(&self, name: &str) -> StoreResult<bool>;
     /// How many tokens the project has; `None` when there is no such project.
     fn project_token_count(&self, name: &str) -> StoreResult<Option<u64>>;

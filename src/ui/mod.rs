@@ -125,6 +125,35 @@ pub fn print_bytes(bytes: &[u8]) -> Result<()> {
         .map_err(Error::output)
 }
 
+/// A JSON array on stdout, written element by element as a listing produces them: laid out
+/// as [`print_json`] would lay out the whole array, never all in memory.
+pub struct JsonList(json::ArrayWriter<std::io::BufWriter<std::io::StdoutLock<'static>>>);
+
+impl JsonList {
+    /// Starts the array after `prefix` (the opening of an object it is the value of), at
+    /// `depth` levels of indentation.
+    pub fn begin(prefix: &str, depth: usize) -> Result<JsonList> {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        out.write_all(prefix.as_bytes()).map_err(Error::output)?;
+        json::ArrayWriter::new(out, depth)
+            .map(JsonList)
+            .map_err(Error::output)
+    }
+
+    pub fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.0.push(value).map_err(Error::output)
+    }
+
+    /// Closes the array, writes `suffix` and a line break, and flushes.
+    pub fn finish(self, suffix: &str) -> Result<()> {
+        let mut out = self.0.finish().map_err(Error::output)?;
+        out.write_all(suffix.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .map_err(Error::output)
+    }
+}
+
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     // Room for a created token's JSON up front: a reallocation would free a copy unwiped.

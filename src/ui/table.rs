@@ -34,74 +34,176 @@ pub fn print(header: &[&str], rows: Vec<Vec<String>>, wrap: Option<usize>) -> Re
     print_to(Stream::Stdout, header, rows, wrap)
 }
 
-/// [`print`] to either stream.
+/// [`print`] to either stream, of rows in memory.
 pub fn print_to(
     stream: Stream,
     header: &[&str],
     rows: Vec<Vec<String>>,
     wrap: Option<usize>,
 ) -> Result<()> {
-    let rows: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|row| {
-            row.into_iter()
-                .map(|cell| match super::safe(&cell) {
-                    Cow::Borrowed(_) => cell,
-                    Cow::Owned(escaped) => escaped,
-                })
-                .collect()
-        })
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    let mut table = Streamed::new(stream, header, wrap);
     for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.width());
+        table.measure(row);
+    }
+    for row in rows {
+        table.print(row)?;
+    }
+    table.finish()
+}
+
+/// A table printed from rows that arrive twice: once to measure the columns, once to print
+/// them. Only the column widths are kept between the two (and, for a table small enough to fit
+/// to the terminal, its rows), so a table of a million rows takes no more memory than one of
+/// ten. Rows must arrive the same both times (a store lists both passes from one snapshot).
+pub struct Streamed<'h> {
+    stream: Stream,
+    header: &'h [&'h str],
+    wrap: Option<usize>,
+    widths: Vec<usize>,
+    rows: usize,
+    printer: Option<Printer>,
+}
+
+enum Printer {
+    /// Fitted to the terminal by comfy-table, which needs every row: at most [`FITTED_ROWS`].
+    Fitted {
+        columns: usize,
+        column: usize,
+        rows: Vec<Vec<String>>,
+    },
+    /// Written out line by line.
+    Direct {
+        out: BufWriter<Box<dyn Write>>,
+        line: String,
+    },
+}
+
+impl<'h> Streamed<'h> {
+    pub fn new(stream: Stream, header: &'h [&'h str], wrap: Option<usize>) -> Self {
+        Streamed {
+            stream,
+            header,
+            wrap,
+            widths: header.iter().map(|h| h.width()).collect(),
+            rows: 0,
+            printer: None,
         }
     }
-    let (out, term): (Box<dyn Write>, _) = match stream {
+
+    /// The first pass: one row's cells, as they will be printed.
+    pub fn measure(&mut self, row: &[String]) {
+        for (width, cell) in self.widths.iter_mut().zip(row) {
+            *width = (*width).max(super::safe(cell).width());
+        }
+        self.rows += 1;
+    }
+
+    /// How many rows were measured.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The second pass: prints one row (the header first, before the first row).
+    pub fn print(&mut self, row: Vec<String>) -> Result<()> {
+        let row: Vec<String> = row
+            .into_iter()
+            .map(|cell| match super::safe(&cell) {
+                Cow::Borrowed(_) => cell,
+                Cow::Owned(escaped) => escaped,
+            })
+            .collect();
+        if self.printer.is_none() {
+            self.printer = Some(self.start()?);
+        }
+        match self.printer.as_mut().expect("started above") {
+            Printer::Fitted { rows, .. } => rows.push(row),
+            Printer::Direct { out, line } => write_line(out, line, &row, &self.widths)?,
+        }
+        Ok(())
+    }
+
+    /// Ends the table: prints a fitted table, flushes a direct one.
+    pub fn finish(self) -> Result<()> {
+        match self.printer {
+            None => Ok(()),
+            Some(Printer::Direct { mut out, .. }) => out.flush().map_err(Error::output),
+            Some(Printer::Fitted {
+                columns,
+                column,
+                rows,
+            }) => {
+                let mut table = Table::new();
+                table
+                    .load_style(presets::NOTHING)
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(columns as u16)
+                    .set_header(self.header)
+                    .add_rows(rows);
+                for (index, each) in table.column_iter_mut().enumerate() {
+                    each.set_padding((0, GAP as u16));
+                    if index != column {
+                        each.set_constraint(ColumnConstraint::ContentWidth);
+                    }
+                }
+                let (mut out, _) = output(self.stream);
+                writeln!(out, "{}", table.trim_fmt())
+                    .and_then(|()| out.flush())
+                    .map_err(Error::output)
+            }
+        }
+    }
+
+    /// Chooses how to print, once every row is measured, and prints the header if it is
+    /// printed directly.
+    fn start(&self) -> Result<Printer> {
+        let (out, term) = output(self.stream);
+        let terminal = term
+            .size_checked()
+            .map(|(_, columns)| usize::from(columns))
+            .filter(|&columns| columns > 0);
+        if let (Some(column), Some(columns)) = (self.wrap, terminal)
+            && self.rows <= FITTED_ROWS
+            && fits_by_wrapping(&self.widths, column, columns)
+        {
+            return Ok(Printer::Fitted {
+                columns,
+                column,
+                rows: Vec::with_capacity(self.rows),
+            });
+        }
+        // Written out directly, as comfy-table lays out this style: for 100,000 tokens its
+        // per-cell allocations were measured at over a second and 250 MiB.
+        let mut out = BufWriter::new(out);
+        let mut line = String::new();
+        let header: Vec<String> = self.header.iter().map(|h| (*h).to_owned()).collect();
+        write_line(&mut out, &mut line, &header, &self.widths)?;
+        Ok(Printer::Direct { out, line })
+    }
+}
+
+fn output(stream: Stream) -> (Box<dyn Write>, console::Term) {
+    match stream {
         Stream::Stdout => (Box::new(std::io::stdout().lock()), console::Term::stdout()),
         Stream::Stderr => (Box::new(std::io::stderr().lock()), console::Term::stderr()),
-    };
-    let mut out = BufWriter::new(out);
-    let terminal = term
-        .size_checked()
-        .map(|(_, columns)| usize::from(columns))
-        .filter(|&columns| columns > 0);
-    match (wrap, terminal) {
-        (Some(column), Some(columns))
-            if rows.len() <= FITTED_ROWS && fits_by_wrapping(&widths, column, columns) =>
-        {
-            let mut table = Table::new();
-            table
-                .load_style(presets::NOTHING)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_width(columns as u16)
-                .set_header(header)
-                .add_rows(rows);
-            for (index, each) in table.column_iter_mut().enumerate() {
-                each.set_padding((0, GAP as u16));
-                if index != column {
-                    each.set_constraint(ColumnConstraint::ContentWidth);
-                }
-            }
-            writeln!(out, "{}", table.trim_fmt()).map_err(Error::output)?;
-        }
-        _ => {
-            // Written out directly, as comfy-table lays out this style: for 100,000 tokens its
-            // per-cell allocations were measured at over a second and 250 MiB.
-            let mut line = String::new();
-            let header = header.iter().map(|h| (*h).to_owned()).collect();
-            for row in std::iter::once(header).chain(rows) {
-                line.clear();
-                for (cell, width) in row.iter().zip(&widths) {
-                    line.push_str(cell);
-                    line.extend(std::iter::repeat_n(' ', width - cell.width() + GAP));
-                }
-                writeln!(out, "{}", line.trim_end()).map_err(Error::output)?;
-            }
-        }
     }
-    out.flush().map_err(Error::output)
+}
+
+/// One line of cells in columns of `widths`, two spaces apart, without trailing blanks.
+fn write_line(
+    out: &mut impl Write,
+    line: &mut String,
+    row: &[String],
+    widths: &[usize],
+) -> Result<()> {
+    line.clear();
+    for (cell, width) in row.iter().zip(widths) {
+        line.push_str(cell);
+        line.extend(std::iter::repeat_n(
+            ' ',
+            width.saturating_sub(cell.width()) + GAP,
+        ));
+    }
+    writeln!(out, "{}", line.trim_end()).map_err(Error::output)
 }
 
 /// Whether the table is wider than `columns`, and wrapping column `wrap` alone would fit it

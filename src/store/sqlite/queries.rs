@@ -208,25 +208,26 @@ impl Store for Sqlite {
         Ok(inserted.is_some())
     }
 
-    fn projects(&self, visit: Visit<'_, ProjectRow>) -> StoreResult<()> {
+    fn projects(&self, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()> {
         self.run(|conn| {
-            let mut statement = conn.prepare(
+            // One read transaction: every pass sees the same rows.
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
+            let mut statement = tx.prepare(
                 "SELECT p.name, p.created_at,
                         (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
                  FROM projects p ORDER BY p.name",
             )?;
-            let rows = statement.query([])?;
-            visit_rows(
-                rows,
-                |row| {
-                    Ok(ProjectRow {
-                        name: row.get(0)?,
-                        created_at: row.get(1)?,
-                        tokens: row.get::<_, i64>(2)?.unsigned_abs(),
-                    })
-                },
-                visit,
-            )
+            let read = |row: &rusqlite::Row<'_>| {
+                Ok(ProjectRow {
+                    name: row.get(0)?,
+                    created_at: row.get(1)?,
+                    tokens: row.get::<_, i64>(2)?.unsigned_abs(),
+                })
+            };
+            for visit in passes.iter_mut() {
+                visit_rows(statement.query([])?, read, *visit)?;
+            }
+            Ok(())
         })
     }
 

@@ -38,10 +38,10 @@ fn create_then_open() {
     let store = Sqlite::open(&path).unwrap().unwrap();
     let mut names = Vec::new();
     store
-        .projects(&mut |row| {
+        .projects(&mut [&mut |row| {
             names.push(row.name);
             std::ops::ControlFlow::Continue(())
-        })
+        }])
         .unwrap();
     assert_eq!(names, ["demo"]);
 }
