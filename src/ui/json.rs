@@ -73,16 +73,21 @@ pub struct ArrayWriter<W: Write> {
     depth: usize,
     empty: bool,
     item: Vec<u8>,
+    /// A line break and the indentation of an element's lines.
+    newline: Vec<u8>,
 }
 
 impl<W: Write> ArrayWriter<W> {
     pub fn new(mut out: W, depth: usize) -> io::Result<Self> {
         out.write_all(b"[")?;
+        let mut newline = b"\n".to_vec();
+        newline.extend(b"  ".repeat(depth + 1));
         Ok(ArrayWriter {
             out,
             depth,
             empty: true,
             item: Vec::with_capacity(512),
+            newline,
         })
     }
 
@@ -91,28 +96,26 @@ impl<W: Write> ArrayWriter<W> {
         let mut serializer =
             serde_json::Serializer::with_formatter(&mut self.item, SafeFormatter::default());
         value.serialize(&mut serializer).map_err(io::Error::other)?;
-        self.out
-            .write_all(if self.empty { b"\n" } else { b",\n" })?;
+        if !self.empty {
+            self.out.write_all(b",")?;
+        }
         self.empty = false;
-        let indent = "  ".repeat(self.depth + 1);
-        self.out.write_all(indent.as_bytes())?;
+        self.out.write_all(&self.newline)?;
         // A raw line break in serde_json's output is only ever between tokens (inside a
         // string it is escaped): each one starts a line one level further in.
-        for (index, line) in self.item.split(|&b| b == b'\n').enumerate() {
-            if index > 0 {
-                self.out.write_all(b"\n")?;
-                self.out.write_all(indent.as_bytes())?;
-            }
-            self.out.write_all(line)?;
+        let mut rest = &self.item[..];
+        while let Some(at) = memchr::memchr(b'\n', rest) {
+            self.out.write_all(&rest[..at])?;
+            self.out.write_all(&self.newline)?;
+            rest = &rest[at + 1..];
         }
-        Ok(())
+        self.out.write_all(rest)
     }
 
     /// Closes the array and hands back the writer.
     pub fn finish(mut self) -> io::Result<W> {
         if !self.empty {
-            self.out.write_all(b"\n")?;
-            self.out.write_all("  ".repeat(self.depth).as_bytes())?;
+            self.out.write_all(&self.newline[..1 + 2 * self.depth])?;
         }
         self.out.write_all(b"]")?;
         Ok(self.out)

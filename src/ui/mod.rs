@@ -133,7 +133,8 @@ impl JsonList {
     /// Starts the array after `prefix` (the opening of an object it is the value of), at
     /// `depth` levels of indentation.
     pub fn begin(prefix: &str, depth: usize) -> Result<JsonList> {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        // Large writes: a million tokens are 200 MB of JSON.
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
         out.write_all(prefix.as_bytes()).map_err(Error::output)?;
         json::ArrayWriter::new(out, depth)
             .map(JsonList)

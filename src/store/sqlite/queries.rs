@@ -43,24 +43,33 @@ const TOKEN_COLUMNS: &str =
     "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
      FROM tokens t JOIN projects p ON p.id = t.project_id";
 
-/// The conditions of a [`TokenQuery`], on `t` (tokens) and `p` (projects), numbered from
-/// `?1`; written once for listing and for deleting what is still selected.
-const SELECTED: &str = "(?1 IS NULL OR p.name = ?1)
-     AND (?2 IS NULL OR (t.expires_at IS NOT NULL AND t.expires_at <= ?2))
-     AND (?3 IS NULL OR (t.expires_at IS NOT NULL AND t.expires_at > ?3 AND t.expires_at <= ?4))
-     AND (NOT ?5 OR t.last_used_at IS NULL)
-     AND (?6 IS NULL OR coalesce(t.last_used_at, t.created_at) <= ?6)";
-
-fn query_params<'a>(query: &'a TokenQuery<'_>) -> [Box<dyn ToSql + 'a>; 6] {
-    let (now, until) = query.expiring.unzip();
-    [
-        Box::new(query.project),
-        Box::new(query.expired_at),
-        Box::new(now),
-        Box::new(until),
-        Box::new(query.never_used),
-        Box::new(query.unused_since),
-    ]
+/// The conditions of a [`TokenQuery`] on `t` (tokens) and `p` (projects), as SQL and its
+/// values: only those the query sets, so that an unfiltered list of a million tokens tests
+/// none per row. Written once, for listing and for deleting what is still selected.
+fn selected<'a>(query: &'a TokenQuery<'_>) -> (String, Vec<Box<dyn ToSql + 'a>>) {
+    let mut conditions: Vec<&str> = vec!["1"];
+    let mut values: Vec<Box<dyn ToSql + 'a>> = Vec::new();
+    if let Some(project) = query.project {
+        conditions.push("p.name = ?");
+        values.push(Box::new(project));
+    }
+    if let Some(at) = query.expired_at {
+        conditions.push("t.expires_at <= ?");
+        values.push(Box::new(at));
+    }
+    if let Some((now, until)) = query.expiring {
+        conditions.push("t.expires_at > ? AND t.expires_at <= ?");
+        values.push(Box::new(now));
+        values.push(Box::new(until));
+    }
+    if query.never_used {
+        conditions.push("t.last_used_at IS NULL");
+    }
+    if let Some(since) = query.unused_since {
+        conditions.push("coalesce(t.last_used_at, t.created_at) <= ?");
+        values.push(Box::new(since));
+    }
+    (conditions.join(" AND "), values)
 }
 
 fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
@@ -325,10 +334,10 @@ impl Store for Sqlite {
             {
                 return Ok(false);
             }
+            let (conditions, values) = selected(query);
             let mut statement = tx.prepare(&format!(
-                "SELECT {TOKEN_COLUMNS} WHERE {SELECTED} ORDER BY t.created_at, t.rowid"
+                "SELECT {TOKEN_COLUMNS} WHERE {conditions} ORDER BY t.created_at, t.rowid"
             ))?;
-            let values = query_params(query);
             let values: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
             for visit in passes.iter_mut() {
                 visit_rows(statement.query(&values[..])?, token_row, *visit)?;
@@ -400,12 +409,12 @@ impl Store for Sqlite {
     ) -> StoreResult<u64> {
         let deleted = self
             .write(Durability::OnCommit, |tx| {
+                let (conditions, values) = selected(still);
                 let mut delete = tx.prepare(&format!(
                     "DELETE FROM tokens WHERE id IN (
                          SELECT t.id FROM tokens t JOIN projects p ON p.id = t.project_id
-                         WHERE t.id = ?7 AND {SELECTED})"
+                         WHERE {conditions} AND t.id = ?)"
                 ))?;
-                let values = query_params(still);
                 let mut deleted = 0;
                 for id in ids {
                     let mut all: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
