@@ -42,39 +42,6 @@ fn timeval(tv: libc::timeval) -> Duration {
     Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
 }
 
-/// How many of the functions `src/link/symbol-order.txt` lists the linker placed at the start
-/// of the binary's code, and how many it lists. After a toolchain or dependency update the
-/// names change and the list must be made again (finding 9); a linker other than LLD ignores
-/// it. `None` without `nm`.
-fn symbol_order_placed(binary: &Path) -> Option<(usize, usize)> {
-    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/link/symbol-order.txt");
-    let list = std::fs::read_to_string(list).ok()?;
-    let listed: std::collections::HashSet<&str> =
-        list.lines().filter(|name| !name.is_empty()).collect();
-    let symbols = Command::new("nm")
-        .args(["--defined-only", "--numeric-sort"])
-        .arg(binary)
-        .output()
-        .ok()
-        .filter(|out| out.status.success())?;
-    // Code symbols in address order; the C runtime's few functions may come first.
-    let first = listed.len() + 64;
-    let placed = std::str::from_utf8(&symbols.stdout)
-        .ok()?
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let kind = fields.nth(1)?;
-            matches!(kind, "t" | "T" | "W" | "w")
-                .then(|| fields.next())
-                .flatten()
-        })
-        .take(first)
-        .filter(|name| listed.contains(name))
-        .count();
-    Some((placed, listed.len()))
-}
-
 /// CPU time used so far by this process and the children it has reaped.
 fn cpu_used() -> Duration {
     let used = |who| {
@@ -939,19 +906,6 @@ fn main() {
         (0.9..=1.1).contains(&spread),
     );
     report.rows.last_mut().expect("row").ratio = format!("{spread:.2}x");
-    if let Some((placed, listed)) = symbol_order_placed(&autheona) {
-        let stale = if placed < listed {
-            " (see finding 9: benches/symbol-order makes the list again)"
-        } else {
-            ""
-        };
-        report.value(
-            "code layout: listed functions placed first (information)",
-            format!("{placed} of {listed}{stale}"),
-            String::new(),
-            true,
-        );
-    }
 
     let missed = report.rows.iter().filter(|r| !r.pass).count();
     println!("Machine: {}\n", machine());
