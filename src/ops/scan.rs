@@ -323,18 +323,23 @@ fn visit(
     let source = Source::Path(shown(entry.path()));
     let mut found = Vec::new();
     let opened = if named {
-        open_named(entry.path())
+        open_named(entry.path()).map(Some)
     } else {
-        File::open(entry.path())
+        open_walked(entry.path())
     };
-    let result = opened.and_then(|mut file| {
-        finder.find_in_file(&mut file, !named, &mut |position, token| {
-            found.push(Found {
-                source: source.clone(),
-                position,
-                token,
-            });
-        })
+    let result = opened.and_then(|file| {
+        let Some(mut file) = file else {
+            return Ok(());
+        };
+        finder
+            .find_in_file(&mut file, !named, &mut |position, token| {
+                found.push(Found {
+                    source: source.clone(),
+                    position,
+                    token,
+                });
+            })
+            .map(drop)
     });
     match result {
         Ok(_) if found.is_empty() => {}
@@ -372,15 +377,30 @@ fn open_named(path: &Path) -> io::Result<File> {
     }
     // Opened without waiting, and checked again once open: whatever replaced the file
     // meanwhile is refused too, and never blocks the scan.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+    let file = open_nonblocking(path)?;
     let kind = file.metadata()?.file_type();
     if !kind.is_file() {
         return refuse(kind);
     }
     Ok(file)
+}
+
+/// Opens a regular file met in a directory walk. Opened without waiting, as a named one is:
+/// some files are regular to the walk yet block a plain read (`/proc/kmsg` waits for the
+/// kernel's next message), and whatever replaced the file since the walk saw it is skipped,
+/// never waited on.
+fn open_walked(path: &Path) -> io::Result<Option<File>> {
+    let file = open_nonblocking(path)?;
+    Ok(file.metadata()?.is_file().then_some(file))
+}
+
+/// Opens `path` for reading without blocking on it (a FIFO, a terminal, a kernel file) at
+/// open or at read: a read that would wait fails instead, and the file is reported unread.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// What a file that is not a regular file is, in words.

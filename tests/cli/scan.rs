@@ -1,6 +1,6 @@
 //! `autheona scan`: tokens found in files, trees and stdin, never a secret shown.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
@@ -503,6 +503,40 @@ fn unreadable_files_and_directories_are_io_errors() {
             "error: cannot read locked.txt: Permission denied (os error 13)"
         ],
         "{stderr}"
+    );
+}
+
+/// Whether this process may open `/proc/kmsg`, a regular file to a directory walk whose plain
+/// read waits for the kernel's next message: root with CAP_SYSLOG, as CI runs.
+fn kmsg_opens() -> bool {
+    let opens = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/proc/kmsg")
+        .is_ok();
+    if !opens {
+        eprintln!("skipped: /proc/kmsg cannot be opened here (run as root to test it)");
+    }
+    opens
+}
+
+#[test]
+fn a_walked_file_that_blocks_a_plain_read_is_not_waited_on() {
+    if !kmsg_opens() {
+        return;
+    }
+    let env = TestEnv::new();
+    // /proc holds /proc/kmsg, and files that cannot be read at all: those are reported.
+    let out = env
+        .bare_cmd()
+        .args(["scan", "--", "/proc"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1 | 3)),
+        "the walk hung or died: {:?}",
+        out.status
     );
 }
 
