@@ -33,4 +33,3 @@ pub fn db_path(given: Option<&Path>) -> Result<PathBuf> {
             }),
     }
 }
-

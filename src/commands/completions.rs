@@ -3,8 +3,8 @@
 use clap_complete::env::Shells;
 
 use super::Outcome;
-use crate::complete::COMPLETE_VAR;
 use crate::cli::CompletionsArgs;
+use crate::complete::COMPLETE_VAR;
 use crate::error::{Error, Result};
 
 /// The registration script for `shell`. It calls `autheona` on each TAB, so completions always

@@ -5,11 +5,11 @@ use rand::rngs::SysRng;
 use serde::Serialize;
 
 use super::{Context, Outcome, can_confirm, confirm};
-use crate::environment::default_from_env;
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,
 };
+use crate::environment::default_from_env;
 use crate::error::{Error, Result};
 use crate::ops::project;
 use crate::ops::token::{
