@@ -1137,6 +1137,88 @@ fn the_readme_ci_step_fails_on_a_committed_link_to_dev_zero_and_still_finds_toke
         .stdout(expected.join("\n") + "\n");
 }
 
+#[test]
+fn the_readme_ci_step_does_not_follow_committed_links_out_of_the_repository() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let inside = forged(1);
+    write(&dir.join("src/config.env"), format!("TOKEN={inside}\n"));
+    // Outside the repository: a token beside it, and a directory with a token and a FIFO.
+    write(&env.dir().join("beside.txt"), forged(2));
+    let elsewhere = env.dir().join("elsewhere");
+    write(&elsewhere.join("token.txt"), forged(3));
+    mkfifo(&elsewhere.join("fifo"));
+    symlink("..", dir.join("up")).unwrap();
+    symlink("/", dir.join("root")).unwrap();
+    symlink("/proc", dir.join("proc")).unwrap();
+    symlink(&elsewhere, dir.join("elsewhere")).unwrap();
+    symlink("../beside.txt", dir.join("beside.txt")).unwrap();
+    // A link that stays inside is followed.
+    symlink("src", dir.join("source")).unwrap();
+    git(&env, &dir, &["add", "--", "."]);
+    git(&env, &dir, &["commit", "-q", "-m", "links out"]);
+    let out = run_ci_step(&env, &dir);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let id = id_of(&inside);
+    assert_eq!(
+        said,
+        format!("source/config.env:1:7: token {id}\nsrc/config.env:1:7: token {id}\n"),
+        "{err}"
+    );
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    let not_followed = "outside the current directory, not followed";
+    assert_eq!(
+        errors,
+        [
+            format!("error: cannot read beside.txt: a symbolic link to a file {not_followed}"),
+            format!("error: cannot read elsewhere: a symbolic link to a directory {not_followed}"),
+            format!("error: cannot read proc: a symbolic link to a directory {not_followed}"),
+            format!("error: cannot read root: a symbolic link to a directory {not_followed}"),
+            format!("error: cannot read up: a symbolic link to a directory {not_followed}"),
+        ],
+        "{err}"
+    );
+    assert!(!said.contains("Forged000002") && !said.contains("Forged000003"));
+}
+
+#[test]
+fn a_relative_path_through_a_link_out_of_the_current_directory_is_not_followed() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    write(&env.dir().join("outside/token.txt"), forged(2));
+    symlink("../outside", dir.join("out")).unwrap();
+    let assert = scan(&env, &dir, &["--", "out/", "out/.", "out/token.txt"])
+        .code(3)
+        .stdout("");
+    let not_followed = "outside the current directory, not followed";
+    assert_eq!(
+        stderr(&assert)
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect::<Vec<_>>(),
+        [
+            format!("error: cannot read out/: a symbolic link to a directory {not_followed}"),
+            format!(
+                "error: cannot read out/.: a path through a symbolic link to a directory {not_followed}"
+            ),
+            format!(
+                "error: cannot read out/token.txt: a path through a symbolic link to a file {not_followed}"
+            ),
+        ],
+        "{}",
+        stderr(&assert)
+    );
+    // Named as itself, the directory is scanned.
+    scan(&env, &dir, &["--", "../outside"]).code(1);
+    let absolute = env.dir().join("work/out");
+    scan(&env, &dir, &["--", absolute.to_str().unwrap()]).code(1);
+}
+
 /// The README's pre-commit hook, installed in `dir` (a git repository).
 fn install_hook(dir: &Path) {
     let hook = dir.join(".git/hooks/pre-commit");

@@ -268,6 +268,7 @@ fn stdin_scan(text: &str, store: Option<&Store>, now: DateTime<Utc>) -> Scan {
     scan(
         &[Source::Stdin],
         IgnoreFiles::Respect,
+        None,
         &mut text.as_bytes(),
         store,
         now,
@@ -365,6 +366,7 @@ fn a_stream_that_fails_keeps_what_was_found_before() {
     let result = scan(
         &[Source::Stdin],
         IgnoreFiles::Respect,
+        None,
         &mut reader,
         None,
         at(T0),
@@ -391,6 +393,7 @@ fn findings_are_sorted_and_a_file_walked_twice_is_reported_once() {
     let result = scan(
         &[Source::Path(sub.clone()), Source::Path(root.clone())],
         IgnoreFiles::Respect,
+        None,
         &mut io::empty(),
         None,
         at(T0),
@@ -431,6 +434,7 @@ fn a_missing_path_is_unreadable_and_the_others_are_scanned() {
             Source::Path(dir.path().join("a.txt")),
         ],
         IgnoreFiles::Respect,
+        None,
         &mut io::empty(),
         None,
         at(T0),
