@@ -1238,6 +1238,29 @@ fn commit_all(env: &TestEnv, dir: &Path, message: &str) -> (std::process::Output
 }
 
 #[test]
+fn the_readme_pre_commit_hook_refuses_a_committed_link_made_a_file_holding_a_token() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    write(&dir.join("settings.env"), "TOKEN=\n");
+    symlink("settings.env", dir.join("local.env")).unwrap();
+    let (clean, said) = commit_all(&env, &dir, "a link");
+    assert!(clean.status.success(), "{said}");
+    // The link replaced by a file: a type change (T) to git, not a modification.
+    let token = forged(1);
+    std::fs::remove_file(dir.join("local.env")).unwrap();
+    write(&dir.join("local.env"), format!("TOKEN={token}\n"));
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("./local.env:1:7: token Forged000001"),
+        "{said}"
+    );
+    assert!(!said.contains(secret_of(&token)), "{said}");
+}
+
+#[test]
 fn the_readme_pre_commit_hook_refuses_a_token_in_a_staged_file_with_a_nul_byte() {
     let env = TestEnv::new();
     let dir = work(&env);
