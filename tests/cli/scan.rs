@@ -508,7 +508,7 @@ fn unreadable_files_and_directories_are_io_errors() {
 
 /// Whether this process may open `/proc/kmsg`, a regular file to a directory walk whose plain
 /// read waits for the kernel's next message: root with CAP_SYSLOG, as CI runs.
-fn kmsg_opens() -> bool {
+pub(crate) fn kmsg_opens() -> bool {
     let opens = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
