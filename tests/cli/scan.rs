@@ -799,6 +799,24 @@ fn a_token_given_as_a_path_is_never_echoed() {
 }
 
 #[test]
+fn a_token_without_its_prefix_given_as_a_path_is_never_echoed() {
+    let env = TestEnv::new();
+    let token = forge(
+        "3kTMd9aPq0Zx",
+        "T0kxq8Rw2ZpLm4NvB7cYe1HsJd9GfUa3WiXo5KtQb6E",
+    );
+    // `scan` itself checks that nothing shaped like a secret is shown.
+    let assert = scan(&env, env.dir(), &["--", &token[4..], &token[17..]])
+        .code(3)
+        .stdout("");
+    assert!(
+        stderr(&assert).contains("<redacted>"),
+        "{}",
+        stderr(&assert)
+    );
+}
+
+#[test]
 fn an_empty_tree_finds_nothing_and_says_nothing() {
     let env = TestEnv::new();
     let dir = work(&env);
