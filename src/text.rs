@@ -125,42 +125,90 @@ pub fn escape_name_bytes(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Where the first thing shaped like a token starts and ends in `text`: `aut_` and at least 8
-/// more token characters. Loose on purpose (a truncated or mistyped token counts), so that
-/// neither an error quoting user input nor a stored description can hold one.
-fn token_shape(text: &str) -> Option<(usize, usize)> {
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut from = 0;
-    while let Some(found) = text[from..].find(PREFIX) {
-        let start = from + found;
-        let tail = &text[start + PREFIX.len()..];
-        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
-        let end = start + PREFIX.len() + len;
-        if len >= 8 {
-            return Some((start, end));
+/// How long a token's secret is: a run of letters and digits at least this long that mixes
+/// upper case, lower case and digits is taken for one.
+const SECRET_RUN: usize = 43;
+
+/// Where the prefixes that may start a token begin in `text`, with their length: `aut_`
+/// anywhere, and as a word of its own `aut` in any case before `_`, `-` or a space (a token
+/// retyped, or its prefix mangled: `AUT_`, `aut-`, `aut_ `).
+fn prefixes(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(PREFIX.len() - 1)).filter(move |&at| {
+        let candidate = &bytes[at..at + PREFIX.len()];
+        candidate == PREFIX.as_bytes()
+            || (candidate[..3].eq_ignore_ascii_case(b"aut")
+                && matches!(candidate[3], b'_' | b'-' | b' ')
+                && (at == 0 || !bytes[at - 1].is_ascii_alphanumeric()))
+    })
+}
+
+/// Where the first run of [`SECRET_RUN`] or more ASCII letters and digits that holds upper
+/// case, lower case and digits starts and ends in `text`. A random base62 secret virtually
+/// always mixes all three (43 characters without a digit: 1 in 1,900); a hex digest, a word or
+/// a number does not.
+fn secret_run(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !bytes[at].is_ascii_alphanumeric() {
+            at += 1;
+            continue;
         }
-        from = end;
+        let start = at;
+        let (mut upper, mut lower, mut digit) = (false, false, false);
+        while at < bytes.len() && bytes[at].is_ascii_alphanumeric() {
+            upper |= bytes[at].is_ascii_uppercase();
+            lower |= bytes[at].is_ascii_lowercase();
+            digit |= bytes[at].is_ascii_digit();
+            at += 1;
+        }
+        if at - start >= SECRET_RUN && upper && lower && digit {
+            return Some((start, at));
+        }
     }
     None
 }
 
-/// Whether `text` holds a token or part of one, to refuse it where text is stored: `aut_`
-/// followed by what reads as a token id (12 letters or digits, then `_` or the end of the
-/// word), or by 40 or more token characters (a token with a mistyped id). Stricter than
-/// [`redact_tokens`], which may hide too much in a message but must not refuse
+/// The first thing shaped like a token in `text`: where it starts, where the part to hide
+/// starts (after a prefix, which is kept) and where it ends. A prefix ([`prefixes`]) and at
+/// least 8 more token characters, or a secret's run ([`secret_run`]) alone. Loose on purpose
+/// (a truncated or mistyped token counts), so that neither an error quoting user input nor a
+/// stored description can hold one.
+fn token_shape(text: &str) -> Option<(usize, usize, usize)> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let prefixed = prefixes(text).find_map(|start| {
+        let tail = &text[start + PREFIX.len()..];
+        let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
+        (len >= 8).then_some((start, start + PREFIX.len(), start + PREFIX.len() + len))
+    });
+    let run = secret_run(text).map(|(start, end)| (start, start, end));
+    match (prefixed, run) {
+        (Some(prefixed), Some(run)) if run.0 < prefixed.0 => Some(run),
+        (Some(prefixed), _) => Some(prefixed),
+        (None, run) => run,
+    }
+}
+
+/// Whether `text` holds a token or part of one, to refuse it where text is stored: a prefix
+/// ([`prefixes`]) followed by what reads as a token id (12 letters or digits, then `_` or the
+/// end of the word) or by 40 or more token characters (a token with a mistyped id), or a run
+/// shaped like a secret ([`secret_run`]: a token without its prefix, or its secret alone).
+/// Stricter than [`redact_tokens`], which may hide too much in a message but must not refuse
 /// `aut_payments` as a name.
 pub fn has_token_shape(text: &str) -> bool {
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    text.match_indices(PREFIX).any(|(start, _)| {
-        let tail = &text[start + PREFIX.len()..];
-        let word = &tail[..tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len())];
-        let id = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
-        (id == 12 && matches!(word.as_bytes().get(12), None | Some(b'_'))) || word.len() >= 40
-    })
+    secret_run(text).is_some()
+        || prefixes(text).any(|start| {
+            let tail = &text[start + PREFIX.len()..];
+            let word = &tail[..tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len())];
+            let id = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            (id == 12 && matches!(word.as_bytes().get(12), None | Some(b'_'))) || word.len() >= 40
+        })
 }
 
-/// `text` with anything shaped like a token (`aut_` and at least 8 more token characters)
-/// replaced, so that an error quoting user input cannot leak one.
+/// `text` with anything shaped like a token replaced (after its prefix, when it has one), so
+/// that an error quoting user input cannot leak one.
 pub fn redact_tokens(text: &str) -> Cow<'_, str> {
     let Some(mut shape) = token_shape(text) else {
         return Cow::Borrowed(text);
@@ -168,8 +216,8 @@ pub fn redact_tokens(text: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
-        let (start, end) = shape;
-        out.push_str(&rest[..start + PREFIX.len()]);
+        let (_, hidden, end) = shape;
+        out.push_str(&rest[..hidden]);
         out.push_str("<redacted>");
         rest = &rest[end..];
         match token_shape(rest) {
@@ -289,5 +337,58 @@ mod tests {
         assert!(!has_token_shape(
             "aut_payments aut_payments_v2 aut_paymentsystem"
         ));
+    }
+
+    /// A token's parts, for the tests below: its id, and its secret and checksum.
+    const ID: &str = "3kTMd9aPq0Zx";
+    const SECRET: &str = "T0kxq8Rw2ZpLm4NvB7cYe1HsJd9GfUa3WiXo5KtQb6E";
+    const CHECKSUM: &str = "a1B2c3";
+
+    #[test]
+    fn a_token_without_its_prefix_or_with_a_mangled_one_is_refused_and_redacted() {
+        let secret = format!("{SECRET}{CHECKSUM}");
+        let bare = format!("{ID}_{secret}");
+        for text in [
+            bare.clone(),
+            format!("key {bare}"),
+            secret.clone(),
+            SECRET.to_owned(),
+            format!("AUT_{bare}"),
+            format!("aut-{bare}"),
+            format!("aut_ {bare}"),
+            format!("Aut {bare}"),
+            format!("AUT_{ID}"),
+        ] {
+            assert!(has_token_shape(&text), "{text}");
+            let redacted = redact_tokens(&text);
+            assert!(!redacted.contains(SECRET), "{redacted}");
+            assert!(redacted.contains("<redacted>"), "{redacted}");
+        }
+        assert_eq!(redact_tokens(&bare), format!("{ID}_<redacted>"));
+        assert_eq!(
+            redact_tokens(&format!("project '{secret}' not found")),
+            "project '<redacted>' not found"
+        );
+        assert_eq!(
+            redact_tokens(&format!("AUT-{bare} and {SECRET}")),
+            "AUT-<redacted> and <redacted>"
+        );
+    }
+
+    #[test]
+    fn digests_words_and_names_are_not_secrets() {
+        for text in [
+            "deployed at 3f2a9c1e0b7d4a6f8e5c2b1a0d9e8f7a6b5c4d3e",
+            "image sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "BUILD 3F2A9C1E0B7D4A6F8E5C2B1A0D9E8F7A6B5C4D3E",
+            "ThisIsAVeryLongIdentifierWithoutAnyDigitsInIt",
+            "Haut-Koenigsbourg",
+            "default aut-o",
+        ] {
+            assert!(!has_token_shape(text), "{text}");
+            assert_eq!(redact_tokens(text), text);
+        }
+        // Accepted as a name; a message may still hide it, as it did before.
+        assert!(!has_token_shape("aut_payments_v2"));
     }
 }

@@ -410,8 +410,9 @@ the .git directory, symbolic links and binary files (a NUL byte in the first 800
 Hidden files such as .env are scanned. A path named on the command line is scanned even when
 it is ignored or binary, so naming a repository's files (git ls-files) scans all it holds,
 including files committed before .gitignore listed them. After --, every name is a path, even -
-or --help. A named device, FIFO or socket, or a link to one, is reported and not read. A file
-that starts with a UTF-16 byte order mark is scanned as UTF-16 too.
+or --help. A named device, FIFO or socket, or a link to one, is reported and not read, and so
+is a relative path that leaves the current directory through a symbolic link (a committed
+x -> / or x -> ..). A file that starts with a UTF-16 byte order mark is scanned as UTF-16 too.
 
 A token is reported only with the right shape and a valid checksum, as PATH:LINE:COLUMN: token
 ID, never its secret. With a database, each line says whether the token is active, expired or

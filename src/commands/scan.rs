@@ -34,9 +34,11 @@ pub fn run(ctx: &Context, args: &ScanArgs) -> Result<Outcome> {
         IgnoreFiles::Respect
     };
     let store = open_store(ctx);
+    let current_dir = std::env::current_dir().ok();
     let result = scan::scan(
         &sources,
         ignore_files,
+        current_dir.as_deref(),
         &mut std::io::stdin().lock(),
         store.as_deref(),
         ctx.now,

@@ -1,8 +1,9 @@
 //! The clock and the time zone, read once at start-up and handed down in the `Context`.
 
 use std::ffi::OsStr;
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -44,6 +45,9 @@ pub fn now() -> Result<DateTime<Utc>> {
 
 /// Largest time zone file read: the tz database's largest is under 4 KiB.
 const MAX_ZONE_FILE: u64 = 256 * 1024;
+
+/// Smallest time zone file: a TZif header alone is 44 bytes.
+const MIN_ZONE_FILE: u64 = 44;
 
 /// Where chrono's `Local` looks for a relative `TZ` name (chrono 0.4, `find_tz_file`).
 const ZONE_INFO_DIRECTORIES: [&str; 4] = [
@@ -103,10 +107,19 @@ fn refuse_zone_file(path: &Path, meta: &Metadata) -> Option<&'static str> {
     if meta.len() > MAX_ZONE_FILE {
         return Some("is too large for a time zone file");
     }
+    // Refused unread: kernel files such as /proc/kmsg are regular, of size 0, and a plain
+    // read of one waits for good.
+    if meta.len() < MIN_ZONE_FILE {
+        return Some("is too small for a time zone file");
+    }
     let mut magic = [0; 4];
-    // A regular file opens and reads without blocking. One that cannot be read is left to
-    // chrono, which then falls back on the system's zone.
-    let Ok(mut file) = File::open(path) else {
+    // Opened without waiting all the same: a read that would wait fails, and is refused. One
+    // that cannot be opened is left to chrono, which then falls back on the system's zone.
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
         return None;
     };
     match file.read_exact(&mut magic) {
@@ -117,6 +130,8 @@ fn refuse_zone_file(path: &Path, meta: &Metadata) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
 
     fn zone_of(tz: &str) -> (Zone, Option<String>) {
@@ -151,8 +166,17 @@ mod tests {
             .set_len(MAX_ZONE_FILE + 1)
             .unwrap();
         let text = dir.path().join("text");
-        std::fs::write(&text, "not a zone").unwrap();
-        for (path, why) in [(&big, "too large"), (&text, "not a time zone file")] {
+        std::fs::write(&text, "not a zone file, though long enough to be one").unwrap();
+        let empty = dir.path().join("empty");
+        File::create(&empty).unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"TZif2").unwrap();
+        for (path, why) in [
+            (&big, "too large"),
+            (&text, "not a time zone file"),
+            (&empty, "too small"),
+            (&short, "too small"),
+        ] {
             let (zone, warning) = zone_of(path.to_str().unwrap());
             assert_eq!(zone, Zone::Utc);
             assert!(warning.unwrap().contains(why));

@@ -53,7 +53,7 @@ pub fn validate_new_name(name: &str) -> Result<()> {
     validate_name(name)?;
     if text::has_token_shape(name) {
         return Err(Error::usage(format!(
-            "the project name '{}' looks like a token: a name may not hold aut_ followed by a token id (12 letters or digits)",
+            "the project name '{}' looks like a token: a name may not hold aut_ followed by a token id (12 letters or digits), nor 43 letters and digits that mix upper case, lower case and digits, as a secret does",
             text::redact_tokens(name)
         )));
     }

@@ -6,8 +6,9 @@
 //! crate finds the global file as git does, from HOME or XDG_CONFIG_HOME), hidden files are
 //! scanned (`.env` files are where tokens leak), the `.git` directory and symbolic links are
 //! not. A path named explicitly is always scanned, even when ignored or binary, if it is a
-//! file or a directory (or a link to one): a device, FIFO or socket is reported unread. A file
-//! with a UTF-16 byte order mark is scanned as UTF-16 too.
+//! file or a directory (or a link to one): a device, FIFO or socket is reported unread, and so
+//! is a relative path that leaves the current directory through a symbolic link (a committed
+//! `x -> /`). A file with a UTF-16 byte order mark is scanned as UTF-16 too.
 //!
 //! Nothing here prints; the time that expiry is judged by comes in as a value.
 
@@ -15,8 +16,9 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -120,20 +122,32 @@ pub enum IgnoreFiles {
 
 /// Scans `sources` (the current directory when there are none), reading `stdin` for
 /// [`Source::Stdin`], and asks `store`, when there is one, about each token found. Records no
-/// use of any token.
+/// use of any token. `current_dir` is the directory relative paths start from (unknown:
+/// `None`); a relative path named that leaves it through a symbolic link is reported, not
+/// followed (see [`leaves_through_a_link`]).
 pub fn scan(
     sources: &[Source],
     ignore_files: IgnoreFiles,
+    current_dir: Option<&Path>,
     stdin: &mut dyn Read,
     store: Option<&dyn Store>,
     now: DateTime<Utc>,
 ) -> Scan {
     let collected = Mutex::new(Collected::default());
     let mut paths = Vec::new();
+    let current_dir = current_dir.and_then(|dir| std::fs::canonicalize(dir).ok());
     for source in sources {
         match source {
             Source::Stdin => scan_stdin(stdin, &collected),
-            Source::Path(path) => paths.push(path.clone()),
+            Source::Path(path) => match leaves_through_a_link(path, current_dir.as_deref()) {
+                None => paths.push(path.clone()),
+                Some(reason) => Collected::add(&collected, |c| {
+                    c.unreadable.push(Unreadable {
+                        source: source.clone(),
+                        reason,
+                    })
+                }),
+            },
         }
     }
     if sources.is_empty() {
@@ -323,18 +337,23 @@ fn visit(
     let source = Source::Path(shown(entry.path()));
     let mut found = Vec::new();
     let opened = if named {
-        open_named(entry.path())
+        open_named(entry.path()).map(Some)
     } else {
-        File::open(entry.path())
+        open_walked(entry.path())
     };
-    let result = opened.and_then(|mut file| {
-        finder.find_in_file(&mut file, !named, &mut |position, token| {
-            found.push(Found {
-                source: source.clone(),
-                position,
-                token,
-            });
-        })
+    let result = opened.and_then(|file| {
+        let Some(mut file) = file else {
+            return Ok(());
+        };
+        finder
+            .find_in_file(&mut file, !named, &mut |position, token| {
+                found.push(Found {
+                    source: source.clone(),
+                    position,
+                    token,
+                });
+            })
+            .map(drop)
     });
     match result {
         Ok(_) if found.is_empty() => {}
@@ -372,15 +391,92 @@ fn open_named(path: &Path) -> io::Result<File> {
     }
     // Opened without waiting, and checked again once open: whatever replaced the file
     // meanwhile is refused too, and never blocks the scan.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+    let file = open_nonblocking(path)?;
     let kind = file.metadata()?.file_type();
     if !kind.is_file() {
         return refuse(kind);
     }
     Ok(file)
+}
+
+/// Why a path named on the command line is not followed, if it is not: it is relative, and a
+/// symbolic link on it leads to a file or directory outside `current_dir`. Such a path comes
+/// from a repository (`git ls-files` names a committed link `x -> /`, `x -> ..` or `x -> /proc`
+/// so), and following it would walk the host, read what the repository does not hold, or wait
+/// on a kernel file. A link whose target stays inside is followed; an absolute path is the
+/// caller's own choice, and is. A dangling link, or one to a device, FIFO or socket, is left
+/// for the walk and [`open_named`] to report. `current_dir` is canonical.
+fn leaves_through_a_link(path: &Path, current_dir: Option<&Path>) -> Option<String> {
+    if path.is_absolute() {
+        return None;
+    }
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if !kind.is_file() && !kind.is_dir() {
+        return None;
+    }
+    let target = std::fs::canonicalize(path).ok()?;
+    // Without links, the path resolves as it reads: `..` only leaves what it names.
+    let through_a_link = current_dir.is_none_or(|dir| target != lexically_joined(dir, path));
+    if !through_a_link || current_dir.is_some_and(|dir| target.starts_with(dir)) {
+        return None;
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else {
+        "a file"
+    };
+    let itself = std::fs::symlink_metadata(trim_trailing_slashes(path))
+        .is_ok_and(|meta| meta.file_type().is_symlink());
+    let how = if itself {
+        "a symbolic link"
+    } else {
+        "a path through a symbolic link"
+    };
+    Some(format!(
+        "{how} to {what} outside the current directory, not followed"
+    ))
+}
+
+/// `dir` joined with `path`, with `.` dropped and `..` taking off the last name, as if no name
+/// were a symbolic link.
+fn lexically_joined(dir: &Path, path: &Path) -> PathBuf {
+    let mut joined = dir.to_owned();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                joined.pop();
+            }
+            other => joined.push(other),
+        }
+    }
+    joined
+}
+
+/// `path` without the slashes it ends with: `x/` names what the link `x` leads to, `x` the
+/// link itself.
+fn trim_trailing_slashes(path: &Path) -> &Path {
+    let bytes = path.as_os_str().as_bytes();
+    let end = bytes.iter().rposition(|&b| b != b'/').map_or(1, |i| i + 1);
+    Path::new(std::ffi::OsStr::from_bytes(&bytes[..end.min(bytes.len())]))
+}
+
+/// Opens a regular file met in a directory walk. Opened without waiting, as a named one is:
+/// some files are regular to the walk yet block a plain read (`/proc/kmsg` waits for the
+/// kernel's next message), and whatever replaced the file since the walk saw it is skipped,
+/// never waited on.
+fn open_walked(path: &Path) -> io::Result<Option<File>> {
+    let file = open_nonblocking(path)?;
+    Ok(file.metadata()?.is_file().then_some(file))
+}
+
+/// Opens `path` for reading without blocking on it (a FIFO, a terminal, a kernel file) at
+/// open or at read: a read that would wait fails instead, and the file is reported unread.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// What a file that is not a regular file is, in words.

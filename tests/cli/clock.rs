@@ -131,6 +131,35 @@ fn tz_naming_a_small_file_that_is_not_a_zone_is_ignored_with_one_warning() {
 }
 
 #[test]
+fn tz_naming_an_empty_file_is_ignored_as_too_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("zone");
+    std::fs::File::create(&empty).unwrap();
+    let tz = empty.to_str().unwrap();
+    assert_tz_ignored(tz);
+    let (env, _, _) = database_with_a_dated_token();
+    let list = with_tz(&env, tz)
+        .args(["project", "list"])
+        .assert()
+        .success();
+    assert_eq!(
+        stderr(&list),
+        format!(
+            "warning: TZ={tz} is ignored: {tz} is too small for a time zone file; times are shown in UTC\n"
+        )
+    );
+}
+
+#[test]
+fn tz_naming_proc_kmsg_is_ignored_without_waiting_for_it() {
+    // A regular file of size 0 whose plain read waits for the kernel's next message.
+    if !crate::scan::kmsg_opens() {
+        return;
+    }
+    assert_tz_ignored("/proc/kmsg");
+}
+
+#[test]
 fn tz_rules_and_zone_names_are_honoured_without_a_warning() {
     let (env, _, row) = database_with_a_dated_token();
     let created = json_date(&row["created_at"]);

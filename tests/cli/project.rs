@@ -158,3 +158,24 @@ fn a_name_shaped_like_a_token_is_refused_unechoed() {
     }
     assert!(!env.db().exists());
 }
+
+#[test]
+fn a_name_holding_a_token_without_its_prefix_is_refused_unechoed() {
+    let env = TestEnv::new();
+    let token = forge(
+        "3kTMd9aPq0Zx",
+        "T0kxq8Rw2ZpLm4NvB7cYe1HsJd9GfUa3WiXo5KtQb6E",
+    );
+    for name in [&token[4..], &token[17..]] {
+        let assert = env.run(&["project", "create", name]).code(2);
+        assert_error(&assert, "looks like a token");
+        assert!(
+            !stderr(&assert).contains(&token[17..60]),
+            "{}",
+            stderr(&assert)
+        );
+    }
+    assert!(!env.db().exists());
+    // A name of letters, digits and words stays accepted.
+    env.run(&["project", "create", "aut_payments_v2"]).success();
+}

@@ -1,6 +1,6 @@
 //! `autheona scan`: tokens found in files, trees and stdin, never a secret shown.
 
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
@@ -479,6 +479,40 @@ fn unreadable_files_and_directories_are_io_errors() {
     );
 }
 
+/// Whether this process may open `/proc/kmsg`, a regular file to a directory walk whose plain
+/// read waits for the kernel's next message: root with CAP_SYSLOG, as CI runs.
+pub(crate) fn kmsg_opens() -> bool {
+    let opens = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/proc/kmsg")
+        .is_ok();
+    if !opens {
+        eprintln!("skipped: /proc/kmsg cannot be opened here (run as root to test it)");
+    }
+    opens
+}
+
+#[test]
+fn a_walked_file_that_blocks_a_plain_read_is_not_waited_on() {
+    if !kmsg_opens() {
+        return;
+    }
+    let env = TestEnv::new();
+    // /proc holds /proc/kmsg, and files that cannot be read at all: those are reported.
+    let out = env
+        .bare_cmd()
+        .args(["scan", "--", "/proc"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1 | 3)),
+        "the walk hung or died: {:?}",
+        out.status
+    );
+}
+
 #[test]
 fn look_alikes_are_never_reported() {
     let env = TestEnv::new();
@@ -727,6 +761,24 @@ fn a_token_given_as_a_path_is_never_echoed() {
         stderr(&assert)
     );
     assert_no_secret(&assert, &[&token]);
+}
+
+#[test]
+fn a_token_without_its_prefix_given_as_a_path_is_never_echoed() {
+    let env = TestEnv::new();
+    let token = forge(
+        "3kTMd9aPq0Zx",
+        "T0kxq8Rw2ZpLm4NvB7cYe1HsJd9GfUa3WiXo5KtQb6E",
+    );
+    // `scan` itself checks that nothing shaped like a secret is shown.
+    let assert = scan(&env, env.dir(), &["--", &token[4..], &token[17..]])
+        .code(3)
+        .stdout("");
+    assert!(
+        stderr(&assert).contains("<redacted>"),
+        "{}",
+        stderr(&assert)
+    );
 }
 
 #[test]
@@ -1067,6 +1119,88 @@ fn the_readme_ci_step_fails_on_a_committed_link_to_dev_zero_and_still_finds_toke
         .stdout(expected.join("\n") + "\n");
 }
 
+#[test]
+fn the_readme_ci_step_does_not_follow_committed_links_out_of_the_repository() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    let inside = forged(1);
+    write(&dir.join("src/config.env"), format!("TOKEN={inside}\n"));
+    // Outside the repository: a token beside it, and a directory with a token and a FIFO.
+    write(&env.dir().join("beside.txt"), forged(2));
+    let elsewhere = env.dir().join("elsewhere");
+    write(&elsewhere.join("token.txt"), forged(3));
+    mkfifo(&elsewhere.join("fifo"));
+    symlink("..", dir.join("up")).unwrap();
+    symlink("/", dir.join("root")).unwrap();
+    symlink("/proc", dir.join("proc")).unwrap();
+    symlink(&elsewhere, dir.join("elsewhere")).unwrap();
+    symlink("../beside.txt", dir.join("beside.txt")).unwrap();
+    // A link that stays inside is followed.
+    symlink("src", dir.join("source")).unwrap();
+    git(&env, &dir, &["add", "--", "."]);
+    git(&env, &dir, &["commit", "-q", "-m", "links out"]);
+    let out = run_ci_step(&env, &dir);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let id = id_of(&inside);
+    assert_eq!(
+        said,
+        format!("source/config.env:1:7: token {id}\nsrc/config.env:1:7: token {id}\n"),
+        "{err}"
+    );
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    let not_followed = "outside the current directory, not followed";
+    assert_eq!(
+        errors,
+        [
+            format!("error: cannot read beside.txt: a symbolic link to a file {not_followed}"),
+            format!("error: cannot read elsewhere: a symbolic link to a directory {not_followed}"),
+            format!("error: cannot read proc: a symbolic link to a directory {not_followed}"),
+            format!("error: cannot read root: a symbolic link to a directory {not_followed}"),
+            format!("error: cannot read up: a symbolic link to a directory {not_followed}"),
+        ],
+        "{err}"
+    );
+    assert!(!said.contains("Forged000002") && !said.contains("Forged000003"));
+}
+
+#[test]
+fn a_relative_path_through_a_link_out_of_the_current_directory_is_not_followed() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    write(&env.dir().join("outside/token.txt"), forged(2));
+    symlink("../outside", dir.join("out")).unwrap();
+    let assert = scan(&env, &dir, &["--", "out/", "out/.", "out/token.txt"])
+        .code(3)
+        .stdout("");
+    let not_followed = "outside the current directory, not followed";
+    assert_eq!(
+        stderr(&assert)
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect::<Vec<_>>(),
+        [
+            format!("error: cannot read out/: a symbolic link to a directory {not_followed}"),
+            format!(
+                "error: cannot read out/.: a path through a symbolic link to a directory {not_followed}"
+            ),
+            format!(
+                "error: cannot read out/token.txt: a path through a symbolic link to a file {not_followed}"
+            ),
+        ],
+        "{}",
+        stderr(&assert)
+    );
+    // Named as itself, the directory is scanned.
+    scan(&env, &dir, &["--", "../outside"]).code(1);
+    let absolute = env.dir().join("work/out");
+    scan(&env, &dir, &["--", absolute.to_str().unwrap()]).code(1);
+}
+
 /// The README's pre-commit hook, installed in `dir` (a git repository).
 fn install_hook(dir: &Path) {
     let hook = dir.join(".git/hooks/pre-commit");
@@ -1083,6 +1217,29 @@ fn commit_all(env: &TestEnv, dir: &Path, message: &str) -> (std::process::Output
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out, said)
+}
+
+#[test]
+fn the_readme_pre_commit_hook_refuses_a_committed_link_made_a_file_holding_a_token() {
+    let env = TestEnv::new();
+    let dir = work(&env);
+    git_init(&env, &dir);
+    install_hook(&dir);
+    write(&dir.join("settings.env"), "TOKEN=\n");
+    symlink("settings.env", dir.join("local.env")).unwrap();
+    let (clean, said) = commit_all(&env, &dir, "a link");
+    assert!(clean.status.success(), "{said}");
+    // The link replaced by a file: a type change (T) to git, not a modification.
+    let token = forged(1);
+    std::fs::remove_file(dir.join("local.env")).unwrap();
+    write(&dir.join("local.env"), format!("TOKEN={token}\n"));
+    let (refused, said) = commit_all(&env, &dir, "leak");
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("./local.env:1:7: token Forged000001"),
+        "{said}"
+    );
+    assert!(!said.contains(secret_of(&token)), "{said}");
 }
 
 #[test]

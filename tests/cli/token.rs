@@ -578,6 +578,83 @@ fn a_description_holding_a_token_is_refused_and_redacted() {
     ));
 }
 
+/// A token whose secret mixes upper case, lower case and digits, as virtually every generated
+/// one does (fixed, so that no test depends on a draw).
+fn mixed_token() -> String {
+    forge(
+        "3kTMd9aPq0Zx",
+        "T0kxq8Rw2ZpLm4NvB7cYe1HsJd9GfUa3WiXo5KtQb6E",
+    )
+}
+
+#[test]
+fn a_description_holding_a_token_without_its_prefix_is_refused_unechoed() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = mixed_token();
+    let secret = &token[17..60];
+    for description in [
+        format!("key {}", &token[4..]),
+        token[17..].to_owned(),
+        format!("AUT_{}", &token[4..]),
+        format!("aut-{}", &token[4..]),
+        format!("aut_ {}", &token[4..]),
+    ] {
+        let assert = env
+            .run(&[
+                "token",
+                "create",
+                "-p",
+                "demo",
+                "-e",
+                "30",
+                "-d",
+                &description,
+            ])
+            .code(2);
+        assert_error(&assert, "holds what looks like a token");
+        assert!(!stderr(&assert).contains(secret), "{}", stderr(&assert));
+    }
+    assert!(list_json(&env, &[]).is_empty());
+    assert!(!contains(&database_bytes(env.db()), secret.as_bytes()));
+}
+
+#[test]
+fn a_description_quoting_a_git_commit_is_accepted() {
+    let env = TestEnv::new();
+    env.project("demo");
+    for description in [
+        "deployed at 3f2a9c1e0b7d4a6f8e5c2b1a0d9e8f7a6b5c4d3e",
+        "image 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    ] {
+        env.run(&[
+            "token",
+            "create",
+            "-p",
+            "demo",
+            "-e",
+            "30",
+            "-d",
+            description,
+        ])
+        .success();
+    }
+    assert_eq!(list_json(&env, &[]).len(), 2);
+}
+
+#[test]
+fn a_project_option_holding_a_secret_is_not_echoed() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = mixed_token();
+    for project in [&token[17..], &token[4..]] {
+        let assert = env.run(&["token", "list", "-p", project]).failure();
+        let err = stderr(&assert);
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(!err.contains(&token[17..60]), "{err}");
+    }
+}
+
 #[test]
 fn a_description_holding_part_of_a_token_is_refused() {
     let env = TestEnv::new();

@@ -269,6 +269,7 @@ fn stdin_scan(text: &str, store: Option<&Sqlite>, now: DateTime<Utc>) -> Scan {
     scan(
         &[Source::Stdin],
         IgnoreFiles::Respect,
+        None,
         &mut text.as_bytes(),
         store.map(|store| store as &dyn crate::store::Store),
         now,
@@ -366,6 +367,7 @@ fn a_stream_that_fails_keeps_what_was_found_before() {
     let result = scan(
         &[Source::Stdin],
         IgnoreFiles::Respect,
+        None,
         &mut reader,
         None,
         at(T0),
@@ -392,6 +394,7 @@ fn findings_are_sorted_and_a_file_walked_twice_is_reported_once() {
     let result = scan(
         &[Source::Path(sub.clone()), Source::Path(root.clone())],
         IgnoreFiles::Respect,
+        None,
         &mut io::empty(),
         None,
         at(T0),
@@ -432,6 +435,7 @@ fn a_missing_path_is_unreadable_and_the_others_are_scanned() {
             Source::Path(dir.path().join("a.txt")),
         ],
         IgnoreFiles::Respect,
+        None,
         &mut io::empty(),
         None,
         at(T0),
