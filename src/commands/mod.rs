@@ -7,6 +7,7 @@ mod scan;
 mod token;
 mod verify;
 
+use std::cell::{Cell, RefCell};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -154,6 +155,69 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Scan(args) => scan::run(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
+    }
+}
+
+/// A visitor of listed rows that may fail; its first error stops the listing.
+type Each<'a, R> = &'a mut dyn FnMut(R) -> Result<()>;
+
+/// A listing still to run: it hands each row to the visitor it is given.
+type Listing<'a, R> = Box<dyn FnOnce(Each<'_, R>) -> Result<()> + 'a>;
+
+/// A listing written out as a JSON array while the store reads it, row by row, never whole in
+/// memory: `list` runs the listing, handing each row to the visitor it is given. Serialized
+/// once; [`JsonArray::print`] writes it and returns the listing's own error, if it failed.
+struct JsonArray<'a, R> {
+    list: RefCell<Option<Listing<'a, R>>>,
+    failure: RefCell<Option<Error>>,
+    count: Cell<u64>,
+}
+
+impl<'a, R: serde::Serialize> JsonArray<'a, R> {
+    fn new(list: impl FnOnce(Each<'_, R>) -> Result<()> + 'a) -> Self {
+        JsonArray {
+            list: RefCell::new(Some(Box::new(list))),
+            failure: RefCell::new(None),
+            count: Cell::new(0),
+        }
+    }
+
+    /// Writes `value`, which holds this array, to stdout; returns how many rows it wrote.
+    fn print(&self, value: &impl serde::Serialize) -> Result<u64> {
+        let printed = ui::print_json_streamed(value);
+        match self.failure.take() {
+            Some(err) => Err(err),
+            None => printed.map(|()| self.count.get()),
+        }
+    }
+}
+
+impl<R: serde::Serialize> serde::Serialize for JsonArray<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut written = None;
+        if let Some(list) = self.list.take() {
+            let listed = list(&mut |row| {
+                self.count.set(self.count.get() + 1);
+                match seq.serialize_element(&row) {
+                    Ok(()) => Ok(()),
+                    Err(err) => {
+                        written = Some(err);
+                        // Stops the listing; the writing error is returned below.
+                        Err(Error::environment("stdout failed"))
+                    }
+                }
+            });
+            if let Some(err) = written {
+                return Err(err);
+            }
+            if let Err(err) = listed {
+                self.failure.replace(Some(err));
+                return Err(S::Error::custom("the listing failed"));
+            }
+        }
+        seq.end()
     }
 }
 

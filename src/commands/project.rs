@@ -4,12 +4,13 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 
-use super::{Context, Outcome, confirm};
+use super::{Context, JsonArray, Outcome, confirm};
 use crate::cli::{ProjectCommand, ProjectCreateArgs, ProjectDeleteArgs, ProjectListArgs};
 use crate::error::Result;
 use crate::ops::project::{self, Project};
+use crate::ui;
 use crate::ui::table::{Stream, Streamed};
-use crate::ui::{self, JsonList, time};
+use crate::ui::time::{self, Rfc3339};
 
 pub fn run(ctx: &Context, command: ProjectCommand) -> Result<Outcome> {
     match command {
@@ -32,9 +33,9 @@ fn create(ctx: &Context, args: &ProjectCreateArgs) -> Result<Outcome> {
 }
 
 #[derive(Serialize)]
-struct ProjectJson<'a> {
-    name: &'a str,
-    created_at: String,
+struct ProjectJson {
+    name: String,
+    created_at: Rfc3339,
     tokens: u64,
 }
 
@@ -42,20 +43,20 @@ struct ProjectJson<'a> {
 fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
     let store = ctx.open_if_exists()?;
     if args.json {
-        let mut json = JsonList::begin("", 0)?;
-        if let Some(store) = &store {
-            project::for_each(
+        let projects = JsonArray::new(|each| match &store {
+            Some(store) => project::for_each(
                 &**store,
                 &mut [&mut |p| {
-                    json.push(&ProjectJson {
-                        name: &p.name,
-                        created_at: time::rfc3339(p.created_at),
+                    each(ProjectJson {
+                        name: p.name,
+                        created_at: Rfc3339(p.created_at),
                         tokens: p.tokens,
                     })
                 }],
-            )?;
-        }
-        json.finish("")?;
+            ),
+            None => Ok(()),
+        });
+        projects.print(&projects)?;
         return Ok(Outcome::Success);
     }
     let header = ["Name", "Created", "Tokens"];

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 
-use super::{Context, Outcome, can_confirm, confirm};
+use super::{Context, JsonArray, Outcome, can_confirm, confirm};
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,
@@ -19,8 +19,9 @@ use crate::ops::token::{
 };
 use crate::store::Store;
 use crate::ui::table::{self, Stream, Streamed};
+use crate::ui::time::Rfc3339;
 use crate::ui::time::{self, Zone};
-use crate::ui::{self, JsonList, prompt};
+use crate::ui::{self, prompt};
 
 pub fn run(ctx: &Context, command: TokenCommand) -> Result<Outcome> {
     match command {
@@ -195,28 +196,47 @@ fn deliver(created: &CreatedToken, json: bool, replaces: Option<&str>) -> Result
 }
 
 #[derive(Serialize)]
-struct TokenJson<'a> {
-    id: &'a str,
-    project: &'a str,
-    description: Option<&'a str>,
-    created_at: String,
-    expires_at: Option<String>,
-    last_used_at: Option<String>,
+struct TokenJson {
+    id: String,
+    project: String,
+    description: Option<String>,
+    created_at: Rfc3339,
+    expires_at: Option<Rfc3339>,
+    last_used_at: Option<Rfc3339>,
     status: &'static str,
 }
 
-impl<'a> From<&'a TokenSummary> for TokenJson<'a> {
-    fn from(t: &'a TokenSummary) -> Self {
+impl From<TokenSummary> for TokenJson {
+    fn from(t: TokenSummary) -> Self {
         TokenJson {
-            id: &t.id,
-            project: &t.project,
-            description: t.description.as_deref(),
-            created_at: time::rfc3339(t.created_at),
-            expires_at: t.expires_at.map(time::rfc3339),
-            last_used_at: t.last_used_at.map(time::rfc3339),
+            id: t.id,
+            project: t.project,
+            description: t.description,
+            created_at: Rfc3339(t.created_at),
+            expires_at: t.expires_at.map(Rfc3339),
+            last_used_at: t.last_used_at.map(Rfc3339),
             status: t.status.as_str(),
         }
     }
+}
+
+/// The tokens a listing selects, as a JSON array written while the store reads them.
+fn json_tokens<'a>(
+    store: Option<&'a dyn Store>,
+    project: Option<&'a str>,
+    filter: &'a Filter,
+    now: chrono::DateTime<chrono::Utc>,
+) -> JsonArray<'a, TokenJson> {
+    JsonArray::new(move |each| match store {
+        Some(store) => token::for_each(
+            store,
+            project,
+            filter,
+            now,
+            &mut [&mut |t| each(TokenJson::from(t))],
+        ),
+        None => Ok(()),
+    })
 }
 
 /// Streams the tokens from the store to stdout: memory stays flat however many there are.
@@ -230,17 +250,8 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     let store = ctx.open_if_exists()?;
     let project = args.project.as_deref();
     if args.json {
-        let mut json = JsonList::begin("", 0)?;
-        if let Some(store) = &store {
-            token::for_each(
-                &**store,
-                project,
-                &filter,
-                ctx.now,
-                &mut [&mut |t| json.push(&TokenJson::from(&t))],
-            )?;
-        }
-        json.finish("")?;
+        let tokens = json_tokens(store.as_deref(), project, &filter, ctx.now);
+        tokens.print(&tokens)?;
         return Ok(Outcome::Success);
     }
     let shown = match &store {
@@ -401,10 +412,10 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
 }
 
 #[derive(Serialize)]
-struct PruneJson<'a> {
+struct PruneJson {
     dry_run: bool,
     revoked: u64,
-    tokens: Vec<TokenJson<'a>>,
+    tokens: Vec<TokenJson>,
 }
 
 fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
@@ -468,27 +479,22 @@ fn dry_run(
 ) -> Result<Outcome> {
     let project = args.project.as_deref();
     let found = if args.json {
-        let mut found = 0;
-        let mut json = JsonList::begin(
-            "{\n  \"dry_run\": true,\n  \"revoked\": 0,\n  \"tokens\": ",
-            1,
-        )?;
-        token::for_each(
-            store,
-            project,
-            filter,
-            ctx.now,
-            &mut [&mut |t| {
-                found += 1;
-                json.push(&TokenJson::from(&t))
-            }],
-        )?;
-        json.finish("\n}")?;
-        found
+        #[derive(Serialize)]
+        struct DryRun<'t, 'a> {
+            dry_run: bool,
+            revoked: u64,
+            tokens: &'t JsonArray<'a, TokenJson>,
+        }
+        let tokens = json_tokens(Some(store), project, filter, ctx.now);
+        tokens.print(&DryRun {
+            dry_run: true,
+            revoked: 0,
+            tokens: &tokens,
+        })?
     } else {
-        stream_table(ctx, store, project, filter, Stream::Stdout)?
+        stream_table(ctx, store, project, filter, Stream::Stdout)? as u64
     };
-    pruned_status(true, found as u64, 0);
+    pruned_status(true, found, 0);
     Ok(Outcome::Success)
 }
 
@@ -500,7 +506,7 @@ fn report_pruned(args: &TokenPruneArgs, tokens: &[TokenSummary], revoked: u64) -
         ui::print_json(&PruneJson {
             dry_run: args.dry_run,
             revoked,
-            tokens: tokens.iter().map(TokenJson::from).collect(),
+            tokens: tokens.iter().cloned().map(TokenJson::from).collect(),
         })?;
     }
     Ok(Outcome::Success)

@@ -1,6 +1,6 @@
 //! The store's own errors: what went wrong, in the store's words, with the error underneath
 //! kept as the source. What a user should do about it, in the words of the command line
-//! (`--db`, `autheona project create`), is added by `commands`, which knows them.
+//! (its flags and commands), is added by `commands`, which knows them.
 
 use std::fmt;
 

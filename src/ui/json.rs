@@ -64,64 +64,6 @@ impl Formatter for SafeFormatter {
     }
 }
 
-/// A JSON array written element by element as it is produced, laid out exactly as
-/// serde_json's pretty output of the whole array would be, so that a list of a million rows
-/// never exists in memory. `depth` is how many levels of indentation the array sits at (1
-/// for the value of a key of a top-level object).
-pub struct ArrayWriter<W: Write> {
-    out: W,
-    depth: usize,
-    empty: bool,
-    item: Vec<u8>,
-    /// A line break and the indentation of an element's lines.
-    newline: Vec<u8>,
-}
-
-impl<W: Write> ArrayWriter<W> {
-    pub fn new(mut out: W, depth: usize) -> io::Result<Self> {
-        out.write_all(b"[")?;
-        let mut newline = b"\n".to_vec();
-        newline.extend(b"  ".repeat(depth + 1));
-        Ok(ArrayWriter {
-            out,
-            depth,
-            empty: true,
-            item: Vec::with_capacity(512),
-            newline,
-        })
-    }
-
-    pub fn push<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
-        self.item.clear();
-        let mut serializer =
-            serde_json::Serializer::with_formatter(&mut self.item, SafeFormatter::default());
-        value.serialize(&mut serializer).map_err(io::Error::other)?;
-        if !self.empty {
-            self.out.write_all(b",")?;
-        }
-        self.empty = false;
-        self.out.write_all(&self.newline)?;
-        // A raw line break in serde_json's output is only ever between tokens (inside a
-        // string it is escaped): each one starts a line one level further in.
-        let mut rest = &self.item[..];
-        while let Some(at) = memchr::memchr(b'\n', rest) {
-            self.out.write_all(&rest[..at])?;
-            self.out.write_all(&self.newline)?;
-            rest = &rest[at + 1..];
-        }
-        self.out.write_all(rest)
-    }
-
-    /// Closes the array and hands back the writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        if !self.empty {
-            self.out.write_all(&self.newline[..1 + 2 * self.depth])?;
-        }
-        self.out.write_all(b"]")?;
-        Ok(self.out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,37 +91,6 @@ mod tests {
         );
         let back: Vec<String> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, [text]);
-    }
-
-    /// Arrays written element by element read exactly as serde_json's pretty output of the
-    /// whole array, at the top level and nested in an object.
-    #[test]
-    fn arrays_written_as_they_come_are_serde_jsons_pretty_output() {
-        let items = [
-            serde_json::json!({"id": "a", "nested": {"x": [1, 2]}, "text": "line\nbreak"}),
-            serde_json::json!({"id": "b", "none": null}),
-        ];
-        for count in 0..=items.len() {
-            let mut array = ArrayWriter::new(Vec::new(), 0).unwrap();
-            for item in &items[..count] {
-                array.push(item).unwrap();
-            }
-            let top = String::from_utf8(array.finish().unwrap()).unwrap();
-            assert_eq!(top, serde_json::to_string_pretty(&items[..count]).unwrap());
-
-            let mut out = b"{\n  \"tokens\": ".to_vec();
-            let mut array = ArrayWriter::new(&mut out, 1).unwrap();
-            for item in &items[..count] {
-                array.push(item).unwrap();
-            }
-            array.finish().unwrap();
-            out.extend(b"\n}");
-            let whole = serde_json::json!({"tokens": &items[..count]});
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string_pretty(&whole).unwrap()
-            );
-        }
     }
 
     #[test]

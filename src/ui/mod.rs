@@ -125,34 +125,22 @@ pub fn print_bytes(bytes: &[u8]) -> Result<()> {
         .map_err(Error::output)
 }
 
-/// A JSON array on stdout, written element by element as a listing produces them: laid out
-/// as [`print_json`] would lay out the whole array, never all in memory.
-pub struct JsonList(json::ArrayWriter<std::io::BufWriter<std::io::StdoutLock<'static>>>);
-
-impl JsonList {
-    /// Starts the array after `prefix` (the opening of an object it is the value of), at
-    /// `depth` levels of indentation.
-    pub fn begin(prefix: &str, depth: usize) -> Result<JsonList> {
-        // Large writes: a million tokens are 200 MB of JSON.
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-        out.write_all(prefix.as_bytes()).map_err(Error::output)?;
-        json::ArrayWriter::new(out, depth)
-            .map(JsonList)
-            .map_err(Error::output)
-    }
-
-    pub fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.0.push(value).map_err(Error::output)
-    }
-
-    /// Closes the array, writes `suffix` and a line break, and flushes.
-    pub fn finish(self, suffix: &str) -> Result<()> {
-        let mut out = self.0.finish().map_err(Error::output)?;
-        out.write_all(suffix.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .map_err(Error::output)
-    }
+/// Writes a value to stdout as pretty JSON as it is serialized, never whole in memory: for
+/// listings that read their rows from the store while they are written (a million tokens
+/// are 200 MB of JSON). Not for a value holding a secret: see [`print_json`].
+pub fn print_json_streamed<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut out, json::SafeFormatter::default());
+    value
+        .serialize(&mut serializer)
+        .map_err(|err| match err.io_error_kind() {
+            Some(kind) => Error::output(kind.into()),
+            None => Error::environment(format!("cannot encode JSON: {err}")),
+        })?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(Error::output)
 }
 
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.

@@ -112,96 +112,39 @@ impl Sqlite {
         }
     }
 
-    /// Opens a file that exists. Whose file it is gets settled before it is opened for
-    /// writing, so another application's file is never touched (SQLite would checkpoint its
-    /// log on close).
+    /// Opens a file that exists, in four steps: refuse what is not a file; settle whose file
+    /// it is before opening it for writing, so another application's file is never touched
+    /// (SQLite would checkpoint its log on close); connect, with private -wal and -shm files;
+    /// bring the schema up to date.
     fn open_file(path: &Path, intent: Intent) -> Result<Sqlite> {
-        if path.is_dir() {
-            return Err(StoreError::new(
-                Kind::NotAFile,
-                format!(
-                    "{} is a directory, not an autheona database",
-                    path.display()
-                ),
-            ));
-        }
-        if !path.is_file() {
-            // A FIFO or a device would block or never end.
-            return Err(StoreError::new(
-                Kind::NotAFile,
-                format!(
-                    "{} is not a regular file, not an autheona database",
-                    path.display()
-                ),
-            ));
-        }
+        refuse_non_file(path)?;
+        settle_ownership(path, intent)?;
         let real = real_path(path);
-        let empty = || {
-            StoreError::new(
-                Kind::Uninitialised,
-                format!("{} is empty, not an autheona database", path.display()),
-            )
-        };
-        match sniff(path)? {
-            Sniff::Ours => {}
-            Sniff::Empty if intent == Intent::Use => return Err(empty()),
-            Sniff::Empty => {}
-            Sniff::Unsure => {
-                let probe = Sqlite::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                if matches!(probe.file_state()?, FileState::Empty) && intent == Intent::Use {
-                    return Err(empty());
-                }
-            }
-        }
-        // SQLite gives new -wal and -shm files the database file's mode: a database made
-        // read-only (0400) would get read-only ones, which stay so after write permission
-        // returns. Create them 0600 first.
-        let (log, index) = (sidecar(&real, "-wal"), sidecar(&real, "-shm"));
-        let mut created = false;
-        for file in [&log, &index] {
-            created |= OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(file)
-                .is_ok();
-        }
-        if created {
-            let dir = real
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let _ = sync_dir(dir);
-        }
-        let mut store = if intent == Intent::Use && !log.exists() && !index.exists() {
+        let sidecars = [sidecar(&real, "-wal"), sidecar(&real, "-shm")];
+        create_private(&real, &sidecars);
+        let mut store = if intent == Intent::Use && sidecars.iter().all(|file| !file.exists()) {
             // They cannot be created (a read-only directory), and with no log the file alone
             // is the whole database: read it as it is.
             Sqlite::connect_immutable(path)?
         } else {
             Sqlite::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?
         };
-        match store.file_state()? {
-            FileState::Current => {}
-            FileState::Older => store.migrate()?,
-            FileState::Empty if intent == Intent::Use => return Err(empty()),
-            FileState::Empty => {
-                store.set_wal()?;
-                store.migrate()?;
-            }
-        }
-        // SQLite gives an empty -wal or -shm file the database file's mode when it opens it,
-        // so a read-only spell of the database (0400) would outlast itself in them: put back
-        // 0600 on those we own.
-        for file in [&log, &index] {
-            if let Ok(meta) = std::fs::metadata(file)
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                && meta.uid() == unsafe { libc::geteuid() }
-                && meta.mode() & 0o777 != 0o600
-            {
-                let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
-            }
-        }
+        store.bring_up_to_date(intent)?;
+        keep_private(&sidecars);
         Ok(store)
+    }
+
+    /// Migrates an older schema, or initialises an empty file when the intent is to create.
+    fn bring_up_to_date(&mut self, intent: Intent) -> Result<()> {
+        match self.file_state()? {
+            FileState::Current => Ok(()),
+            FileState::Older => self.migrate(),
+            FileState::Empty if intent == Intent::Use => Err(empty(&self.path)),
+            FileState::Empty => {
+                self.set_wal()?;
+                self.migrate()
+            }
+        }
     }
 
     /// A private in-memory database with the current schema, for tests.
@@ -356,6 +299,83 @@ impl Sqlite {
 
     fn error(&self, err: &rusqlite::Error) -> StoreError {
         error_for(&self.path, err)
+    }
+}
+
+/// A directory, a FIFO or a device is no database (and a FIFO or a device would block or
+/// never end).
+fn refuse_non_file(path: &Path) -> Result<()> {
+    let what = if path.is_dir() {
+        "a directory"
+    } else if !path.is_file() {
+        "not a regular file"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::new(
+        Kind::NotAFile,
+        format!("{} is {what}, not an autheona database", path.display()),
+    ))
+}
+
+/// Settles from the file's first bytes, or a read-only look, that it is ours, or empty and
+/// allowed to be initialised; refuses anything else before anything is written.
+fn settle_ownership(path: &Path, intent: Intent) -> Result<()> {
+    match sniff(path)? {
+        Sniff::Ours => Ok(()),
+        Sniff::Empty if intent == Intent::Use => Err(empty(path)),
+        Sniff::Empty => Ok(()),
+        Sniff::Unsure => {
+            let probe = Sqlite::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            match probe.file_state()? {
+                FileState::Empty if intent == Intent::Use => Err(empty(path)),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn empty(path: &Path) -> StoreError {
+    StoreError::new(
+        Kind::Uninitialised,
+        format!("{} is empty, not an autheona database", path.display()),
+    )
+}
+
+/// SQLite gives new -wal and -shm files the database file's mode: a database made read-only
+/// (0400) would get read-only ones, which stay so after write permission returns. Creates
+/// those missing, 0600, first; best effort (a read-only directory allows none).
+fn create_private(database: &Path, sidecars: &[PathBuf]) {
+    let mut created = false;
+    for file in sidecars {
+        created |= OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .is_ok();
+    }
+    if created {
+        let dir = database
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let _ = sync_dir(dir);
+    }
+}
+
+/// SQLite gives an empty -wal or -shm file the database file's mode when it opens it, so a
+/// read-only spell of the database (0400) would outlast itself in them: puts back 0600 on
+/// those this user owns.
+fn keep_private(sidecars: &[PathBuf]) {
+    for file in sidecars {
+        if let Ok(meta) = std::fs::metadata(file)
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            && meta.uid() == unsafe { libc::geteuid() }
+            && meta.mode() & 0o777 != 0o600
+        {
+            let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+        }
     }
 }
 
