@@ -268,6 +268,14 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// A token's Status cell: its status, or how soon it expires.
+fn status(t: &TokenSummary) -> String {
+    match t.expires_soon {
+        Some(left) => format!("expiring in {}", time::span(left)),
+        None => t.status.as_str().to_owned(),
+    }
+}
+
 /// The columns of a token table; Project only when the tokens may be of several.
 struct Columns {
     zone: Zone,
@@ -289,11 +297,28 @@ impl Columns {
         if self.all_projects { 2 } else { 1 }
     }
 
+    /// How wide each of [`Columns::cells`] prints, without making them: the first pass over a
+    /// million tokens only measures.
+    fn widths(&self, t: &TokenSummary) -> Vec<usize> {
+        let mut widths = vec![table::cell_width(&t.id)];
+        if self.all_projects {
+            widths.push(table::cell_width(&t.project));
+        }
+        widths.extend([
+            t.description.as_deref().map_or(0, table::cell_width),
+            time::for_people_width(self.zone, t.created_at),
+            time::for_people_or_never_width(self.zone, t.expires_at),
+            time::for_people_or_never_width(self.zone, t.last_used_at),
+            match t.expires_soon {
+                Some(_) => table::cell_width(&status(t)),
+                None => t.status.as_str().len(),
+            },
+        ]);
+        widths
+    }
+
     fn cells(&self, t: &TokenSummary) -> Vec<String> {
-        let status = match t.expires_soon {
-            Some(left) => format!("expiring in {}", time::span(left)),
-            None => t.status.as_str().to_owned(),
-        };
+        let status = status(t);
         let mut cells = vec![t.id.clone()];
         if self.all_projects {
             cells.push(t.project.clone());
@@ -331,7 +356,7 @@ fn stream_table(
         ctx.now,
         &mut [
             &mut |t| {
-                table.borrow_mut().measure(&columns.cells(&t));
+                table.borrow_mut().measure_widths(&columns.widths(&t));
                 Ok(())
             },
             &mut |t| table.borrow_mut().print(columns.cells(&t)),
@@ -532,4 +557,49 @@ fn pruned_status(dry_run: bool, found: u64, revoked: u64) {
     } else {
         format!("Revoked {revoked} {}.", plural(revoked))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta};
+
+    use super::*;
+    use crate::ops::token::Status;
+
+    /// The first pass of a table measures what the second prints.
+    #[test]
+    fn widths_are_those_of_the_cells() {
+        let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let token = |description: Option<&str>, expires_soon, last_used_at| TokenSummary {
+            id: "3kTMd9aPq0Zx".into(),
+            project: "demo\u{1b}[31m".into(),
+            description: description.map(str::to_owned),
+            created_at: at(1_764_579_515),
+            expires_at: Some(at(253_402_300_799)),
+            last_used_at,
+            status: Status::Active,
+            expires_soon,
+        };
+        for zone in [Zone::Utc, Zone::Local] {
+            for all_projects in [true, false] {
+                let columns = Columns { zone, all_projects };
+                for t in [
+                    token(None, None, None),
+                    token(
+                        Some("日本語 and \u{202e}"),
+                        Some(TimeDelta::hours(3)),
+                        Some(at(0)),
+                    ),
+                    token(Some(""), Some(TimeDelta::days(6)), Some(at(1))),
+                ] {
+                    let cells: Vec<usize> = columns
+                        .cells(&t)
+                        .iter()
+                        .map(|c| table::cell_width(c))
+                        .collect();
+                    assert_eq!(columns.widths(&t), cells, "{t:?}");
+                }
+            }
+        }
+    }
 }

@@ -93,7 +93,16 @@ impl<'h> Streamed<'h> {
     /// The first pass: one row's cells, as they will be printed.
     pub fn measure(&mut self, row: &[String]) {
         for (width, cell) in self.widths.iter_mut().zip(row) {
-            *width = (*width).max(super::safe(cell).width());
+            *width = (*width).max(cell_width(cell));
+        }
+        self.rows += 1;
+    }
+
+    /// The first pass, for a caller that knows the widths of a row's cells without making
+    /// them (as [`cell_width`] measures them).
+    pub fn measure_widths(&mut self, row: &[usize]) {
+        for (width, cell) in self.widths.iter_mut().zip(row) {
+            *width = (*width).max(*cell);
         }
         self.rows += 1;
     }
@@ -179,6 +188,11 @@ impl<'h> Streamed<'h> {
         write_line(&mut out, &mut line, &header, &self.widths)?;
         Ok(Printer::Direct { out, line })
     }
+}
+
+/// How wide a cell prints: its terminal-safe form's width on a terminal.
+pub fn cell_width(cell: &str) -> usize {
+    super::safe(cell).width()
 }
 
 fn output(stream: Stream) -> (Box<dyn Write>, console::Term) {

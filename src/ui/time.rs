@@ -31,6 +31,21 @@ fn minutes(local: &(impl Datelike + Timelike)) -> String {
     )
 }
 
+/// How wide [`for_people`] writes `time`, without writing it.
+pub fn for_people_width(zone: Zone, time: DateTime<Utc>) -> usize {
+    // A year a day away from the ends of 0..=9999 in UTC stays four digits in any zone.
+    if (1..=9998).contains(&time.year()) {
+        "YYYY-MM-DD HH:MM".len()
+    } else {
+        for_people(zone, time).len()
+    }
+}
+
+/// How wide [`for_people_or_never`] writes `time`, without writing it.
+pub fn for_people_or_never_width(zone: Zone, time: Option<DateTime<Utc>>) -> usize {
+    time.map_or("Never".len(), |time| for_people_width(zone, time))
+}
+
 /// `for_people`, or `Never` for none.
 pub fn for_people_or_never(zone: Zone, time: Option<DateTime<Utc>>) -> String {
     time.map_or_else(|| "Never".to_owned(), |time| for_people(zone, time))
@@ -68,29 +83,46 @@ pub fn rfc3339(time: DateTime<Utc>) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Rfc3339(pub DateTime<Utc>);
 
+impl Rfc3339 {
+    /// `YYYY-MM-DDTHH:MM:SSZ`, for years of four digits (the rest go through [`rfc3339`]).
+    fn bytes(&self) -> Option<[u8; 20]> {
+        let time = &self.0;
+        let year = u32::try_from(time.year())
+            .ok()
+            .filter(|&year| year <= 9999)?;
+        let mut out = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, digits: usize, mut value: u32| {
+            for place in (at..at + digits).rev() {
+                out[place] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, time.month());
+        put(8, 2, time.day());
+        put(11, 2, time.hour());
+        put(14, 2, time.minute());
+        put(17, 2, time.second());
+        Some(out)
+    }
+}
+
 impl std::fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let time = &self.0;
-        if (0..=9999).contains(&time.year()) {
-            write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                time.year(),
-                time.month(),
-                time.day(),
-                time.hour(),
-                time.minute(),
-                time.second()
-            )
-        } else {
-            f.write_str(&rfc3339(*time))
+        match self.bytes() {
+            Some(bytes) => f.write_str(std::str::from_utf8(&bytes).map_err(|_| std::fmt::Error)?),
+            None => f.write_str(&rfc3339(self.0)),
         }
     }
 }
 
 impl serde::Serialize for Rfc3339 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.bytes() {
+            // ASCII digits and separators: always UTF-8.
+            Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or("")),
+            None => serializer.serialize_str(&rfc3339(self.0)),
+        }
     }
 }
 
