@@ -239,7 +239,7 @@ impl Sqlite {
     /// Reads the header fields that tell whose file this is, refusing anything not ours.
     fn file_state(&self) -> Result<FileState> {
         let header = header(&self.conn).map_err(|err| self.error(&err))?;
-        classify(&self.path, &self.conn, header)
+        classify(&self.path, header)
     }
 
     fn set_wal(&self) -> Result<()> {
@@ -282,7 +282,7 @@ impl Sqlite {
             .map_err(fail)?;
         let header = header(&tx).map_err(fail)?;
         let version = header.version;
-        let from = match classify(&path, &tx, header)? {
+        let from = match classify(&path, header)? {
             FileState::Current => return Ok(()),
             FileState::Empty => 0,
             FileState::Older => version,
@@ -585,41 +585,55 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 
 /// What tells whose file this is, read in one statement so that it is one snapshot: a process
 /// initialising the file meanwhile is seen either wholly or not at all.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Header {
     application_id: i32,
     version: i32,
-    /// The whole schema, as [`schema::DUMP`] writes it; `None` when there is none.
-    schema: Option<String>,
+    /// The whole schema, settled (see [`schema::settle`]); empty when there is none.
+    objects: Vec<schema::Object>,
 }
 
 fn header(conn: &Connection) -> rusqlite::Result<Header> {
-    conn.query_row(
-        &format!(
-            "SELECT (SELECT application_id FROM pragma_application_id),
-                    (SELECT user_version FROM pragma_user_version),
-                    {}",
-            schema::DUMP
-        ),
-        [],
-        |row| {
-            Ok(Header {
-                application_id: row.get(0)?,
-                version: row.get(1)?,
-                schema: row.get(2)?,
-            })
-        },
-    )
+    // The header's two numbers in a row of their own (its type NULL), then every object.
+    let mut statement = conn.prepare_cached(
+        "SELECT NULL, NULL, NULL, NULL,
+                (SELECT application_id FROM pragma_application_id),
+                (SELECT user_version FROM pragma_user_version)
+         UNION ALL
+         SELECT type, name, tbl_name, coalesce(sql, ''), NULL, NULL FROM sqlite_schema",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut header = Header {
+        application_id: 0,
+        version: 0,
+        objects: Vec::new(),
+    };
+    while let Some(row) = rows.next()? {
+        match row.get::<_, Option<String>>(0)? {
+            None => {
+                header.application_id = row.get(4)?;
+                header.version = row.get(5)?;
+            }
+            Some(kind) => header.objects.push(schema::Object {
+                kind,
+                name: row.get(1)?,
+                table: row.get(2)?,
+                sql: row.get(3)?,
+            }),
+        }
+    }
+    schema::settle(&mut header.objects);
+    Ok(header)
 }
 
 /// Tells an autheona file (current or older), an empty one, and anything else (refused). A
 /// file of ours must hold exactly the schema its version's migrations make: anything else
 /// (planted triggers or views, a dropped trigger, a changed table) is refused.
-fn classify(path: &Path, conn: &Connection, header: Header) -> Result<FileState> {
+fn classify(path: &Path, header: Header) -> Result<FileState> {
     let Header {
         application_id,
         version,
-        schema,
+        objects,
     } = header;
     if application_id == APPLICATION_ID {
         let state = match version.cmp(&SCHEMA_VERSION) {
@@ -627,12 +641,12 @@ fn classify(path: &Path, conn: &Connection, header: Header) -> Result<FileState>
             std::cmp::Ordering::Less => FileState::Older,
             std::cmp::Ordering::Greater => return Err(newer(path, version)),
         };
-        if !schema::is_expected(version, schema.as_deref().unwrap_or_default()) {
-            return Err(tampered(path, &schema::difference(conn, version)));
+        if !schema::is_expected(version, &schema::render(&objects)) {
+            return Err(tampered(path, &schema::difference(&objects, version)));
         }
         return Ok(state);
     }
-    if application_id == 0 && version == 0 && schema.is_none() {
+    if application_id == 0 && version == 0 && objects.is_empty() {
         Ok(FileState::Empty)
     } else {
         Err(foreign(path))
