@@ -18,8 +18,8 @@ use clap_complete::engine::CompletionCandidate;
 use crate::environment;
 use crate::ops;
 use crate::store::{self, Store};
+use crate::text;
 use crate::token::TokenId;
-use crate::ui;
 
 /// The environment variable that switches the binary into completion mode.
 pub const COMPLETE_VAR: &str = "COMPLETE";
@@ -80,9 +80,9 @@ pub fn token_ids() -> Vec<CompletionCandidate> {
                 .filter(|t| TokenId::parse(&t.id).is_some())
                 .map(|t| {
                     // The token's project may be a planted name: it is shown escaped, too.
-                    let project = ui::safe(&t.project);
+                    let project = text::escape_unsafe(&t.project);
                     let hint = match &t.description {
-                        Some(d) => format!("{project} · {}", ui::safe(d)),
+                        Some(d) => format!("{project} · {}", text::escape_unsafe(d)),
                         None => project.into_owned(),
                     };
                     CompletionCandidate::new(t.id).help(Some(hint.into()))

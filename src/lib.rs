@@ -3,7 +3,7 @@
 //! Layering: `main -> commands -> ops -> store`. `cli` (the clap surface) and `complete` (its
 //! live candidates) sit beside `commands`, which uses them; neither uses `commands`.
 //! `environment` reads what the process is given, for both. `token`, `secret` and `text` are
-//! plain and usable from `ops`; `ui` is for `commands` and `complete` only.
+//! plain and usable from `ops`; `ui` is for `commands` only.
 
 pub mod cli;
 pub mod commands;

@@ -1,15 +1,13 @@
 //! `autheona project create | list | delete`.
 
-use std::cell::RefCell;
-
 use serde::Serialize;
 
 use super::{Context, JsonArray, Outcome, confirm};
 use crate::cli::{ProjectCommand, ProjectCreateArgs, ProjectDeleteArgs, ProjectListArgs};
 use crate::error::Result;
-use crate::ops::project::{self, Project};
+use crate::ops::project;
 use crate::ui;
-use crate::ui::table::{Stream, Streamed};
+use crate::ui::table;
 use crate::ui::time::{self, Rfc3339};
 
 pub fn run(ctx: &Context, command: ProjectCommand) -> Result<Outcome> {
@@ -59,32 +57,27 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
         projects.print(&projects)?;
         return Ok(Outcome::Success);
     }
-    let header = ["Name", "Created", "Tokens"];
-    let table = RefCell::new(Streamed::new(Stream::Stdout, &header, None));
-    let cells = |p: &Project| {
-        vec![
-            p.name.clone(),
-            time::for_people(ctx.zone, p.created_at),
-            p.tokens.to_string(),
-        ]
+    // The table holds the projects (not their tokens) in memory: there are few, and a second
+    // pass would count every project's tokens again.
+    let projects = match &store {
+        Some(store) => project::list(&**store)?,
+        None => Vec::new(),
     };
-    if let Some(store) = &store {
-        project::for_each(
-            &**store,
-            &mut [
-                &mut |p| {
-                    table.borrow_mut().measure(&cells(&p));
-                    Ok(())
-                },
-                &mut |p| table.borrow_mut().print(cells(&p)),
-            ],
-        )?;
-    }
-    let table = table.into_inner();
-    if table.rows() == 0 {
+    if projects.is_empty() {
         ui::status("No projects.");
+        return Ok(Outcome::Success);
     }
-    table.finish()?;
+    let rows = projects
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                time::for_people(ctx.zone, p.created_at),
+                p.tokens.to_string(),
+            ]
+        })
+        .collect();
+    table::print(&["Name", "Created", "Tokens"], rows, None)?;
     Ok(Outcome::Success)
 }
 

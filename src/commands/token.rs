@@ -2,7 +2,7 @@
 
 use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use serde::Serialize;
 
@@ -128,7 +128,7 @@ fn ask_project(store: &dyn Store) -> Result<String> {
     let mut names: Vec<String> = project::list(store)?.into_iter().map(|p| p.name).collect();
     if names.is_empty() {
         return Err(Error::refused("there are no projects yet")
-            .with_hint("create one first: autheona project create NAME"));
+            .with_hint(super::advice::CREATE_A_PROJECT_FIRST));
     }
     let chosen = prompt::select("Project", &names, 0)?;
     Ok(names.swap_remove(chosen))
@@ -239,6 +239,64 @@ fn json_tokens<'a>(
     })
 }
 
+/// [`json_tokens`] for a prune's dry run: the tokens counted in a first pass over the same
+/// snapshot, and `counted` told how many before the first one is written, so that its status
+/// line comes first (and reaches the person even when stdout is gone).
+fn counted_json_tokens<'a>(
+    store: &'a dyn Store,
+    project: Option<&'a str>,
+    filter: &'a Filter,
+    now: chrono::DateTime<chrono::Utc>,
+    counted: &'a mut dyn FnMut(u64),
+) -> JsonArray<'a, TokenJson> {
+    JsonArray::new(move |each| {
+        let announce = Announce::new(counted);
+        token::for_each(
+            store,
+            project,
+            filter,
+            now,
+            &mut [
+                &mut |_| {
+                    announce.count();
+                    Ok(())
+                },
+                &mut |t| {
+                    announce.once();
+                    each(TokenJson::from(t))
+                },
+            ],
+        )?;
+        announce.once();
+        Ok(())
+    })
+}
+
+/// Counts rows in a first pass and tells the count once, before the second pass shows any.
+struct Announce<'a> {
+    rows: Cell<u64>,
+    hook: RefCell<Option<&'a mut dyn FnMut(u64)>>,
+}
+
+impl<'a> Announce<'a> {
+    fn new(hook: &'a mut dyn FnMut(u64)) -> Self {
+        Announce {
+            rows: Cell::new(0),
+            hook: RefCell::new(Some(hook)),
+        }
+    }
+
+    fn count(&self) {
+        self.rows.set(self.rows.get() + 1);
+    }
+
+    fn once(&self) {
+        if let Some(hook) = self.hook.borrow_mut().take() {
+            hook(self.rows.get());
+        }
+    }
+}
+
 /// Streams the tokens from the store to stdout: memory stays flat however many there are.
 fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     let filter = Filter {
@@ -255,7 +313,7 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let shown = match &store {
-        Some(store) => stream_table(ctx, &**store, project, &filter, Stream::Stdout)?,
+        Some(store) => stream_table(ctx, &**store, project, &filter, Stream::Stdout, &mut |_| {})?,
         None => 0,
     };
     if shown == 0 {
@@ -342,7 +400,9 @@ fn stream_table(
     project: Option<&str>,
     filter: &Filter,
     stream: Stream,
+    measured: &mut dyn FnMut(u64),
 ) -> Result<usize> {
+    let announce = Announce::new(measured);
     let columns = Columns {
         zone: ctx.zone,
         all_projects: project.is_none(),
@@ -356,12 +416,17 @@ fn stream_table(
         ctx.now,
         &mut [
             &mut |t| {
+                announce.count();
                 table.borrow_mut().measure_widths(&columns.widths(&t));
                 Ok(())
             },
-            &mut |t| table.borrow_mut().print(columns.cells(&t)),
+            &mut |t| {
+                announce.once();
+                table.borrow_mut().print(columns.cells(&t))
+            },
         ],
     )?;
+    announce.once();
     let table = table.into_inner();
     let rows = table.rows();
     table.finish()?;
@@ -503,23 +568,24 @@ fn dry_run(
     filter: &Filter,
 ) -> Result<Outcome> {
     let project = args.project.as_deref();
-    let found = if args.json {
+    // The status line first, once the first pass has counted them.
+    let mut status = |found| pruned_status(true, found, 0);
+    if args.json {
         #[derive(Serialize)]
         struct DryRun<'t, 'a> {
             dry_run: bool,
             revoked: u64,
             tokens: &'t JsonArray<'a, TokenJson>,
         }
-        let tokens = json_tokens(Some(store), project, filter, ctx.now);
+        let tokens = counted_json_tokens(store, project, filter, ctx.now, &mut status);
         tokens.print(&DryRun {
             dry_run: true,
             revoked: 0,
             tokens: &tokens,
-        })?
+        })?;
     } else {
-        stream_table(ctx, store, project, filter, Stream::Stdout)? as u64
-    };
-    pruned_status(true, found, 0);
+        stream_table(ctx, store, project, filter, Stream::Stdout, &mut status)?;
+    }
     Ok(Outcome::Success)
 }
 

@@ -132,12 +132,15 @@ pub fn print_json_streamed<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let mut serializer =
         serde_json::Serializer::with_formatter(&mut out, json::SafeFormatter::default());
-    value
-        .serialize(&mut serializer)
-        .map_err(|err| match err.io_error_kind() {
+    if let Err(err) = value.serialize(&mut serializer) {
+        // What is still buffered is dropped, not flushed: a listing that fails before its
+        // first 64 KiB shows nothing on stdout, as one that fails before it starts.
+        drop(out.into_parts());
+        return Err(match err.io_error_kind() {
             Some(kind) => Error::output(kind.into()),
             None => Error::environment(format!("cannot encode JSON: {err}")),
-        })?;
+        });
+    }
     out.write_all(b"\n")
         .and_then(|()| out.flush())
         .map_err(Error::output)

@@ -201,6 +201,11 @@ fn filters_combine_and_respect_the_project() {
 
     let unknown = list(&env, &["--project", "nope", "--expired"]).code(1);
     assert_error(&unknown, "no project named 'nope'");
+    // JSON too prints nothing, not the opening of an array (assert_error: stdout is empty).
+    let unknown = list(&env, &["--project", "nope", "--json"]).code(1);
+    assert_error(&unknown, "no project named 'nope'");
+    let malformed = list(&env, &["--project", "bad name", "--json"]).code(2);
+    assert_error(&malformed, "invalid project name");
 }
 
 #[test]

@@ -361,3 +361,45 @@ fn a_database_with_planted_sql_is_refused_and_nothing_is_revoked() {
     env.sql().execute_batch("DROP TRIGGER keep_one").unwrap();
     assert_eq!(list_json(&env, &[]), before);
 }
+
+/// A dry run says how many would go before it lists them, on stderr, so that the count reaches
+/// the person even when stdout is gone (`| head -1`), and first in the terminal.
+#[test]
+fn a_dry_run_says_how_many_first_even_when_stdout_is_gone() {
+    let env = TestEnv::new();
+    fixture(&env);
+    for flags in [
+        &["--expired", "--dry-run"][..],
+        &["--expired", "--dry-run", "--json"],
+    ] {
+        let out = env
+            .std_cmd()
+            .args(["token", "prune"])
+            .args(flags)
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flags:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "Dry run: 2 tokens would be revoked; nothing was changed.\n",
+            "{flags:?}"
+        );
+    }
+}
+
+/// A dry run of a project that does not exist prints nothing on stdout, JSON included (not
+/// the opening of an array).
+#[test]
+fn a_dry_run_of_an_unknown_project_prints_nothing() {
+    let env = TestEnv::new();
+    fixture(&env);
+    for json in [false, true] {
+        let mut flags = vec!["--expired", "--dry-run", "--project", "nope"];
+        if json {
+            flags.push("--json");
+        }
+        let assert = prune(&env, &flags).code(1);
+        assert_error(&assert, "no project named 'nope'");
+    }
+}

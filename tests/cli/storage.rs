@@ -734,3 +734,29 @@ fn a_dangling_db_link_is_named_as_one() {
     verdict.code(1);
     assert!(!target.exists() && !env.dir().join("gone").exists());
 }
+
+/// A database that cannot be made where this user may not write says why, with advice that
+/// fits: not "the disk is full".
+#[test]
+fn a_database_in_a_directory_one_may_not_write_is_refused_with_fitting_advice() {
+    let env = TestEnv::new();
+    let dir = env.dir().join("locked");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = env.std_cmd();
+    cmd.arg("--db")
+        .arg(dir.join("new.db"))
+        .args(["project", "create", "demo"]);
+    let out = unprivileged(&cmd).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.starts_with("error: cannot create database "), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains(
+            "hint: check that the file and its directory exist and are readable and writable"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("disk"), "{err}");
+}

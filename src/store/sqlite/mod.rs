@@ -60,7 +60,7 @@ impl Sqlite {
                 .create(dir)
                 .map_err(|err| {
                     StoreError::new(
-                        Kind::Unreachable,
+                        io_kind(&err),
                         format!("cannot create directory {}: {err}", dir.display()),
                     )
                     .caused_by(err)
@@ -82,7 +82,7 @@ impl Sqlite {
             Ok(true) => Sqlite::open_file(path, Intent::Use).map(Some),
             Ok(false) => Ok(None),
             Err(err) => Err(StoreError::new(
-                Kind::Unreachable,
+                io_kind(&err),
                 format!("cannot reach database {}: {err}", path.display()),
             )
             .caused_by(err)),
@@ -379,6 +379,16 @@ fn keep_private(sidecars: &[PathBuf]) {
     }
 }
 
+/// What kind of store error an I/O error on the way to the database is: a full disk, a
+/// place this user may not write, or something else (with no advice to give).
+fn io_kind(err: &std::io::Error) -> Kind {
+    match err.kind() {
+        IoErrorKind::StorageFull => Kind::DiskFull,
+        IoErrorKind::PermissionDenied | IoErrorKind::ReadOnlyFilesystem => Kind::Unreachable,
+        _ => Kind::Other,
+    }
+}
+
 /// A symbolic link whose target does not exist is neither a database nor a place to make
 /// one: say so, rather than "no database" or "not a regular file".
 fn refuse_dangling_link(path: &Path) -> Result<()> {
@@ -405,11 +415,7 @@ fn refuse_dangling_link(path: &Path) -> Result<()> {
 /// neither the scratch file nor a log or index beside it.
 fn build_fresh(path: &Path) -> Result<()> {
     let cannot = |err: std::io::Error| {
-        let kind = if err.kind() == IoErrorKind::StorageFull {
-            Kind::DiskFull
-        } else {
-            Kind::Io
-        };
+        let kind = io_kind(&err);
         StoreError::new(
             kind,
             format!("cannot create database {}: {err}", path.display()),
