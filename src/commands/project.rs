@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Context, JsonArray, Outcome, confirm};
+use super::{Context, Outcome, confirm, print_json_listing};
 use crate::cli::{ProjectCommand, ProjectCreateArgs, ProjectDeleteArgs, ProjectListArgs};
 use crate::error::Result;
 use crate::ops::project;
@@ -41,20 +41,22 @@ struct ProjectJson {
 fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
     let store = ctx.open_if_exists()?;
     if args.json {
-        let projects = JsonArray::new(|each| match &store {
-            Some(store) => project::for_each(
-                &**store,
-                &mut [&mut |p| {
-                    each(ProjectJson {
-                        name: p.name,
-                        created_at: Rfc3339(p.created_at),
-                        tokens: p.tokens,
-                    })
-                }],
-            ),
-            None => Ok(()),
-        });
-        projects.print(&projects)?;
+        print_json_listing(
+            |each| match &store {
+                Some(store) => project::for_each(
+                    &**store,
+                    &mut [&mut |p| {
+                        each(ProjectJson {
+                            name: p.name,
+                            created_at: Rfc3339(p.created_at),
+                            tokens: p.tokens,
+                        })
+                    }],
+                ),
+                None => Ok(()),
+            },
+            ui::print_json_streamed,
+        )?;
         return Ok(Outcome::Success);
     }
     // The table holds the projects (not their tokens) in memory: there are few, and a second

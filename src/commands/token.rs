@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 
 use serde::Serialize;
 
-use super::{Context, JsonArray, Outcome, can_confirm, confirm};
+use super::{Context, Each, Outcome, Rows, can_confirm, confirm, print_json_listing};
 use crate::cli::{
     ExpiresArg, TokenCommand, TokenCreateArgs, TokenListArgs, TokenPruneArgs, TokenRevokeArgs,
     TokenRotateArgs,
@@ -220,56 +220,53 @@ impl From<TokenSummary> for TokenJson {
     }
 }
 
-/// The tokens a listing selects, as a JSON array written while the store reads them.
-fn json_tokens<'a>(
-    store: Option<&'a dyn Store>,
-    project: Option<&'a str>,
-    filter: &'a Filter,
+/// Lists the tokens a listing selects as JSON rows, for [`print_json_listing`].
+fn json_tokens(
+    store: &dyn Store,
+    project: Option<&str>,
+    filter: &Filter,
     now: chrono::DateTime<chrono::Utc>,
-) -> JsonArray<'a, TokenJson> {
-    JsonArray::new(move |each| match store {
-        Some(store) => token::for_each(
-            store,
-            project,
-            filter,
-            now,
-            &mut [&mut |t| each(TokenJson::from(t))],
-        ),
-        None => Ok(()),
-    })
+    each: Each<'_, TokenJson>,
+) -> Result<()> {
+    token::for_each(
+        store,
+        project,
+        filter,
+        now,
+        &mut [&mut |t| each(TokenJson::from(t))],
+    )
 }
 
 /// [`json_tokens`] for a prune's dry run: the tokens counted in a first pass over the same
-/// snapshot, and `counted` told how many before the first one is written, so that its status
-/// line comes first (and reaches the person even when stdout is gone).
-fn counted_json_tokens<'a>(
-    store: &'a dyn Store,
-    project: Option<&'a str>,
-    filter: &'a Filter,
+/// snapshot, and `counted` told how many before the first one is handed over, so that its
+/// status line comes first (and reaches the person even when stdout is gone).
+fn counted_json_tokens(
+    store: &dyn Store,
+    project: Option<&str>,
+    filter: &Filter,
     now: chrono::DateTime<chrono::Utc>,
-    counted: &'a mut dyn FnMut(u64),
-) -> JsonArray<'a, TokenJson> {
-    JsonArray::new(move |each| {
-        let announce = Announce::new(counted);
-        token::for_each(
-            store,
-            project,
-            filter,
-            now,
-            &mut [
-                &mut |_| {
-                    announce.count();
-                    Ok(())
-                },
-                &mut |t| {
-                    announce.once();
-                    each(TokenJson::from(t))
-                },
-            ],
-        )?;
-        announce.once();
-        Ok(())
-    })
+    counted: &mut dyn FnMut(u64),
+    each: Each<'_, TokenJson>,
+) -> Result<()> {
+    let announce = Announce::new(counted);
+    token::for_each(
+        store,
+        project,
+        filter,
+        now,
+        &mut [
+            &mut |_| {
+                announce.count();
+                Ok(())
+            },
+            &mut |t| {
+                announce.once();
+                each(TokenJson::from(t))
+            },
+        ],
+    )?;
+    announce.once();
+    Ok(())
 }
 
 /// Counts rows in a first pass and tells the count once, before the second pass shows any.
@@ -308,8 +305,13 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     let store = ctx.open_if_exists()?;
     let project = args.project.as_deref();
     if args.json {
-        let tokens = json_tokens(store.as_deref(), project, &filter, ctx.now);
-        tokens.print(&tokens)?;
+        print_json_listing(
+            |each| match &store {
+                Some(store) => json_tokens(&**store, project, &filter, ctx.now, each),
+                None => Ok(()),
+            },
+            ui::print_json_streamed,
+        )?;
         return Ok(Outcome::Success);
     }
     let shown = match &store {
@@ -572,17 +574,21 @@ fn dry_run(
     let mut status = |found| pruned_status(true, found, 0);
     if args.json {
         #[derive(Serialize)]
-        struct DryRun<'t, 'a> {
+        struct DryRun<'r> {
             dry_run: bool,
             revoked: u64,
-            tokens: &'t JsonArray<'a, TokenJson>,
+            tokens: &'r Rows<TokenJson>,
         }
-        let tokens = counted_json_tokens(store, project, filter, ctx.now, &mut status);
-        tokens.print(&DryRun {
-            dry_run: true,
-            revoked: 0,
-            tokens: &tokens,
-        })?;
+        print_json_listing(
+            |each| counted_json_tokens(store, project, filter, ctx.now, &mut status, each),
+            |rows| {
+                ui::print_json_streamed(&DryRun {
+                    dry_run: true,
+                    revoked: 0,
+                    tokens: rows,
+                })
+            },
+        )?;
     } else {
         stream_table(ctx, store, project, filter, Stream::Stdout, &mut status)?;
     }
