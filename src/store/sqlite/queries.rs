@@ -438,23 +438,9 @@ impl Store for Sqlite {
         deliver: &mut dyn FnMut() -> bool,
     ) -> StoreResult<Replaced> {
         let replaced = self.write(Durability::OnCommit, |tx| {
-            let [
-                id,
-                project,
-                secret_hash,
-                description,
-                created_at,
-                expires_at,
-            ] = token_params(new);
-            let values: [&dyn ToSql; 7] = [
-                id,
-                project,
-                secret_hash,
-                description,
-                created_at,
-                expires_at,
-                &old_id,
-            ];
+            // INSERT_TOKEN's values, and the old token's id as ?7.
+            let mut values = token_params(new).to_vec();
+            values.push(&old_id);
             match tx.execute(INSERT_REPLACEMENT, &values[..]) {
                 Ok(0) => return Ok(Some(Replaced::Gone)),
                 Ok(_) => {}
