@@ -109,6 +109,12 @@ impl Error {
         self
     }
 
+    /// Keeps `source` as the error underneath this one.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
     /// Says what the error is about, for `commands` to advise on.
     pub fn about(mut self, topic: Topic) -> Self {
         self.topic = Some(topic);
@@ -150,8 +156,8 @@ impl std::error::Error for Error {
 /// store error kept as its source.
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Error {
-        let mut error = Error::environment(err.message()).about(Topic::Store(err.kind()));
-        error.source = Some(Box::new(err));
-        error
+        Error::environment(err.message())
+            .about(Topic::Store(err.kind()))
+            .caused_by(err)
     }
 }

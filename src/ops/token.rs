@@ -282,6 +282,7 @@ pub fn create<R: CryptoRng + ?Sized>(
             err.message()
         ))
         .about(Topic::UnsyncedToken(created.token.id().to_string()))
+        .caused_by(err)
     })?;
     Ok(created)
 }
@@ -468,7 +469,8 @@ pub fn rotate<R: CryptoRng + ?Sized>(
             ))
             .with_hint(format!(
                 "do not use it: token {old_id} still works; run the command again"
-            ))),
+            ))
+            .caused_by(err)),
             Err(err) => Err(err.into()),
         }
     })?;
