@@ -15,18 +15,7 @@ fn days_between(from: &Value, to: &Value) -> i64 {
 fn create_prints_only_the_token_on_stdout() {
     let env = TestEnv::new();
     env.project("demo");
-    let assert = env
-        .run(&[
-            "token",
-            "create",
-            "-p",
-            "demo",
-            "-e",
-            "30",
-            "-d",
-            "CI runner",
-        ])
-        .success();
+    let assert = create_described(&env, "CI runner").success();
     let out = stdout(&assert);
     assert!(
         out.ends_with('\n') && out.matches('\n').count() == 1,
@@ -192,10 +181,7 @@ fn descriptions_are_one_line_of_visible_text_up_to_200_characters() {
         "zero\u{200b}width",
         "line\u{2028}separator",
     ] {
-        let assert = env
-            .run(&["token", "create", "-p", "demo", "-e", "30", "-d", bad])
-            .code(2)
-            .stdout("");
+        let assert = create_described(&env, bad).code(2).stdout("");
         let err = stderr(&assert);
         assert!(err.starts_with("error: "), "{err}");
         assert!(
@@ -211,8 +197,7 @@ fn descriptions_are_one_line_of_visible_text_up_to_200_characters() {
         longest.as_str(),
         "'; DROP TABLE tokens; --",
     ] {
-        env.run(&["token", "create", "-p", "demo", "-e", "30", "-d", good])
-            .success();
+        create_described(&env, good).success();
         assert_eq!(list_json(&env, &[]).last().unwrap()["description"], good);
     }
 }
@@ -549,18 +534,7 @@ fn a_description_holding_a_token_is_refused_and_redacted() {
     env.project("demo");
     let token = env.token("demo", "30");
     let description = format!("prod key is {token}");
-    let assert = env
-        .run(&[
-            "token",
-            "create",
-            "-p",
-            "demo",
-            "-e",
-            "30",
-            "-d",
-            &description,
-        ])
-        .code(2);
+    let assert = create_described(&env, &description).code(2);
     let hint = assert_error(
         &assert,
         "\"prod key is aut_<redacted>\" holds what looks like a token",
@@ -600,18 +574,7 @@ fn a_description_holding_a_token_without_its_prefix_is_refused_unechoed() {
         format!("aut-{}", &token[4..]),
         format!("aut_ {}", &token[4..]),
     ] {
-        let assert = env
-            .run(&[
-                "token",
-                "create",
-                "-p",
-                "demo",
-                "-e",
-                "30",
-                "-d",
-                &description,
-            ])
-            .code(2);
+        let assert = create_described(&env, &description).code(2);
         assert_error(&assert, "holds what looks like a token");
         assert!(!stderr(&assert).contains(secret), "{}", stderr(&assert));
     }
@@ -627,17 +590,7 @@ fn a_description_quoting_a_git_commit_is_accepted() {
         "deployed at 3f2a9c1e0b7d4a6f8e5c2b1a0d9e8f7a6b5c4d3e",
         "image 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     ] {
-        env.run(&[
-            "token",
-            "create",
-            "-p",
-            "demo",
-            "-e",
-            "30",
-            "-d",
-            description,
-        ])
-        .success();
+        create_described(&env, description).success();
     }
     assert_eq!(list_json(&env, &[]).len(), 2);
 }
@@ -662,18 +615,7 @@ fn a_description_holding_part_of_a_token_is_refused() {
     let token = env.token("demo", "30");
     for part in [&token[..40], &token[..16]] {
         let description = format!("key={part}…");
-        let assert = env
-            .run(&[
-                "token",
-                "create",
-                "-p",
-                "demo",
-                "-e",
-                "30",
-                "-d",
-                &description,
-            ])
-            .code(2);
+        let assert = create_described(&env, &description).code(2);
         assert_error(&assert, "key=aut_<redacted>…");
         assert!(!stderr(&assert).contains(&part[4..]), "{}", stderr(&assert));
     }
@@ -698,18 +640,7 @@ fn a_description_naming_autheona_or_aut_briefly_is_kept() {
 fn assert_description_refused(description: &str, text: &str) {
     let env = TestEnv::new();
     env.project("demo");
-    let assert = env
-        .run(&[
-            "token",
-            "create",
-            "-p",
-            "demo",
-            "-e",
-            "30",
-            "-d",
-            description,
-        ])
-        .code(2);
+    let assert = create_described(&env, description).code(2);
     assert_error(&assert, text);
     assert!(list_json(&env, &[]).is_empty());
 }
@@ -869,4 +800,18 @@ fn create_writes_the_token_to_a_regular_file() {
     assert!(status.success());
     let token = std::fs::read_to_string(&path).unwrap();
     env.verify(token.trim_end(), &[]).success();
+}
+
+/// `token create -p demo -e 30 -d DESCRIPTION`, without a terminal.
+fn create_described(env: &TestEnv, description: &str) -> assert_cmd::assert::Assert {
+    env.run(&[
+        "token",
+        "create",
+        "-p",
+        "demo",
+        "-e",
+        "30",
+        "-d",
+        description,
+    ])
 }
