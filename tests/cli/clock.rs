@@ -246,28 +246,24 @@ fn a_clock_past_the_year_9999_is_an_environment_error_for_every_command() {
 #[test]
 fn completing_with_a_clock_before_1970_offers_nothing_and_does_not_panic() {
     let (env, token, _) = database_with_a_dated_token();
-    let out = moved_clock(&env, "@1969-12-31 23:59:59")
-        .env("COMPLETE", "bash")
-        .env("_CLAP_IFS", "\n")
-        .env("_CLAP_COMPLETE_INDEX", "3")
-        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
-        .env("_CLAP_COMPLETE_SPACE", "true")
-        .args(["--", "autheona", "token", "revoke", ""])
+    let out = completing_revoke(moved_clock(&env, "@1969-12-31 23:59:59"))
         .timeout(PROMPTLY)
         .assert()
         .success()
         .stderr("");
     assert!(!stdout(&out).contains(id_of(&token)), "{}", stdout(&out));
     // The same request with the clock right offers the token: the request is well-formed.
-    let right = env
-        .cmd()
-        .env("COMPLETE", "bash")
+    let right = completing_revoke(env.cmd()).assert().success();
+    assert!(stdout(&right).contains(id_of(&token)), "{}", stdout(&right));
+}
+
+/// `cmd` as bash's completion asks for the token ids after `autheona token revoke `.
+fn completing_revoke(mut cmd: assert_cmd::Command) -> assert_cmd::Command {
+    cmd.env("COMPLETE", "bash")
         .env("_CLAP_IFS", "\n")
         .env("_CLAP_COMPLETE_INDEX", "3")
         .env("_CLAP_COMPLETE_COMP_TYPE", "9")
         .env("_CLAP_COMPLETE_SPACE", "true")
-        .args(["--", "autheona", "token", "revoke", ""])
-        .assert()
-        .success();
-    assert!(stdout(&right).contains(id_of(&token)), "{}", stdout(&right));
+        .args(["--", "autheona", "token", "revoke", ""]);
+    cmd
 }

@@ -691,3 +691,18 @@ pub fn assert_output(actual: &str, names: &[(&str, &str)], expected: &str) {
         panic!("output differs (- expected, + actual):\n{report}\nactual, redacted: {actual:?}");
     }
 }
+
+/// The arguments of `token create -p demo -e 30 -d DESCRIPTION`, the shape the description
+/// tests share.
+pub fn create_described_args(description: &str) -> [&str; 8] {
+    [
+        "token",
+        "create",
+        "-p",
+        "demo",
+        "-e",
+        "30",
+        "-d",
+        description,
+    ]
+}

@@ -229,17 +229,7 @@ fn bad_name(case: &'static str, name: &str, error: &'static str) -> Case {
 
 /// `token create -p demo -e 30 -d DESCRIPTION`.
 fn with_description(case: &'static str, description: &str) -> Case {
-    let args = [
-        "token",
-        "create",
-        "-p",
-        "demo",
-        "-e",
-        "30",
-        "-d",
-        description,
-    ];
-    Case::new(case, Db::Demo, &args)
+    Case::new(case, Db::Demo, &create_described_args(description))
 }
 
 /// A description refused as a usage error.

@@ -804,14 +804,5 @@ fn create_writes_the_token_to_a_regular_file() {
 
 /// `token create -p demo -e 30 -d DESCRIPTION`, without a terminal.
 fn create_described(env: &TestEnv, description: &str) -> assert_cmd::assert::Assert {
-    env.run(&[
-        "token",
-        "create",
-        "-p",
-        "demo",
-        "-e",
-        "30",
-        "-d",
-        description,
-    ])
+    env.run(&create_described_args(description))
 }
