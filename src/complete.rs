@@ -11,7 +11,6 @@
 //! have their unsafe characters escaped.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 use clap_complete::engine::CompletionCandidate;
 
@@ -28,19 +27,21 @@ pub const COMPLETE_VAR: &str = "COMPLETE";
 fn store() -> Option<Box<dyn Store>> {
     let typed = db_from_args(std::env::args_os());
     let given = typed.or_else(environment::db_from_env);
-    let path = environment::db_path(given.as_deref()).ok()?;
-    store::open_read_only(&path).ok().flatten()
+    // A password on the command line is refused, not used.
+    environment::refuse_password_in_argv(given.as_deref()).ok()?;
+    let location = environment::db_location(given.as_deref()).ok()?;
+    store::open_read_only(&location).ok().flatten()
 }
 
 /// The last `--db PATH` or `--db=PATH` among the words being completed.
-fn db_from_args(args: impl IntoIterator<Item = OsString>) -> Option<PathBuf> {
+fn db_from_args(args: impl IntoIterator<Item = OsString>) -> Option<OsString> {
     let mut found = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--db" {
-            found = args.next().map(PathBuf::from);
+            found = args.next();
         } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--db=")) {
-            found = Some(PathBuf::from(value));
+            found = Some(OsString::from(value));
         }
     }
     found
@@ -105,11 +106,11 @@ mod tests {
         assert_eq!(db_from_args(args(&["autheona", "token", "list"])), None);
         assert_eq!(
             db_from_args(args(&["autheona", "--db", "a.db", "token", "--db=b.db"])),
-            Some(PathBuf::from("b.db"))
+            Some(OsString::from("b.db"))
         );
         assert_eq!(
             db_from_args(args(&["autheona", "--db", "a.db", "token"])),
-            Some(PathBuf::from("a.db"))
+            Some(OsString::from("a.db"))
         );
         assert_eq!(db_from_args(args(&["autheona", "--db"])), None);
     }

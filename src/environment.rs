@@ -4,9 +4,10 @@
 
 pub mod clock;
 
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
 
 use crate::error::{Error, Result};
+use crate::store::{self, Location, Surroundings};
 
 /// An environment variable that gives a default; set but empty counts as unset, as a shell
 /// script's `AUTHEONA_PROJECT=$maybe_empty` means. (`AUTHEONA_TOKEN` is not a default but the
@@ -16,20 +17,46 @@ pub fn default_from_env(name: &str) -> Option<std::ffi::OsString> {
 }
 
 /// `AUTHEONA_DB`.
-pub fn db_from_env() -> Option<PathBuf> {
-    default_from_env("AUTHEONA_DB").map(PathBuf::from)
+pub fn db_from_env() -> Option<OsString> {
+    default_from_env("AUTHEONA_DB")
 }
 
-/// The database path: the one given (`--db`, else `AUTHEONA_DB`), else the platform data
-/// directory.
-pub fn db_path(given: Option<&Path>) -> Result<PathBuf> {
+/// Where the store is: the location given (`--db`, else `AUTHEONA_DB`), else the file in the
+/// platform data directory. A `postgres://` URL is completed from the `PG*` variables, the
+/// home directory and the user name, as libpq does; a URL that cannot be read is an error of
+/// one line that does not repeat it (it may hold a password).
+pub fn db_location(given: Option<&OsStr>) -> Result<Location> {
     match given {
-        Some(path) => Ok(path.to_owned()),
+        Some(given) => {
+            let home = std::env::home_dir();
+            let os_user = whoami::username().ok();
+            let around = Surroundings {
+                var: &|name| std::env::var(name).ok(),
+                home: home.as_deref(),
+                os_user: os_user.as_deref(),
+            };
+            Location::parse(given, &around).map_err(|why| {
+                Error::usage(format!("invalid database URL: {why}"))
+                    .with_hint("the form is postgres://[user@]host[:port]/database[?param=value]")
+            })
+        }
         None => directories::ProjectDirs::from("", "", "autheona")
-            .map(|dirs| dirs.data_dir().join("autheona.db"))
+            .map(|dirs| Location::File(dirs.data_dir().join("autheona.db")))
             .ok_or_else(|| {
                 Error::environment("cannot find a home directory for the database")
                     .with_hint("pass a file path with --db or AUTHEONA_DB")
             }),
+    }
+}
+
+/// Refuses a database URL holding a password on the command line, where every user of the
+/// machine can read it (`ps`, `/proc/PID/cmdline`).
+pub fn refuse_password_in_argv(db: Option<&OsStr>) -> Result<()> {
+    match db.and_then(OsStr::to_str) {
+        Some(url) if store::is_url(url) && store::has_password(url) => Err(Error::usage(
+            "--db must not hold a password, since every user of this machine can read the \
+             command line: set PGPASSWORD, use ~/.pgpass, or put the URL in AUTHEONA_DB",
+        )),
+        _ => Ok(()),
     }
 }

@@ -1,7 +1,6 @@
 //! Error kinds, their exit codes, and the one-line report a user sees.
 
 use std::fmt;
-use std::path::Path;
 
 use crate::store::{StoreError, StoreErrorKind};
 
@@ -37,8 +36,12 @@ impl ErrorKind {
 /// project create`), which only it knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topic {
-    /// The store failed, or refused the file.
-    Store(StoreErrorKind),
+    /// The store failed, or refused the file or database; `on_server` when it is a
+    /// database on a server rather than a local file.
+    Store {
+        kind: StoreErrorKind,
+        on_server: bool,
+    },
     /// There is no database where one is needed.
     NoDatabase,
     /// No project of that name.
@@ -91,8 +94,8 @@ impl Error {
     }
 
     /// The database a command needs does not exist yet.
-    pub fn no_database(path: &Path) -> Self {
-        Error::environment(format!("no database at {}", path.display())).about(Topic::NoDatabase)
+    pub fn no_database(location: &crate::store::Location) -> Self {
+        Error::environment(format!("no database at {location}")).about(Topic::NoDatabase)
     }
 
     /// Writing command output failed; a closed pipe is not worth a message.
@@ -157,7 +160,10 @@ impl std::error::Error for Error {
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Error {
         Error::environment(err.message())
-            .about(Topic::Store(err.kind()))
+            .about(Topic::Store {
+                kind: err.kind(),
+                on_server: err.is_on_server(),
+            })
             .caused_by(err)
     }
 }

@@ -97,6 +97,7 @@ mod layering {
                 "clap",
                 "std::env::var",
                 "Utc::now",
+                "println!",
                 "--db",
                 "AUTHEONA_DB",
                 "autheona project",
@@ -120,7 +121,10 @@ mod layering {
     #[test]
     fn only_the_store_names_its_engine() {
         for under in ["commands", "ops", "ui", "cli", "environment"] {
-            refuse(under, &["rusqlite", "pragma"]);
+            refuse(
+                under,
+                &["rusqlite", "pragma", "postgres::", "tokio", "rustls"],
+            );
         }
     }
 }

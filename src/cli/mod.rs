@@ -1,6 +1,7 @@
 //! The command surface. Doc comments here are the `--help` text, the man pages and the
 //! completions.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum, ValueHint};
@@ -26,10 +27,11 @@ pub use lazy::Lazy;
     arg_required_else_help = false,
 )]
 pub struct Cli {
-    /// Database file, instead of AUTHEONA_DB or the default ~/.local/share/autheona/autheona.db
+    /// Database file or postgres:// URL (no password in it), instead of AUTHEONA_DB or the
+    /// default ~/.local/share/autheona/autheona.db
     // Listed after each command's own options (deferred, they are defined after it).
-    #[arg(long, global = true, value_name = "PATH", display_order = 900)]
-    pub db: Option<PathBuf>,
+    #[arg(long, global = true, value_name = "PATH|URL", display_order = 900)]
+    pub db: Option<OsString>,
 
     #[command(subcommand)]
     pub command: Command,

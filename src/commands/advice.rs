@@ -15,7 +15,14 @@ pub fn advise(err: Error) -> Error {
         return err;
     }
     let hint = match err.topic() {
-        Some(Topic::Store(kind)) => store_advice(*kind).map(str::to_owned),
+        Some(Topic::Store {
+            kind,
+            on_server: false,
+        }) => file_advice(*kind).map(str::to_owned),
+        Some(Topic::Store {
+            kind,
+            on_server: true,
+        }) => server_advice(*kind).map(str::to_owned),
         Some(Topic::NoDatabase) => Some(CREATE_A_PROJECT_FIRST.to_owned()),
         Some(Topic::NoProject) => Some(
             "`autheona project list` shows the projects; `autheona project create NAME` adds one"
@@ -42,7 +49,7 @@ pub fn advise(err: Error) -> Error {
     }
 }
 
-fn store_advice(kind: StoreErrorKind) -> Option<&'static str> {
+fn file_advice(kind: StoreErrorKind) -> Option<&'static str> {
     use StoreErrorKind as Kind;
     Some(match kind {
         Kind::NotOurs => "pass another path with --db or AUTHEONA_DB; the file was left unchanged",
@@ -58,6 +65,53 @@ fn store_advice(kind: StoreErrorKind) -> Option<&'static str> {
             "check that the file and its directory exist and are readable and writable"
         }
         Kind::DiskFull | Kind::Io => "check that the disk has space and works",
-        Kind::Other => return None,
+        Kind::LoginRefused
+        | Kind::NoSuchDatabase
+        | Kind::ServerDown
+        | Kind::ConnectionLost
+        | Kind::Tls
+        | Kind::Permission
+        | Kind::Other => return None,
+    })
+}
+
+/// For a database on a PostgreSQL server.
+fn server_advice(kind: StoreErrorKind) -> Option<&'static str> {
+    use StoreErrorKind as Kind;
+    Some(match kind {
+        Kind::NotOurs => {
+            "name another database in the URL (--db or AUTHEONA_DB); it was left unchanged"
+        }
+        Kind::Tampered => "restore it from a backup; it was left unchanged",
+        Kind::Newer => "upgrade autheona; the database was left unchanged",
+        Kind::Uninitialised => {
+            "`autheona project create NAME` initialises it (as a user that may create schemas)"
+        }
+        Kind::Busy => "try again in a moment; nothing was changed",
+        Kind::ReadOnly => "connect to the primary server: autheona writes on every command",
+        Kind::LoginRefused => {
+            "check the user, and the password in PGPASSWORD, ~/.pgpass or AUTHEONA_DB's URL"
+        }
+        Kind::NoSuchDatabase => "create it (createdb NAME) or name another in the URL",
+        Kind::ServerDown => {
+            "check that the server is running and reachable at that host and port (PGHOST, \
+             PGPORT or the URL)"
+        }
+        Kind::ConnectionLost => {
+            "nothing half-written is kept; check the server, then run the command again"
+        }
+        Kind::Tls => "check sslmode and sslrootcert (or PGSSLMODE and PGSSLROOTCERT)",
+        Kind::Permission => {
+            "grant the user the privileges in the README's least-privilege setup, or run it \
+             as the schema's owner"
+        }
+        Kind::DiskFull => "free space on the database server",
+        Kind::NotAFile
+        | Kind::DanglingLink
+        | Kind::Corrupt
+        | Kind::Unreadable
+        | Kind::Unreachable
+        | Kind::Io
+        | Kind::Other => return None,
     })
 }

@@ -7,8 +7,8 @@ mod scan;
 mod token;
 mod verify;
 
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::Receiver;
 
@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::{Cli, Command};
 use crate::environment;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{self, Store};
+use crate::store::{self, Location, Store};
 use crate::ui;
 
 /// How a command that did not fail ended.
@@ -46,35 +46,38 @@ impl Outcome {
 /// What every handler gets: where the database is, the time and the zone to show times in,
 /// read once at start-up.
 pub struct Context {
-    db: Option<PathBuf>,
+    db: Option<OsString>,
     now: DateTime<Utc>,
     zone: ui::time::Zone,
 }
 
 impl Context {
-    /// The database path: `--db`, else `AUTHEONA_DB`, else the platform data
+    /// Where the store is: `--db`, else `AUTHEONA_DB`, else the file in the platform data
     /// directory. Worked out only when a command needs it.
-    fn db_path(&self) -> Result<PathBuf> {
-        environment::db_path(self.db.as_deref())
+    fn location(&self) -> Result<Location> {
+        let location = environment::db_location(self.db.as_deref())?;
+        if let Some(warning) = location.warning() {
+            ui::warning(warning);
+        }
+        Ok(location)
     }
 
     /// Opens the database, which must exist.
     fn open(&self) -> Result<Box<dyn Store>> {
-        let path = self.db_path()?;
-        let store = store::open(&path)?.ok_or_else(|| Error::no_database(&path))?;
-        warn_if_exposed(&*store);
+        let location = self.location()?;
+        let store = store::open(&location)?.ok_or_else(|| Error::no_database(&location))?;
+        self.check(&*store);
         Ok(store)
     }
 
     /// Opens the database if there is one (listing commands show nothing without it).
     fn open_if_exists(&self) -> Result<Option<Box<dyn Store>>> {
-        let path = self.db_path()?;
-        let store = store::open(&path)?;
+        let location = self.location()?;
+        let store = store::open(&location)?;
         match &store {
-            Some(store) => warn_if_exposed(&**store),
+            Some(store) => self.check(&**store),
             None => ui::status(&format!(
-                "hint: no database yet at {}; {}",
-                path.display(),
+                "hint: no database yet at {location}; {}",
                 advice::CREATE_A_PROJECT_FIRST
             )),
         }
@@ -84,26 +87,54 @@ impl Context {
     /// Opens the database if there is one, with no hint when there is none: for a command
     /// that works without it. No home directory to find the default path in counts as none.
     fn open_quietly(&self) -> Result<Option<Box<dyn Store>>> {
-        let Ok(path) = self.db_path() else {
+        let Ok(location) = self.location() else {
             return Ok(None);
         };
-        let store = store::open(&path)?;
+        let store = store::open(&location)?;
         if let Some(store) = &store {
-            warn_if_exposed(&**store);
+            self.check(&**store);
         }
         Ok(store)
     }
 
-    /// The database path given with --db or AUTHEONA_DB, if one was.
-    fn db_named(&self) -> Option<&Path> {
+    /// The database given with --db or AUTHEONA_DB, if one was.
+    fn db_named(&self) -> Option<&OsStr> {
         self.db.as_deref()
     }
 
     /// Opens the database, creating it if needed.
     fn create(&self) -> Result<Box<dyn Store>> {
-        let store = store::create(&self.db_path()?)?;
-        warn_if_exposed(&*store);
+        let store = store::create(&self.location()?)?;
+        self.check(&*store);
         Ok(store)
+    }
+
+    /// Warns about what the store just opened shows: a file others may read, a server whose
+    /// clock is not this host's.
+    fn check(&self, store: &dyn Store) {
+        warn_if_exposed(store);
+        if let Some(server) = store.server_time() {
+            warn_if_clocks_differ(self.now.timestamp(), server);
+        }
+    }
+}
+
+/// How far this host's clock and the database server's may be apart before a command says so.
+const CLOCK_TOLERANCE: i64 = 30;
+
+/// Hosts sharing a store each judge expiry by their own clock, so they must agree on the time.
+fn warn_if_clocks_differ(host: i64, server: i64) {
+    let apart = host.abs_diff(server);
+    if apart > CLOCK_TOLERANCE.unsigned_abs() {
+        let (which, other) = if host > server {
+            ("ahead of", "")
+        } else {
+            ("behind", "")
+        };
+        ui::warning(&format!(
+            "this host's clock is {apart} s {which} the database server's{other}; expiry is \
+             judged by this host's clock: keep the clocks of every host in sync (NTP)"
+        ));
     }
 }
 
@@ -145,6 +176,7 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
     if let Some(warning) = warning {
         ui::warning(&warning);
     }
+    environment::refuse_password_in_argv(cli.db.as_deref())?;
     let ctx = Context {
         db: cli.db.or_else(environment::db_from_env),
         now: environment::clock::now()?,

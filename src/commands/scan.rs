@@ -75,10 +75,10 @@ fn open_store(ctx: &Context) -> Option<Box<dyn Store>> {
     match ctx.open_quietly() {
         Ok(Some(store)) => Some(store),
         Ok(None) => {
-            if let Some(path) = ctx.db_named() {
+            if let Some(location) = ctx.db_named() {
                 ui::warning(&format!(
                     "no database at {}; token statuses are not shown",
-                    path.display()
+                    std::path::Path::new(location).display()
                 ));
             }
             None

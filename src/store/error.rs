@@ -30,6 +30,18 @@ pub enum StoreErrorKind {
     DiskFull,
     /// Reading or writing failed underneath (an I/O error).
     Io,
+    /// The server refused the login (password, user, `pg_hba.conf`).
+    LoginRefused,
+    /// The server has no database of that name.
+    NoSuchDatabase,
+    /// The server cannot be reached, or does not accept connections now.
+    ServerDown,
+    /// The connection to the server was lost mid-command.
+    ConnectionLost,
+    /// TLS could not be set up, or the server's certificate is not the one required.
+    Tls,
+    /// The database user may not do this (create the schema, write a table).
+    Permission,
     /// Anything else the engine reported.
     Other,
 }
@@ -39,6 +51,8 @@ pub enum StoreErrorKind {
 pub struct StoreError {
     kind: StoreErrorKind,
     message: String,
+    /// About a database on a server rather than a local file (the advice differs).
+    on_server: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -49,8 +63,19 @@ impl StoreError {
         StoreError {
             kind,
             message: message.into(),
+            on_server: false,
             source: None,
         }
+    }
+
+    /// Marks the error as about a database on a server.
+    pub fn on_server(mut self) -> Self {
+        self.on_server = true;
+        self
+    }
+
+    pub fn is_on_server(&self) -> bool {
+        self.on_server
     }
 
     /// Keeps `source` as the cause.

@@ -1,16 +1,63 @@
 //! The storage boundary: what `ops` may ask of a store, and nothing of how. One trait,
-//! [`Store`], with one implementation per engine (SQLite today, in `sqlite/`), chosen where the
-//! store is opened; nothing above this module knows which engine it talks to. Every SQL
-//! statement lives below it.
+//! [`Store`], with one implementation per engine (an SQLite file in `sqlite/`, a PostgreSQL
+//! database in `postgres/`), chosen by the [`Location`] the store is opened at; nothing above
+//! this module knows which engine it talks to. Every SQL statement lives below it.
 
 mod error;
+mod postgres;
 mod sqlite;
 
+use std::fmt;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
+pub use postgres::conninfo::{Surroundings, has_password, is_url};
 pub use sqlite::SCHEMA_VERSION;
+
+/// The schema version of the PostgreSQL store this binary makes and reads.
+pub const POSTGRES_SCHEMA_VERSION: i32 = postgres::SCHEMA_VERSION;
+
+/// Where a store is: an SQLite file, or a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Location {
+    File(PathBuf),
+    Postgres(Box<postgres::Target>),
+}
+
+impl Location {
+    /// The location `given` names: a `postgres://` or `postgresql://` URL, completed as libpq
+    /// completes it from `around`, else a file path. `Err` is one line on what is wrong with
+    /// the URL; it never holds the URL, which may hold a password.
+    pub fn parse(given: &std::ffi::OsStr, around: &Surroundings<'_>) -> Result<Location, String> {
+        match given.to_str() {
+            Some(url) if is_url(url) => Ok(Location::Postgres(Box::new(
+                postgres::conninfo::resolve(url, around)?,
+            ))),
+            _ => Ok(Location::File(PathBuf::from(given))),
+        }
+    }
+}
+
+impl Location {
+    /// What finding the location gave to warn about (a password file others may read).
+    pub fn warning(&self) -> Option<&str> {
+        match self {
+            Location::File(_) => None,
+            Location::Postgres(target) => target.warning.as_deref(),
+        }
+    }
+}
+
+/// A file by its path; a database by host, port, database and user (never a password).
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Postgres(target) => write!(f, "PostgreSQL {target}"),
+        }
+    }
+}
 
 /// A project as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +156,12 @@ pub type Visit<'v, T> = &'v mut dyn FnMut(T) -> ControlFlow<()>;
 pub trait Store {
     /// The local file the store is, if it is one (for the warning about its permissions).
     fn file(&self) -> Option<&Path>;
+    /// The database server's clock when the store was opened (unix seconds), for a store on
+    /// a server: hosts sharing it must agree on the time, since each judges expiry by its
+    /// own clock.
+    fn server_time(&self) -> Option<i64> {
+        None
+    }
 
     /// Inserts a project; `false` when the name is taken.
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool>;
@@ -164,20 +217,34 @@ pub trait Store {
     ) -> StoreResult<Replaced>;
 }
 
-/// Opens an existing store; `None` when there is none at `location`.
-pub fn open(location: &Path) -> StoreResult<Option<Box<dyn Store>>> {
-    Ok(sqlite::Sqlite::open(location)?.map(|s| Box::new(s) as Box<dyn Store>))
+/// Opens an existing store; `None` when there is none at `location` (no file; a database
+/// without autheona's schema is an error, [`StoreErrorKind::Uninitialised`]).
+pub fn open(location: &Location) -> StoreResult<Option<Box<dyn Store>>> {
+    Ok(match location {
+        Location::File(path) => sqlite::Sqlite::open(path)?.map(|s| Box::new(s) as Box<dyn Store>),
+        Location::Postgres(target) => Some(Box::new(postgres::Postgres::open(target)?)),
+    })
 }
 
-/// Opens the store at `location`, creating it if needed.
-pub fn create(location: &Path) -> StoreResult<Box<dyn Store>> {
-    Ok(Box::new(sqlite::Sqlite::create(location)?))
+/// Opens the store at `location`, creating it (or its schema) if needed.
+pub fn create(location: &Location) -> StoreResult<Box<dyn Store>> {
+    Ok(match location {
+        Location::File(path) => Box::new(sqlite::Sqlite::create(path)?),
+        Location::Postgres(target) => Box::new(postgres::Postgres::create(target)?),
+    })
 }
 
 /// Opens an existing store only to read it, changing nothing (for shell completion); `None`
 /// when there is no store of the current schema at `location`.
-pub fn open_read_only(location: &Path) -> StoreResult<Option<Box<dyn Store>>> {
-    Ok(sqlite::Sqlite::open_read_only(location)?.map(|s| Box::new(s) as Box<dyn Store>))
+pub fn open_read_only(location: &Location) -> StoreResult<Option<Box<dyn Store>>> {
+    Ok(match location {
+        Location::File(path) => {
+            sqlite::Sqlite::open_read_only(path)?.map(|s| Box::new(s) as Box<dyn Store>)
+        }
+        Location::Postgres(target) => {
+            postgres::Postgres::open_read_only(target)?.map(|s| Box::new(s) as Box<dyn Store>)
+        }
+    })
 }
 
 /// A private store of the current schema in memory, for tests and benchmarks.

@@ -1,0 +1,437 @@
+//! The PostgreSQL store: a database shared by many hosts. Connecting (as libpq would, in
+//! `conninfo`, with TLS in `tls`), the schema and its migrations, and every SQL statement
+//! autheona runs on it (`queries`).
+//!
+//! Everything here works through PgBouncer in transaction pooling mode: statements are sent
+//! unnamed (`query_typed`: parse, bind and execute in one round trip), and what a transaction
+//! needs (its lock and statement timeouts, whether its commit waits for the disk) it sets
+//! itself with `SET LOCAL`. Session settings are set too, at no extra round trip, for the
+//! autocommit statements of `verify`; through a pool they may land on another server
+//! connection, so nothing relies on them.
+
+pub mod conninfo;
+mod queries;
+mod tls;
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::Type;
+use postgres::{Client, NoTls};
+
+use conninfo::Host;
+pub use conninfo::Target;
+
+use super::{StoreError, StoreErrorKind as Kind, StoreResult as Result};
+
+/// The schema version this binary makes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The migrations, in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
+const MIGRATIONS: [&str; 1] = [include_str!("migrate-1.sql")];
+
+/// The key of the transaction-level advisory lock under which the schema is made or migrated:
+/// "autheona" in ASCII.
+const SCHEMA_LOCK: i64 = 0x6175_7468_656f_6e61;
+
+/// How long a statement may wait for a lock another transaction holds.
+const LOCK_TIMEOUT: &str = "5s";
+/// How long a statement may run.
+const STATEMENT_TIMEOUT: &str = "30s";
+/// How long migrations may wait for another process's (8 first commands at once queue here).
+const MIGRATION_LOCK_TIMEOUT: &str = "30s";
+
+/// A server that stops answering mid-command is given up on after about this long (TCP
+/// keepalives, and unacknowledged data).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A connection to autheona's schema in a PostgreSQL database.
+pub struct Postgres {
+    client: RefCell<Client>,
+    target: Target,
+    /// The server's clock, read when the store was opened (unix seconds).
+    server_time: i64,
+}
+
+/// What the schema in the database is.
+enum SchemaState {
+    Current,
+    /// Made by an older autheona: migrate it.
+    Older,
+    /// No autheona schema.
+    Missing,
+}
+
+impl Postgres {
+    /// Connects and checks the schema, which must be the current one (or older: it is then
+    /// migrated).
+    pub fn open(target: &Target) -> Result<Postgres> {
+        let mut store = Postgres::connect(target)?;
+        match store.schema_state()? {
+            SchemaState::Current => Ok(store),
+            SchemaState::Older => {
+                store.migrate()?;
+                Ok(store)
+            }
+            SchemaState::Missing => Err(StoreError::new(
+                Kind::Uninitialised,
+                format!("PostgreSQL database {target} has no autheona schema yet"),
+            )
+            .on_server()),
+        }
+    }
+
+    /// Connects, making or migrating the schema if needed.
+    pub fn create(target: &Target) -> Result<Postgres> {
+        let mut store = Postgres::connect(target)?;
+        match store.schema_state()? {
+            SchemaState::Current => {}
+            SchemaState::Older | SchemaState::Missing => store.migrate()?,
+        }
+        Ok(store)
+    }
+
+    /// Connects only to read; `None` when the schema is not the current one. Nothing is made
+    /// or migrated.
+    pub fn open_read_only(target: &Target) -> Result<Option<Postgres>> {
+        let mut store = Postgres::connect(target)?;
+        Ok(match store.schema_state()? {
+            SchemaState::Current => Some(store),
+            SchemaState::Older | SchemaState::Missing => None,
+        })
+    }
+
+    /// The server's clock when the store was opened, in unix seconds.
+    pub fn server_time(&self) -> i64 {
+        self.server_time
+    }
+
+    fn connect(target: &Target) -> Result<Postgres> {
+        let mut config = postgres::Config::new();
+        match &target.host {
+            Host::Tcp(name) => config.host(name),
+            Host::Socket(dir) => config.host_path(dir),
+        };
+        config
+            .port(target.port)
+            .user(&target.user)
+            .dbname(&target.dbname)
+            .application_name(&target.application_name)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        if let Some(timeout) = target.connect_timeout {
+            config.connect_timeout(timeout);
+        }
+        if let Some(password) = &target.password {
+            config.password(password.expose());
+        }
+        let tls =
+            matches!(target.host, Host::Tcp(_)) && target.sslmode != conninfo::SslMode::Disable;
+        let client = if tls {
+            config.ssl_mode(match target.sslmode {
+                conninfo::SslMode::Prefer => postgres::config::SslMode::Prefer,
+                _ => postgres::config::SslMode::Require,
+            });
+            let tls_config = tls::client_config(target).map_err(|message| {
+                StoreError::new(Kind::Tls, format!("PostgreSQL {target}: {message}")).on_server()
+            })?;
+            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config))
+        } else {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            config.connect(NoTls)
+        };
+        let client = client.map_err(|err| connect_error(target, &err))?;
+        Ok(Postgres {
+            client: RefCell::new(client),
+            target: target.clone(),
+            server_time: 0,
+        })
+    }
+
+    /// Reads the schema version and the server's clock, and sets the session's timeouts: one
+    /// statement, one round trip.
+    fn schema_state(&mut self) -> Result<SchemaState> {
+        let query = format!(
+            "SELECT v.version, extract(epoch FROM now())::bigint,
+                    set_config('lock_timeout', '{LOCK_TIMEOUT}', false),
+                    set_config('statement_timeout', '{STATEMENT_TIMEOUT}', false)
+             FROM autheona.schema_version v"
+        );
+        let rows = self.client.get_mut().query_typed(&query, &[]);
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err)
+                if matches!(
+                    err.code(),
+                    Some(&SqlState::UNDEFINED_TABLE | &SqlState::INVALID_SCHEMA_NAME)
+                ) =>
+            {
+                return self.missing_schema();
+            }
+            Err(err) => return Err(self.error(&err)),
+        };
+        let [row] = &rows[..] else {
+            return Err(self.foreign("its autheona.schema_version table has not one row"));
+        };
+        let version: i32 = row.get(0);
+        self.server_time = row.get(1);
+        match version.cmp(&SCHEMA_VERSION) {
+            std::cmp::Ordering::Equal => Ok(SchemaState::Current),
+            std::cmp::Ordering::Less => Ok(SchemaState::Older),
+            std::cmp::Ordering::Greater => Err(StoreError::new(
+                Kind::Newer,
+                format!(
+                    "PostgreSQL database {} holds schema version {version}, newer than this \
+                     autheona's ({SCHEMA_VERSION})",
+                    self.target
+                ),
+            )
+            .on_server()),
+        }
+    }
+
+    /// No autheona.schema_version: a database with no autheona schema, or someone else's
+    /// schema of that name.
+    fn missing_schema(&mut self) -> Result<SchemaState> {
+        let row = self
+            .client
+            .get_mut()
+            .query_typed_one(
+                "SELECT to_regnamespace('autheona') IS NOT NULL,
+                        extract(epoch FROM now())::bigint",
+                &[],
+            )
+            .map_err(|err| self.error(&err))?;
+        self.server_time = row.get(1);
+        if row.get::<_, bool>(0) {
+            return Err(self.foreign("it has a schema named autheona without autheona's tables"));
+        }
+        Ok(SchemaState::Missing)
+    }
+
+    fn foreign(&self, why: &str) -> StoreError {
+        StoreError::new(
+            Kind::NotOurs,
+            format!(
+                "PostgreSQL database {} is not an autheona store: {why}",
+                self.target
+            ),
+        )
+        .on_server()
+    }
+
+    /// Makes or migrates the schema in one transaction, under an advisory lock taken before
+    /// anything else, so that processes racing their first command queue here and all find
+    /// one schema. A transaction-level lock, not a session-level one, which PgBouncer's
+    /// transaction pooling would hand to another client's session.
+    fn migrate(&mut self) -> Result<()> {
+        let target = self.target.clone();
+        let client = self.client.get_mut();
+        let result = (|| -> std::result::Result<(), postgres::Error> {
+            client.batch_execute(&format!(
+                "BEGIN;
+                 SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}';
+                 SET LOCAL synchronous_commit = on;
+                 SELECT pg_advisory_xact_lock({SCHEMA_LOCK});"
+            ))?;
+            let row = client.query_typed_one(
+                "SELECT to_regclass('autheona.schema_version') IS NOT NULL,
+                        to_regnamespace('autheona') IS NOT NULL",
+                &[],
+            )?;
+            let (has_table, has_schema): (bool, bool) = (row.get(0), row.get(1));
+            let version = if has_table {
+                client
+                    .query_typed_one("SELECT version FROM autheona.schema_version", &[])?
+                    .get::<_, i32>(0)
+            } else if has_schema {
+                client.batch_execute("ROLLBACK")?;
+                return Ok(());
+            } else {
+                0
+            };
+            for (from, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+                client.batch_execute(migration)?;
+                let to = i32::try_from(from + 1).unwrap_or(i32::MAX);
+                client.execute_typed(
+                    "UPDATE autheona.schema_version SET version = $1",
+                    &[(&to, Type::INT4)],
+                )?;
+            }
+            client.batch_execute("COMMIT")
+        })();
+        if let Err(err) = result {
+            let _ = client.batch_execute("ROLLBACK");
+            if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                return Err(StoreError::new(
+                    Kind::Permission,
+                    format!(
+                        "cannot create autheona's schema in PostgreSQL database {target}: \
+                         user {} may not create schemas there",
+                        target.user
+                    ),
+                )
+                .on_server()
+                .caused_by(err));
+            }
+            return Err(self.error(&err));
+        }
+        // Another process's schema may have been there, or a foreign one: read it again.
+        match self.schema_state()? {
+            SchemaState::Current => Ok(()),
+            _ => Err(self.foreign("its schema could not be brought up to date")),
+        }
+    }
+
+    /// Turns a PostgreSQL error into one line naming the database, keeping it as the cause.
+    fn error(&self, err: &postgres::Error) -> StoreError {
+        statement_error(&self.target, err)
+    }
+}
+
+/// An error while connecting and logging in: the host, port, database and user, never the
+/// password.
+fn connect_error(target: &Target, err: &postgres::Error) -> StoreError {
+    let (kind, why) = match err.as_db_error() {
+        Some(db) => {
+            let kind = match *db.code() {
+                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                    Kind::LoginRefused
+                }
+                SqlState::INVALID_CATALOG_NAME => Kind::NoSuchDatabase,
+                SqlState::TOO_MANY_CONNECTIONS
+                | SqlState::CANNOT_CONNECT_NOW
+                | SqlState::ADMIN_SHUTDOWN => Kind::ServerDown,
+                _ => Kind::Other,
+            };
+            (kind, one_line(db.message()))
+        }
+        None => {
+            let why = causes(err);
+            let kind = if why.contains("TLS") || why.contains("certificate") {
+                Kind::Tls
+            } else if why.contains("password missing") {
+                Kind::LoginRefused
+            } else {
+                Kind::ServerDown
+            };
+            (kind, why)
+        }
+    };
+    let why = if kind == Kind::LoginRefused && why.contains("password missing") {
+        "the server asks for a password and none was given".to_owned()
+    } else {
+        why
+    };
+    StoreError::new(
+        kind,
+        format!("cannot connect to PostgreSQL {target}: {why}"),
+    )
+    .on_server()
+    .caused_by(Unprinted(why_cause(err)))
+}
+
+/// An error from a statement on an open connection.
+fn statement_error(target: &Target, err: &postgres::Error) -> StoreError {
+    let (kind, message) = match err.as_db_error() {
+        Some(db) => {
+            let words = one_line(db.message());
+            match *db.code() {
+                SqlState::LOCK_NOT_AVAILABLE => (
+                    Kind::Busy,
+                    format!(
+                        "PostgreSQL {target} is busy: another transaction held a lock for \
+                         more than {LOCK_TIMEOUT}"
+                    ),
+                ),
+                SqlState::QUERY_CANCELED => (
+                    Kind::Busy,
+                    format!("PostgreSQL {target}: the statement was cancelled ({words})"),
+                ),
+                SqlState::ADMIN_SHUTDOWN
+                | SqlState::CRASH_SHUTDOWN
+                | SqlState::CANNOT_CONNECT_NOW
+                | SqlState::CONNECTION_FAILURE => (
+                    Kind::ConnectionLost,
+                    format!("PostgreSQL {target} ended the connection: {words}"),
+                ),
+                SqlState::INSUFFICIENT_PRIVILEGE => (
+                    Kind::Permission,
+                    format!("PostgreSQL {target}: permission denied: {words}"),
+                ),
+                SqlState::READ_ONLY_SQL_TRANSACTION => (
+                    Kind::ReadOnly,
+                    format!("PostgreSQL {target} is read-only (a replica?): {words}"),
+                ),
+                SqlState::DISK_FULL => (
+                    Kind::DiskFull,
+                    format!("PostgreSQL {target} cannot write: its disk is full"),
+                ),
+                _ => (Kind::Other, format!("PostgreSQL {target}: {words}")),
+            }
+        }
+        None if err.is_closed() || causes(err).contains("communicating") => (
+            Kind::ConnectionLost,
+            format!(
+                "PostgreSQL {target}: the connection was lost ({})",
+                causes(err)
+            ),
+        ),
+        None => (Kind::Other, format!("PostgreSQL {target}: {}", causes(err))),
+    };
+    StoreError::new(kind, message)
+        .on_server()
+        .caused_by(Unprinted(why_cause(err)))
+}
+
+/// tokio-postgres's words for `err` and its causes, on one line: "error connecting to server:
+/// Connection refused (os error 111)".
+fn causes(err: &postgres::Error) -> String {
+    let mut words = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !words.contains(&text) {
+            words.push_str(": ");
+            words.push_str(&text);
+        }
+        source = cause.source();
+    }
+    one_line(&words)
+}
+
+fn why_cause(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => one_line(db.message()),
+        None => causes(err),
+    }
+}
+
+/// An engine's message kept as a cause, on one line.
+#[derive(Debug)]
+struct Unprinted(String);
+
+impl std::fmt::Display for Unprinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unprinted {}
+
+/// The server's words on one line, bounded and escaped: a message may quote stored text.
+fn one_line(words: &str) -> String {
+    let flat = words.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut shown: String = flat.chars().take(200).collect();
+    if shown.len() < flat.len() {
+        shown.push_str("...");
+    }
+    crate::text::escape_unsafe(&crate::text::redact_tokens(&shown)).into_owned()
+}

@@ -1,0 +1,493 @@
+//! The SQL for projects and tokens: [`Store`] for [`Postgres`], statement for statement what
+//! the SQLite store runs.
+//!
+//! Every statement goes through `query_typed` and its kin: unnamed, with the parameter types
+//! given, so parse, bind and execute are one round trip and no prepared statement outlives it
+//! (PgBouncer's transaction pooling would send the next one to another server).
+
+use std::path::Path;
+
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Row};
+
+use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
+use crate::store::{
+    Durability, Inserted, NewToken, ProjectRow, Replaced, Store, StoreResult, TokenQuery, TokenRow,
+    VerifyRow, Visit,
+};
+
+type PgResult<T> = std::result::Result<T, postgres::Error>;
+
+/// A statement's parameter: its value and its type.
+type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// Inserts a token into the project named $2, if there is one, in the same statement.
+const INSERT_TOKEN: &str = "INSERT INTO autheona.tokens
+         (id, project_id, secret_hash, description, created_at, expires_at)
+     SELECT $1, id, $3, $4, $5, $6 FROM autheona.projects WHERE name = $2";
+
+/// Inserts a token into the project of the token $7, if that token still exists and is of
+/// the project named $2, in the same statement.
+const INSERT_REPLACEMENT: &str = "INSERT INTO autheona.tokens
+         (id, project_id, secret_hash, description, created_at, expires_at)
+     SELECT $1, t.project_id, $3, $4, $5, $6
+     FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
+     WHERE t.id = $7 AND p.name = $2";
+
+/// Inserts many tokens at once, each into its project by name: one statement per batch of
+/// rows, not one round trip per token.
+const INSERT_TOKENS: &str = "INSERT INTO autheona.tokens
+         (id, project_id, secret_hash, description, created_at, expires_at)
+     SELECT n.id, p.id, n.secret_hash, n.description, n.created_at, n.expires_at
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
+              WITH ORDINALITY AS n (id, project, secret_hash, description, created_at,
+                                    expires_at, ord)
+     JOIN autheona.projects p ON p.name = n.project
+     ORDER BY n.ord";
+
+/// Rows per [`INSERT_TOKENS`] statement.
+const INSERT_BATCH: usize = 5_000;
+
+/// The values for [`INSERT_TOKEN`], in its order.
+fn token_params<'a>(token: &'a NewToken<'_>) -> Vec<Param<'a>> {
+    vec![
+        (&token.id, Type::TEXT),
+        (&token.project, Type::TEXT),
+        (&token.secret_hash, Type::TEXT),
+        (&token.description, Type::TEXT),
+        (&token.created_at, Type::INT8),
+        (&token.expires_at, Type::INT8),
+    ]
+}
+
+const TOKEN_COLUMNS: &str =
+    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
+     FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id";
+
+/// A [`TokenQuery`]'s values, each to be bound once.
+struct Selected<'a> {
+    conditions: String,
+    values: Vec<Param<'a>>,
+}
+
+/// The conditions of a [`TokenQuery`] on `t` (tokens) and `p` (projects): only those the
+/// query sets, numbered from `$first`. Written once, for listing and for deleting what is
+/// still selected.
+fn selected<'a>(query: &'a TokenQuery<'_>, first: usize) -> Selected<'a> {
+    let mut conditions: Vec<String> = vec!["true".into()];
+    let mut values: Vec<Param<'a>> = Vec::new();
+    let next = |values: &mut Vec<Param<'a>>, value: Param<'a>| {
+        values.push(value);
+        format!("${}", first + values.len() - 1)
+    };
+    if let Some(project) = &query.project {
+        let n = next(&mut values, (project, Type::TEXT));
+        conditions.push(format!("p.name = {n}"));
+    }
+    if let Some(at) = &query.expired_at {
+        let n = next(&mut values, (at, Type::INT8));
+        conditions.push(format!("t.expires_at <= {n}"));
+    }
+    if let Some((now, until)) = &query.expiring {
+        let now = next(&mut values, (now, Type::INT8));
+        let until = next(&mut values, (until, Type::INT8));
+        conditions.push(format!("t.expires_at > {now} AND t.expires_at <= {until}"));
+    }
+    if query.never_used {
+        conditions.push("t.last_used_at IS NULL".into());
+    }
+    if let Some(since) = &query.unused_since {
+        let n = next(&mut values, (since, Type::INT8));
+        conditions.push(format!("coalesce(t.last_used_at, t.created_at) <= {n}"));
+    }
+    Selected {
+        conditions: conditions.join(" AND "),
+        values,
+    }
+}
+
+fn token_row(row: &Row) -> TokenRow {
+    TokenRow {
+        id: row.get(0),
+        project: row.get(1),
+        description: row.get(2),
+        created_at: row.get(3),
+        expires_at: row.get(4),
+        last_used_at: row.get(5),
+    }
+}
+
+fn project_id(client: &mut Client, name: &str) -> PgResult<Option<i64>> {
+    Ok(client
+        .query_typed_opt(
+            "SELECT id FROM autheona.projects WHERE name = $1",
+            &[(&name, Type::TEXT)],
+        )?
+        .map(|row| row.get(0)))
+}
+
+fn is_unique_violation(err: &postgres::Error) -> bool {
+    err.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Hands each row of the query to `visit` until it breaks, streaming: rows are read from the
+/// connection as they are visited, never all held.
+fn visit_rows<T>(
+    client: &mut Client,
+    query: &str,
+    values: &[Param<'_>],
+    read: impl Fn(&Row) -> T,
+    visit: Visit<'_, T>,
+) -> PgResult<()> {
+    let mut rows = client.query_typed_raw(query, values.iter().map(|(v, t)| (*v, t.clone())))?;
+    while let Some(row) = rows.next()? {
+        if visit(read(&row)).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a transaction's work is kept.
+enum End<T> {
+    Commit(T),
+    Rollback(T),
+}
+
+impl Postgres {
+    /// Runs `f` on the connection; its error becomes the store's, naming the database.
+    fn run<T>(&self, f: impl FnOnce(&mut Client) -> PgResult<T>) -> StoreResult<T> {
+        let mut client = self.client.borrow_mut();
+        f(&mut client).map_err(|err| self.error(&err))
+    }
+
+    /// Runs `f` in a transaction with its own timeouts, which commits when it returns
+    /// `Commit`, waiting for the disk (of the server, and of synchronous replicas) whatever
+    /// the server's default if `durability` asks; an error or `Rollback` rolls it back.
+    fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Client) -> PgResult<End<T>>,
+    ) -> StoreResult<T> {
+        let synchronous = match durability {
+            Durability::OnCommit => "on",
+            Durability::Deferred => "off",
+        };
+        self.transaction(
+            &format!(
+                "BEGIN;
+                 SET LOCAL synchronous_commit = {synchronous};
+                 SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+                 SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}';"
+            ),
+            f,
+        )
+    }
+
+    /// Runs `f` in one read-only snapshot: every statement sees the same rows. No statement
+    /// timeout: a list of a million tokens takes as long as its reader (a pager, a pipe); a
+    /// server gone meanwhile is noticed by the keepalives.
+    fn read<T>(&self, f: impl FnOnce(&mut Client) -> PgResult<T>) -> StoreResult<T> {
+        self.transaction(
+            &format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+                 SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+                 SET LOCAL statement_timeout = 0;"
+            ),
+            |client| f(client).map(End::Commit),
+        )
+    }
+
+    fn transaction<T>(
+        &self,
+        begin: &str,
+        f: impl FnOnce(&mut Client) -> PgResult<End<T>>,
+    ) -> StoreResult<T> {
+        self.run(|client| {
+            client.batch_execute(begin)?;
+            match f(client) {
+                Ok(End::Commit(value)) => {
+                    client.batch_execute("COMMIT")?;
+                    Ok(value)
+                }
+                Ok(End::Rollback(value)) => {
+                    client.batch_execute("ROLLBACK")?;
+                    Ok(value)
+                }
+                Err(err) => {
+                    // The server rolls back a failed transaction; a lost connection has
+                    // nothing left to roll back.
+                    let _ = client.batch_execute("ROLLBACK");
+                    Err(err)
+                }
+            }
+        })
+    }
+}
+
+impl Store for Postgres {
+    fn file(&self) -> Option<&Path> {
+        None
+    }
+
+    fn server_time(&self) -> Option<i64> {
+        Some(Postgres::server_time(self))
+    }
+
+    fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool> {
+        self.write(Durability::OnCommit, |client| {
+            match client.execute_typed(
+                "INSERT INTO autheona.projects (name, created_at) VALUES ($1, $2)",
+                &[(&name, Type::TEXT), (&created_at, Type::INT8)],
+            ) {
+                Ok(_) => Ok(End::Commit(true)),
+                Err(err) if is_unique_violation(&err) => Ok(End::Rollback(false)),
+                Err(err) => Err(err),
+            }
+        })
+    }
+
+    fn projects(&self, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()> {
+        self.read(|client| {
+            let query = "SELECT p.name, p.created_at,
+                                (SELECT count(*) FROM autheona.tokens t WHERE t.project_id = p.id)
+                         FROM autheona.projects p ORDER BY p.name";
+            let read = |row: &Row| ProjectRow {
+                name: row.get(0),
+                created_at: row.get(1),
+                tokens: row.get::<_, i64>(2).unsigned_abs(),
+            };
+            for visit in passes.iter_mut() {
+                visit_rows(client, query, &[], read, *visit)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn project_exists(&self, name: &str) -> StoreResult<bool> {
+        self.run(|client| project_id(client, name).map(|id| id.is_some()))
+    }
+
+    fn project_token_count(&self, name: &str) -> StoreResult<Option<u64>> {
+        self.run(|client| {
+            Ok(client
+                .query_typed_opt(
+                    "SELECT (SELECT count(*) FROM autheona.tokens t WHERE t.project_id = p.id)
+                     FROM autheona.projects p WHERE p.name = $1",
+                    &[(&name, Type::TEXT)],
+                )?
+                .map(|row| row.get::<_, i64>(0).unsigned_abs()))
+        })
+    }
+
+    fn delete_project(&self, name: &str) -> StoreResult<Option<u64>> {
+        // It revokes tokens: durable.
+        self.write(Durability::OnCommit, |client| {
+            let Some(row) = client.query_typed_opt(
+                "SELECT id FROM autheona.projects WHERE name = $1 FOR UPDATE",
+                &[(&name, Type::TEXT)],
+            )?
+            else {
+                return Ok(End::Rollback(None));
+            };
+            let id: i64 = row.get(0);
+            let tokens = client.execute_typed(
+                "DELETE FROM autheona.tokens WHERE project_id = $1",
+                &[(&id, Type::INT8)],
+            )?;
+            client.execute_typed(
+                "DELETE FROM autheona.projects WHERE id = $1",
+                &[(&id, Type::INT8)],
+            )?;
+            Ok(End::Commit(Some(tokens)))
+        })
+    }
+
+    /// Always durable on commit, whatever `durability` asks: PostgreSQL has no way to make an
+    /// asynchronous commit durable later short of another write, and a token is printed only
+    /// once its row is as safe as a revocation. So [`Store::make_durable`] has nothing to do.
+    fn insert_token(&self, token: &NewToken<'_>, _durability: Durability) -> StoreResult<Inserted> {
+        self.write(Durability::OnCommit, |client| {
+            match client.execute_typed(INSERT_TOKEN, &token_params(token)) {
+                Ok(0) => Ok(End::Rollback(Inserted::NoProject)),
+                Ok(_) => Ok(End::Commit(Inserted::Done)),
+                Err(err) if is_unique_violation(&err) => Ok(End::Rollback(Inserted::IdTaken)),
+                // The project went between the SELECT and the foreign key's check.
+                Err(err) if err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    Ok(End::Rollback(Inserted::NoProject))
+                }
+                Err(err) => Err(err),
+            }
+        })
+    }
+
+    fn make_durable(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn insert_tokens(&self, tokens: &mut dyn Iterator<Item = NewToken<'_>>) -> StoreResult<usize> {
+        self.write(Durability::OnCommit, |client| {
+            let mut count = 0;
+            let mut batch: Vec<NewToken<'_>> = Vec::with_capacity(INSERT_BATCH);
+            loop {
+                batch.clear();
+                batch.extend((&mut *tokens).take(INSERT_BATCH));
+                if batch.is_empty() {
+                    break;
+                }
+                let column = |f: fn(&NewToken<'_>) -> Option<String>| -> Vec<Option<String>> {
+                    batch.iter().map(f).collect()
+                };
+                let ids = column(|t| Some(t.id.to_owned()));
+                let projects = column(|t| Some(t.project.to_owned()));
+                let hashes = column(|t| Some(t.secret_hash.to_owned()));
+                let descriptions = column(|t| t.description.map(str::to_owned));
+                let created: Vec<i64> = batch.iter().map(|t| t.created_at).collect();
+                let expires: Vec<Option<i64>> = batch.iter().map(|t| t.expires_at).collect();
+                count += client.execute_typed(
+                    INSERT_TOKENS,
+                    &[
+                        (&ids, Type::TEXT_ARRAY),
+                        (&projects, Type::TEXT_ARRAY),
+                        (&hashes, Type::TEXT_ARRAY),
+                        (&descriptions, Type::TEXT_ARRAY),
+                        (&created, Type::INT8_ARRAY),
+                        (&expires, Type::INT8_ARRAY),
+                    ],
+                )? as usize;
+            }
+            Ok(End::Commit(count))
+        })
+    }
+
+    fn tokens(
+        &self,
+        query: &TokenQuery<'_>,
+        passes: &mut [Visit<'_, TokenRow>],
+    ) -> StoreResult<bool> {
+        self.read(|client| {
+            if let Some(name) = query.project
+                && project_id(client, name)?.is_none()
+            {
+                return Ok(false);
+            }
+            let Selected { conditions, values } = selected(query, 1);
+            let statement =
+                format!("SELECT {TOKEN_COLUMNS} WHERE {conditions} ORDER BY t.created_at, t.seq");
+            for visit in passes.iter_mut() {
+                visit_rows(client, &statement, &values, token_row, *visit)?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn token(&self, id: &str) -> StoreResult<Option<TokenRow>> {
+        self.run(|client| {
+            Ok(client
+                .query_typed_opt(
+                    &format!("SELECT {TOKEN_COLUMNS} WHERE t.id = $1"),
+                    &[(&id, Type::TEXT)],
+                )?
+                .map(|row| token_row(&row)))
+        })
+    }
+
+    fn token_for_verify(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
+        self.run(|client| {
+            Ok(client
+                .query_typed_opt(
+                    "SELECT t.secret_hash, p.name, t.expires_at
+                     FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
+                     WHERE t.id = $1",
+                    &[(&id, Type::TEXT)],
+                )?
+                .map(|row| VerifyRow {
+                    secret_hash: row.get(0),
+                    project: row.get(1),
+                    expires_at: row.get(2),
+                }))
+        })
+    }
+
+    /// One autocommit statement; last-used is a hint, so it may commit as the server's
+    /// default says (asynchronously, where the server is set so).
+    fn record_use(&self, id: &str, at: i64) -> StoreResult<bool> {
+        let changed = self.run(|client| {
+            client.execute_typed(
+                "UPDATE autheona.tokens SET last_used_at = $1 WHERE id = $2",
+                &[(&at, Type::INT8), (&id, Type::TEXT)],
+            )
+        })?;
+        Ok(changed == 1)
+    }
+
+    fn delete_token(&self, id: &str) -> StoreResult<bool> {
+        self.write(Durability::OnCommit, |client| {
+            let deleted = client.execute_typed(
+                "DELETE FROM autheona.tokens WHERE id = $1",
+                &[(&id, Type::TEXT)],
+            )?;
+            Ok(End::Commit(deleted == 1))
+        })
+    }
+
+    fn delete_tokens(
+        &self,
+        ids: &mut dyn Iterator<Item = &str>,
+        still: &TokenQuery<'_>,
+    ) -> StoreResult<u64> {
+        let ids: Vec<&str> = ids.collect();
+        self.write(Durability::OnCommit, |client| {
+            let Selected {
+                conditions,
+                mut values,
+            } = selected(still, 2);
+            values.insert(0, (&ids, Type::TEXT_ARRAY));
+            let deleted = client.execute_typed(
+                &format!(
+                    "DELETE FROM autheona.tokens WHERE id IN (
+                         SELECT t.id FROM autheona.tokens t
+                         JOIN autheona.projects p ON p.id = t.project_id
+                         WHERE {conditions} AND t.id = ANY($1))"
+                ),
+                &values,
+            )?;
+            Ok(End::Commit(deleted))
+        })
+    }
+
+    /// The new token's row is locked while `deliver` runs, so it must be quick (one short
+    /// write).
+    fn replace_token(
+        &self,
+        old_id: &str,
+        new: &NewToken<'_>,
+        deliver: &mut dyn FnMut() -> bool,
+    ) -> StoreResult<Replaced> {
+        self.write(Durability::OnCommit, |client| {
+            // INSERT_TOKEN's values, and the old token's id as $7.
+            let mut values = token_params(new);
+            values.push((&old_id, Type::TEXT));
+            match client.execute_typed(INSERT_REPLACEMENT, &values) {
+                Ok(0) => return Ok(End::Rollback(Replaced::Gone)),
+                Ok(_) => {}
+                Err(err) if is_unique_violation(&err) => {
+                    return Ok(End::Rollback(Replaced::IdTaken));
+                }
+                Err(err) => return Err(err),
+            }
+            client.execute_typed(
+                "DELETE FROM autheona.tokens WHERE id = $1",
+                &[(&old_id, Type::TEXT)],
+            )?;
+            // Not delivered: roll back, and nothing changed.
+            Ok(if deliver() {
+                End::Commit(Replaced::Done)
+            } else {
+                End::Rollback(Replaced::Undelivered)
+            })
+        })
+    }
+}
