@@ -8,6 +8,7 @@ mod generated;
 mod help;
 mod hermetic;
 mod hostile;
+mod pg;
 mod interactive;
 mod project;
 mod prune;
