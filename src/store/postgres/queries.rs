@@ -283,24 +283,25 @@ impl Store for Postgres {
     }
 
     fn delete_project(&self, name: &str) -> StoreResult<Option<u64>> {
-        // It revokes tokens: durable.
+        // It revokes tokens: durable. No `SELECT ... FOR UPDATE`, which needs the UPDATE
+        // privilege the everyday role has not: deleting the project row locks it, and waits
+        // for a token insert into it to commit (whose token the cascade then deletes too).
         self.write(Durability::OnCommit, |client| {
-            let Some(row) = client.query_typed_opt(
-                "SELECT id FROM autheona.projects WHERE name = $1 FOR UPDATE",
-                &[(&name, Type::TEXT)],
-            )?
-            else {
+            let Some(id) = project_id(client, name)? else {
                 return Ok(End::Rollback(None));
             };
-            let id: i64 = row.get(0);
             let tokens = client.execute_typed(
                 "DELETE FROM autheona.tokens WHERE project_id = $1",
                 &[(&id, Type::INT8)],
             )?;
-            client.execute_typed(
+            let projects = client.execute_typed(
                 "DELETE FROM autheona.projects WHERE id = $1",
                 &[(&id, Type::INT8)],
             )?;
+            // Deleted meanwhile by another process: it revoked the tokens.
+            if projects == 0 {
+                return Ok(End::Rollback(None));
+            }
             Ok(End::Commit(Some(tokens)))
         })
     }
