@@ -74,7 +74,7 @@ impl Postgres {
         match store.schema_state()? {
             SchemaState::Current => Ok(store),
             SchemaState::Older => {
-                store.migrate()?;
+                store.migrate(false)?;
                 Ok(store)
             }
             SchemaState::Missing => Err(StoreError::new(
@@ -90,7 +90,8 @@ impl Postgres {
         let mut store = Postgres::connect(target)?;
         match store.schema_state()? {
             SchemaState::Current => {}
-            SchemaState::Older | SchemaState::Missing => store.migrate()?,
+            SchemaState::Older => store.migrate(false)?,
+            SchemaState::Missing => store.migrate(true)?,
         }
         Ok(store)
     }
@@ -231,7 +232,7 @@ impl Postgres {
     /// anything else, so that processes racing their first command queue here and all find
     /// one schema. A transaction-level lock, not a session-level one, which PgBouncer's
     /// transaction pooling would hand to another client's session.
-    fn migrate(&mut self) -> Result<()> {
+    fn migrate(&mut self, fresh: bool) -> Result<()> {
         let target = self.target.clone();
         let client = self.client.get_mut();
         let result = (|| -> std::result::Result<(), postgres::Error> {
@@ -270,13 +271,18 @@ impl Postgres {
         if let Err(err) = result {
             let _ = client.batch_execute("ROLLBACK");
             if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                let what = if fresh {
+                    format!("user {} may not create schemas there", target.user)
+                } else {
+                    format!(
+                        "it must be migrated, and user {} may not alter it: run one command \
+                         as the schema's owner",
+                        target.user
+                    )
+                };
                 return Err(StoreError::new(
                     Kind::Permission,
-                    format!(
-                        "cannot create autheona's schema in PostgreSQL database {target}: \
-                         user {} may not create schemas there",
-                        target.user
-                    ),
+                    format!("cannot set up autheona's schema in PostgreSQL {target}: {what}"),
                 )
                 .on_server()
                 .caused_by(err));
