@@ -42,6 +42,9 @@ const STATEMENT_TIMEOUT: &str = "30s";
 /// How long migrations may wait for another process's (8 first commands at once queue here).
 const MIGRATION_LOCK_TIMEOUT: &str = "30s";
 
+/// How long shell completion waits to connect.
+const READ_ONLY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A server that stops answering mid-command is given up on after about this long (TCP
 /// keepalives, and unacknowledged data).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -97,9 +100,16 @@ impl Postgres {
     }
 
     /// Connects only to read; `None` when the schema is not the current one. Nothing is made
-    /// or migrated.
+    /// or migrated. For shell completion, which someone is waiting on at a prompt: a server
+    /// that does not answer within 2 s gets no longer.
     pub fn open_read_only(target: &Target) -> Result<Option<Postgres>> {
-        let mut store = Postgres::connect(target)?;
+        let mut target = target.clone();
+        target.connect_timeout = Some(
+            target
+                .connect_timeout
+                .map_or(READ_ONLY_CONNECT_TIMEOUT, |t| t.min(READ_ONLY_CONNECT_TIMEOUT)),
+        );
+        let mut store = Postgres::connect(&target)?;
         Ok(match store.schema_state()? {
             SchemaState::Current => Some(store),
             SchemaState::Older | SchemaState::Missing => None,
