@@ -52,11 +52,29 @@ pub fn db_location(given: Option<&OsStr>) -> Result<Location> {
 /// Refuses a database URL holding a password on the command line, where every user of the
 /// machine can read it (`ps`, `/proc/PID/cmdline`).
 pub fn refuse_password_in_argv(db: Option<&OsStr>) -> Result<()> {
-    match db.and_then(OsStr::to_str) {
-        Some(url) if store::is_url(url) && store::has_password(url) => Err(Error::usage(
+    if db.is_some_and(holds_password) {
+        return Err(Error::usage(
             "--db must not hold a password, since every user of this machine can read the \
              command line: set PGPASSWORD, use ~/.pgpass, or put the URL in AUTHEONA_DB",
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
+}
+
+/// Refuses, as [`refuse_password_in_argv`] refuses `--db`, a database URL holding a password
+/// given as the argument `name` (`SOURCE`, `DESTINATION`); the message never repeats it.
+pub fn refuse_password_in_argument(name: &str, given: &OsStr) -> Result<()> {
+    if holds_password(given) {
+        return Err(Error::usage(format!(
+            "{name} must not hold a password, since every user of this machine can read the \
+             command line: set PGPASSWORD, or use ~/.pgpass (or the file PGPASSFILE names)"
+        )));
+    }
+    Ok(())
+}
+
+fn holds_password(given: &OsStr) -> bool {
+    given
+        .to_str()
+        .is_some_and(|url| store::is_url(url) && store::has_password(url))
 }

@@ -45,7 +45,7 @@ pub const EXIT_CODES: [(u8, &str); 5] = [
     ),
     (
         1,
-        "not valid (verify), tokens found (scan), refused (unknown or taken name or id, declined)",
+        "not valid (verify), tokens found (scan), refused (unknown or taken name or id, declined, a copy's destination not empty)",
     ),
     (
         2,
@@ -123,6 +123,9 @@ pub enum Command {
     /// Find tokens in files, directories or stdin, so they stay out of version control
     #[command(after_help = SCAN_HELP)]
     Scan(Lazy<ScanArgs>),
+    /// Copy a whole store (projects and tokens) to another file or PostgreSQL database
+    #[command(subcommand, arg_required_else_help = false)]
+    Store(Lazy<StoreCommand>),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(Lazy<CompletionsArgs>),
@@ -443,6 +446,47 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_ignore: bool,
     /// Print a JSON array of {path, line, column, id, status, project}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every project and token from one store into a new or empty one
+    #[command(after_help = STORE_COPY_HELP)]
+    Copy(Lazy<StoreCopyArgs>),
+}
+
+const STORE_COPY_HELP: &str = "\
+Copies every project and every token, with its hash, description, creation, expiry and last
+use, so that every token works on DESTINATION as it did on SOURCE, and token list shows the
+same. Each of SOURCE and DESTINATION is an SQLite file or a postgres:// URL (--db and
+AUTHEONA_DB are not used).
+
+SOURCE is only read: nothing is written to it, and an older schema is read as it is, not
+migrated. DESTINATION must be empty or not exist: a missing file (or a database without
+autheona's schema) is created; one that holds anything is refused (exit 1) and left
+unchanged. The copy is one transaction on DESTINATION: if it fails, DESTINATION holds
+nothing (a store it created stays, empty).
+
+A URL may not hold a password, since every user of this machine can read the command line:
+set PGPASSWORD, or put the passwords in ~/.pgpass (or the file PGPASSFILE names), which
+keeps one per server, database and user.
+
+Examples:
+  autheona store copy ~/.local/share/autheona/autheona.db postgres://db.internal/autheona
+  autheona store copy postgres://db.internal/autheona backup.db
+  autheona store copy old.db new.db --json";
+
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    /// The store to copy: an autheona database file or a postgres:// URL
+    #[arg(value_name = "SOURCE", value_hint = ValueHint::AnyPath)]
+    pub source: OsString,
+    /// The store to copy into, new or empty: a file path or a postgres:// URL
+    #[arg(value_name = "DESTINATION", value_hint = ValueHint::AnyPath)]
+    pub destination: OsString,
+    /// Print {projects, tokens}, the numbers copied, as JSON
     #[arg(long)]
     pub json: bool,
 }

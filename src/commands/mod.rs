@@ -4,6 +4,7 @@ mod advice;
 mod completions;
 mod project;
 mod scan;
+mod store;
 mod token;
 mod verify;
 
@@ -17,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::{Cli, Command};
 use crate::environment;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{self, Location, Store};
+use crate::store::{Location, Store};
 use crate::ui;
 
 /// How a command that did not fail ended.
@@ -65,7 +66,7 @@ impl Context {
     /// Opens the database, which must exist.
     fn open(&self) -> Result<Box<dyn Store>> {
         let location = self.location()?;
-        let store = store::open(&location)?.ok_or_else(|| Error::no_database(&location))?;
+        let store = crate::store::open(&location)?.ok_or_else(|| Error::no_database(&location))?;
         self.check(&*store);
         Ok(store)
     }
@@ -73,7 +74,7 @@ impl Context {
     /// Opens the database if there is one (listing commands show nothing without it).
     fn open_if_exists(&self) -> Result<Option<Box<dyn Store>>> {
         let location = self.location()?;
-        let store = store::open(&location)?;
+        let store = crate::store::open(&location)?;
         match &store {
             Some(store) => self.check(&**store),
             None => ui::status(&format!(
@@ -90,7 +91,7 @@ impl Context {
         let Ok(location) = self.location() else {
             return Ok(None);
         };
-        let store = store::open(&location)?;
+        let store = crate::store::open(&location)?;
         if let Some(store) = &store {
             self.check(&**store);
         }
@@ -104,7 +105,7 @@ impl Context {
 
     /// Opens the database, creating it if needed.
     fn create(&self) -> Result<Box<dyn Store>> {
-        let store = store::create(&self.location()?)?;
+        let store = crate::store::create(&self.location()?)?;
         self.check(&*store);
         Ok(store)
     }
@@ -177,6 +178,10 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
         ui::warning(&warning);
     }
     environment::refuse_password_in_argv(cli.db.as_deref())?;
+    // The one command that names its stores itself.
+    if let (Command::Store(_), Some(_)) = (&cli.command, &cli.db) {
+        return Err(store::db_given());
+    }
     let ctx = Context {
         db: cli.db.or_else(environment::db_from_env),
         now: environment::clock::now()?,
@@ -187,6 +192,7 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Token(command) => token::run(&ctx, command.0),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Scan(args) => scan::run(&ctx, &args),
+        Command::Store(command) => store::run(command.0),
         Command::Completions(args) => completions::run(&args),
     }
 }

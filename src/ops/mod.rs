@@ -5,6 +5,7 @@
 
 pub mod project;
 pub mod scan;
+pub mod store;
 pub mod token;
 pub mod verify;
 

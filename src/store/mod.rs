@@ -99,6 +99,76 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
+/// How much a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Contents {
+    pub projects: u64,
+    pub tokens: u64,
+}
+
+impl Contents {
+    pub fn is_empty(&self) -> bool {
+        self.projects == 0 && self.tokens == 0
+    }
+}
+
+/// A row as a copy from store to store carries it ([`Store::export`], [`Store::import`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Project(ProjectRecord),
+    Token(TokenRecord),
+}
+
+/// A project's whole row, but for its id (which is the store's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRecord {
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A token's whole row, its hash included: only for copying from store to store, never shown
+/// (its `Debug` leaves the hash out).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub project: String,
+    pub secret_hash: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("id", &self.id)
+            .field("project", &self.project)
+            .field("secret_hash", &"<redacted>")
+            .field("description", &self.description)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("last_used_at", &self.last_used_at)
+            .finish()
+    }
+}
+
+/// Where [`Store::import`] puts the rows it is handed, inside its transaction: projects
+/// first, then tokens, each token of a project handed before it. Tokens are kept in the
+/// order handed, which is the order lists show them in among equal creation times.
+pub trait Import {
+    fn add(&mut self, record: Record) -> StoreResult<()>;
+}
+
+/// How [`Store::import`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// Committed: this much was added.
+    Done(Contents),
+    /// The store was not empty (it holds this much); nothing was added.
+    NotEmpty(Contents),
+}
+
 /// How [`Store::insert_token`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
@@ -215,6 +285,22 @@ pub trait Store {
         new: &NewToken<'_>,
         deliver: &mut dyn FnMut() -> bool,
     ) -> StoreResult<Replaced>;
+
+    /// How many projects and tokens the store holds, read in one snapshot.
+    fn contents(&self) -> StoreResult<Contents>;
+    /// Everything the store holds, for a copy, from one snapshot: every project by name, then
+    /// every token with its hash, in the order lists show them (by creation, then as
+    /// inserted), each handed to `visit` as it is read; `Break` stops the export. Works on
+    /// a store of an older schema too, opened with [`open_as_is`].
+    fn export(&self, visit: Visit<'_, Record>) -> StoreResult<()>;
+    /// Fills an empty store in one durable transaction, which holds off other writers: if it
+    /// holds anything at that moment, `NotEmpty`, without calling `fill`; else `fill` hands
+    /// rows to the [`Import`] it is given, and they are committed when it returns `Ok`. An
+    /// error (of `fill` or of the store) rolls everything back: the store is as it was.
+    fn import(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
+    ) -> StoreResult<Imported>;
 }
 
 /// Opens an existing store; `None` when there is none at `location` (no file; a database
@@ -245,6 +331,38 @@ pub fn open_read_only(location: &Location) -> StoreResult<Option<Box<dyn Store>>
             postgres::Postgres::open_read_only(target)?.map(|s| Box::new(s) as Box<dyn Store>)
         }
     })
+}
+
+/// Opens an existing store only to read it as it is, as a copy's source: nothing is written to
+/// it (as [`open_read_only`]) and an older schema is read in its own form, not migrated (every
+/// schema version so far holds the same columns). `None` when there is no file at `location`;
+/// an empty file, or a database without autheona's schema, is an error
+/// ([`StoreErrorKind::Uninitialised`]), as is anything not autheona's.
+pub fn open_as_is(location: &Location) -> StoreResult<Option<Box<dyn Store>>> {
+    Ok(match location {
+        Location::File(path) => {
+            sqlite::Sqlite::open_as_is(path)?.map(|s| Box::new(s) as Box<dyn Store>)
+        }
+        Location::Postgres(target) => Some(Box::new(postgres::Postgres::open_as_is(target)?)),
+    })
+}
+
+/// Opens the store at `location` to copy into, creating it when there is none (or it is an
+/// empty file, or a database without autheona's schema). `Err` holds what a store that is not
+/// empty holds: then nothing was written to it, not even a migration of its schema.
+pub fn create_if_empty(location: &Location) -> StoreResult<Result<Box<dyn Store>, Contents>> {
+    match open_as_is(location) {
+        Ok(Some(store)) => {
+            let held = store.contents()?;
+            if !held.is_empty() {
+                return Ok(Err(held));
+            }
+        }
+        Ok(None) => {}
+        Err(err) if err.kind() == StoreErrorKind::Uninitialised => {}
+        Err(err) => return Err(err),
+    }
+    create(location).map(Ok)
 }
 
 /// A private store of the current schema in memory, for tests and benchmarks.

@@ -307,6 +307,7 @@ fn a_man_page_for_every_command() {
         "autheona-token-revoke.1",
         "autheona-verify.1",
         "autheona-scan.1",
+        "autheona-store-copy.1",
         "autheona-completions.1",
     ] {
         assert!(names.iter().any(|n| n == page), "no {page} in {names:?}");

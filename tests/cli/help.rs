@@ -15,6 +15,8 @@ fn every_command_explains_itself_with_an_example() {
         &["token", "revoke"],
         &["verify"],
         &["scan"],
+        &["store"],
+        &["store", "copy"],
     ] {
         let assert = env
             .bare_cmd()
@@ -98,7 +100,7 @@ fn usage_error(args: &[&str], expected: &str) {
 fn a_missing_command_names_the_commands() {
     usage_error(
         &[],
-        "error: a command is needed: project, token, verify, scan, completions\n\
+        "error: a command is needed: project, token, verify, scan, store, completions\n\
          hint: usage: autheona [OPTIONS] <COMMAND>\n",
     );
 }

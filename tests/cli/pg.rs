@@ -41,7 +41,9 @@ pub fn connect(name: &str) -> postgres::Client {
         .user(&var("PGUSER"))
         .password(var("PGPASSWORD"))
         .dbname(name);
-    config.connect(postgres::NoTls).expect("connect to the test server")
+    config
+        .connect(postgres::NoTls)
+        .expect("connect to the test server")
 }
 
 /// A new, empty database; its name.

@@ -310,6 +310,20 @@ impl Postgres {
     fn error(&self, err: &postgres::Error) -> StoreError {
         statement_error(&self.target, err)
     }
+
+    /// Connects only to read, as a copy's source: nothing is made or migrated, and an older
+    /// schema is read as it is. A database without autheona's schema is an error.
+    pub fn open_as_is(target: &Target) -> Result<Postgres> {
+        let mut store = Postgres::connect(target)?;
+        match store.schema_state()? {
+            SchemaState::Current | SchemaState::Older => Ok(store),
+            SchemaState::Missing => Err(StoreError::new(
+                Kind::Uninitialised,
+                format!("PostgreSQL database {target} has no autheona schema"),
+            )
+            .on_server()),
+        }
+    }
 }
 
 /// An error while connecting and logging in: the host, port, database and user, never the

@@ -14,7 +14,8 @@ use postgres::{Client, Row};
 
 use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
 use crate::store::{
-    Durability, Inserted, NewToken, ProjectRow, Replaced, Store, StoreResult, TokenQuery, TokenRow,
+    Contents, Durability, Import, Imported, Inserted, NewToken, ProjectRecord, ProjectRow, Record,
+    Replaced, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow,
     VerifyRow, Visit,
 };
 
@@ -490,5 +491,240 @@ impl Store for Postgres {
                 End::Rollback(Replaced::Undelivered)
             })
         })
+    }
+
+    fn contents(&self) -> StoreResult<Contents> {
+        self.run(contents)
+    }
+
+    fn export(&self, visit: Visit<'_, Record>) -> StoreResult<()> {
+        self.read(|client| {
+            let projects = "SELECT name, created_at FROM autheona.projects ORDER BY name";
+            let read = |row: &Row| {
+                Record::Project(ProjectRecord {
+                    name: row.get(0),
+                    created_at: row.get(1),
+                })
+            };
+            if stream(client, projects, read, visit)?.is_break() {
+                return Ok(());
+            }
+            // The order of `tokens`, which the copy's insertion order keeps.
+            let tokens = "SELECT t.id, p.name, t.secret_hash, t.description, t.created_at,
+                                 t.expires_at, t.last_used_at
+                          FROM autheona.tokens t
+                          JOIN autheona.projects p ON p.id = t.project_id
+                          ORDER BY t.created_at, t.seq";
+            let read = |row: &Row| {
+                Record::Token(TokenRecord {
+                    id: row.get(0),
+                    project: row.get(1),
+                    secret_hash: row.get(2),
+                    description: row.get(3),
+                    created_at: row.get(4),
+                    expires_at: row.get(5),
+                    last_used_at: row.get(6),
+                })
+            };
+            stream(client, tokens, read, visit).map(|_| ())
+        })
+    }
+
+    /// The tables are locked against other writers (readers may read on) until the commit,
+    /// as SQLite's write lock does: no row can come between the check that the store is
+    /// empty and the copy.
+    fn import(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
+    ) -> StoreResult<Imported> {
+        let mut client = self.client.borrow_mut();
+        let begin = format!(
+            "BEGIN;
+             SET LOCAL synchronous_commit = on;
+             SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+             SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}';
+             LOCK TABLE autheona.projects, autheona.tokens IN EXCLUSIVE MODE;"
+        );
+        let held = client
+            .batch_execute(&begin)
+            .and_then(|()| contents(&mut client));
+        let result = match held {
+            Ok(held) if !held.is_empty() => Ok(Imported::NotEmpty(held)),
+            Ok(_) => {
+                let mut sink = PgImport {
+                    store: self,
+                    client: &mut client,
+                    projects: Vec::new(),
+                    tokens: Vec::new(),
+                    added: Contents::default(),
+                };
+                fill(&mut sink)
+                    .and_then(|()| sink.flush())
+                    .map(|()| Imported::Done(sink.added))
+            }
+            Err(err) => Err(self.error(&err)),
+        };
+        match result {
+            Ok(Imported::Done(added)) => client
+                .batch_execute("COMMIT")
+                .map(|()| Imported::Done(added))
+                .map_err(|err| self.error(&err)),
+            other => {
+                // Nothing to keep; a lost connection has nothing left to roll back.
+                let _ = client.batch_execute("ROLLBACK");
+                other
+            }
+        }
+    }
+}
+
+fn contents(client: &mut Client) -> PgResult<Contents> {
+    let row = client.query_typed_one(
+        "SELECT (SELECT count(*) FROM autheona.projects), (SELECT count(*) FROM autheona.tokens)",
+        &[],
+    )?;
+    Ok(Contents {
+        projects: row.get::<_, i64>(0).unsigned_abs(),
+        tokens: row.get::<_, i64>(1).unsigned_abs(),
+    })
+}
+
+/// Hands each row of `query` to `visit`, streaming, as [`visit_rows`] does; says whether the
+/// visitor stopped it.
+fn stream<T>(
+    client: &mut Client,
+    query: &str,
+    read: impl Fn(&Row) -> T,
+    visit: Visit<'_, T>,
+) -> PgResult<std::ops::ControlFlow<()>> {
+    let none: [Param<'_>; 0] = [];
+    let mut rows = client.query_typed_raw(query, none)?;
+    while let Some(row) = rows.next()? {
+        if visit(read(&row)).is_break() {
+            return Ok(std::ops::ControlFlow::Break(()));
+        }
+    }
+    Ok(std::ops::ControlFlow::Continue(()))
+}
+
+/// Inserts copied projects, a batch at a time.
+const IMPORT_PROJECTS: &str = "INSERT INTO autheona.projects (name, created_at)
+     SELECT n.name, n.created_at
+     FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS n (name, created_at, ord)
+     ORDER BY n.ord";
+
+/// Inserts copied tokens, last use included, each into its project by name, a batch at a
+/// time, in the order given (which `seq` keeps, as [`INSERT_TOKENS`] does).
+const IMPORT_TOKENS: &str = "INSERT INTO autheona.tokens
+         (id, project_id, secret_hash, description, created_at, expires_at, last_used_at)
+     SELECT n.id, p.id, n.secret_hash, n.description, n.created_at, n.expires_at,
+            n.last_used_at
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+                 $7::int8[])
+              WITH ORDINALITY AS n (id, project, secret_hash, description, created_at,
+                                    expires_at, last_used_at, ord)
+     JOIN autheona.projects p ON p.name = n.project
+     ORDER BY n.ord";
+
+/// [`Import`] into a PostgreSQL store, within [`Store::import`]'s transaction: rows are held
+/// until [`INSERT_BATCH`] of a kind are there (or a token follows projects), then inserted in
+/// one statement, so memory stays that of one batch.
+struct PgImport<'c> {
+    store: &'c Postgres,
+    client: &'c mut Client,
+    projects: Vec<ProjectRecord>,
+    tokens: Vec<TokenRecord>,
+    added: Contents,
+}
+
+impl PgImport<'_> {
+    fn flush(&mut self) -> StoreResult<()> {
+        self.flush_projects()?;
+        self.flush_tokens()
+    }
+
+    fn flush_projects(&mut self) -> StoreResult<()> {
+        if self.projects.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.projects.iter().map(|p| p.name.as_str()).collect();
+        let created: Vec<i64> = self.projects.iter().map(|p| p.created_at).collect();
+        let added = self
+            .client
+            .execute_typed(
+                IMPORT_PROJECTS,
+                &[(&names, Type::TEXT_ARRAY), (&created, Type::INT8_ARRAY)],
+            )
+            .map_err(|err| self.store.error(&err))?;
+        self.added.projects += added;
+        self.projects.clear();
+        Ok(())
+    }
+
+    fn flush_tokens(&mut self) -> StoreResult<()> {
+        if self.tokens.is_empty() {
+            return Ok(());
+        }
+        let batch = &self.tokens;
+        let text = |f: fn(&TokenRecord) -> &str| -> Vec<&str> { batch.iter().map(f).collect() };
+        let ids = text(|t| &t.id);
+        let projects = text(|t| &t.project);
+        let hashes = text(|t| &t.secret_hash);
+        let descriptions: Vec<Option<&str>> =
+            batch.iter().map(|t| t.description.as_deref()).collect();
+        let created: Vec<i64> = batch.iter().map(|t| t.created_at).collect();
+        let expires: Vec<Option<i64>> = batch.iter().map(|t| t.expires_at).collect();
+        let used: Vec<Option<i64>> = batch.iter().map(|t| t.last_used_at).collect();
+        let added = self
+            .client
+            .execute_typed(
+                IMPORT_TOKENS,
+                &[
+                    (&ids, Type::TEXT_ARRAY),
+                    (&projects, Type::TEXT_ARRAY),
+                    (&hashes, Type::TEXT_ARRAY),
+                    (&descriptions, Type::TEXT_ARRAY),
+                    (&created, Type::INT8_ARRAY),
+                    (&expires, Type::INT8_ARRAY),
+                    (&used, Type::INT8_ARRAY),
+                ],
+            )
+            .map_err(|err| self.store.error(&err))?;
+        if added != batch.len() as u64 {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "PostgreSQL {}: cannot add {} tokens: their project is not there",
+                    self.store.target,
+                    batch.len() as u64 - added
+                ),
+            )
+            .on_server());
+        }
+        self.added.tokens += added;
+        self.tokens.clear();
+        Ok(())
+    }
+}
+
+impl Import for PgImport<'_> {
+    fn add(&mut self, record: Record) -> StoreResult<()> {
+        match record {
+            Record::Project(project) => {
+                self.projects.push(project);
+                if self.projects.len() == INSERT_BATCH {
+                    self.flush_projects()?;
+                }
+            }
+            Record::Token(token) => {
+                // Its project first.
+                self.flush_projects()?;
+                self.tokens.push(token);
+                if self.tokens.len() == INSERT_BATCH {
+                    self.flush_tokens()?;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -81,11 +81,7 @@ impl Sqlite {
         match path.try_exists() {
             Ok(true) => Sqlite::open_file(path, Intent::Use).map(Some),
             Ok(false) => Ok(None),
-            Err(err) => Err(StoreError::new(
-                io_kind(&err),
-                format!("cannot reach database {}: {err}", path.display()),
-            )
-            .caused_by(err)),
+            Err(err) => Err(cannot_reach(path, err)),
         }
     }
 
@@ -98,17 +94,45 @@ impl Sqlite {
         if !path.is_file() || matches!(sniff(path)?, Sniff::Empty) {
             return Ok(None);
         }
-        let store = if sidecar(&real_path(path), "-wal").exists() {
-            Sqlite::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?
-        } else {
-            // With no log the file alone is the whole database: read it as it is, creating
-            // nothing (a read-only connection would make a -wal and a -shm).
-            Sqlite::connect_immutable(path)?
-        };
+        let store = Sqlite::connect_to_read(path)?;
         match store.file_state()? {
             FileState::Current => Ok(Some(store)),
             // An older schema is read after the migration a command makes, not before.
             FileState::Older | FileState::Empty => Ok(None),
+        }
+    }
+
+    /// Opens an existing database only to read it as it is, as a copy's source: writes
+    /// nothing, as [`Sqlite::open_read_only`], and reads an older schema without migrating
+    /// it (every version so far holds the same columns). `None` when there is no file at
+    /// `path`; an empty file, or anything not an autheona database, is an error.
+    pub fn open_as_is(path: &Path) -> Result<Option<Sqlite>> {
+        refuse_dangling_link(path)?;
+        match path.try_exists() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(err) => return Err(cannot_reach(path, err)),
+        }
+        refuse_non_file(path)?;
+        if matches!(sniff(path)?, Sniff::Empty) {
+            return Err(empty(path));
+        }
+        let store = Sqlite::connect_to_read(path)?;
+        match store.file_state()? {
+            FileState::Current | FileState::Older => Ok(Some(store)),
+            FileState::Empty => Err(empty(&store.path)),
+        }
+    }
+
+    /// A connection that only reads: an ordinary read-only one beside a log, else one that
+    /// reads the file as it is.
+    fn connect_to_read(path: &Path) -> Result<Sqlite> {
+        if sidecar(&real_path(path), "-wal").exists() {
+            Sqlite::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        } else {
+            // With no log the file alone is the whole database: read it as it is, creating
+            // nothing (a read-only connection would make a -wal and a -shm).
+            Sqlite::connect_immutable(path)
         }
     }
 
@@ -333,6 +357,14 @@ fn settle_ownership(path: &Path, intent: Intent) -> Result<()> {
             }
         }
     }
+}
+
+fn cannot_reach(path: &Path, err: std::io::Error) -> StoreError {
+    StoreError::new(
+        io_kind(&err),
+        format!("cannot reach database {}: {err}", path.display()),
+    )
+    .caused_by(err)
 }
 
 fn empty(path: &Path) -> StoreError {

@@ -10,8 +10,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehav
 
 use super::Sqlite;
 use crate::store::{
-    Durability, Inserted, NewToken, ProjectRow, Replaced, Store, StoreError, StoreErrorKind,
-    StoreResult, TokenQuery, TokenRow, VerifyRow, Visit,
+    Contents, Durability, Import, Imported, Inserted, NewToken, ProjectRecord, ProjectRow, Record,
+    Replaced, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow,
+    VerifyRow, Visit,
 };
 
 /// Inserts a token into the project named ?2, if there is one, in the same statement.
@@ -460,4 +461,146 @@ impl Store for Sqlite {
             None => Ok(Replaced::Undelivered),
         }
     }
+
+    fn contents(&self) -> StoreResult<Contents> {
+        self.run(contents)
+    }
+
+    fn export(&self, visit: Visit<'_, Record>) -> StoreResult<()> {
+        self.run(|conn| {
+            // One read transaction: the tokens are those of the projects read.
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
+            let mut projects = tx.prepare("SELECT name, created_at FROM projects ORDER BY name")?;
+            let mut rows = projects.query([])?;
+            while let Some(row) = rows.next()? {
+                let project = ProjectRecord {
+                    name: row.get(0)?,
+                    created_at: row.get(1)?,
+                };
+                if visit(Record::Project(project)).is_break() {
+                    return Ok(());
+                }
+            }
+            // The order of `tokens`, which the copy's insertion order keeps.
+            let mut tokens = tx.prepare(
+                "SELECT t.id, p.name, t.secret_hash, t.description, t.created_at, t.expires_at,
+                        t.last_used_at
+                 FROM tokens t JOIN projects p ON p.id = t.project_id
+                 ORDER BY t.created_at, t.rowid",
+            )?;
+            let mut rows = tokens.query([])?;
+            while let Some(row) = rows.next()? {
+                let token = TokenRecord {
+                    id: row.get(0)?,
+                    project: row.get(1)?,
+                    secret_hash: row.get(2)?,
+                    description: row.get(3)?,
+                    created_at: row.get(4)?,
+                    expires_at: row.get(5)?,
+                    last_used_at: row.get(6)?,
+                };
+                if visit(Record::Token(token)).is_break() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn import(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
+    ) -> StoreResult<Imported> {
+        // Durable on commit; the write lock, taken at once, holds off other writers until
+        // then. Dropped uncommitted, the transaction rolls back.
+        let conn = &self.conn;
+        let tx = conn
+            .pragma_update(None, "synchronous", "FULL")
+            .and_then(|()| {
+                rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            })
+            .map_err(|err| self.error(&err))?;
+        let held = contents(&tx).map_err(|err| self.error(&err))?;
+        if !held.is_empty() {
+            return Ok(Imported::NotEmpty(held));
+        }
+        let mut sink = SqliteImport {
+            store: self,
+            project: tx
+                .prepare("INSERT INTO projects (name, created_at) VALUES (?1, ?2)")
+                .map_err(|err| self.error(&err))?,
+            token: tx.prepare(IMPORT_TOKEN).map_err(|err| self.error(&err))?,
+            added: Contents::default(),
+        };
+        fill(&mut sink)?;
+        let added = sink.added;
+        drop(sink);
+        tx.commit().map_err(|err| self.error(&err))?;
+        // Leave no large log behind for the next process to read.
+        self.scrub_log();
+        Ok(Imported::Done(added))
+    }
+}
+
+/// Inserts a copied token, last use included, into the project named ?2.
+const IMPORT_TOKEN: &str = "INSERT INTO tokens
+         (id, project_id, secret_hash, description, created_at, expires_at, last_used_at)
+     SELECT ?1, id, ?3, ?4, ?5, ?6, ?7 FROM projects WHERE name = ?2";
+
+fn contents(conn: &Connection) -> rusqlite::Result<Contents> {
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM tokens)",
+        [],
+        |row| {
+            Ok(Contents {
+                projects: row.get::<_, i64>(0)?.unsigned_abs(),
+                tokens: row.get::<_, i64>(1)?.unsigned_abs(),
+            })
+        },
+    )
+}
+
+/// [`Import`] into an SQLite store, within [`Store::import`]'s transaction: one prepared
+/// statement per kind of row, run once per row.
+struct SqliteImport<'t> {
+    store: &'t Sqlite,
+    project: rusqlite::Statement<'t>,
+    token: rusqlite::Statement<'t>,
+    added: Contents,
+}
+
+impl Import for SqliteImport<'_> {
+    fn add(&mut self, record: Record) -> StoreResult<()> {
+        let inserted = match &record {
+            Record::Project(p) => self.project.execute(params![p.name, p.created_at]),
+            Record::Token(t) => self.token.execute(params![
+                t.id,
+                t.project,
+                t.secret_hash,
+                t.description,
+                t.created_at,
+                t.expires_at,
+                t.last_used_at
+            ]),
+        }
+        .map_err(|err| self.store.error(&err))?;
+        match record {
+            Record::Project(_) => self.added.projects += 1,
+            Record::Token(_) if inserted == 1 => self.added.tokens += 1,
+            Record::Token(t) => return Err(orphan(&self.store.path, &t)),
+        }
+        Ok(())
+    }
+}
+
+/// A token handed to an import before its project.
+fn orphan(database: &Path, token: &TokenRecord) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        format!(
+            "database {}: cannot add token {}: its project is not there",
+            database.display(),
+            token.id
+        ),
+    )
 }
