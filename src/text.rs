@@ -229,6 +229,73 @@ pub fn redact_tokens(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with the password of any `postgres://` or `postgresql://` URL in it replaced: in
+/// its user part (`user:PASSWORD@`) and in a `password=` parameter. A message may quote what
+/// was typed, and a mistyped command line may hold a URL.
+pub fn redact_url_passwords(text: &str) -> Cow<'_, str> {
+    if !text.contains("postgres") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("postgres") {
+        let after_scheme = ["postgresql://", "postgres://"]
+            .iter()
+            .find(|scheme| rest[start..].starts_with(*scheme))
+            .map(|scheme| start + scheme.len());
+        let Some(url_start) = after_scheme else {
+            out.push_str(&rest[..start + "postgres".len()]);
+            rest = &rest[start + "postgres".len()..];
+            continue;
+        };
+        out.push_str(&rest[..url_start]);
+        let url_end = rest[url_start..]
+            .find(|c: char| c.is_whitespace() || "'\"`<>".contains(c))
+            .map_or(rest.len(), |end| url_start + end);
+        out.push_str(&redact_one_url(&rest[url_start..url_end]));
+        rest = &rest[url_end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// One URL after its scheme, its password hidden.
+fn redact_one_url(url: &str) -> String {
+    let authority_end = url.find(['/', '?']).unwrap_or(url.len());
+    let (authority, path) = url.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:<redacted>@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let path = match path.split_once('?') {
+        Some((before, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=<redacted>")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{before}?{}", params.join("&"))
+        }
+        None => path.to_owned(),
+    };
+    authority + &path
+}
+
+/// Everything a message must not show: tokens, and the passwords of database URLs.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    match redact_url_passwords(text) {
+        Cow::Borrowed(text) => redact_tokens(text),
+        Cow::Owned(text) => Cow::Owned(redact_tokens(&text).into_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +378,20 @@ mod tests {
         assert_eq!(escape_unsafe("plain é 🚀"), "plain é 🚀");
         assert_eq!(escape_unsafe("a\u{1b}[31mb"), "a\\u{1b}[31mb");
         assert_eq!(escape_unsafe("x\u{202e}y\nz"), "x\\u{202e}y\\u{a}z");
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact("unexpected argument 'postgres://u:s3cret@h:5/d?sslmode=require' found"),
+            "unexpected argument 'postgres://u:<redacted>@h:5/d?sslmode=require' found"
+        );
+        assert_eq!(
+            redact("postgresql://h/d?password=s3cret&user=u and postgres://u@h"),
+            "postgresql://h/d?password=<redacted>&user=u and postgres://u@h"
+        );
+        assert_eq!(redact("a:b@c postgres is fine"), "a:b@c postgres is fine");
+        assert_eq!(redact("x postgres://a:b"), "x postgres://a:b", "no @: no password");
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn safe(text: &str) -> Cow<'_, str> {
 
 /// A status line for people, on stderr. Failing to write it is not worth failing the command.
 pub fn status(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", safe(&text::redact_tokens(message)));
+    let _ = writeln!(std::io::stderr(), "{}", safe(&text::redact(message)));
 }
 
 pub fn warning(message: &str) {
@@ -52,7 +52,7 @@ pub fn warning(message: &str) {
         std::io::stderr(),
         "{} {}",
         style("warning:").yellow().bold().for_stderr(),
-        safe(&text::redact_tokens(message))
+        safe(&text::redact(message))
     );
 }
 
@@ -66,14 +66,14 @@ pub fn report(err: &Error) -> u8 {
             stderr,
             "{} {}",
             style("error:").red().bold().for_stderr(),
-            safe(&text::redact_tokens(err.message()))
+            safe(&text::redact(err.message()))
         );
         if let Some(hint) = err.hint() {
             let _ = writeln!(
                 stderr,
                 "{} {}",
                 style("hint:").cyan().for_stderr(),
-                safe(&text::redact_tokens(hint))
+                safe(&text::redact(hint))
             );
         }
     }
