@@ -7,9 +7,12 @@
 //! Most use the test server (`./test`'s `pg_virtualenv` cluster), each in a database of its
 //! own; those that reconfigure or restart a server start one of their own ([`server`]).
 
+mod bouncer;
+mod clock;
 mod durability;
 mod failure;
 mod password;
+mod schema;
 mod server;
 mod tls;
 mod url;
