@@ -191,11 +191,11 @@ pub fn in_background(cmd: Command) -> JoinHandle<Run> {
     std::thread::spawn(move || common::output(cmd))
 }
 
-/// Polls `found` every few milliseconds until it gives a value; panics when `running` ends
-/// first (saying `what` never happened), or after [`HANG_GUARD`].
+/// Polls `found` every few milliseconds until it gives a value; panics when one of the
+/// commands `running` ends first (saying `what` never happened), or after [`HANG_GUARD`].
 pub fn wait_for<T>(
     what: &str,
-    running: &JoinHandle<Run>,
+    running: &[JoinHandle<Run>],
     mut found: impl FnMut() -> Option<T>,
 ) -> T {
     let start = Instant::now();
@@ -203,7 +203,10 @@ pub fn wait_for<T>(
         if let Some(value) = found() {
             return value;
         }
-        assert!(!running.is_finished(), "the command ended before {what}");
+        assert!(
+            !running.iter().any(JoinHandle::is_finished),
+            "a command ended before {what}"
+        );
         assert!(
             start.elapsed() < HANG_GUARD,
             "waited {HANG_GUARD:?} for {what}"
@@ -233,16 +236,20 @@ impl Locked {
 /// The process id of the backend of database `db` (other than `admin`'s own) that waits for
 /// a lock, once there is one: the command's, while `Locked` holds the table.
 pub fn waiting_backend(admin: &mut postgres::Client, db: &str, running: &JoinHandle<Run>) -> i32 {
-    wait_for("its backend waited for the lock", running, || {
-        admin
-            .query_opt(
-                "SELECT pid FROM pg_stat_activity
+    wait_for(
+        "its backend waited for the lock",
+        std::slice::from_ref(running),
+        || {
+            admin
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity
                  WHERE datname = $1 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
-                &[&db],
-            )
-            .expect("read pg_stat_activity")
-            .map(|row| row.get(0))
-    })
+                    &[&db],
+                )
+                .expect("read pg_stat_activity")
+                .map(|row| row.get(0))
+        },
+    )
 }
 
 /// The end of a command run with [`in_background`].

@@ -124,7 +124,7 @@ impl Setup {
         let mut admin = self.server.admin("postgres");
         wait_for(
             "its commit waited for the synchronous standby",
-            &running,
+            std::slice::from_ref(&running),
             || {
                 admin
                 .query_opt(

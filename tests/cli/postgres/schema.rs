@@ -1,7 +1,9 @@
 //! autheona's schema in a database: made by the first `project create` only, under a lock
 //! that lets first commands race, never downgraded, and guarding its tokens by a trigger.
 
-use super::{PgEnv, assert_store_error, finished, has_schema, in_background, projects_in};
+use super::{
+    PgEnv, assert_store_error, finished, has_schema, in_background, projects_in, wait_for,
+};
 use crate::common::{Run, forge, id_of, output};
 
 /// `args` (with `stdin`) on a fresh database ends in exit 3 with a hint naming `autheona
@@ -81,6 +83,13 @@ fn completion_against_a_fresh_database_creates_nothing() {
 #[test]
 fn eight_first_commands_at_once_make_one_schema() {
     let Some(env) = PgEnv::new() else { return };
+    // Creating a schema writes pg_namespace: while another session holds it in SHARE mode,
+    // each first command stops where it would create one, so all 8 are on their way at
+    // once when it lets go. (Readers of the catalog are not held up.)
+    let mut blocker = env.sql();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE")
+        .expect("hold pg_namespace");
     let running: Vec<_> = (0..8)
         .map(|n| {
             let mut cmd = env.std_cmd();
@@ -88,6 +97,21 @@ fn eight_first_commands_at_once_make_one_schema() {
             in_background(cmd)
         })
         .collect();
+    let mut admin = env.sql();
+    wait_for("all 8 waited for a lock", &running, || {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&env.db],
+            )
+            .expect("read pg_stat_activity")
+            .get(0);
+        (waiting == 8).then_some(())
+    });
+    blocker
+        .batch_execute("COMMIT")
+        .expect("let go of pg_namespace");
     for run in running.into_iter().map(finished) {
         assert!(
             run.status.success(),
