@@ -363,3 +363,45 @@ fn pgsslmode_and_pgsslrootcert_apply_to_a_url_without_them() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+#[test]
+fn require_checks_the_chain_when_home_has_a_root_certificate() {
+    if !crate::pg::available() {
+        return;
+    }
+    // As libpq: `require` with ~/.postgresql/root.crt present checks as `verify-ca` does.
+    let setup = TlsSetup::new(HBA_TLS_ONLY);
+    let dir = setup.files.path().join("home").join(".postgresql");
+    std::fs::create_dir(&dir).expect("mkdir ~/.postgresql");
+    std::fs::copy(&setup.certs.other_ca, dir.join("root.crt")).expect("copy a root");
+    setup.refuses("127.0.0.1", "sslmode=require");
+    std::fs::copy(&setup.certs.ca, dir.join("root.crt")).expect("copy the root");
+    setup.creates_a_project("127.0.0.1", "sslmode=require");
+}
+
+#[test]
+fn prefer_connects_in_clear_text_to_a_server_without_tls() {
+    if !crate::pg::available() {
+        return;
+    }
+    let server = Server::started(HBA_ANY);
+    server.create_database("t");
+    let files = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_command(&files.path().join("home"), files.path());
+    cmd.env(
+        "AUTHEONA_DB",
+        format!(
+            "postgres://postgres@localhost:{}/t?sslmode=prefer",
+            server.port
+        ),
+    )
+    .env("PGPASSWORD", server::PASSWORD)
+    .args(["project", "create", "demo"]);
+    let run = output(cmd);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(projects_in(&mut server.admin("t")), ["demo"]);
+}

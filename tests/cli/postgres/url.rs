@@ -254,3 +254,50 @@ fn pgappname_is_the_application_name_the_server_sees() {
     assert_eq!(name, "deploy-host-7");
     assert!(finished(running).status.success());
 }
+
+#[test]
+fn the_urls_own_parts_win_over_the_pg_variables() {
+    let Some(env) = PgEnv::new() else { return };
+    let mut cmd = env.bare();
+    cmd.env("PGHOST", "127.0.0.1")
+        .env("PGPORT", super::free_port().to_string())
+        .env("PGUSER", "autheona_nobody")
+        .env("PGDATABASE", "autheona_no_such_database")
+        .env("PGPASSWORD", pg::var("PGPASSWORD"))
+        .env(
+            "AUTHEONA_DB",
+            format!(
+                "postgres://{}@{}:{}/{}",
+                pg::var("PGUSER"),
+                pg::var("PGHOST"),
+                pg::var("PGPORT"),
+                env.db
+            ),
+        )
+        .args(["project", "create", "demo"]);
+    let run = output(cmd);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(projects_in(&mut env.sql()), ["demo"]);
+}
+
+#[test]
+fn pgport_applies_to_a_url_host_without_a_port() {
+    if !pg::available() {
+        return;
+    }
+    // A server of the test's own, on a free port: not 5432, which a wrong default would hit.
+    let server = Server::started(HBA_ANY);
+    server.create_database("t");
+    creates_a_project_on(
+        &server,
+        &[
+            ("AUTHEONA_DB", "postgres://postgres@localhost/t".to_owned()),
+            ("PGPORT", server.port.to_string()),
+            ("PGPASSWORD", super::server::PASSWORD.to_owned()),
+        ],
+    );
+}
