@@ -4,31 +4,41 @@
 use super::PgEnv;
 use crate::common::{faketime_lib, stderr};
 
-/// `project list` with this process's clock moved by `offset` (libfaketime's words); its
-/// stderr.
-fn listing_with_clock(env: &PgEnv, offset: &str) -> String {
+/// `args` with this process's clock moved by `offset` (libfaketime's words); its stderr.
+fn with_clock(env: &PgEnv, offset: &str, args: &[&str]) -> String {
     let assert = env
         .cmd()
         .env("FAKETIME", offset)
         .env("LD_PRELOAD", faketime_lib())
-        .args(["project", "list"])
+        .args(args)
         .assert()
         .success();
     stderr(&assert)
+}
+
+fn listing_with_clock(env: &PgEnv, offset: &str) -> String {
+    with_clock(env, offset, &["project", "list"])
 }
 
 #[test]
 fn a_clock_an_hour_ahead_of_the_servers_is_warned_about_once() {
     let Some(env) = PgEnv::new() else { return };
     env.run(&["project", "create", "demo"]).success();
-    let err = listing_with_clock(&env, "+1h");
-    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
-    assert_eq!(warnings.len(), 1, "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        warnings[0].contains("ahead of the database server") && warnings[0].contains("NTP"),
-        "{err}"
-    );
+    for args in [
+        &["project", "list"][..],
+        &["project", "create", "other"],
+        &["token", "create", "-p", "demo", "-e", "30"],
+        &["token", "list"],
+    ] {
+        let err = with_clock(&env, "+1h", args);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+        assert_eq!(warnings.len(), 1, "{args:?}: {err}");
+        assert!(
+            warnings[0].contains("ahead of the database server") && warnings[0].contains("NTP"),
+            "{err}"
+        );
+    }
+    assert_eq!(listing_with_clock(&env, "+1h").lines().count(), 1);
 }
 
 #[test]
