@@ -10,6 +10,7 @@ mod hermetic;
 mod hostile;
 mod interactive;
 mod pg;
+mod postgres;
 mod project;
 mod prune;
 mod reliability;

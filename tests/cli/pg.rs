@@ -34,7 +34,6 @@ pub fn admin() -> postgres::Client {
 /// A connection to database `name`.
 pub fn connect(name: &str) -> postgres::Client {
     let mut config = postgres::Config::new();
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     config
         .host(&var("PGHOST"))
         .port(var("PGPORT").parse().expect("PGPORT"))
@@ -44,6 +43,11 @@ pub fn connect(name: &str) -> postgres::Client {
     config
         .connect(postgres::NoTls)
         .expect("connect to the test server")
+}
+
+/// One of the test server's [`PG_VARS`]; it must be set.
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
 /// A new, empty database; its name.

@@ -145,18 +145,37 @@ impl Postgres {
         }
         let tls =
             matches!(target.host, Host::Tcp(_)) && target.sslmode != conninfo::SslMode::Disable;
-        let client = if tls {
+        let tls_config = if tls {
             config.ssl_mode(match target.sslmode {
                 conninfo::SslMode::Prefer => postgres::config::SslMode::Prefer,
                 _ => postgres::config::SslMode::Require,
             });
-            let tls_config = tls::client_config(target).map_err(|message| {
+            Some(tls::client_config(target).map_err(|message| {
                 StoreError::new(Kind::Tls, format!("PostgreSQL {target}: {message}")).on_server()
-            })?;
-            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config))
+            })?)
         } else {
             config.ssl_mode(postgres::config::SslMode::Disable);
-            config.connect(NoTls)
+            None
+        };
+        let attempt = move || match tls_config {
+            Some(tls_config) => {
+                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config))
+            }
+            None => config.connect(NoTls),
+        };
+        let client = match target.connect_timeout {
+            Some(timeout) => within(timeout, attempt).ok_or_else(|| {
+                StoreError::new(
+                    Kind::ServerDown,
+                    format!(
+                        "cannot connect to PostgreSQL {target}: no answer within {} s \
+                         (connect_timeout)",
+                        timeout.as_secs()
+                    ),
+                )
+                .on_server()
+            })?,
+            None => attempt(),
         };
         let client = client.map_err(|err| connect_error(target, &err))?;
         Ok(Postgres {
@@ -324,6 +343,21 @@ impl Postgres {
             .on_server()),
         }
     }
+}
+
+/// `connect`'s result if it comes within `timeout`. libpq's `connect_timeout` bounds the whole
+/// of connecting: TCP, TLS and logging in; tokio-postgres's bounds only the TCP connect, so a
+/// server that accepts and never answers would hold a command forever. The connecting thread
+/// is left behind when it is late: the command ends with the error, and the process with it.
+fn within<T: Send + 'static>(
+    timeout: Duration,
+    connect: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = sender.send(connect());
+    });
+    receiver.recv_timeout(timeout).ok()
 }
 
 /// An error while connecting and logging in: the host, port, database and user, never the

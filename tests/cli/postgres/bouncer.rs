@@ -1,0 +1,285 @@
+//! autheona through PgBouncer in transaction pooling mode, as a fleet would reach a shared
+//! server: each transaction may run on another server connection, and two of them serve
+//! every client, so nothing may rest on a session (a named prepared statement, a setting, a
+//! session-level lock). PgBouncer (Debian's `pgbouncer`) is started here, in front of the
+//! test server, on a free port.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use super::server::{as_server_user, server_user};
+use super::{PgEnv, finished, free_port, in_background, verifies_with};
+use crate::common::{HANG_GUARD, created_token, faketime_lib, id_of, output};
+use crate::pg;
+
+/// How many server connections PgBouncer keeps for all its clients.
+const POOL_SIZE: usize = 2;
+
+struct Bouncer {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl Bouncer {
+    /// PgBouncer in front of the test server's database `db`, users and passwords from an
+    /// auth_file holding the test server's.
+    fn start(db: &str) -> Bouncer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let port = free_port();
+        let file = |name: &str| -> PathBuf { dir.path().join(name) };
+        std::fs::write(
+            file("userlist.txt"),
+            format!("\"{}\" \"{}\"\n", pg::var("PGUSER"), pg::var("PGPASSWORD")),
+        )
+        .expect("write the auth_file");
+        std::fs::write(
+            file("pgbouncer.ini"),
+            format!(
+                "[databases]
+{db} = host={host} port={server_port} dbname={db}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {auth_file}
+pool_mode = transaction
+default_pool_size = {POOL_SIZE}
+max_client_conn = 100
+server_tls_sslmode = disable
+",
+                host = pg::var("PGHOST"),
+                server_port = pg::var("PGPORT"),
+                auth_file = file("userlist.txt").display(),
+            ),
+        )
+        .expect("write pgbouncer.ini");
+        if let Some((uid, gid)) = server_user() {
+            for name in ["", "userlist.txt", "pgbouncer.ini"] {
+                std::os::unix::fs::chown(file(name), Some(uid), Some(gid)).expect("chown");
+            }
+        }
+        let child = as_server_user(&PathBuf::from(pgbouncer()))
+            .arg(file("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(file("pgbouncer.log")).expect("log"))
+            .spawn()
+            .expect("start pgbouncer");
+        let mut bouncer = Bouncer { dir, port, child };
+        bouncer.wait_until_ready(db);
+        bouncer
+    }
+
+    fn wait_until_ready(&mut self, db: &str) {
+        let start = Instant::now();
+        loop {
+            let connected = postgres::Config::new()
+                .host("127.0.0.1")
+                .port(self.port)
+                .user(&pg::var("PGUSER"))
+                .password(pg::var("PGPASSWORD"))
+                .dbname(db)
+                .connect(postgres::NoTls);
+            if connected.is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("pgbouncer exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < HANG_GUARD,
+                "pgbouncer did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+
+    /// The binary, reaching `db` through PgBouncer.
+    fn cmd(&self, env: &PgEnv, args: &[&str]) -> Command {
+        let mut cmd = env.bare();
+        cmd.env(
+            "AUTHEONA_DB",
+            format!(
+                "postgres://{}@127.0.0.1:{}/{}",
+                pg::var("PGUSER"),
+                self.port,
+                env.db
+            ),
+        )
+        .env("PGPASSWORD", pg::var("PGPASSWORD"))
+        .args(args);
+        cmd
+    }
+
+    fn run(&self, env: &PgEnv, args: &[&str]) -> crate::common::Run {
+        let run = output(self.cmd(env, args));
+        assert!(
+            run.status.success(),
+            "{args:?} through PgBouncer: {}\nPgBouncer's log:\n{}",
+            String::from_utf8_lossy(&run.stderr),
+            self.log()
+        );
+        run
+    }
+
+    /// Runs every one of `commands` at once; their ends, in order.
+    fn run_at_once(&self, env: &PgEnv, commands: &[Vec<String>]) -> Vec<crate::common::Run> {
+        let running: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                in_background(self.cmd(env, &args))
+            })
+            .collect();
+        running.into_iter().map(finished).collect()
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn pgbouncer() -> &'static str {
+    let path = "/usr/sbin/pgbouncer";
+    assert!(
+        std::path::Path::new(path).is_file(),
+        "no {path}: these tests need PgBouncer: apt-get install pgbouncer"
+    );
+    path
+}
+
+/// The rows of `token list --json` in a run's stdout.
+fn listed(run: &crate::common::Run) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(&run.stdout)
+        .expect("JSON")
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+#[test]
+fn every_command_works_through_pgbouncer_in_transaction_mode_several_at_once() {
+    let Some(env) = PgEnv::new() else { return };
+    let bouncer = Bouncer::start(&env.db);
+    bouncer.run(&env, &["project", "create", "demo"]);
+
+    // Three times as many clients as server connections, at once.
+    let creates: Vec<Vec<String>> = (0..3 * POOL_SIZE)
+        .map(|n| {
+            [
+                "token",
+                "create",
+                "-p",
+                "demo",
+                "-e",
+                "90",
+                "-d",
+                &format!("host {n}"),
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        })
+        .collect();
+    let tokens: Vec<String> = bouncer
+        .run_at_once(&env, &creates)
+        .iter()
+        .map(|run| {
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            crate::common::printed_token(&run.stdout).expect("a token")
+        })
+        .collect();
+    let mut expired = bouncer.cmd(&env, &["token", "create", "-p", "demo", "-e", "30"]);
+    expired
+        .env("FAKETIME", "-40d")
+        .env("LD_PRELOAD", faketime_lib());
+    let expired = created_token(&assert_cmd::Command::from_std(expired).assert().success());
+
+    let rows = listed(&bouncer.run(&env, &["token", "list", "--json"]));
+    assert_eq!(rows.len(), tokens.len() + 1);
+
+    // Every token verifies, all at once, a few times over; the verifies record their last
+    // use. (Many clients on two server connections: a statement that relied on its session
+    // would sooner or later find another's.)
+    for _ in 0..3 {
+        let verifies: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                let cmd = bouncer.cmd(&env, &[]);
+                let token = token.clone();
+                std::thread::spawn(move || {
+                    verifies_with(assert_cmd::Command::from_std(cmd), &token)
+                })
+            })
+            .collect();
+        for verified in verifies {
+            assert!(verified.join().expect("verify thread"));
+        }
+    }
+    let rows = listed(&bouncer.run(&env, &["token", "list", "--json", "--unused"]));
+    assert_eq!(rows.len(), 1, "only the expired token is unused: {rows:?}");
+
+    // Rotate one and revoke another at once.
+    let ends = bouncer.run_at_once(
+        &env,
+        &[
+            ["token", "rotate", id_of(&tokens[0]), "--yes"]
+                .map(str::to_owned)
+                .to_vec(),
+            ["token", "revoke", id_of(&tokens[1]), "--yes"]
+                .map(str::to_owned)
+                .to_vec(),
+        ],
+    );
+    for run in &ends {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let rotated = crate::common::printed_token(&ends[0].stdout).expect("the new token");
+    assert!(verifies_with(
+        assert_cmd::Command::from_std(bouncer.cmd(&env, &[])),
+        &rotated
+    ));
+    for gone in [&tokens[0], &tokens[1]] {
+        assert!(!verifies_with(
+            assert_cmd::Command::from_std(bouncer.cmd(&env, &[])),
+            gone
+        ));
+    }
+
+    bouncer.run(&env, &["token", "prune", "--expired", "--yes"]);
+    assert!(!verifies_with(
+        assert_cmd::Command::from_std(bouncer.cmd(&env, &[])),
+        &expired
+    ));
+    let rows = listed(&bouncer.run(&env, &["token", "list", "--json"]));
+    assert_eq!(rows.len(), tokens.len() - 1);
+
+    bouncer.run(&env, &["project", "delete", "demo", "--yes"]);
+    let run = bouncer.run(&env, &["project", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "[]");
+}
