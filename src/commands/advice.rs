@@ -66,6 +66,7 @@ fn file_advice(kind: StoreErrorKind) -> Option<&'static str> {
         }
         Kind::DiskFull | Kind::Io => "check that the disk has space and works",
         Kind::LoginRefused
+        | Kind::NotAdmitted
         | Kind::NoSuchDatabase
         | Kind::ServerDown
         | Kind::ConnectionLost
@@ -91,6 +92,10 @@ fn server_advice(kind: StoreErrorKind) -> Option<&'static str> {
         Kind::ReadOnly => "connect to the primary server: autheona writes on every command",
         Kind::LoginRefused => {
             "check the user, and the password in PGPASSWORD, ~/.pgpass or AUTHEONA_DB's URL"
+        }
+        Kind::NotAdmitted => {
+            "the server's pg_hba.conf admits no such connection: check the host, user, \
+             database and sslmode, or ask its administrator"
         }
         Kind::NoSuchDatabase => "create it (createdb NAME) or name another in the URL",
         Kind::ServerDown => {

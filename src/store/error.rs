@@ -30,8 +30,10 @@ pub enum StoreErrorKind {
     DiskFull,
     /// Reading or writing failed underneath (an I/O error).
     Io,
-    /// The server refused the login (password, user, `pg_hba.conf`).
+    /// The server refused the login (the password, or its absence).
     LoginRefused,
+    /// The server's access rules (`pg_hba.conf`) admit no such connection.
+    NotAdmitted,
     /// The server has no database of that name.
     NoSuchDatabase,
     /// The server cannot be reached, or does not accept connections now.

@@ -366,9 +366,8 @@ fn connect_error(target: &Target, err: &postgres::Error) -> StoreError {
     let (kind, why) = match err.as_db_error() {
         Some(db) => {
             let kind = match *db.code() {
-                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-                    Kind::LoginRefused
-                }
+                SqlState::INVALID_PASSWORD => Kind::LoginRefused,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION => Kind::NotAdmitted,
                 SqlState::INVALID_CATALOG_NAME => Kind::NoSuchDatabase,
                 SqlState::TOO_MANY_CONNECTIONS
                 | SqlState::CANNOT_CONNECT_NOW

@@ -211,3 +211,27 @@ fn help_does_not_show_the_password_in_the_db_flag() {
     let run = output(cmd);
     assert_not_shown(&run);
 }
+
+/// A URL typed where no URL is taken is quoted back by the usage error, its password hidden.
+#[test]
+fn a_url_typed_in_the_wrong_place_is_quoted_without_its_password() {
+    let Some(env) = PgEnv::new() else { return };
+    let url = url_with_password(&env, CANARY);
+    for args in [
+        vec!["token", "list", url.as_str()],
+        vec!["store", "copy", "a.db", "b.db", url.as_str()],
+        vec!["project", "create", "demo", url.as_str()],
+    ] {
+        let mut cmd = env.bare();
+        cmd.args(&args);
+        let run = output(cmd);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains(CANARY), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(":<redacted>@"),
+            "{args:?}: the URL is quoted, its password hidden: {stderr}"
+        );
+    }
+    assert!(!has_schema(&mut env.sql()), "nothing ran");
+}
