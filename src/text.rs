@@ -391,7 +391,11 @@ mod tests {
             "postgresql://h/d?password=<redacted>&user=u and postgres://u@h"
         );
         assert_eq!(redact("a:b@c postgres is fine"), "a:b@c postgres is fine");
-        assert_eq!(redact("x postgres://a:b"), "x postgres://a:b", "no @: no password");
+        assert_eq!(
+            redact("x postgres://a:b"),
+            "x postgres://a:b",
+            "no @: no password"
+        );
     }
 
     #[test]

@@ -706,3 +706,14 @@ pub fn create_described_args(description: &str) -> [&str; 8] {
         description,
     ]
 }
+
+/// A README code block: the first fenced block after `marker`, without its fences.
+pub fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let after = &readme[readme.find(marker).expect("marker in README") + marker.len()..];
+    let start = after.find("```").unwrap();
+    let body = &after[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_owned()
+}

@@ -12,6 +12,7 @@ mod clock;
 mod durability;
 mod failure;
 mod password;
+mod readme;
 mod schema;
 mod server;
 mod tls;

@@ -827,17 +827,6 @@ fn no_ignore_scans_what_ignore_files_skip_but_never_the_git_directory() {
     assert_no_secret(&assert, &[&token]);
 }
 
-/// A README code block: the first fenced block after `marker`, without its fences.
-fn readme_block(marker: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let after = &readme[readme.find(marker).expect("marker in README") + marker.len()..];
-    let start = after.find("```").unwrap();
-    let body = &after[start..];
-    let body = &body[body.find('\n').unwrap() + 1..];
-    body[..body.find("```").unwrap()].to_owned()
-}
-
 /// A process in `dir` with the tests' environment (`TestEnv::std_cmd` gives it: the test's
 /// database and home, nothing from the developer's shell), autheona on the PATH, and no
 /// machine-wide git configuration.

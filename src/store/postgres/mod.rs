@@ -107,7 +107,9 @@ impl Postgres {
         target.connect_timeout = Some(
             target
                 .connect_timeout
-                .map_or(READ_ONLY_CONNECT_TIMEOUT, |t| t.min(READ_ONLY_CONNECT_TIMEOUT)),
+                .map_or(READ_ONLY_CONNECT_TIMEOUT, |t| {
+                    t.min(READ_ONLY_CONNECT_TIMEOUT)
+                }),
         );
         let mut store = Postgres::connect(&target)?;
         Ok(match store.schema_state()? {

@@ -320,7 +320,9 @@ fn disable_is_refused_by_a_server_that_requires_tls() {
         return;
     }
     let setup = TlsSetup::new(HBA_TLS_ONLY);
-    let hint = setup.refuses("localhost", "sslmode=disable").unwrap_or_default();
+    let hint = setup
+        .refuses("localhost", "sslmode=disable")
+        .unwrap_or_default();
     assert!(
         hint.contains("pg_hba.conf") && hint.contains("sslmode"),
         "the hint points at the server's access rules, not the password: {hint}"
