@@ -53,16 +53,22 @@ pub const EXIT_CODES: [(u8, &str); 5] = [
     ),
     (
         3,
-        "environment: database missing, not autheona's, corrupt, newer, locked; scan: unreadable path",
+        "environment: database missing, not autheona's, corrupt, newer, locked, unreachable; scan: unreadable path",
     ),
     (130, "interrupted at a prompt (Ctrl-C)"),
 ];
 
 /// Environment variables autheona reads, for `--help` and the man pages.
-pub const ENVIRONMENT: [(&str, &str); 5] = [
+pub const ENVIRONMENT: [(&str, &str); 6] = [
     (
         "AUTHEONA_DB",
-        "the database file, instead of the default; --db wins; empty counts as unset",
+        "the database file or postgres:// URL (which may hold a password here), instead of the \
+         default; --db wins; empty counts as unset",
+    ),
+    (
+        "PG*",
+        "what a postgres:// URL leaves out, as for psql: PGHOST, PGPORT, PGUSER, PGDATABASE, \
+         PGPASSWORD, PGPASSFILE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT, PGAPPNAME",
     ),
     (
         "AUTHEONA_PROJECT",
@@ -85,7 +91,8 @@ pub const ENVIRONMENT: [(&str, &str); 5] = [
 /// Where the database lives, for the man pages.
 pub const FILES: &str = "The database is $XDG_DATA_HOME/autheona/autheona.db, or \
 ~/.local/share/autheona/autheona.db when XDG_DATA_HOME is not set, unless --db or AUTHEONA_DB \
-names another file. project create makes it, with mode 0600 in a directory of mode 0700.";
+names another file, or a PostgreSQL database by a postgres:// URL. project create makes it, \
+with mode 0600 in a directory of mode 0700 (in PostgreSQL: the schema autheona).";
 
 const ROOT_EXAMPLES: &str = "\
 Examples:
