@@ -250,9 +250,16 @@ impl Postgres {
                  SET LOCAL synchronous_commit = on;
                  SELECT pg_advisory_xact_lock({SCHEMA_LOCK});"
             ))?;
+            // Read from the catalogs with a snapshot taken now, not through to_regclass and
+            // to_regnamespace: those use this session's catalog caches, which a transaction
+            // refreshes when it starts or locks a table, not when it gets an advisory lock. A
+            // schema another process made while this one waited for the lock would still be
+            // missing from them ("schema autheona already exists" on making it again).
             let row = client.query_typed_one(
-                "SELECT to_regclass('autheona.schema_version') IS NOT NULL,
-                        to_regnamespace('autheona') IS NOT NULL",
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+                                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                WHERE n.nspname = 'autheona' AND c.relname = 'schema_version'),
+                        EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'autheona')",
                 &[],
             )?;
             let (has_table, has_schema): (bool, bool) = (row.get(0), row.get(1));
