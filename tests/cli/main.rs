@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against a temporary database.
 
 mod clock;
+#[macro_use]
 mod common;
 mod completion;
 mod filters;
@@ -8,8 +9,8 @@ mod generated;
 mod help;
 mod hermetic;
 mod hostile;
-mod pg;
 mod interactive;
+mod pg;
 mod project;
 mod prune;
 mod reliability;
