@@ -136,7 +136,8 @@ enum Shape {
 #[derive(Debug, Clone, Copy)]
 enum Check {
     /// Nothing: every row of `projects` and `tokens`, the schema, `user_version` and
-    /// `application_id` are the same (read with rusqlite from a copy of the files).
+    /// `application_id` are the same (read with rusqlite from a copy of the files; on
+    /// PostgreSQL the rows, schema objects and schema version, through a connection).
     Rows,
     /// Nothing, byte for byte: the file and its `-wal` (and whether a `-shm` exists), or the
     /// directory's entries, or its absence; and the entries of the directory holding it.
