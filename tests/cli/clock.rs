@@ -211,7 +211,7 @@ fn every_command(token: &str) -> Vec<(Vec<&'static str>, Option<String>)> {
 /// line containing `reads` and a hint, and changes nothing.
 fn assert_every_command_refuses_the_clock(clock: &str, reads: &str) {
     let (env, token, _) = database_with_a_dated_token();
-    let before = database_bytes(env.db());
+    let before = env.store_content();
     for (args, stdin) in every_command(&token) {
         let mut cmd = moved_clock(&env, clock);
         cmd.args(&args).timeout(PROMPTLY);
@@ -226,7 +226,7 @@ fn assert_every_command_refuses_the_clock(clock: &str, reads: &str) {
             "{args:?}"
         );
     }
-    assert!(database_bytes(env.db()) == before, "the database changed");
+    assert!(env.store_content() == before, "the database changed");
     assert!(verifies(&env, &token));
 }
 

@@ -18,28 +18,142 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_autheona");
 /// `LLVM_PROFILE_FILE` when set, so that a coverage run still counts the binary.
 pub const BASE_VARS: &[&str] = &["HOME", "TZ", "NO_COLOR", "PATH", "LLVM_PROFILE_FILE"];
 
+/// The store the tests run against: SQLite files (the first pass of `./test`), or databases
+/// on the PostgreSQL server `./test` starts for its second pass (`AUTHEONA_TEST_STORE=postgres`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// This run's store.
+pub fn backend() -> Backend {
+    if crate::pg::is_postgres_pass() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// At the top of a test about what only an SQLite file has (file modes, -wal and -shm files,
+/// damaged or foreign files, the schema check of the file, backups with sqlite3): in the
+/// PostgreSQL pass the test says so on stderr and passes without running.
+/// `grep -rn 'sqlite_only!' tests/cli` lists them.
+macro_rules! sqlite_only {
+    () => {
+        if $crate::common::backend() == $crate::common::Backend::Postgres {
+            eprintln!(
+                "sqlite_only: {} is about SQLite files; not run in the PostgreSQL pass",
+                std::thread::current().name().unwrap_or("this test")
+            );
+            return;
+        }
+    };
+}
+
+/// The schema version this autheona makes on this run's store.
+pub fn current_schema_version() -> i64 {
+    match backend() {
+        Backend::Sqlite => autheona::store::SCHEMA_VERSION.into(),
+        Backend::Postgres => autheona::store::POSTGRES_SCHEMA_VERSION.into(),
+    }
+}
+
 pub struct TestEnv {
     dir: TempDir,
     db: PathBuf,
+    /// The test's own database on the PostgreSQL server, in the PostgreSQL pass; dropped
+    /// with the environment.
+    pg: Option<String>,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg {
+            crate::pg::drop_database(name);
+        }
+    }
 }
 
 impl TestEnv {
+    /// A new directory, and in the PostgreSQL pass a new, empty database (without
+    /// autheona's schema: `project create` makes it, as it makes the SQLite file).
     pub fn new() -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("data").join("autheona.db");
-        TestEnv { dir, db }
+        let pg = (backend() == Backend::Postgres).then(|| {
+            assert!(crate::pg::available(), "no PostgreSQL server");
+            crate::pg::fresh_database()
+        });
+        TestEnv { dir, db, pg }
     }
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
+    /// The SQLite file of the SQLite pass (in the PostgreSQL pass, a path nothing uses).
     pub fn db(&self) -> &Path {
         &self.db
     }
 
-    /// The binary with an empty environment but for [`BASE_VARS`] and `AUTHEONA_DB` pointing at
-    /// this test's database.
+    /// The test's store as `--db` and `AUTHEONA_DB` take it: the SQLite file's path, or
+    /// `postgres:///DATABASE` (the server, user and password come from `PG*` variables).
+    pub fn db_arg(&self) -> std::ffi::OsString {
+        match &self.pg {
+            Some(name) => crate::pg::url(name).into(),
+            None => self.db.clone().into_os_string(),
+        }
+    }
+
+    /// How autheona names the test's store in its messages: the file's path, or
+    /// `PostgreSQL HOST:PORT (database NAME, user USER)`.
+    pub fn location(&self) -> String {
+        match &self.pg {
+            Some(name) => crate::pg::location(name),
+            None => self.db.display().to_string(),
+        }
+    }
+
+    /// The error a command that needs the store gives where there is none yet: no file, or
+    /// a database without autheona's schema.
+    pub fn missing_store_error(&self) -> String {
+        match &self.pg {
+            Some(name) => format!(
+                "PostgreSQL database {} has no autheona schema yet",
+                crate::pg::target(name)
+            ),
+            None => format!("no database at {}", self.db.display()),
+        }
+    }
+
+    /// The hint that goes with [`TestEnv::missing_store_error`].
+    pub fn missing_store_hint(&self) -> &'static str {
+        match backend() {
+            Backend::Postgres => {
+                "hint: `autheona project create NAME` initialises it (as a user that may create \
+                 schemas)"
+            }
+            Backend::Sqlite => "hint: create a project first: autheona project create NAME",
+        }
+    }
+
+    /// Whether any of the store was made: the SQLite file or its directory, or autheona's
+    /// schema in the test's database.
+    pub fn store_exists(&self) -> bool {
+        match &self.pg {
+            Some(_) => {
+                let mut sql = self.sql();
+                sql.value("SELECT to_regnamespace('autheona') IS NOT NULL")
+                    .as_deref()
+                    == Some("t")
+            }
+            None => self.db.exists() || self.db.parent().is_some_and(Path::exists),
+        }
+    }
+
+    /// The binary with an empty environment but for [`BASE_VARS`] and `AUTHEONA_DB` naming
+    /// this test's store (in the PostgreSQL pass with the server's [`crate::pg::PG_VARS`]).
     pub fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
@@ -47,7 +161,14 @@ impl TestEnv {
     /// The same as a plain `std::process::Command`, for control over stdio.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = self.bare_std_cmd();
-        cmd.env("AUTHEONA_DB", &self.db);
+        cmd.env("AUTHEONA_DB", self.db_arg());
+        if self.pg.is_some() {
+            for var in crate::pg::PG_VARS {
+                if let Some(value) = std::env::var_os(var) {
+                    cmd.env(var, value);
+                }
+            }
+        }
         cmd
     }
 
@@ -116,8 +237,320 @@ impl TestEnv {
             .assert()
     }
 
-    pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).expect("open test database")
+    /// A connection of its own to the test's store, for arranging or inspecting it behind
+    /// autheona's back.
+    pub fn sql(&self) -> StoreSql {
+        match &self.pg {
+            Some(name) => StoreSql::postgres(name),
+            None => {
+                StoreSql::Sqlite(rusqlite::Connection::open(&self.db).expect("open test database"))
+            }
+        }
+    }
+
+    /// A connection only to read, that changes nothing, not even on closing: on SQLite a
+    /// read-only one, which never checkpoints or deletes the log (waiting up to 10 s for a
+    /// lock); on PostgreSQL as [`TestEnv::sql`].
+    pub fn read_only_sql(&self) -> StoreSql {
+        match &self.pg {
+            Some(name) => StoreSql::postgres(name),
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &self.db,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .expect("open the database read-only");
+                conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                StoreSql::Sqlite(conn)
+            }
+        }
+    }
+
+    /// Everything the store holds, to compare before and after a command or to search for a
+    /// secret: every byte of the SQLite file and its -wal and -shm files, or every row and
+    /// schema object of autheona's schema on the server.
+    pub fn store_content(&self) -> Vec<u8> {
+        match &self.pg {
+            Some(_) => self.sql().dump().into_bytes(),
+            None => database_bytes(&self.db),
+        }
+    }
+
+    /// The schema version the store records (SQLite's `user_version`, the
+    /// `schema_version` table on PostgreSQL).
+    pub fn schema_version(&self) -> i64 {
+        let query = match backend() {
+            Backend::Sqlite => "PRAGMA user_version",
+            Backend::Postgres => "SELECT version FROM schema_version",
+        };
+        let version = self.sql().value(query).expect("a schema version");
+        version.parse().expect("a number")
+    }
+
+    /// Records schema version `version` in the store, as a newer autheona would.
+    pub fn set_schema_version(&self, version: i64) {
+        let statement = match backend() {
+            Backend::Sqlite => format!("PRAGMA user_version = {version}"),
+            Backend::Postgres => format!("UPDATE schema_version SET version = {version}"),
+        };
+        self.sql()
+            .batch(&statement)
+            .expect("set the schema version");
+    }
+
+    /// Holds the store's write lock until dropped, as another writer would: SQLite's `BEGIN
+    /// IMMEDIATE`, or on PostgreSQL a transaction holding autheona's tables in EXCLUSIVE
+    /// mode (readers go on, writers wait for the lock timeout).
+    pub fn hold_write_lock(&self) -> WriteLock {
+        let mut sql = self.sql();
+        let begin = match backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => {
+                "BEGIN; LOCK TABLE schema_version, projects, tokens IN EXCLUSIVE MODE"
+            }
+        };
+        sql.batch(begin).expect("take the write lock");
+        WriteLock(sql)
+    }
+
+    /// Whether the store is sound: see [`StoreSql::integrity`].
+    pub fn integrity(&self) -> Vec<String> {
+        self.read_only_sql().integrity()
+    }
+}
+
+/// A connection to a test's store: its SQLite file, or its PostgreSQL database with
+/// `autheona` first on the search path, so that one statement names the same tables on both.
+/// Parameters are written `$1`, `$2`, ... and bound as text.
+pub enum StoreSql {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl StoreSql {
+    fn postgres(name: &str) -> StoreSql {
+        let mut client = crate::pg::connect(name);
+        client
+            .batch_execute("SET search_path = autheona, public")
+            .expect("set the search path");
+        StoreSql::Postgres(client)
+    }
+
+    /// Runs one or more statements, without parameters.
+    pub fn batch(&mut self, sql: &str) -> Result<(), String> {
+        match self {
+            StoreSql::Sqlite(conn) => conn.execute_batch(sql).map_err(|err| err.to_string()),
+            StoreSql::Postgres(client) => client.batch_execute(sql).map_err(|err| pg_error(&err)),
+        }
+    }
+
+    /// Runs one statement with text parameters; how many rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[&str]) -> Result<u64, String> {
+        match self {
+            StoreSql::Sqlite(conn) => conn
+                .execute(
+                    &sqlite_placeholders(sql),
+                    rusqlite::params_from_iter(params),
+                )
+                .map(|n| n as u64)
+                .map_err(|err| err.to_string()),
+            StoreSql::Postgres(client) => {
+                let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                client.execute(sql, &params).map_err(|err| pg_error(&err))
+            }
+        }
+    }
+
+    /// Every row of a query, each value as text (`None` for NULL).
+    pub fn rows(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self {
+            StoreSql::Sqlite(conn) => {
+                let mut statement = conn
+                    .prepare(sql)
+                    .unwrap_or_else(|err| panic!("{sql}: {err}"));
+                let columns = statement.column_count();
+                statement
+                    .query_map([], |row| {
+                        (0..columns)
+                            .map(|i| {
+                                use rusqlite::types::ValueRef;
+                                Ok(match row.get_ref(i)? {
+                                    ValueRef::Null => None,
+                                    ValueRef::Integer(n) => Some(n.to_string()),
+                                    ValueRef::Real(x) => Some(x.to_string()),
+                                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                        Some(String::from_utf8_lossy(t).into_owned())
+                                    }
+                                })
+                            })
+                            .collect()
+                    })
+                    .and_then(|rows| rows.collect())
+                    .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            }
+            StoreSql::Postgres(client) => client
+                .simple_query(sql)
+                .unwrap_or_else(|err| panic!("{sql}: {}", pg_error(&err)))
+                .into_iter()
+                .filter_map(|message| match message {
+                    postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).map(str::to_owned))
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The first value of the first row, if there is one.
+    pub fn value(&mut self, sql: &str) -> Option<String> {
+        self.rows(sql).into_iter().next()?.into_iter().next()?
+    }
+
+    /// A count (the first value of the first row).
+    pub fn count(&mut self, sql: &str) -> i64 {
+        self.value(sql)
+            .unwrap_or_else(|| panic!("{sql}: no value"))
+            .parse()
+            .expect("a number")
+    }
+
+    /// PostgreSQL: waits until this is the only client's session on the test's database, that
+    /// is until the server has ended every session of a killed command, committing or rolling back what
+    /// it had been sent; what the store holds then is final. Nothing to wait for on SQLite.
+    pub fn wait_until_alone(&mut self) {
+        if let StoreSql::Sqlite(_) = self {
+            return;
+        }
+        let deadline = std::time::Instant::now() + HANG_GUARD;
+        loop {
+            let others = self.count(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend'",
+            );
+            if others == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{others} sessions still open on the test's database"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Whether the store is sound: SQLite's `integrity_check` (`["ok"]`), or on PostgreSQL
+    /// amcheck's checks of autheona's tables and indexes (`["ok"]`, else what they found).
+    pub fn integrity(&mut self) -> Vec<String> {
+        if let StoreSql::Sqlite(_) = self {
+            return self
+                .rows("PRAGMA integrity_check")
+                .into_iter()
+                .map(|row| row[0].clone().unwrap_or_default())
+                .collect();
+        }
+        self.batch("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")
+            .expect("amcheck (in Debian's postgresql package)");
+        let mut found: Vec<String> = self
+            .rows(
+                "SELECT c.relname || ': ' || v.msg
+                 FROM pg_class c, public.verify_heapam(c.oid) v
+                 WHERE c.relnamespace = 'autheona'::regnamespace AND c.relkind = 'r'",
+            )
+            .into_iter()
+            .map(|row| row[0].clone().unwrap_or_default())
+            .collect();
+        if let Err(err) = self.batch(
+            "SELECT public.bt_index_check(c.oid, true)
+             FROM pg_class c
+             WHERE c.relnamespace = 'autheona'::regnamespace AND c.relkind = 'i'",
+        ) {
+            found.push(err);
+        }
+        if found.is_empty() {
+            found.push("ok".to_owned());
+        }
+        found
+    }
+
+    /// PostgreSQL: every object of autheona's schema and every row of its tables, as text.
+    fn dump(&mut self) -> String {
+        let mut out = String::new();
+        let mut add = |sql: &mut StoreSql, what: &str, query: &str| {
+            for row in sql.rows(query) {
+                let row: Vec<String> = row
+                    .into_iter()
+                    .map(|v| v.unwrap_or_else(|| "NULL".to_owned()))
+                    .collect();
+                out.push_str(&format!("{what}: {}\n", row.join(" | ")));
+            }
+        };
+        add(self, "object", POSTGRES_SCHEMA_OBJECTS);
+        if self
+            .value("SELECT to_regclass('autheona.tokens') IS NOT NULL")
+            .as_deref()
+            == Some("t")
+        {
+            add(self, "version", "SELECT * FROM schema_version");
+            add(self, "project", "SELECT * FROM projects ORDER BY id");
+            add(self, "token", "SELECT * FROM tokens ORDER BY seq");
+        }
+        out
+    }
+}
+
+/// The objects of autheona's schema on PostgreSQL, by kind and name, with their definitions:
+/// relations (`r` table, `i` index, `S` sequence, `v` view), triggers and functions.
+pub const POSTGRES_SCHEMA_OBJECTS: &str = "
+    SELECT 'relation ' || c.relkind::text, c.relname, NULL FROM pg_class c
+    WHERE c.relnamespace = to_regnamespace('autheona')
+    UNION ALL
+    SELECT 'trigger', t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t
+    JOIN pg_class c ON c.oid = t.tgrelid
+    WHERE c.relnamespace = to_regnamespace('autheona') AND NOT t.tgisinternal
+    UNION ALL
+    SELECT 'function', p.proname, p.prosrc FROM pg_proc p
+    WHERE p.pronamespace = to_regnamespace('autheona')
+    ORDER BY 1, 2";
+
+/// A PostgreSQL error as the server words it (`postgres::Error` alone says only "db error").
+fn pg_error(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => err.to_string(),
+    }
+}
+
+/// `$1`, `$2`, ... as SQLite's `?1`, `?2`, ...: a `$` followed by a digit.
+fn sqlite_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Another writer's lock on a test's store, held until dropped (or [`WriteLock::release`]d).
+pub struct WriteLock(StoreSql);
+
+impl WriteLock {
+    pub fn release(self) {}
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        let _ = self.0.batch("ROLLBACK");
     }
 }
 
@@ -361,7 +794,58 @@ pub fn token_at(env: &TestEnv, offset: &str, project: &str, expires: &str) -> St
         .args(["token", "create", "-p", project, "-e", expires])
         .assert()
         .success();
+    without_clock_warning(&stderr(&assert), offset);
     created_token(&assert)
+}
+
+/// A libfaketime offset in seconds: `-40d`, `+612h`, `+30m`, `-90s`.
+fn offset_seconds(offset: &str) -> i64 {
+    let (number, unit) = offset.split_at(offset.len() - 1);
+    let number: i64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("not a relative faketime offset: {offset}"));
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => panic!("not a relative faketime offset: {offset}"),
+    };
+    number * unit
+}
+
+/// The stderr of a command whose clock was moved by `offset`, without the warning the
+/// PostgreSQL pass expects on its first line: a host whose clock is that far from the database
+/// server's says so (`warning: this host's clock is N s behind the database server's; ...`,
+/// N within a second or two of the offset, by how long the command took to reach the server).
+/// Fails the test when that line is missing there, or when the SQLite pass has one.
+#[track_caller]
+pub fn without_clock_warning(stderr: &str, offset: &str) -> String {
+    let seconds = offset_seconds(offset);
+    let warned = stderr.split_inclusive('\n').next().and_then(|line| {
+        let rest = line.strip_prefix("warning: this host's clock is ")?;
+        let (apart, rest) = rest.split_once(" s ")?;
+        let apart: i64 = apart.parse().ok()?;
+        let which = if seconds > 0 { "ahead of" } else { "behind" };
+        let tail = format!(
+            "{which} the database server's; expiry is judged by this host's clock: keep the \
+             clocks of every host in sync (NTP)\n"
+        );
+        ((apart - seconds.abs()).abs() <= 2 && rest == tail).then_some(line.len())
+    });
+    match (backend(), warned) {
+        (Backend::Postgres, Some(len)) => stderr[len..].to_owned(),
+        (Backend::Postgres, None) => panic!(
+            "expected the clock warning for a clock moved by {offset} first on stderr:\n{stderr}"
+        ),
+        (Backend::Sqlite, _) => {
+            assert!(
+                !stderr.contains("clock is"),
+                "a clock warning without a server:\n{stderr}"
+            );
+            stderr.to_owned()
+        }
+    }
 }
 
 /// Whether `verify` accepts the token now. Any answer but valid (0) or not valid (1) fails.

@@ -185,7 +185,7 @@ fn completion_follows_a_typed_db_flag() {
     other.project("gamma");
     let line = format!(
         "autheona --db {} token list --project ",
-        other.db().display()
+        other.db_arg().to_str().unwrap()
     );
     assert_eq!(bash_complete(&env, &line), ["gamma"]);
 }
@@ -194,7 +194,7 @@ fn completion_follows_a_typed_db_flag() {
 fn completion_without_a_database_offers_nothing_and_creates_nothing() {
     let env = TestEnv::new();
     assert!(bash_complete(&env, "autheona token create --project ").is_empty());
-    assert!(!env.db().exists());
+    assert!(!env.store_exists());
     // The commands themselves still complete.
     assert_eq!(bash_complete(&env, "autheona ve"), ["verify"]);
 }
@@ -217,6 +217,7 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, u32)> {
 
 #[test]
 fn completion_only_reads_the_database() {
+    sqlite_only!();
     let (env, token) = database_with_projects();
     let db_dir = env.db().parent().unwrap().to_owned();
     let (log, index) = (
@@ -354,11 +355,11 @@ impl Planted {
     fn new() -> Planted {
         let (env, token) = database_with_projects();
         let marker = env.dir().join("marker");
-        let sql = env.sql();
+        let mut sql = env.sql();
         for name in Planted::names(&marker) {
             sql.execute(
-                "INSERT INTO projects (name, created_at) VALUES (?1, 0)",
-                [&name],
+                "INSERT INTO projects (name, created_at) VALUES ($1, 0)",
+                &[&name],
             )
             .unwrap();
         }
@@ -376,10 +377,11 @@ impl Planted {
                 Some("\x1b[2Jwiped\nsecond line"),
             ),
         ] {
+            // No description is written as the empty one, which NULLIF makes NULL.
             sql.execute(
                 "INSERT INTO tokens (id, project_id, secret_hash, description, created_at)
-                 VALUES (?1, (SELECT id FROM projects WHERE name = ?2), 'x', ?3, 0)",
-                rusqlite::params![id, project, description],
+                 VALUES ($1, (SELECT id FROM projects WHERE name = $2), 'x', NULLIF($3, ''), 0)",
+                &[&id, project, description.unwrap_or_default()],
             )
             .unwrap();
         }

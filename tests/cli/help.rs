@@ -61,7 +61,7 @@ fn usage_errors_exit_2_without_touching_anything() {
             stderr(&assert)
         );
     }
-    assert!(!env.db().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn usage_error(args: &[&str], expected: &str) {
     let env = TestEnv::new();
     let assert = env.run(args).code(2).stdout("");
     assert_eq!(stderr(&assert), expected, "{args:?}");
-    assert!(!env.db().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]

@@ -12,7 +12,8 @@ use crate::common::*;
 
 /// What a developer's shell may well export, and what autheona (or a library it uses) would
 /// read: git's ignore files through XDG_CONFIG_HOME and GIT_*, table widths through COLUMNS,
-/// and autheona's own variables.
+/// autheona's own variables, and the libpq variables a PostgreSQL store is completed from
+/// (but those that lead to the test server, which the PostgreSQL pass passes on).
 const SHELL_VARS: &[(&str, &str)] = &[
     ("XDG_CONFIG_HOME", "/nonexistent/xdg-config"),
     ("XDG_DATA_HOME", "/nonexistent/xdg-data"),
@@ -23,6 +24,13 @@ const SHELL_VARS: &[(&str, &str)] = &[
     ("AUTHEONA_PROJECT", "from-the-shell"),
     ("AUTHEONA_TOKEN", "from-the-shell"),
     ("CLICOLOR_FORCE", "1"),
+    ("PGDATABASE", "from-the-shell"),
+    ("PGSSLMODE", "verify-full"),
+    ("PGSSLROOTCERT", "/nonexistent/root.crt"),
+    ("PGPASSFILE", "/nonexistent/pgpass"),
+    ("PGSERVICE", "from-the-shell"),
+    ("PGAPPNAME", "from-the-shell"),
+    ("PGCONNECT_TIMEOUT", "1"),
 ];
 
 /// The environment of autheona as `cmd` starts it: read from /proc while `verify` waits for
@@ -60,14 +68,21 @@ fn environment_of(mut cmd: Command) -> BTreeMap<String, OsString> {
 }
 
 /// The names a command's environment should hold: [`BASE_VARS`] as far as this process has
-/// the ones passed through, and `extra`.
+/// the ones passed through, and `extra`; with the test's store (`AUTHEONA_DB` in `extra`), in
+/// the PostgreSQL pass, the variables that lead to the server.
 fn expected(extra: &[&str]) -> Vec<String> {
+    let server: &[&str] = if extra.contains(&"AUTHEONA_DB") && backend() == Backend::Postgres {
+        crate::pg::PG_VARS
+    } else {
+        &[]
+    };
     let mut names: Vec<String> = BASE_VARS
         .iter()
         .filter(|var| {
             !matches!(**var, "PATH" | "LLVM_PROFILE_FILE") || std::env::var_os(var).is_some()
         })
         .chain(extra)
+        .chain(server)
         .map(|var| (*var).to_owned())
         .collect();
     names.sort();
@@ -107,11 +122,16 @@ fn only_the_tests_variables_reach_the_binary() {
             }
         }
         if extra.contains(&"AUTHEONA_DB") {
-            assert_eq!(
-                seen["AUTHEONA_DB"],
-                env.db().as_os_str(),
-                "{what}: AUTHEONA_DB"
-            );
+            assert_eq!(seen["AUTHEONA_DB"], env.db_arg(), "{what}: AUTHEONA_DB");
+            if backend() == Backend::Postgres {
+                for var in crate::pg::PG_VARS {
+                    assert_eq!(
+                        Some(&seen[*var]),
+                        std::env::var_os(var).as_ref(),
+                        "{what}: {var}"
+                    );
+                }
+            }
         }
         assert_eq!(
             seen["HOME"],

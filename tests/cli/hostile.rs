@@ -36,9 +36,10 @@ const SQL: &str = "'; DROP TABLE tokens; --";
 enum Db {
     /// Project `demo` with one real token, made by autheona.
     Demo,
-    /// `Demo`, then, with rusqlite: the project renamed to [`EVIL_NAME`], the token's
-    /// description set to [`EVIL_DESCRIPTION`] (the immutability trigger dropped for that and
-    /// put back), and a second token row [`EVIL_ID`] inserted with the same description.
+    /// `Demo`, then, behind autheona's back: the project renamed to [`EVIL_NAME`], the token's
+    /// description set to [`EVIL_DESCRIPTION`] (the immutability trigger dropped or disabled for
+    /// that and put back), and a second token row [`EVIL_ID`] inserted with the same
+    /// description.
     Evil,
     /// A directory where the file should be.
     Directory,
@@ -70,6 +71,12 @@ enum Db {
 }
 
 impl Db {
+    /// What is set up is an SQLite file (or what stands where it should be): the case runs in
+    /// the SQLite pass only. `Demo` and `Evil` are rows, on either store.
+    fn sqlite_only(self) -> bool {
+        !matches!(self, Db::Demo | Db::Evil)
+    }
+
     /// Cases about permissions run as an unprivileged user: root ignores file modes.
     fn unprivileged(self) -> bool {
         matches!(
@@ -129,7 +136,8 @@ enum Shape {
 #[derive(Debug, Clone, Copy)]
 enum Check {
     /// Nothing: every row of `projects` and `tokens`, the schema, `user_version` and
-    /// `application_id` are the same (read with rusqlite from a copy of the files).
+    /// `application_id` are the same (read with rusqlite from a copy of the files; on
+    /// PostgreSQL the rows, schema objects and schema version, through a connection).
     Rows,
     /// Nothing, byte for byte: the file and its `-wal` (and whether a `-shm` exists), or the
     /// directory's entries, or its absence; and the entries of the directory holding it.
@@ -859,15 +867,19 @@ impl Drop for Fixture {
     }
 }
 
-/// Project `demo` and a token in it, made by autheona in the database at `db`.
+/// Project `demo` and a token in it, made by autheona in the database at `db` (the test's own
+/// store when `db` is [`TestEnv::db`]).
 fn demo_database(env: &TestEnv, db: &Path) -> String {
     let mut token = None;
     for args in [
         &["project", "create", "demo"][..],
         &["token", "create", "-p", "demo", "-e", "30"],
     ] {
-        let mut cmd = env.bare_std_cmd();
-        cmd.env("AUTHEONA_DB", db).args(args);
+        let mut cmd = env.std_cmd();
+        if db != env.db() {
+            cmd.env("AUTHEONA_DB", db);
+        }
+        cmd.args(args);
         let out = output(cmd);
         assert!(out.status.success(), "setup {args:?}: {out:?}");
         token = printed_token(&out.stdout);
@@ -971,27 +983,31 @@ fn setup(db: Db) -> Fixture {
     match db {
         Db::Demo => {}
         Db::Evil => {
-            let sql = fixture.env.sql();
-            let trigger: String = sql
-                .query_row(
-                    "SELECT sql FROM sqlite_schema WHERE name = 'tokens_are_immutable'",
-                    [],
-                    |r| r.get(0),
-                )
+            let mut sql = fixture.env.sql();
+            let (lift, restore) = match backend() {
+                Backend::Sqlite => {
+                    let trigger = sql
+                        .value("SELECT sql FROM sqlite_schema WHERE name = 'tokens_are_immutable'")
+                        .unwrap();
+                    ("DROP TRIGGER tokens_are_immutable".to_owned(), trigger)
+                }
+                Backend::Postgres => (
+                    "ALTER TABLE tokens DISABLE TRIGGER tokens_are_immutable".to_owned(),
+                    "ALTER TABLE tokens ENABLE TRIGGER tokens_are_immutable".to_owned(),
+                ),
+            };
+            sql.batch(&lift).unwrap();
+            sql.execute("UPDATE projects SET name = $1", &[EVIL_NAME])
                 .unwrap();
-            sql.execute_batch("DROP TRIGGER tokens_are_immutable")
-                .unwrap();
-            sql.execute("UPDATE projects SET name = ?1", [EVIL_NAME])
-                .unwrap();
-            sql.execute("UPDATE tokens SET description = ?1", [EVIL_DESCRIPTION])
+            sql.execute("UPDATE tokens SET description = $1", &[EVIL_DESCRIPTION])
                 .unwrap();
             sql.execute(
                 "INSERT INTO tokens (id, project_id, secret_hash, description, created_at)
-                 SELECT ?1, id, 'not a hash', ?2, 1800000000 FROM projects",
-                [EVIL_ID, EVIL_DESCRIPTION],
+                 SELECT $1, id, 'not a hash', $2, 1800000000 FROM projects",
+                &[EVIL_ID, EVIL_DESCRIPTION],
             )
             .unwrap();
-            sql.execute_batch(&trigger).unwrap();
+            sql.batch(&restore).unwrap();
         }
         Db::Directory => {
             fixture.db = dir.join("a-directory.db");
@@ -1018,11 +1034,7 @@ fn setup(db: Db) -> Fixture {
             std::fs::write(&fixture.db, &bytes[..1024 + 100]).unwrap();
         }
         Db::Newer => {
-            fixture
-                .env
-                .sql()
-                .execute_batch("PRAGMA user_version = 99")
-                .unwrap();
+            fixture.env.sql().batch("PRAGMA user_version = 99").unwrap();
         }
         _ => unreachable!(),
     }
@@ -1051,11 +1063,18 @@ fn input_bytes(input: Input, token: &str) -> Vec<u8> {
 
 fn run(case: &Case, fixture: &Fixture) -> Run {
     let token = &fixture.token;
-    let mut cmd = fixture.env.bare_std_cmd();
-    if case.db_flag {
-        cmd.arg("--db").arg(&fixture.db);
+    // The test's own store as the environment names it (a URL in the PostgreSQL pass), else
+    // the path the case set up.
+    let db = if fixture.db == fixture.env.db() {
+        fixture.env.db_arg()
     } else {
-        cmd.env("AUTHEONA_DB", &fixture.db);
+        fixture.db.clone().into_os_string()
+    };
+    let mut cmd = fixture.env.std_cmd();
+    if case.db_flag {
+        cmd.env_remove("AUTHEONA_DB").arg("--db").arg(&db);
+    } else {
+        cmd.env("AUTHEONA_DB", &db);
     }
     cmd.args(case.args.iter().map(|a| arg(a, token)));
     if let Some(input) = case.token_env {
@@ -1111,9 +1130,72 @@ struct Dump {
     tokens: Vec<TokenRow>,
 }
 
+/// Everything in the case's database: on PostgreSQL the test's own database, read through a
+/// connection of its own; for SQLite see [`dump_file`].
+fn dump(fixture: &Fixture) -> Result<Dump, String> {
+    match backend() {
+        Backend::Sqlite => dump_file(&fixture.db),
+        Backend::Postgres => dump_postgres(&fixture.env),
+    }
+}
+
+/// The rows of autheona's schema on PostgreSQL; its schema version stands for SQLite's
+/// `user_version`, and it has no application id (0).
+fn dump_postgres(env: &TestEnv) -> Result<Dump, String> {
+    let mut sql = env.sql();
+    if sql
+        .value("SELECT to_regclass('autheona.tokens') IS NOT NULL")
+        .as_deref()
+        != Some("t")
+    {
+        return Err("no autheona schema in the test's database".into());
+    }
+    let text = |v: &Option<String>| v.clone().ok_or("an unexpected NULL".to_owned());
+    let number = |v: &Option<String>| -> Result<i64, String> {
+        text(v)?.parse().map_err(|e| format!("not a number: {e}"))
+    };
+    let optional = |v: &Option<String>| v.as_ref().map(|n| n.parse().unwrap());
+    let schema = sql
+        .rows(POSTGRES_SCHEMA_OBJECTS)
+        .into_iter()
+        .map(|row| Ok((text(&row[0])?, text(&row[1])?, row[2].clone())))
+        .collect::<Result<_, String>>()?;
+    let projects = sql
+        .rows("SELECT id, name, created_at FROM projects ORDER BY id")
+        .into_iter()
+        .map(|row| Ok((number(&row[0])?, text(&row[1])?, number(&row[2])?)))
+        .collect::<Result<_, String>>()?;
+    let tokens = sql
+        .rows(
+            "SELECT id, project_id, secret_hash, description, created_at, expires_at,
+                    last_used_at
+             FROM tokens ORDER BY seq",
+        )
+        .into_iter()
+        .map(|row| {
+            Ok(TokenRow {
+                id: text(&row[0])?,
+                project_id: number(&row[1])?,
+                secret_hash: text(&row[2])?,
+                description: row[3].clone(),
+                created_at: number(&row[4])?,
+                expires_at: optional(&row[5]),
+                last_used_at: optional(&row[6]),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Dump {
+        user_version: sql.count("SELECT version FROM schema_version"),
+        application_id: 0,
+        schema,
+        projects,
+        tokens,
+    })
+}
+
 /// Reads a copy of the database and its log: opening the file itself, even read-only, could
 /// create its `-shm` and `-wal` files, and so change what the command finds.
-fn dump(db: &Path) -> Result<Dump, String> {
+fn dump_file(db: &Path) -> Result<Dump, String> {
     if !db.is_file() {
         return Err(format!("no database file at {}", db.display()));
     }
@@ -1340,13 +1422,13 @@ enum Snapshot {
     Path(PathState, Option<Vec<String>>),
 }
 
-fn snapshot(check: Check, db: &Path) -> Snapshot {
+fn snapshot(check: Check, fixture: &Fixture) -> Snapshot {
     match check {
         Check::Bytes | Check::NewDatabase(_) => {
-            let (state, beside) = path_state(db);
+            let (state, beside) = path_state(&fixture.db);
             Snapshot::Path(state, beside)
         }
-        Check::Rows | Check::NewToken(_) | Check::LastUsed => Snapshot::Rows(dump(db)),
+        Check::Rows | Check::NewToken(_) | Check::LastUsed => Snapshot::Rows(dump(fixture)),
     }
 }
 
@@ -1379,7 +1461,7 @@ fn check_database(case: &Case, fixture: &Fixture, before: &Snapshot, run: &Run) 
         (_, Snapshot::Rows(Ok(rows))) => Some(rows),
         (_, Snapshot::Path(..)) => None,
     };
-    let after = match dump(&fixture.db) {
+    let after = match dump(fixture) {
         Ok(rows) => rows,
         Err(err) => return Some(format!("cannot read the database after: {err}")),
     };
@@ -1491,7 +1573,7 @@ fn expected_rows(
 /// Runs one case; returns what went wrong, if anything.
 fn judge(case: &Case) -> Vec<String> {
     let fixture = setup(case.db);
-    let before = snapshot(case.check, &fixture.db);
+    let before = snapshot(case.check, &fixture);
     let started = Instant::now();
     let run = run(case, &fixture);
     let elapsed = started.elapsed();
@@ -1544,6 +1626,9 @@ fn judge(case: &Case) -> Vec<String> {
 
 /// One case, as its own test: skipped when it needs a second user and there is none.
 fn run_case(case: Case) {
+    if case.db.sqlite_only() {
+        sqlite_only!();
+    }
     if case.db == Db::OthersPrivateLog && !running_as_root() {
         // Needs a second user; CI runs as root and has one.
         eprintln!("skipped, needs root: {}", case.name);

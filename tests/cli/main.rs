@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against a temporary database.
 
 mod clock;
+#[macro_use]
 mod common;
 mod completion;
 mod filters;

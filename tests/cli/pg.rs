@@ -2,6 +2,7 @@
 //! `pg_virtualenv`, which sets `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE`.
 //! Each test gets a database of its own.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The variables that lead a command to the test server.
@@ -58,13 +59,59 @@ pub fn fresh_database() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    admin()
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create a test database");
+    administer(&format!("CREATE DATABASE {name}")).expect("create a test database");
     name
+}
+
+/// Drops database `name`, ending any connection still open to it (a test's own connections,
+/// a command killed mid-transaction).
+pub fn drop_database(name: &str) {
+    if let Err(err) = administer(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+        // A leftover database in a throwaway cluster fails no test; say so and go on.
+        eprintln!("cannot drop test database {name}: {err}");
+    }
+}
+
+/// Runs `sql` on the maintenance database through one connection shared by the whole test
+/// process: a login costs more than creating a database. A connection found broken (the
+/// server restarted) is replaced, once.
+fn administer(sql: &str) -> Result<(), postgres::Error> {
+    static SHARED: Mutex<Option<postgres::Client>> = Mutex::new(None);
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(client) = shared.as_mut().filter(|client| !client.is_closed()) {
+        match client.batch_execute(sql) {
+            Err(err) if err.as_db_error().is_none() => {}
+            done => return done,
+        }
+    }
+    let client = shared.insert(admin());
+    client.batch_execute(sql)
 }
 
 /// The URL of database `name` on the test server, the rest coming from [`PG_VARS`].
 pub fn url(name: &str) -> String {
     format!("postgres:///{name}")
+}
+
+/// How autheona names database `name` on the test server in its messages (as `Location`
+/// shows a PostgreSQL store): `PostgreSQL localhost:5432 (database NAME, user postgres)`.
+pub fn location(name: &str) -> String {
+    format!("PostgreSQL {}", target(name))
+}
+
+/// The server, database and user alone, as in "PostgreSQL database TARGET has no autheona
+/// schema yet".
+pub fn target(name: &str) -> String {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let (host, port, user) = (var("PGHOST"), var("PGPORT"), var("PGUSER"));
+    let server = if host.starts_with('/') {
+        format!("{host}/.s.PGSQL.{port}")
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    format!("{server} (database {name}, user {user})")
 }

@@ -1,8 +1,9 @@
 //! Reliability under concurrency and crashes: many processes on one database, processes racing
 //! to create it, verify racing revoke, and processes killed (SIGKILL) at random moments.
 //!
-//! Every command is the real binary in its own process. The counts are bounded so that the
-//! whole file runs in seconds, alongside the other tests.
+//! Every command is the real binary in its own process (on PostgreSQL each with a connection
+//! of its own, as separate hosts would have). The counts are bounded so that the whole file
+//! runs in seconds, alongside the other tests.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
@@ -11,9 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::OpenFlags;
-
-use crate::common::{HANG_GUARD, Process, Run, TestEnv, forge, id_of, output, printed_token};
+use crate::common::{
+    Backend, HANG_GUARD, Process, Run, StoreSql, TestEnv, backend, current_schema_version, forge,
+    id_of, output, printed_token,
+};
 
 fn run(env: &TestEnv, args: &[&str]) -> Run {
     let mut cmd = env.std_cmd();
@@ -59,29 +61,19 @@ fn ids_in_list(what: &str, out: &Run) -> Vec<String> {
         .collect()
 }
 
-/// A read-only connection that never checkpoints or deletes the log on close.
-fn read_only(env: &TestEnv) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open_with_flags(env.db(), OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the database read-only");
-    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+fn token_ids(conn: &mut StoreSql) -> BTreeSet<String> {
+    conn.rows("SELECT id FROM tokens")
+        .into_iter()
+        .map(|row| row[0].clone().expect("an id"))
+        .collect()
+}
+
+/// The store as a killed command left it: a read-only connection, once the server (on
+/// PostgreSQL) has ended the killed command's session, so that nothing it sent can still land.
+fn after_the_kill(env: &TestEnv) -> StoreSql {
+    let mut conn = env.read_only_sql();
+    conn.wait_until_alone();
     conn
-}
-
-/// `PRAGMA integrity_check`, all its rows.
-fn integrity(conn: &rusqlite::Connection) -> Vec<String> {
-    let mut statement = conn.prepare("PRAGMA integrity_check").unwrap();
-    statement
-        .query_map([], |row| row.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .expect("run integrity_check")
-}
-
-fn token_ids(conn: &rusqlite::Connection) -> BTreeSet<String> {
-    let mut statement = conn.prepare("SELECT id FROM tokens").unwrap();
-    statement
-        .query_map([], |row| row.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .expect("read token ids")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +297,7 @@ fn eight_processes_mixing_every_operation_agree_on_the_final_state() {
         "final verification:\n{}",
         wrong.join("\n")
     );
-    assert_eq!(integrity(&read_only(&env)), ["ok"], "integrity_check");
+    assert_eq!(env.integrity(), ["ok"], "integrity_check");
     eprintln!(
         "reliability/mixed: {} commands by {WORKERS} processes at once in {concurrent:.2?} \
          (slowest {:.2?}); {} live and {} revoked tokens checked; total {:.2?}",
@@ -321,8 +313,15 @@ fn eight_processes_mixing_every_operation_agree_on_the_final_state() {
 // 2. Eight first commands at once on a database that does not exist yet.
 
 /// How a first command may end, racing `project create p0` on a database that does not exist
-/// yet: each either finds no database, or finds it, with or without project p0.
-fn first_command_ended_as_documented(what: &str, args: &[String], out: &Run) -> bool {
+/// yet: each either finds no database, or finds it, with or without project p0. (On
+/// PostgreSQL, a database without autheona's schema yet, which the listing commands refuse
+/// too, as every command but `project create` does.)
+fn first_command_ended_as_documented(
+    env: &TestEnv,
+    what: &str,
+    args: &[String],
+    out: &Run,
+) -> bool {
     let code = out.status.code();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     let one_error = |needle: &str| {
@@ -332,14 +331,19 @@ fn first_command_ended_as_documented(what: &str, args: &[String], out: &Run) -> 
             && lines[0].starts_with("error: ")
             && lines[0].contains(needle)
     };
-    let no_database = || code == Some(3) && one_error("no database at");
+    let no_database = || code == Some(3) && one_error(&env.missing_store_error());
+    let refused_to_list = || backend() == Backend::Postgres && no_database();
     let json = || serde_json::from_slice::<serde_json::Value>(&out.stdout).ok();
     match args.iter().take(2).map(String::as_str).collect::<Vec<_>>()[..] {
         ["project", "create"] => code == Some(0) && stdout.is_empty(),
         ["project", "list"] | ["token", "list"] => {
-            code == Some(0) && json().is_some_and(|json| json.as_array().is_some())
+            (code == Some(0) && json().is_some_and(|json| json.as_array().is_some()))
+                || refused_to_list()
         }
-        ["token", "prune"] => code == Some(0) && json().is_some_and(|json| json["dry_run"] == true),
+        ["token", "prune"] => {
+            (code == Some(0) && json().is_some_and(|json| json["dry_run"] == true))
+                || refused_to_list()
+        }
         ["token", "create"] => {
             no_database()
                 || (code == Some(1) && one_error("p0"))
@@ -398,7 +402,7 @@ fn first_command_race(round: usize) {
     for (args, out) in &outputs {
         let what = format!("round {round}: `{}` as a first command", args.join(" "));
         assert!(
-            first_command_ended_as_documented(&what, args, out),
+            first_command_ended_as_documented(&env, &what, args, out),
             "{}",
             describe(&what, out)
         );
@@ -411,12 +415,13 @@ fn first_command_race(round: usize) {
             created_tokens += 1;
         }
     }
-    let tokens: i64 = read_only(&env)
-        .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
-        .unwrap();
+    let tokens = env.read_only_sql().count("SELECT count(*) FROM tokens");
     assert_eq!(tokens, created_tokens, "round {round}: tokens");
 
     check_fresh_schema(&env, round);
+    if backend() == Backend::Postgres {
+        return;
+    }
 
     // The losers of the race leave no scratch file behind.
     let dir = env.db().parent().unwrap();
@@ -432,57 +437,84 @@ fn first_command_race(round: usize) {
     );
 }
 
-/// One schema, once: version, application id, WAL, tables, and project p0.
+/// One schema, once: version, (on SQLite) application id and WAL, tables, and project p0.
 fn check_fresh_schema(env: &TestEnv, round: usize) {
-    let conn = read_only(env);
-    let pragma = |name: &str| -> i64 {
-        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-            .unwrap()
+    let mut conn = env.read_only_sql();
+    assert_eq!(
+        env.schema_version(),
+        current_schema_version(),
+        "round {round}: schema version"
+    );
+    let pairs = |conn: &mut StoreSql, query: &str| -> Vec<String> {
+        conn.rows(query)
+            .into_iter()
+            .map(|row| {
+                format!(
+                    "{} {}",
+                    row[0].as_deref().unwrap(),
+                    row[1].as_deref().unwrap()
+                )
+            })
+            .collect()
+    };
+    let (schema, expected) = match backend() {
+        Backend::Sqlite => {
+            let pragma =
+                |conn: &mut StoreSql, name: &str| conn.value(&format!("PRAGMA {name}")).unwrap();
+            assert_eq!(
+                pragma(&mut conn, "application_id"),
+                0x4155_5448.to_string(),
+                "round {round}: application_id"
+            );
+            assert_eq!(
+                pragma(&mut conn, "journal_mode"),
+                "wal",
+                "round {round}: journal mode"
+            );
+            let schema = pairs(
+                &mut conn,
+                "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY 1, 2",
+            );
+            let expected = [
+                "index tokens_by_creation",
+                "index tokens_by_project_and_creation",
+                "table projects",
+                "table tokens",
+                "trigger tokens_are_immutable",
+            ];
+            (schema, expected.to_vec())
+        }
+        Backend::Postgres => {
+            let schema = pairs(&mut conn, crate::common::POSTGRES_SCHEMA_OBJECTS);
+            let expected = [
+                "function refuse_token_change",
+                "relation S projects_id_seq",
+                "relation S tokens_seq_seq",
+                "relation i projects_name_key",
+                "relation i projects_pkey",
+                "relation i tokens_by_creation",
+                "relation i tokens_by_project_and_creation",
+                "relation i tokens_id_key",
+                "relation i tokens_pkey",
+                "relation r projects",
+                "relation r schema_version",
+                "relation r tokens",
+                "trigger tokens_are_immutable",
+            ];
+            (schema, expected.to_vec())
+        }
     };
     assert_eq!(
-        pragma("user_version"),
-        i64::from(autheona::store::SCHEMA_VERSION),
-        "round {round}: user_version"
-    );
-    assert_eq!(
-        pragma("application_id"),
-        0x4155_5448,
-        "round {round}: application_id"
-    );
-    let journal: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(journal, "wal", "round {round}: journal mode");
-    let mut statement = conn
-        .prepare(
-            "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY 1, 2",
-        )
-        .unwrap();
-    let schema: Vec<(String, String)> = statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .unwrap();
-    let pair = |t: &str, n: &str| (t.to_owned(), n.to_owned());
-    assert_eq!(
-        schema,
-        [
-            pair("index", "tokens_by_creation"),
-            pair("index", "tokens_by_project_and_creation"),
-            pair("table", "projects"),
-            pair("table", "tokens"),
-            pair("trigger", "tokens_are_immutable"),
-        ],
+        schema, expected,
         "round {round}: the schema should exist exactly once"
     );
-    let mut statement = conn
-        .prepare("SELECT name FROM projects ORDER BY name")
-        .unwrap();
-    let projects: Vec<String> = statement
-        .query_map([], |r| r.get(0))
-        .and_then(|rows| rows.collect())
-        .unwrap();
-    assert_eq!(projects, ["p0"], "round {round}: projects");
-    assert_eq!(integrity(&conn), ["ok"], "round {round}: integrity_check");
+    let projects: Vec<Option<String>> = conn
+        .rows("SELECT name FROM projects ORDER BY name")
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect();
+    assert_eq!(projects, [Some("p0".to_owned())], "round {round}: projects");
+    assert_eq!(conn.integrity(), ["ok"], "round {round}: integrity_check");
 }
 
 #[test]
@@ -762,10 +794,10 @@ fn processes_killed_at_random_moments_never_corrupt_or_undo() {
             describe(&what, &out)
         );
 
-        // The file is sound after every kill.
-        let conn = read_only(&env);
-        assert_eq!(integrity(&conn), ["ok"], "integrity_check after {what}");
-        let rows = token_ids(&conn);
+        // The store is sound after every kill.
+        let mut conn = after_the_kill(&env);
+        assert_eq!(conn.integrity(), ["ok"], "integrity_check after {what}");
+        let rows = token_ids(&mut conn);
         drop(conn);
 
         let mut touched = Vec::new();
@@ -975,16 +1007,16 @@ fn rotations_killed_at_random_moments_leave_exactly_one_working_token() {
     let (mut rolled_back, mut committed, mut printed_unsaved) = (0, 0, 0);
     let mut live = env.token("P", "30");
     for round in 0..ROUNDS {
-        let rows_before = token_ids(&read_only(&env)).len();
+        let rows_before = token_ids(&mut env.read_only_sql()).len();
         let delay = Duration::from_micros(rand::random_range(0..window));
         let out = run_and_kill(&env, &["token", "rotate", id_of(&live), "--yes"], delay);
         let what = format!("round {round}: `token rotate` sent SIGKILL after {delay:?}");
         if !killed(&out) {
             assert!(out.status.success(), "{}", describe(&what, &out));
         }
-        let conn = read_only(&env);
-        assert_eq!(integrity(&conn), ["ok"], "integrity_check after {what}");
-        let rows = token_ids(&conn);
+        let mut conn = after_the_kill(&env);
+        assert_eq!(conn.integrity(), ["ok"], "integrity_check after {what}");
+        let rows = token_ids(&mut conn);
         assert_eq!(
             rows.len(),
             rows_before,
@@ -1083,14 +1115,10 @@ fn tokens_created_while_their_project_is_deleted_never_land_in_another() {
                 _ => panic!("round {round}: {}", describe("create", out)),
             }
         }
-        let in_q: i64 = read_only(&env)
-            .query_row(
-                "SELECT count(*) FROM tokens t JOIN projects p ON p.id = t.project_id
-                 WHERE p.name = 'q'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let in_q = env.read_only_sql().count(
+            "SELECT count(*) FROM tokens t JOIN projects p ON p.id = t.project_id
+             WHERE p.name = 'q'",
+        );
         assert_eq!(in_q, 0, "round {round}: tokens in q");
     }
     // The race is real only if some creates lost it.

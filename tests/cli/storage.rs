@@ -11,11 +11,19 @@ fn mode(path: &Path) -> u32 {
 /// Another connection that stays open, as a long-running reader would: autheona is then not the
 /// last to close the database, so its own clean-up must do what closing would, and the -wal
 /// and -shm files stay in place to be inspected.
-fn bystander(env: &TestEnv) -> rusqlite::Connection {
-    let conn = env.sql();
-    conn.query_row("SELECT count(*) FROM projects", [], |_| Ok(()))
-        .unwrap();
+fn bystander(env: &TestEnv) -> StoreSql {
+    let mut conn = env.sql();
+    conn.count("SELECT count(*) FROM projects");
     conn
+}
+
+/// The argon2 hash stored for a token.
+fn hash_of(env: &TestEnv, token: &str) -> String {
+    let query = format!(
+        "SELECT secret_hash FROM tokens WHERE id = '{}'",
+        id_of(token)
+    );
+    env.sql().value(&query).expect("the token's hash")
 }
 
 /// Every command, as a user would run it against the database.
@@ -40,6 +48,7 @@ fn run_with_valid_shape(env: &TestEnv, args: &[&str]) -> assert_cmd::assert::Ass
 
 #[test]
 fn created_with_private_modes_and_identified_as_autheona() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     // An open reader keeps the -wal and -shm files in place after autheona exits.
@@ -52,19 +61,14 @@ fn created_with_private_modes_and_identified_as_autheona() {
         assert_eq!(mode(&sidecar(env.db(), suffix)), 0o600, "{suffix}");
     }
     drop(bystander);
-    let sql = env.sql();
-    let application_id: i32 = sql
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .unwrap();
-    let version: i32 = sql
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    let journal: String = sql
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(application_id, 0x4155_5448);
-    assert_eq!(version, autheona::store::SCHEMA_VERSION);
-    assert_eq!(journal, "wal");
+    let mut sql = env.sql();
+    let pragma = |sql: &mut StoreSql, name: &str| sql.value(&format!("PRAGMA {name}")).unwrap();
+    assert_eq!(pragma(&mut sql, "application_id"), 0x4155_5448.to_string());
+    assert_eq!(
+        pragma(&mut sql, "user_version"),
+        autheona::store::SCHEMA_VERSION.to_string()
+    );
+    assert_eq!(pragma(&mut sql, "journal_mode"), "wal");
 }
 
 #[test]
@@ -77,18 +81,9 @@ fn the_database_never_holds_a_token_or_its_secret() {
     let rotated = env.token("demo", "90");
     let pruned = token_at(&env, "-40d", "demo", "30");
     env.verify(&kept, &[]).success();
-    let hash_of = |token: &str| -> String {
-        env.sql()
-            .query_row(
-                "SELECT secret_hash FROM tokens WHERE id = ?1",
-                [id_of(token)],
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
     let gone: Vec<String> = [&revoked, &rotated, &pruned]
         .into_iter()
-        .map(|token| hash_of(token))
+        .map(|token| hash_of(&env, token))
         .collect();
     for hash in &gone {
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
@@ -111,7 +106,7 @@ fn the_database_never_holds_a_token_or_its_secret() {
     assert_gone(&env, &pruned);
     assert_gone(&env, &rotated);
     env.verify(&replacement, &[]).success();
-    let bytes = database_bytes(env.db());
+    let bytes = env.store_content();
     for token in [&kept, &revoked, &rotated, &pruned, &replacement] {
         assert!(
             !contains(&bytes, token.as_bytes()),
@@ -134,6 +129,7 @@ fn the_database_never_holds_a_token_or_its_secret() {
 
 #[test]
 fn default_path_is_the_platform_data_directory() {
+    sqlite_only!();
     let env = TestEnv::new();
     let xdg = env.dir().join("xdg");
     env.bare_cmd()
@@ -170,7 +166,7 @@ fn the_db_flag_wins_over_the_environment() {
         .assert()
         .success();
     assert!(flagged.is_file());
-    assert!(!env.db().exists());
+    assert!(!env.store_exists());
     // A global flag: also after the subcommand.
     env.cmd()
         .args(["project", "list", "--db", flagged.to_str().unwrap()])
@@ -181,6 +177,7 @@ fn the_db_flag_wins_over_the_environment() {
 
 #[test]
 fn a_file_that_is_not_sqlite_is_refused_and_left_unchanged() {
+    sqlite_only!();
     let env = TestEnv::new();
     std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
     let content = b"just some notes, not a database\n".repeat(200);
@@ -201,6 +198,7 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_unchanged() {
 
 #[test]
 fn a_foreign_sqlite_database_is_refused_and_left_unchanged() {
+    sqlite_only!();
     let env = TestEnv::new();
     std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
     let foreign = rusqlite::Connection::open(env.db()).unwrap();
@@ -226,6 +224,7 @@ fn a_foreign_sqlite_database_is_refused_and_left_unchanged() {
 
 #[test]
 fn a_zero_length_file_is_only_initialised_by_project_create() {
+    sqlite_only!();
     let env = TestEnv::new();
     std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
     std::fs::write(env.db(), b"").unwrap();
@@ -251,26 +250,27 @@ fn a_zero_length_file_is_only_initialised_by_project_create() {
 fn a_database_from_a_newer_autheona_is_refused_not_downgraded() {
     let env = TestEnv::new();
     env.project("demo");
-    env.sql().execute_batch("PRAGMA user_version = 99").unwrap();
-    let before = database_bytes(env.db());
+    env.set_schema_version(99);
+    let before = env.store_content();
+    let newer = match backend() {
+        Backend::Sqlite => "was written by a newer autheona (schema version 99; this one knows",
+        Backend::Postgres => "holds schema version 99, newer than this autheona's",
+    };
     for args in every_command() {
         let assert = run_with_valid_shape(&env, &args).code(3);
+        let hint = assert_error(&assert, newer);
         assert!(
-            stderr(&assert).contains("newer autheona"),
-            "{args:?}: {}",
-            stderr(&assert)
+            hint.is_some_and(|hint| hint.starts_with("hint: upgrade autheona")),
+            "{args:?}"
         );
     }
-    let version: i32 = env
-        .sql()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 99);
-    assert_eq!(database_bytes(env.db()), before);
+    assert_eq!(env.schema_version(), 99);
+    assert!(env.store_content() == before, "the store changed");
 }
 
 #[test]
 fn a_directory_is_not_a_database() {
+    sqlite_only!();
     let env = TestEnv::new();
     std::fs::create_dir_all(env.db()).unwrap();
     for args in every_command() {
@@ -304,11 +304,7 @@ fn race_eight_creates(env: &TestEnv) {
     for i in 0..8 {
         assert!(json.contains(&format!("\"p{i}\"")), "{json}");
     }
-    let version: i32 = env
-        .sql()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, autheona::store::SCHEMA_VERSION);
+    assert_eq!(env.schema_version(), current_schema_version());
 }
 
 #[test]
@@ -318,6 +314,7 @@ fn processes_racing_to_create_a_fresh_database_all_succeed() {
 
 #[test]
 fn a_database_others_can_read_is_warned_about() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     env.run(&["project", "list"]).success().stderr("");
@@ -340,6 +337,7 @@ fn a_database_others_can_read_is_warned_about() {
 
 #[test]
 fn the_chmod_hint_is_quoted_for_the_shell() {
+    sqlite_only!();
     let env = TestEnv::new();
     for name in [
         "with space",
@@ -382,6 +380,7 @@ fn the_chmod_hint_is_quoted_for_the_shell() {
 
 #[test]
 fn processes_racing_to_initialise_an_empty_file_all_succeed() {
+    sqlite_only!();
     for _ in 0..3 {
         let env = TestEnv::new();
         std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
@@ -392,6 +391,7 @@ fn processes_racing_to_initialise_an_empty_file_all_succeed() {
 
 #[test]
 fn a_foreign_database_with_a_pending_log_is_left_unchanged() {
+    sqlite_only!();
     let env = TestEnv::new();
     std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
     // Another application's database in WAL mode, its latest writes still only in the -wal
@@ -435,6 +435,7 @@ fn a_foreign_database_with_a_pending_log_is_left_unchanged() {
 
 #[test]
 fn a_damaged_database_is_an_environment_error() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     env.token("demo", "30");
@@ -461,16 +462,9 @@ fn deleting_a_project_leaves_no_hash_behind() {
     env.project("demo");
     let bystander = bystander(&env);
     let token = env.token("demo", "30");
-    let hash: String = env
-        .sql()
-        .query_row(
-            "SELECT secret_hash FROM tokens WHERE id = ?1",
-            [id_of(&token)],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash = hash_of(&env, &token);
     env.run(&["project", "delete", "demo", "--yes"]).success();
-    let bytes = database_bytes(env.db());
+    let bytes = env.store_content();
     assert!(
         !contains(&bytes, hash.rsplit('$').next().unwrap().as_bytes()),
         "the hash lingers"
@@ -480,6 +474,7 @@ fn deleting_a_project_leaves_no_hash_behind() {
 
 #[test]
 fn an_empty_autheona_db_means_the_default() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.bare_cmd()
         .env("AUTHEONA_DB", "")
@@ -495,6 +490,7 @@ fn an_empty_autheona_db_means_the_default() {
 
 #[test]
 fn a_symbolic_link_to_the_database_keeps_the_logs_beside_the_real_file() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     let links = env.dir().join("links");
@@ -524,6 +520,7 @@ fn a_symbolic_link_to_the_database_keeps_the_logs_beside_the_real_file() {
 
 #[test]
 fn a_fifo_is_refused_without_waiting() {
+    sqlite_only!();
     let env = TestEnv::new();
     std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
     let status = std::process::Command::new("mkfifo")
@@ -548,6 +545,7 @@ fn a_fifo_is_refused_without_waiting() {
 
 #[test]
 fn the_write_ahead_log_stays_small_across_processes() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     for _ in 0..50 {
@@ -565,11 +563,12 @@ fn the_write_ahead_log_stays_small_across_processes() {
 /// with one line naming the trigger, and left unchanged.
 #[test]
 fn a_planted_trigger_is_refused_and_the_token_is_not_falsely_revoked() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     let token = env.token("demo", "30");
     env.sql()
-        .execute_batch(
+        .batch(
             "CREATE TRIGGER undying AFTER DELETE ON tokens
              BEGIN INSERT INTO tokens SELECT old.id, old.project_id, old.secret_hash,
                    old.description, old.created_at, old.expires_at, old.last_used_at; END;",
@@ -598,11 +597,12 @@ fn a_planted_trigger_is_refused_and_the_token_is_not_falsely_revoked() {
 /// token's expiration or project.
 #[test]
 fn a_dropped_immutability_trigger_is_refused() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     let token = env.token("demo", "30");
     env.sql()
-        .execute_batch("DROP TRIGGER tokens_are_immutable")
+        .batch("DROP TRIGGER tokens_are_immutable")
         .unwrap();
     let assert = env.run(&["token", "list"]).code(3);
     assert_error(&assert, "its schema has no trigger 'tokens_are_immutable'");
@@ -612,10 +612,11 @@ fn a_dropped_immutability_trigger_is_refused() {
 /// A schema mismatch is reported in one short line, never as the SQL it involves.
 #[test]
 fn schema_errors_are_one_short_line() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     env.sql()
-        .execute_batch("CREATE TABLE extra (x); CREATE VIEW v AS SELECT * FROM extra;")
+        .batch("CREATE TABLE extra (x); CREATE VIEW v AS SELECT * FROM extra;")
         .unwrap();
     let assert = env.run(&["project", "list"]).code(3);
     let err = stderr(&assert);
@@ -628,6 +629,7 @@ fn schema_errors_are_one_short_line() {
 /// database, no scratch file, no -wal or -shm file. Where it fits, the database works.
 #[test]
 fn a_full_disk_leaves_no_half_made_database_behind() {
+    sqlite_only!();
     let (mut failed, mut made) = (0, 0);
     for kib in (8..=128).step_by(8) {
         let env = TestEnv::new();
@@ -688,6 +690,7 @@ fn a_full_disk_leaves_no_half_made_database_behind() {
 /// the write-ahead log, which a copy of the main file alone would lose.
 #[test]
 fn the_readme_backup_keeps_tokens_still_in_the_log() {
+    sqlite_only!();
     let env = TestEnv::new();
     env.project("demo");
     let token = env.token("demo", "never");
@@ -711,6 +714,7 @@ fn the_readme_backup_keeps_tokens_still_in_the_log() {
 /// a database and by the one that would create it, and nothing is created at its target.
 #[test]
 fn a_dangling_db_link_is_named_as_one() {
+    sqlite_only!();
     let env = TestEnv::new();
     let link = env.dir().join("link.db");
     let target = env.dir().join("gone/autheona.db");
@@ -739,6 +743,7 @@ fn a_dangling_db_link_is_named_as_one() {
 /// fits: not "the disk is full".
 #[test]
 fn a_database_in_a_directory_one_may_not_write_is_refused_with_fitting_advice() {
+    sqlite_only!();
     let env = TestEnv::new();
     let dir = env.dir().join("locked");
     std::fs::create_dir(&dir).unwrap();

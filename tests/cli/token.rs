@@ -223,8 +223,9 @@ fn create_without_a_database_creates_nothing() {
         .run(&["token", "create", "-p", "demo", "-e", "30"])
         .code(3)
         .stdout("");
-    assert!(stderr(&assert).contains(&env.db().display().to_string()));
-    assert!(!env.db().exists());
+    let hint = assert_error(&assert, &env.missing_store_error());
+    assert_eq!(hint.as_deref(), Some(env.missing_store_hint()));
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -344,14 +345,28 @@ fn list_json_has_the_documented_shape_and_records_last_use() {
     assert!(!stdout(&env.run(&["token", "list"]).success()).contains("Never\n"));
 }
 
+/// Without a store, a list is empty where the store would be a file that is not there yet;
+/// a PostgreSQL database without autheona's schema is refused, as every command but
+/// `project create` refuses it (exit 3, saying how to start).
 #[test]
 fn list_without_a_database_is_empty() {
     let env = TestEnv::new();
-    let assert = env.run(&["token", "list", "--json"]).success();
-    assert_eq!(stdout(&assert).trim(), "[]");
-    assert!(stderr(&assert).contains("project create"));
-    env.run(&["token", "list"]).success().stdout("");
-    assert!(!env.db().exists());
+    for args in [&["token", "list", "--json"][..], &["token", "list"]] {
+        let assert = env.run(args);
+        match backend() {
+            Backend::Sqlite => {
+                let assert = assert.success();
+                let expected = if args.len() == 3 { "[]\n" } else { "" };
+                assert_eq!(stdout(&assert), expected, "{args:?}");
+                assert!(stderr(&assert).contains("project create"), "{args:?}");
+            }
+            Backend::Postgres => {
+                let hint = assert_error(&assert.code(3), &env.missing_store_error());
+                assert_eq!(hint.as_deref(), Some(env.missing_store_hint()), "{args:?}");
+            }
+        }
+    }
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -359,12 +374,7 @@ fn expired_tokens_show_as_expired() {
     let env = TestEnv::new();
     env.project("demo");
     // Created 40 days ago with a 30-day expiry: libfaketime moves the clock of that one process.
-    env.cmd()
-        .env("FAKETIME", "-40d")
-        .env("LD_PRELOAD", faketime_lib())
-        .args(["token", "create", "-p", "demo", "-e", "30"])
-        .assert()
-        .success();
+    token_at(&env, "-40d", "demo", "30");
     env.token("demo", "30");
     let tokens = list_json(&env, &[]);
     assert_eq!(tokens[0]["status"], "expired");
@@ -431,7 +441,7 @@ fn revoke_without_a_database_is_an_environment_error() {
     let env = TestEnv::new();
     env.run(&["token", "revoke", "AAAAAAAAAAAA", "--yes"])
         .code(3);
-    assert!(!env.db().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -440,19 +450,21 @@ fn user_text_from_the_database_cannot_inject_escape_sequences() {
     env.project("demo");
     let token = env.token("demo", "30");
     // Text that validation refuses, written behind autheona's back.
-    let sql = env.sql();
-    sql.execute("UPDATE projects SET name = 'evil\u{1b}[2J\u{202e}'", [])
+    let mut sql = env.sql();
+    sql.batch("UPDATE projects SET name = 'evil\u{1b}[2J\u{202e}'")
         .unwrap();
     // The description cannot be changed, so the row is written anew with it.
-    sql.execute_batch(
+    sql.batch(
         "CREATE TEMP TABLE kept AS SELECT * FROM tokens;
          DELETE FROM tokens;",
     )
     .unwrap();
-    sql.execute(
-        "INSERT INTO tokens SELECT id, project_id, secret_hash, 'desc\u{1b}]0;pwned\u{7}',
-                created_at, expires_at, last_used_at FROM kept",
-        [],
+    sql.batch(
+        "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at,
+                             last_used_at)
+         SELECT id, project_id, secret_hash, 'desc\u{1b}]0;pwned\u{7}', created_at, expires_at,
+                last_used_at
+         FROM kept",
     )
     .unwrap();
     drop(sql);
@@ -473,18 +485,17 @@ fn the_schema_refuses_edits_to_a_token() {
     let env = TestEnv::new();
     env.project("demo");
     let token = env.token("demo", "30");
-    let sql = env.sql();
+    let mut sql = env.sql();
     for edit in [
         "UPDATE tokens SET description = 'changed'",
         "UPDATE tokens SET expires_at = NULL",
         "UPDATE tokens SET project_id = 99",
         "UPDATE tokens SET secret_hash = 'x'",
     ] {
-        let err = sql.execute(edit, []).unwrap_err();
-        assert!(err.to_string().contains("immutable"), "{edit}: {err}");
+        let err = sql.batch(edit).unwrap_err();
+        assert!(err.contains("immutable"), "{edit}: {err}");
     }
-    sql.execute("UPDATE tokens SET last_used_at = 1", [])
-        .unwrap();
+    sql.batch("UPDATE tokens SET last_used_at = 1").unwrap();
     drop(sql);
     env.verify(&token, &[]).success();
 }
@@ -494,14 +505,13 @@ fn a_failed_database_write_prints_nothing() {
     let env = TestEnv::new();
     env.project("demo");
     // Another process holds the write lock past the busy timeout.
-    let blocker = env.sql();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocker = env.hold_write_lock();
     let assert = env
         .run(&["token", "create", "-p", "demo", "-e", "30"])
         .code(3)
         .stdout("");
     assert!(stderr(&assert).contains("busy"), "{}", stderr(&assert));
-    blocker.execute_batch("ROLLBACK").unwrap();
+    blocker.release();
     assert!(list_json(&env, &[]).is_empty());
 }
 
@@ -547,7 +557,7 @@ fn a_description_holding_a_token_is_refused_and_redacted() {
     );
     assert_eq!(ids(&list_json(&env, &[])), [id_of(&token)]);
     assert!(!contains(
-        &database_bytes(env.db()),
+        &env.store_content(),
         secret_of(&token).as_bytes()
     ));
 }
@@ -579,7 +589,7 @@ fn a_description_holding_a_token_without_its_prefix_is_refused_unechoed() {
         assert!(!stderr(&assert).contains(secret), "{}", stderr(&assert));
     }
     assert!(list_json(&env, &[]).is_empty());
-    assert!(!contains(&database_bytes(env.db()), secret.as_bytes()));
+    assert!(!contains(&env.store_content(), secret.as_bytes()));
 }
 
 #[test]

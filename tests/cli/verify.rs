@@ -166,8 +166,7 @@ fn malformed_tokens_are_rejected_without_the_database() {
             .stdout("invalid: malformed\n");
         assert!(stderr(&assert).is_empty(), "{}", stderr(&assert));
     }
-    assert!(!env.db().exists());
-    assert!(!env.db().parent().unwrap().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -175,10 +174,9 @@ fn a_well_formed_token_without_a_database_is_an_environment_error() {
     let env = TestEnv::new();
     let token = forge(&"A".repeat(12), &"b".repeat(43));
     let assert = env.verify(&token, &[]).code(3).stdout("");
-    assert!(stderr(&assert).contains("no database"));
+    assert_error(&assert, &env.missing_store_error());
     assert!(!stderr(&assert).contains(&token));
-    assert!(!env.db().exists(), "verify must not create a database");
-    assert!(!env.db().parent().unwrap().exists());
+    assert!(!env.store_exists(), "verify must not create a database");
 }
 
 #[test]
@@ -205,14 +203,9 @@ fn unknown_id_wrong_secret_and_revoked_give_one_answer() {
     env.run(&["token", "revoke", id_of(&token), "--yes"])
         .success();
     env.verify(&token, &[]).code(1).stdout("invalid: unknown\n");
-    let rows: i64 = env
+    let rows = env
         .sql()
-        .query_row(
-            "SELECT count(*) FROM tokens WHERE last_used_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .count("SELECT count(*) FROM tokens WHERE last_used_at IS NOT NULL");
     assert_eq!(rows, 0, "a failed verification recorded a use");
 }
 
@@ -220,27 +213,18 @@ fn unknown_id_wrong_secret_and_revoked_give_one_answer() {
 fn expired_token_is_not_valid() {
     let env = TestEnv::new();
     env.project("demo");
-    let out = env
-        .std_cmd()
-        .env("FAKETIME", "-31d")
-        .env("LD_PRELOAD", faketime_lib())
-        .args(["token", "create", "-p", "demo", "-e", "30"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = token_at(&env, "-31d", "demo", "30");
     env.verify(&token, &[]).code(1).stdout("invalid: expired\n");
     let reply = json(&env.verify(&token, &["--json"]).code(1));
     assert_eq!(reply["reason"], "expired");
     assert_eq!(reply["id"], id_of(&token));
     // Still valid 29 days after creation, in that process's clock.
-    env.cmd()
-        .env("FAKETIME", "-2d")
-        .env("LD_PRELOAD", faketime_lib())
+    let still = moved_clock(&env, "-2d")
         .arg("verify")
         .write_stdin(token.clone())
         .assert()
         .success();
+    without_clock_warning(&stderr(&still), "-2d");
 }
 
 #[test]
@@ -264,8 +248,7 @@ fn a_use_that_cannot_be_recorded_warns_but_stays_valid() {
     env.project("demo");
     let token = env.token("demo", "30");
     // Another process holds the write lock for longer than the busy timeout.
-    let blocker = env.sql();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocker = env.hold_write_lock();
     let started = Instant::now();
     let assert = env.verify(&token, &[]).success();
     assert!(
@@ -278,7 +261,7 @@ fn a_use_that_cannot_be_recorded_warns_but_stays_valid() {
         err.starts_with("warning: ") && err.contains("not recorded"),
         "{err}"
     );
-    blocker.execute_batch("ROLLBACK").unwrap();
+    blocker.release();
 }
 
 #[test]

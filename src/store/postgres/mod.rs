@@ -190,6 +190,12 @@ impl Postgres {
     /// Reads the schema version and the server's clock, and sets the session's timeouts: one
     /// statement, one round trip.
     fn schema_state(&mut self) -> Result<SchemaState> {
+        self.read_schema_state(true)
+    }
+
+    /// [`Postgres::schema_state`]; `again`: a schema found made meanwhile may be read once
+    /// more.
+    fn read_schema_state(&mut self, again: bool) -> Result<SchemaState> {
         let query = format!(
             "SELECT v.version, extract(epoch FROM now())::bigint,
                     set_config('lock_timeout', '{LOCK_TIMEOUT}', false),
@@ -205,7 +211,7 @@ impl Postgres {
                     Some(&SqlState::UNDEFINED_TABLE | &SqlState::INVALID_SCHEMA_NAME)
                 ) =>
             {
-                return self.missing_schema();
+                return self.missing_schema(again);
             }
             Err(err) => return Err(self.error(&err)),
         };
@@ -230,22 +236,25 @@ impl Postgres {
     }
 
     /// No autheona.schema_version: a database with no autheona schema, or someone else's
-    /// schema of that name.
-    fn missing_schema(&mut self) -> Result<SchemaState> {
+    /// schema of that name, or one another process made since the first read (its migration
+    /// committed between the two statements): that one is read again, once.
+    fn missing_schema(&mut self, again: bool) -> Result<SchemaState> {
         let row = self
             .client
             .get_mut()
             .query_typed_one(
                 "SELECT to_regnamespace('autheona') IS NOT NULL,
+                        to_regclass('autheona.schema_version') IS NOT NULL,
                         extract(epoch FROM now())::bigint",
                 &[],
             )
             .map_err(|err| self.error(&err))?;
-        self.server_time = row.get(1);
-        if row.get::<_, bool>(0) {
-            return Err(self.foreign("it has a schema named autheona without autheona's tables"));
+        self.server_time = row.get(2);
+        match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
+            (false, _) => Ok(SchemaState::Missing),
+            (true, true) if again => self.read_schema_state(false),
+            _ => Err(self.foreign("it has a schema named autheona without autheona's tables")),
         }
-        Ok(SchemaState::Missing)
     }
 
     fn foreign(&self, why: &str) -> StoreError {
@@ -273,9 +282,16 @@ impl Postgres {
                  SET LOCAL synchronous_commit = on;
                  SELECT pg_advisory_xact_lock({SCHEMA_LOCK});"
             ))?;
+            // Read from the catalogs with a snapshot taken now, not through to_regclass and
+            // to_regnamespace: those use this session's catalog caches, which a transaction
+            // refreshes when it starts or locks a table, not when it gets an advisory lock. A
+            // schema another process made while this one waited for the lock would still be
+            // missing from them ("schema autheona already exists" on making it again).
             let row = client.query_typed_one(
-                "SELECT to_regclass('autheona.schema_version') IS NOT NULL,
-                        to_regnamespace('autheona') IS NOT NULL",
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+                                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                WHERE n.nspname = 'autheona' AND c.relname = 'schema_version'),
+                        EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'autheona')",
                 &[],
             )?;
             let (has_table, has_schema): (bool, bool) = (row.get(0), row.get(1));

@@ -42,7 +42,7 @@ pub fn client_config(target: &Target) -> Result<ClientConfig, String> {
         SslMode::Require | SslMode::VerifyCa => Check::Chain(verifier(root, &provider)?),
         SslMode::VerifyFull => Check::ChainAndName(verifier(root, &provider)?),
     };
-    let builder = ClientConfig::builder_with_provider(provider.clone())
+    let builder = ClientConfig::builder_with_details(provider.clone(), Arc::new(SystemClock))
         .with_safe_default_protocol_versions()
         .map_err(|err| format!("cannot set up TLS: {err}"))?;
     let config = match check {
@@ -57,6 +57,19 @@ pub fn client_config(target: &Target) -> Result<ClientConfig, String> {
             ))),
     };
     Ok(config.with_no_client_auth())
+}
+
+/// The time for checking certificates: the system clock, or none (the handshake then fails)
+/// when it reads before 1970, where rustls's own clock panics. Commands refuse such a clock
+/// before they connect; shell completion, which offers nothing then, may still connect.
+#[derive(Debug)]
+struct SystemClock;
+
+impl rustls::time_provider::TimeProvider for SystemClock {
+    fn current_time(&self) -> Option<UnixTime> {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.ok().map(UnixTime::since_unix_epoch)
+    }
 }
 
 fn verifier(
