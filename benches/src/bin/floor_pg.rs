@@ -9,8 +9,8 @@
 //! but the handshake's signature checked), then whatever login the server asks for (SCRAM
 //! with the password in `PGPASSWORD`). Over a Unix socket (a host starting with `/`) there is
 //! no TLS, as with autheona. It sends autheona's SELECT and UPDATE, unnamed
-//! (`query_typed`), to autheona's tables, the UPDATE committing as autheona's does (the same
-//! last-used durability); what it leaves out is what only autheona needs:
+//! (`query_typed`), to autheona's tables, the UPDATE committing asynchronously as autheona's
+//! does (the same last-used durability); what it leaves out is what only autheona needs:
 //! reading the libpq variables and password file, parsing the command line, checking the
 //! schema version and the server's clock, setting the session's timeouts.
 //!
@@ -130,7 +130,8 @@ fn main() {
             .map_or(0, |d| d.as_secs() as i64);
         client
             .execute_typed(
-                "UPDATE autheona.tokens SET last_used_at = $1 WHERE id = $2",
+                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true))
+                 UPDATE autheona.tokens SET last_used_at = $1 FROM deferred WHERE id = $2",
                 &[(&now, Type::INT8), (&id, Type::TEXT)],
             )
             .expect("update");
