@@ -26,7 +26,7 @@ use postgres::types::Type;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, SignatureScheme};
 
 /// `sslmode=prefer`'s check, as autheona's: any certificate, as long as the server holds its
 /// key.
@@ -84,7 +84,12 @@ fn connect(host: &str, port: u16, user: &str, dbname: &str) -> postgres::Client 
         config.connect(postgres::NoTls)
     } else {
         config.ssl_mode(postgres::config::SslMode::Prefer);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // autheona's key exchange preference: prime256v1 first (a stock server's one group).
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider
+            .kx_groups
+            .sort_by_key(|group| group.name() != NamedGroup::secp256r1);
+        let provider = Arc::new(provider);
         let tls = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
