@@ -4,7 +4,14 @@
 //!
 //! Ratios are taken within one run, with the compared commands interleaved round by round (in a
 //! shuffled order), so that a noisy machine slows both sides alike.
+//!
+//! The PostgreSQL measurements run against a cluster the harness makes and starts itself
+//! (`bench/pg.rs`), with PgBouncer in front of it.
 
+#[path = "bench/pg.rs"]
+mod pg;
+
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,13 +21,29 @@ use std::time::{Duration, Instant};
 use autheona::ops::project;
 use autheona::ops::token::{self, Expiration, TokenRequest};
 use autheona::secret::{self, Secret};
-use autheona::store::{self, NewToken};
-use autheona::token::{TokenId, checksum};
+use autheona::store::{self, Location, NewToken, Store, Surroundings};
+use autheona::token::{Token, TokenId, checksum};
 use chrono::Utc;
 use rand::seq::SliceRandom;
 
-/// Token counts the fixtures hold.
+/// Token counts the fixtures hold, on SQLite and on PostgreSQL alike.
 const SIZES: [usize; 3] = [10, 100_000, 1_000_000];
+
+/// The variables that would lead autheona (or the floors) elsewhere than the harness says:
+/// removed from the harness's environment, so that its children never see them.
+const FOREIGN_VARIABLES: [&str; 11] = [
+    "AUTHEONA_DB",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGCONNECT_TIMEOUT",
+    "PGAPPNAME",
+];
 
 /// The tree `autheona scan` is timed on: this many text files holding this many bytes in all.
 const SCAN_FILES: usize = 3_000;
@@ -249,6 +272,19 @@ impl Report {
         });
     }
 
+    /// `a / b`, shown for information: no target.
+    fn info_ratio(&mut self, what: &str, a: &Bench, b: &Bench) {
+        let ratio = a.median().as_secs_f64() / b.median().as_secs_f64();
+        self.rows.push(Row {
+            what: what.to_owned(),
+            value: String::new(),
+            range: String::new(),
+            ratio: format!("{ratio:.3}x"),
+            target: "(information)".into(),
+            pass: true,
+        });
+    }
+
     fn value(&mut self, what: &str, value: String, target: String, pass: bool) {
         self.rows.push(Row {
             what: what.to_owned(),
@@ -283,7 +319,8 @@ impl Report {
 /// A fixture database: one project, `size` tokens, of which `verified` is real and the rest
 /// share one precomputed hash.
 struct Fixture {
-    db: PathBuf,
+    /// What `--db` names: a file, or a `postgres://` URL.
+    db: String,
     token: String,
     /// Well-formed but unknown id, and known id with a wrong secret.
     unknown_id: String,
@@ -294,10 +331,7 @@ impl Fixture {
     fn manifest_line(&self) -> String {
         format!(
             "{} {} {} {}",
-            self.db.display(),
-            self.token,
-            self.unknown_id,
-            self.wrong_secret
+            self.db, self.token, self.unknown_id, self.wrong_secret
         )
     }
 
@@ -307,7 +341,7 @@ impl Fixture {
             panic!("bad manifest line {line:?}");
         };
         Fixture {
-            db: PathBuf::from(db),
+            db: (*db).to_owned(),
             token: (*token).to_owned(),
             unknown_id: (*unknown_id).to_owned(),
             wrong_secret: (*wrong_secret).to_owned(),
@@ -315,13 +349,48 @@ impl Fixture {
     }
 }
 
-/// Builds every fixture and writes their manifest. Runs as its own process, so that the
-/// harness stays small: Linux reports a child's peak memory as at least its parent's.
-fn build_fixtures(work: &Path, floor: &Path) {
-    let lines: Vec<String> = SIZES
-        .iter()
-        .map(|&n| build_fixture(work, n).manifest_line())
-        .collect();
+/// Where the fixture process finds the benchmark's PostgreSQL server: its socket directory,
+/// port and role.
+struct PgAddress {
+    socket_dir: PathBuf,
+    port: u16,
+    user: String,
+}
+
+/// Builds every fixture and writes their manifest: the SQLite ones, then the PostgreSQL ones,
+/// each in order of [`SIZES`]. Runs as its own process, so that the harness stays small: Linux
+/// reports a child's peak memory as at least its parent's.
+fn build_fixtures(work: &Path, floor: &Path, pg: &PgAddress) {
+    let timed = |what: &str, build: &dyn Fn() -> Fixture| -> String {
+        let started = Instant::now();
+        let fixture = build();
+        eprintln!("  {what}: {:.1} s", started.elapsed().as_secs_f64());
+        fixture.manifest_line()
+    };
+    // The PostgreSQL server does most of the work of its fixtures in its own process: build
+    // them on a second thread, beside the SQLite ones.
+    let (mut lines, pg_lines) = std::thread::scope(|scope| {
+        let pg_lines = scope.spawn(|| {
+            SIZES
+                .iter()
+                .map(|&n| {
+                    timed(&format!("PostgreSQL, {} tokens", thousands(n)), &|| {
+                        build_pg_fixture(pg, n)
+                    })
+                })
+                .collect::<Vec<String>>()
+        });
+        let lines: Vec<String> = SIZES
+            .iter()
+            .map(|&n| {
+                timed(&format!("SQLite, {} tokens", thousands(n)), &|| {
+                    build_fixture(work, n)
+                })
+            })
+            .collect();
+        (lines, pg_lines.join().expect("PostgreSQL fixtures"))
+    });
+    lines.extend(pg_lines);
     let floor_db = work.join("floor.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", floor_db.display()));
@@ -442,14 +511,83 @@ fn with_checksum(body: String) -> String {
     body + std::str::from_utf8(&sum).expect("ascii")
 }
 
+/// 1000000 as "1,000,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn build_fixture(dir: &Path, size: usize) -> Fixture {
     let db = dir.join(format!("tokens-{size}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let store = store::create(&db).expect("create fixture database");
+    let store = store::create(&Location::File(db.clone())).expect("create fixture database");
+    fill(
+        &*store,
+        size,
+        db.to_str().expect("a UTF-8 work directory").to_owned(),
+    )
+}
+
+/// `text` percent-encoded for a URL's query, but for the characters a path is made of.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A PostgreSQL fixture: database `bench_SIZE` on the benchmark's server, made afresh, reached
+/// over the socket with peer authentication as verify will reach it. Filled as the SQLite
+/// ones, then vacuumed and analysed (as autovacuum would leave a table that size) and
+/// checkpointed, so that no checkpoint of the fixture's writes lands among the timings.
+fn build_pg_fixture(pg: &PgAddress, size: usize) -> Fixture {
+    let dbname = format!("bench_{size}");
+    let mut admin = pg::connect(&pg.socket_dir, pg.port, &pg.user, "postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname}"))
+        .expect("drop the fixture database");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {dbname}"))
+        .expect("create the fixture database");
+    let url = format!(
+        "postgres:///{dbname}?host={}&port={}",
+        url_encoded(&pg.socket_dir.to_string_lossy()),
+        pg.port
+    );
+    let around = Surroundings {
+        var: &|_| None,
+        home: None,
+        os_user: Some(&pg.user),
+    };
+    let location = Location::parse(OsStr::new(&url), &around).expect("the fixture's URL");
+    let store = store::create(&location).expect("create the fixture's schema");
+    let fixture = fill(&*store, size, url);
+    drop(store);
+    let mut client = pg::connect(&pg.socket_dir, pg.port, &pg.user, &dbname);
+    client
+        .batch_execute("VACUUM (ANALYZE) autheona.tokens")
+        .expect("vacuum");
+    client.batch_execute("CHECKPOINT").expect("checkpoint");
+    fixture
+}
+
+/// Fills a new store: one project, one real token, `size - 1` fillers sharing one hash.
+fn fill(store: &dyn Store, size: usize, db: String) -> Fixture {
     let now = Utc::now();
-    project::create(&*store, "bench", now).expect("project");
+    project::create(store, "bench", now).expect("project");
     let mut rng = rand::rng();
     let request = TokenRequest {
         project: "bench",
@@ -457,7 +595,7 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
         description: Some("verified by the benchmark"),
     };
     let mut token = String::new();
-    token::create(&*store, &request, now, &mut rng, |created| {
+    token::create(store, &request, now, &mut rng, |created| {
         token = created.token.reveal().expose().to_owned();
         Ok(())
     })
@@ -474,7 +612,6 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
             expires_at: None,
         }))
         .expect("fillers");
-    drop(store);
     let unknown_id = with_checksum(format!("aut_{}_{}", "0".repeat(12), &token[17..60]));
     let wrong_secret = with_checksum(format!("aut_{}_{}", &token[4..16], "x".repeat(43)));
     Fixture {
@@ -518,11 +655,38 @@ fn machine() -> String {
     )
 }
 
+/// A command to time: `program` with `args`, and `env` added to the environment.
+fn command(
+    program: &Path,
+    args: &[&dyn AsRef<OsStr>],
+    env: &[(&str, &str)],
+) -> impl Fn() -> Command + 'static + use<> {
+    let program = program.to_owned();
+    let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move || {
+        let mut c = Command::new(&program);
+        c.args(&args).envs(env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+}
+
+fn size_mb(path: &Path) -> String {
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    format!("{:.2} MB ({bytes} bytes)", bytes as f64 / 1e6)
+}
+
+const USAGE: &str = "usage: bench [--rounds N] [--before PATH]";
+
 fn main() {
     // The fast commands take a few milliseconds each, and this machine is noisy: enough rounds
     // that a median holds still from run to run.
     let mut rounds = 200;
-    let mut fixtures_only = false;
+    let mut before: Option<PathBuf> = None;
+    let mut fixtures_for: Option<PgAddress> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -532,9 +696,24 @@ fn main() {
                     .and_then(|n| n.parse().ok())
                     .expect("--rounds N")
             }
-            "fixtures" => fixtures_only = true,
-            other => panic!("unknown argument {other}; usage: bench [--rounds N]"),
+            // Another autheona (an earlier commit's), whose SQLite verify and --version are
+            // timed interleaved with this one's.
+            "--before" => before = Some(PathBuf::from(args.next().expect("--before PATH"))),
+            // The fixture process: `fixtures SOCKET_DIR PORT USER`.
+            "fixtures" => {
+                let mut next = || args.next().expect("fixtures SOCKET_DIR PORT USER");
+                fixtures_for = Some(PgAddress {
+                    socket_dir: PathBuf::from(next()),
+                    port: next().parse().expect("port"),
+                    user: next(),
+                });
+            }
+            other => panic!("unknown argument {other}; {USAGE}"),
         }
+    }
+    for name in FOREIGN_VARIABLES {
+        // SAFETY: at the start of main, before any thread is spawned.
+        unsafe { std::env::remove_var(name) };
     }
     let bin_dir = std::env::current_exe()
         .expect("own path")
@@ -543,8 +722,8 @@ fn main() {
         .to_owned();
     let work = bin_dir.join("bench-work");
     std::fs::create_dir_all(&work).expect("work dir");
-    if fixtures_only {
-        build_fixtures(&work, &bin_dir.join("floor"));
+    if let Some(pg) = fixtures_for {
+        build_fixtures(&work, &bin_dir.join("floor"), &pg);
         return;
     }
     // The binaries are timed as installed: copied, as `cargo install` copies them. A binary
@@ -557,18 +736,47 @@ fn main() {
         std::fs::copy(bin_dir.join(name), &copy).expect("copy a binary");
         copy
     };
-    let (autheona, floor, hello) = (install("autheona"), install("floor"), install("hello"));
+    let (autheona, floor, floor_pg, hello) = (
+        install("autheona"),
+        install("floor"),
+        install("floor_pg"),
+        install("hello"),
+    );
+    let before = before.map(|path| {
+        let copy = installed.join("autheona-before");
+        std::fs::copy(&path, &copy).expect("copy the --before binary");
+        (path, copy)
+    });
 
     eprintln!("machine: {}", machine());
+    let started = Instant::now();
+    let server = pg::Server::start(&work);
+    let server_line = format!(
+        "{}, {}; {}",
+        server.version,
+        server.settings(),
+        server.bouncer_version
+    );
+    eprintln!(
+        "PostgreSQL started in {:.1} s: socket {}, port {}, PgBouncer on port {}: {server_line}",
+        started.elapsed().as_secs_f64(),
+        server.socket_dir.display(),
+        server.port,
+        server.bouncer_port,
+    );
     eprintln!("building fixtures in {} ...", work.display());
     let started = Instant::now();
     let status = Command::new(std::env::current_exe().expect("own path"))
         .arg("fixtures")
+        .arg(&server.socket_dir)
+        .arg(server.port.to_string())
+        .arg(&server.user)
         .status()
         .expect("build fixtures");
     assert!(status.success(), "building fixtures failed");
     let manifest = std::fs::read_to_string(work.join("manifest")).expect("manifest");
-    let fixtures: Vec<Fixture> = manifest.lines().map(Fixture::from_manifest_line).collect();
+    let all: Vec<Fixture> = manifest.lines().map(Fixture::from_manifest_line).collect();
+    let (fixtures, pg_fixtures) = all.split_at(SIZES.len());
     let floor_db = work.join("floor.db");
     let htpasswd_files: Vec<PathBuf> = SIZES
         .iter()
@@ -653,6 +861,134 @@ fn main() {
         )
         .expecting_invalid(),
     ];
+    // PostgreSQL: verify over the socket (peer authentication) and over TCP (SCRAM, TLS),
+    // directly and through PgBouncer, each beside a floor that connects the same way; and
+    // token create beside SQLite's.
+    let user = server.user.clone();
+    let tcp_url = |port: u16, dbname: &str| format!("postgres://{user}@127.0.0.1:{port}/{dbname}");
+    let pg_verify = |db: &str, password: bool| {
+        let token = pg_fixtures[0].token.clone();
+        let mut env = vec![("AUTHEONA_TOKEN", token.as_str())];
+        if password {
+            env.push(("PGPASSWORD", pg::PASSWORD));
+        }
+        command(&autheona, &[&"--db", &db, &"verify"], &env)
+    };
+    let parsed = Token::parse(&pg_fixtures[0].token).expect("the fixture's token");
+    let (floor_id, floor_secret) = (parsed.id().as_str(), parsed.secret().expose());
+    let floor_pg_cmd = |host: &str, port: u16, connect_only: bool| {
+        let port = port.to_string();
+        let mut args: Vec<&dyn AsRef<OsStr>> = vec![&host, &port, &user, &"bench_10"];
+        if connect_only {
+            args.insert(0, &"--connect-only");
+        }
+        command(
+            &floor_pg,
+            &args,
+            &[
+                ("FLOOR_ID", floor_id),
+                ("FLOOR_SECRET", floor_secret),
+                ("PGPASSWORD", pg::PASSWORD),
+            ],
+        )
+    };
+    let socket_dir = server.socket_dir.to_str().expect("UTF-8 path");
+    let (pg_port, bouncer_port) = (server.port, server.bouncer_port);
+    fast.extend([
+        Bench::new(
+            "verify, PostgreSQL socket (peer), 10 tokens",
+            command(
+                &autheona,
+                &[&"--db", &pg_fixtures[0].db, &"verify"],
+                &[("AUTHEONA_TOKEN", &pg_fixtures[0].token)],
+            ),
+        ),
+        Bench::new(
+            "verify, PostgreSQL socket (peer), 1,000,000 tokens",
+            command(
+                &autheona,
+                &[&"--db", &pg_fixtures[2].db, &"verify"],
+                &[("AUTHEONA_TOKEN", &pg_fixtures[2].token)],
+            ),
+        ),
+        Bench::new(
+            "floor_pg, socket (peer), 10 tokens",
+            floor_pg_cmd(socket_dir, pg_port, false),
+        ),
+        Bench::new(
+            "verify, PostgreSQL TCP (SCRAM, TLS), 10 tokens",
+            pg_verify(&tcp_url(pg_port, "bench_10"), true),
+        ),
+        Bench::new(
+            "floor_pg, TCP (SCRAM, TLS), 10 tokens",
+            floor_pg_cmd("127.0.0.1", pg_port, false),
+        ),
+        Bench::new(
+            "floor_pg --connect-only, TCP (SCRAM, TLS)",
+            floor_pg_cmd("127.0.0.1", pg_port, true),
+        ),
+        Bench::new(
+            "verify, through PgBouncer (SCRAM, TLS), 10 tokens",
+            pg_verify(&tcp_url(bouncer_port, "bench_10"), true),
+        ),
+        Bench::new(
+            "floor_pg, through PgBouncer, 10 tokens",
+            floor_pg_cmd("127.0.0.1", bouncer_port, false),
+        ),
+        Bench::new(
+            "floor_pg --connect-only, through PgBouncer",
+            floor_pg_cmd("127.0.0.1", bouncer_port, true),
+        ),
+        Bench::new(
+            "verify, through PgBouncer socket (peer), 10 tokens",
+            pg_verify(
+                &format!(
+                    "postgres:///bench_10?host={}&port={bouncer_port}",
+                    url_encoded(socket_dir)
+                ),
+                false,
+            ),
+        ),
+        Bench::new(
+            "floor_pg, through PgBouncer socket (peer), 10 tokens",
+            floor_pg_cmd(socket_dir, bouncer_port, false),
+        ),
+        Bench::new(
+            "token create --expires 30, PostgreSQL socket, 100,000 tokens",
+            command(
+                &autheona,
+                &[
+                    &"--db",
+                    &pg_fixtures[1].db,
+                    &"token",
+                    &"create",
+                    &"-p",
+                    &"bench",
+                    &"-e",
+                    &"30",
+                ],
+                &[],
+            ),
+        )
+        .with_stdout(work.join("created-tokens-pg.txt")),
+    ]);
+    // The earlier autheona, on the same SQLite fixture: start-up before and after.
+    if let Some((_, before)) = &before {
+        fast.extend([
+            Bench::new(
+                "verify, 10 tokens (before)",
+                command(
+                    before,
+                    &[&"--db", &fixtures[0].db, &"verify"],
+                    &[("AUTHEONA_TOKEN", &fixtures[0].token)],
+                ),
+            ),
+            Bench::new(
+                "autheona --version (before)",
+                command(before, &[&"--version"], &[]),
+            ),
+        ]);
+    }
     eprintln!("timing fast commands: {rounds} rounds ...");
     measure(&mut fast, 3, rounds);
 
@@ -713,6 +1049,14 @@ fn main() {
             }
         })
         .expecting_invalid(),
+        Bench::new(
+            "token list --json, PostgreSQL socket, 100,000 tokens",
+            command(
+                &autheona,
+                &[&"--db", &pg_fixtures[1].db, &"token", &"list", &"--json"],
+                &[],
+            ),
+        ),
     ];
     eprintln!("timing slow commands: {slow_rounds} rounds ...");
     measure(&mut slow, 1, slow_rounds);
@@ -761,9 +1105,27 @@ fn main() {
         hello_b,
         unknown,
         wrong,
-    ] = <[Bench; 10]>::try_from(fast)
+    ] = <[Bench; 10]>::try_from(fast.drain(..10).collect::<Vec<_>>())
         .ok()
         .expect("ten fast benches");
+    let [
+        pg_socket,
+        pg_socket_1m,
+        floor_pg_socket,
+        pg_tcp,
+        floor_pg_tcp,
+        connect_tcp,
+        pg_bouncer,
+        floor_pg_bouncer,
+        connect_bouncer,
+        pg_bouncer_socket,
+        floor_pg_bouncer_socket,
+        pg_create,
+    ] = <[Bench; 12]>::try_from(fast.drain(..12).collect::<Vec<_>>())
+        .ok()
+        .expect("twelve PostgreSQL benches");
+    // Left: the --before benches, if any.
+    let before_benches = <[Bench; 2]>::try_from(fast).ok();
     let [
         ht100k,
         ht1m,
@@ -774,9 +1136,10 @@ fn main() {
         list_json_1m,
         list_table_1m,
         scan,
-    ] = <[Bench; 9]>::try_from(slow)
+        pg_list_json,
+    ] = <[Bench; 10]>::try_from(slow)
         .ok()
-        .expect("nine slow benches");
+        .expect("ten slow benches");
 
     let mut report = Report { rows: Vec::new() };
     for bench in [&floor_b, &v10, &v100k, &v1m, &ht10, &ht100k, &ht1m, &create] {
@@ -907,8 +1270,132 @@ fn main() {
     );
     report.rows.last_mut().expect("row").ratio = format!("{spread:.2}x");
 
+    // PostgreSQL.
+    for bench in [
+        &pg_socket,
+        &pg_socket_1m,
+        &floor_pg_socket,
+        &pg_tcp,
+        &floor_pg_tcp,
+        &connect_tcp,
+        &pg_bouncer,
+        &floor_pg_bouncer,
+        &connect_bouncer,
+        &pg_bouncer_socket,
+        &floor_pg_bouncer_socket,
+        &pg_create,
+    ] {
+        report.timing(bench, "");
+    }
+    report.ratio(
+        "verify, PostgreSQL socket / SQLite (10 tokens)",
+        &pg_socket,
+        &v10,
+        2.0,
+        Cmp::AtMost,
+    );
+    report.ratio(
+        "verify, PostgreSQL socket: 1,000,000 / 10 tokens",
+        &pg_socket_1m,
+        &pg_socket,
+        1.10,
+        Cmp::AtMost,
+    );
+    report.info_ratio(
+        "verify / floor_pg, socket (peer)",
+        &pg_socket,
+        &floor_pg_socket,
+    );
+    report.ratio(
+        "verify / floor_pg, TCP (SCRAM, TLS)",
+        &pg_tcp,
+        &floor_pg_tcp,
+        1.20,
+        Cmp::AtMost,
+    );
+    report.info_ratio(
+        "connection's share: connect-only / floor_pg, TCP",
+        &connect_tcp,
+        &floor_pg_tcp,
+    );
+    report.info_ratio(
+        "verify through PgBouncer / verify TCP direct",
+        &pg_bouncer,
+        &pg_tcp,
+    );
+    report.info_ratio(
+        "verify / floor_pg, through PgBouncer",
+        &pg_bouncer,
+        &floor_pg_bouncer,
+    );
+    report.info_ratio(
+        "connection's share: connect-only / floor_pg, through PgBouncer",
+        &connect_bouncer,
+        &floor_pg_bouncer,
+    );
+    report.info_ratio(
+        "verify through PgBouncer socket (peer) / SQLite (10 tokens)",
+        &pg_bouncer_socket,
+        &v10,
+    );
+    report.info_ratio(
+        "verify / floor_pg, through PgBouncer socket (peer)",
+        &pg_bouncer_socket,
+        &floor_pg_bouncer_socket,
+    );
+    report.info_ratio(
+        "token create (100,000), PostgreSQL socket / SQLite",
+        &pg_create,
+        &create,
+    );
+    report.timing(&pg_list_json, "");
+    report.info_ratio(
+        "token list --json (100,000), PostgreSQL socket / SQLite",
+        &pg_list_json,
+        &list_json,
+    );
+    let pg_list_peak = pg_list_json.max_rss_mib();
+    report.value(
+        &format!("peak memory, {}", pg_list_json.name),
+        format!("{pg_list_peak:.1} MiB"),
+        "(information)".into(),
+        true,
+    );
+
+    // Start-up for SQLite commands, this build against the --before one.
+    report.value(
+        "binary size, autheona",
+        size_mb(&autheona),
+        "(information)".into(),
+        true,
+    );
+    if let (Some((path, copy)), Some([v10_before, version_before])) = (&before, &before_benches) {
+        report.value(
+            &format!("binary size, autheona before ({})", path.display()),
+            size_mb(copy),
+            "(information)".into(),
+            true,
+        );
+        report.timing(v10_before, "");
+        report.timing(version_before, "");
+        report.info_ratio("before: verify (10 tokens) / floor", v10_before, &floor_b);
+        let after_ratio = v10.median().as_secs_f64() / floor_b.median().as_secs_f64();
+        let before_ratio = v10_before.median().as_secs_f64() / floor_b.median().as_secs_f64();
+        let quotient = after_ratio / before_ratio;
+        report.value(
+            "start-up: (verify / floor) this build / before",
+            String::new(),
+            "≤ 1.03x".into(),
+            quotient <= 1.03,
+        );
+        report.rows.last_mut().expect("row").ratio =
+            format!("{quotient:.3}x ({after_ratio:.3} / {before_ratio:.3})");
+        report.info_ratio("--version, this build / before", &version, version_before);
+    }
+
     let missed = report.rows.iter().filter(|r| !r.pass).count();
     println!("Machine: {}\n", machine());
+    println!("Server: {server_line}\n");
     println!("{}", report.markdown());
     println!(
         "{} rounds of the fast commands, {slow_rounds} of the slow ones; {}",

@@ -413,12 +413,17 @@ impl Store for Postgres {
         })
     }
 
-    /// One autocommit statement; last-used is a hint, so it may commit as the server's
-    /// default says (asynchronously, where the server is set so).
+    /// One autocommit statement, committed asynchronously whatever the server's default
+    /// ([`Durability::Deferred`]): last-used is a hint, and a verify must not wait for the
+    /// server's disk, or a synchronous replica, on every use (benches/README.md, finding 16).
+    /// The setting is made for the statement's own transaction (`set_config(..., true)`), in
+    /// the statement: no round trip more, and nothing left on the session, which PgBouncer
+    /// may hand to another client.
     fn record_use(&self, id: &str, at: i64) -> StoreResult<bool> {
         let changed = self.run(|client| {
             client.execute_typed(
-                "UPDATE autheona.tokens SET last_used_at = $1 WHERE id = $2",
+                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true))
+                 UPDATE autheona.tokens SET last_used_at = $1 FROM deferred WHERE id = $2",
                 &[(&at, Type::INT8), (&id, Type::TEXT)],
             )
         })?;

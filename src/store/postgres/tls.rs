@@ -14,7 +14,8 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore,
+    SignatureScheme,
 };
 
 use super::conninfo::{SslMode, Target};
@@ -32,7 +33,15 @@ enum Check {
 /// The TLS client configuration for `target`'s sslmode; `Err` is one line about the root
 /// certificate.
 pub fn client_config(target: &Target) -> Result<ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    // The key share sent first is one a stock server takes at once: PostgreSQL before 18
+    // offers a single group, prime256v1 unless `ssl_ecdh_curve` says otherwise, and rustls's
+    // own first choice (X25519) made every such connection a HelloRetryRequest, one round trip
+    // and one key exchange more (benches/README.md, finding 17). X25519 stays on offer.
+    provider
+        .kx_groups
+        .sort_by_key(|group| group.name() != NamedGroup::secp256r1);
+    let provider = Arc::new(provider);
     let root = target.root_cert.as_deref();
     // libpq: `require` with a root certificate file present checks as `verify-ca`.
     let root_exists = root.is_some_and(Path::exists);
