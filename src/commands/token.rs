@@ -79,10 +79,15 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
         }
     }
     let store = ctx.open()?;
+    let will_ask = interactive && (args.expires.is_none() || args.description.is_none());
     let project = match given_project {
         Some(name) => {
             // Before any prompt: a person should not answer questions for a doomed request.
-            project::require(&*store, &name)?;
+            // Without one, `token::create` checks it: one lookup, not two (a round trip on a
+            // server).
+            if will_ask {
+                project::require(&*store, &name)?;
+            }
             name
         }
         None => ask_project(&*store)?,
