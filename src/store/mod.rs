@@ -15,6 +15,12 @@ pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use postgres::conninfo::{Surroundings, has_password, is_url};
 pub use sqlite::SCHEMA_VERSION;
 
+/// The TLS configuration of a PostgreSQL connection with the default sslmode (`prefer`):
+/// the benchmark's floor connects with it, as autheona does.
+pub fn postgres_prefer_tls() -> rustls::ClientConfig {
+    postgres::tls::prefer_config()
+}
+
 /// The schema version of the PostgreSQL store this binary makes and reads.
 pub const POSTGRES_SCHEMA_VERSION: i32 = postgres::SCHEMA_VERSION;
 

@@ -19,54 +19,8 @@
 //!
 //! Exits 0 when the secret matches (or, with `--connect-only`, when the login succeeded).
 
-use std::sync::Arc;
-
 use autheona::secret::{self, Secret};
 use postgres::types::Type;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, SignatureScheme};
-
-/// `sslmode=prefer`'s check, as autheona's: any certificate, as long as the server holds its
-/// key.
-#[derive(Debug)]
-struct Anything(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Anything {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
 
 fn connect(host: &str, port: u16, user: &str, dbname: &str) -> postgres::Client {
     let mut config = postgres::Config::new();
@@ -84,20 +38,8 @@ fn connect(host: &str, port: u16, user: &str, dbname: &str) -> postgres::Client 
         config.connect(postgres::NoTls)
     } else {
         config.ssl_mode(postgres::config::SslMode::Prefer);
-        // autheona's key exchange preference: prime256v1 first (a stock server's one group).
-        let mut provider = rustls::crypto::ring::default_provider();
-        provider
-            .kx_groups
-            .sort_by_key(|group| group.name() != NamedGroup::secp256r1);
-        let provider = Arc::new(provider);
-        let tls = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Anything(
-                provider.signature_verification_algorithms,
-            )))
-            .with_no_client_auth();
+        // autheona's own configuration for sslmode=prefer (its verifier, its key exchange).
+        let tls = autheona::store::postgres_prefer_tls();
         config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
     };
     client.expect("connect")

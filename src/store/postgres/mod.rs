@@ -11,7 +11,7 @@
 
 pub mod conninfo;
 mod queries;
-mod tls;
+pub(super) mod tls;
 
 use std::cell::RefCell;
 use std::time::Duration;

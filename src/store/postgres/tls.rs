@@ -33,15 +33,7 @@ enum Check {
 /// The TLS client configuration for `target`'s sslmode; `Err` is one line about the root
 /// certificate.
 pub fn client_config(target: &Target) -> Result<ClientConfig, String> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    // The key share sent first is one a stock server takes at once: PostgreSQL before 18
-    // offers a single group, prime256v1 unless `ssl_ecdh_curve` says otherwise, and rustls's
-    // own first choice (X25519) made every such connection a HelloRetryRequest, one round trip
-    // and one key exchange more (benches/README.md, finding 17). X25519 stays on offer.
-    provider
-        .kx_groups
-        .sort_by_key(|group| group.name() != NamedGroup::secp256r1);
-    let provider = Arc::new(provider);
+    let provider = provider();
     let root = target.root_cert.as_deref();
     // libpq: `require` with a root certificate file present checks as `verify-ca`.
     let root_exists = root.is_some_and(Path::exists);
@@ -51,6 +43,28 @@ pub fn client_config(target: &Target) -> Result<ClientConfig, String> {
         SslMode::Require | SslMode::VerifyCa => Check::Chain(verifier(root, &provider)?),
         SslMode::VerifyFull => Check::ChainAndName(verifier(root, &provider)?),
     };
+    build(&provider, check)
+}
+
+/// The configuration of the default sslmode, `prefer`, which checks no certificate: for the
+/// benchmark's floor, which must connect exactly as autheona does.
+pub fn prefer_config() -> ClientConfig {
+    build(&provider(), Check::Nothing).expect("rustls's default protocol versions")
+}
+
+/// ring, with the key share sent first one a stock server takes at once: PostgreSQL before
+/// 18 offers a single group, prime256v1 unless `ssl_ecdh_curve` says otherwise, and rustls's
+/// own first choice (X25519) made every such connection a HelloRetryRequest, one round trip
+/// and one key exchange more (benches/README.md, finding 17). X25519 stays on offer.
+fn provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .kx_groups
+        .sort_by_key(|group| group.name() != NamedGroup::secp256r1);
+    Arc::new(provider)
+}
+
+fn build(provider: &Arc<CryptoProvider>, check: Check) -> Result<ClientConfig, String> {
     let builder = ClientConfig::builder_with_details(provider.clone(), Arc::new(SystemClock))
         .with_safe_default_protocol_versions()
         .map_err(|err| format!("cannot set up TLS: {err}"))?;
