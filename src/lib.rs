@@ -11,7 +11,9 @@ pub mod complete;
 pub mod environment;
 pub mod error;
 pub mod ops;
+pub mod process;
 pub mod secret;
+pub mod serve;
 pub mod store;
 pub mod text;
 pub mod token;
@@ -115,6 +117,15 @@ mod layering {
         assert!(
             !complete.contains("crate::commands"),
             "src/complete.rs uses commands"
+        );
+    }
+
+    #[test]
+    fn serve_is_an_adapter_over_ops_that_knows_no_engine() {
+        // Secrets are checked and rules judged by ops::verify alone, as for `autheona verify`.
+        refuse(
+            "serve",
+            &["rusqlite", "pragma", "postgres::", "secret::verify", "Status::at"],
         );
     }
 

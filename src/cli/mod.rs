@@ -133,6 +133,9 @@ pub enum Command {
     /// Copy a whole store (projects and tokens) to another file or PostgreSQL database
     #[command(subcommand, arg_required_else_help = false)]
     Store(Lazy<StoreCommand>),
+    /// Answer APIs and reverse proxies that ask whether a request's bearer token is valid
+    #[command(after_help = SERVE_HELP)]
+    Serve(Lazy<ServeArgs>),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(Lazy<CompletionsArgs>),
@@ -413,6 +416,71 @@ pub struct VerifyArgs {
     /// every user of the machine.
     #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
     pub token_argument: Vec<String>,
+}
+
+const SERVE_HELP: &str = "\
+Endpoints:
+  ANY  /v1/auth[?project=NAME]  forward auth (nginx auth_request, Caddy forward_auth, Traefik
+                                ForwardAuth, Envoy ext_authz): the token from
+                                Authorization: Bearer; 200 with X-Autheona-Token-Id and
+                                X-Autheona-Project, 401 not valid, 403 another project's,
+                                503 when the store cannot answer or the server is overloaded
+  POST /v1/verify               {\"token\": \"...\", \"project\": \"...\"}: what verify --json prints
+  GET  /healthz                 200 when the store answers, else 503
+  GET  /metrics                 Prometheus text format
+
+Every request looks the token up in the store, so a token revoked, rotated, pruned or
+deleted with its project is refused from the next request on; only the argon2 work is cached.
+A token in a URL is refused with 400. Last-used times are written at most a second late.
+SIGTERM or SIGINT stops it: requests in flight are answered and last-used times written.
+
+Examples:
+  autheona serve
+  autheona serve --listen unix:/run/autheona/autheona.sock --socket-mode 0660
+  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8740/v1/auth?project=demo";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen: HOST:PORT, or unix:/path/to.sock (repeatable)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8740", action = clap::ArgAction::Append)]
+    pub listen: Vec<String>,
+    /// Permissions of a unix socket it creates, in octal
+    #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_socket_mode)]
+    pub socket_mode: u32,
+    /// Log a line per request on stderr: method, path (no query), status, token id, duration
+    #[arg(long)]
+    pub access_log: bool,
+    /// How many verified tokens to remember, sparing their argon2 work (never the store
+    /// lookup); 0 turns the cache off
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub cache_size: usize,
+    /// Connections open at once; more wait to be accepted
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Connections to the store [default: twice the cores, at least 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub store_connections: Option<u32>,
+    /// Seconds a client may take to send a request; a slower one is dropped
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub read_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept open
+    #[arg(long, value_name = "SECONDS", default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub idle_timeout: u64,
+}
+
+/// An octal file mode for a socket: owner read and write at least, nothing beyond 0777.
+fn parse_socket_mode(text: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(text, 8)
+        .map_err(|_| format!("'{text}' is not an octal mode such as 0600 or 0660"))?;
+    if mode > 0o777 {
+        return Err(format!("'{text}' is not a mode: at most 0777"));
+    }
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "'{text}' would keep the server's owner from using the socket: give at least 0600"
+        ));
+    }
+    Ok(mode)
 }
 
 const SCAN_HELP: &str = "\

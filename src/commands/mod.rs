@@ -4,6 +4,7 @@ mod advice;
 mod completions;
 mod project;
 mod scan;
+mod serve;
 mod store;
 mod token;
 mod verify;
@@ -20,6 +21,8 @@ use crate::environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Location, Store};
 use crate::ui;
+
+pub use serve::{SERVER_EXECUTABLE, Server, Start};
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +68,12 @@ impl Context {
 
     /// Opens the database, which must exist.
     fn open(&self) -> Result<Box<dyn Store>> {
-        let location = self.location()?;
-        let store = crate::store::open(&location)?.ok_or_else(|| Error::no_database(&location))?;
+        self.open_at(&self.location()?)
+    }
+
+    /// Opens the database at `location`, which must exist.
+    fn open_at(&self, location: &Location) -> Result<Box<dyn Store>> {
+        let store = crate::store::open(location)?.ok_or_else(|| Error::no_database(location))?;
         self.check(&*store);
         Ok(store)
     }
@@ -120,22 +127,10 @@ impl Context {
     }
 }
 
-/// How far this host's clock and the database server's may be apart before a command says so.
-const CLOCK_TOLERANCE: i64 = 30;
-
 /// Hosts sharing a store each judge expiry by their own clock, so they must agree on the time.
 fn warn_if_clocks_differ(host: i64, server: i64) {
-    let apart = host.abs_diff(server);
-    if apart > CLOCK_TOLERANCE.unsigned_abs() {
-        let (which, other) = if host > server {
-            ("ahead of", "")
-        } else {
-            ("behind", "")
-        };
-        ui::warning(&format!(
-            "this host's clock is {apart} s {which} the database server's{other}; expiry is \
-             judged by this host's clock: keep the clocks of every host in sync (NTP)"
-        ));
+    if let Some(warning) = crate::ops::store::clocks_apart(host, server) {
+        ui::warning(&warning);
     }
 }
 
@@ -167,12 +162,13 @@ fn shell_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// Runs the command; an error comes back with the advice its topic calls for.
-pub fn run(cli: Cli) -> Result<Outcome> {
-    dispatch(cli).map_err(advice::advise)
+/// Runs the command (`serve` as `server` says); an error comes back with the advice its topic
+/// calls for.
+pub fn run(cli: Cli, server: Server) -> Result<Outcome> {
+    dispatch(cli, server).map_err(advice::advise)
 }
 
-fn dispatch(cli: Cli) -> Result<Outcome> {
+fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
     let (zone, warning) = environment::clock::zone(std::env::var_os("TZ").as_deref());
     if let Some(warning) = warning {
         ui::warning(&warning);
@@ -193,6 +189,7 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Scan(args) => scan::run(&ctx, &args),
         Command::Store(command) => store::run(command.0),
+        Command::Serve(args) => serve::run(&ctx, &args, server),
         Command::Completions(args) => completions::run(&args),
     }
 }

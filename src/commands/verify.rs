@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, IsTerminal, Read};
 
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{Context, Outcome};
@@ -84,15 +83,6 @@ fn read_token() -> Result<Secret> {
     ))
 }
 
-#[derive(Serialize)]
-struct VerificationJson<'a> {
-    valid: bool,
-    reason: Option<&'static str>,
-    id: Option<&'a str>,
-    project: Option<&'a str>,
-    expires_at: Option<String>,
-}
-
 fn render(verification: &Verification, args: &VerifyArgs, zone: Zone) -> Result<Outcome> {
     let (reason, token) = match verification {
         Verification::Valid {
@@ -121,13 +111,7 @@ fn render(verification: &Verification, args: &VerifyArgs, zone: Zone) -> Result<
         Verification::Invalid { reason, token } => (Some(*reason), token.as_ref()),
     };
     let printed = if args.json {
-        ui::print_json(&VerificationJson {
-            valid: reason.is_none(),
-            reason: reason.map(Reason::as_str),
-            id: token.map(|t| t.id.as_str()),
-            project: token.map(|t| t.project.as_str()),
-            expires_at: token.and_then(|t| t.expires_at).map(time::rfc3339),
-        })
+        ui::print_json(&ui::json::VerificationJson::new(reason, token))
     } else if args.quiet {
         Ok(())
     } else {

@@ -6,6 +6,23 @@ use std::ops::ControlFlow;
 use crate::error::{Error, Result};
 use crate::store::{Contents, Imported, Location, Store, StoreError};
 
+/// How far this host's clock and the database server's may be apart before it is said.
+pub const CLOCK_TOLERANCE: u64 = 30;
+
+/// What to warn of when this host's clock and the database server's (unix seconds) are more
+/// than [`CLOCK_TOLERANCE`] apart: hosts sharing a store each judge expiry by their own clock,
+/// so they must agree on the time.
+pub fn clocks_apart(host: i64, server: i64) -> Option<String> {
+    let apart = host.abs_diff(server);
+    let which = if host > server { "ahead of" } else { "behind" };
+    (apart > CLOCK_TOLERANCE).then(|| {
+        format!(
+            "this host's clock is {apart} s {which} the database server's; expiry is judged by \
+             this host's clock: keep the clocks of every host in sync (NTP)"
+        )
+    })
+}
+
 /// What a copy copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Copied {

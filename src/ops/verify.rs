@@ -6,7 +6,7 @@ use super::time;
 use super::token::{Status, expires_soon};
 use crate::error::{Error, Result};
 use crate::secret;
-use crate::store::Store;
+use crate::store::{Store, VerifyRow};
 use crate::token::Token;
 
 /// Why a token is not valid. `Unknown` covers no such id, revoked, and wrong secret alike.
@@ -76,19 +76,15 @@ pub fn verify(
     let Some(verified) = identify(store, token)? else {
         return Ok(Verification::invalid(Reason::Unknown));
     };
-    let reason = if Status::at(verified.expires_at, now) == Status::Expired {
-        Some(Reason::Expired)
-    } else if project.is_some_and(|wanted| wanted != verified.project) {
-        Some(Reason::WrongProject)
-    } else {
-        None
+    let verified = match judge(verified, project, now) {
+        Verdict::Valid(verified) => verified,
+        Verdict::Invalid(reason, token) => {
+            return Ok(Verification::Invalid {
+                reason,
+                token: Some(token),
+            });
+        }
     };
-    if let Some(reason) = reason {
-        return Ok(Verification::Invalid {
-            reason,
-            token: Some(verified),
-        });
-    }
     let expires_soon = expires_soon(verified.expires_at, now);
     match store.record_use(token.id().as_str(), now.timestamp()) {
         Ok(true) => Ok(Verification::Valid {
@@ -106,23 +102,59 @@ pub fn verify(
     }
 }
 
+/// What is decided about a token whose secret matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid(VerifiedToken),
+    Invalid(Reason, VerifiedToken),
+}
+
+/// The rules a token whose secret matched must still pass, at `now`: not expired, and of the
+/// project required, if one is. The one place they are decided, for `verify` and `serve`.
+pub fn judge(verified: VerifiedToken, project: Option<&str>, now: DateTime<Utc>) -> Verdict {
+    if Status::at(verified.expires_at, now) == Status::Expired {
+        Verdict::Invalid(Reason::Expired, verified)
+    } else if project.is_some_and(|wanted| wanted != verified.project) {
+        Verdict::Invalid(Reason::WrongProject, verified)
+    } else {
+        Verdict::Valid(verified)
+    }
+}
+
 /// The token whose id and secret these are, if the database holds it; records nothing.
 ///
 /// One indexed lookup and exactly one argon2 verification: against a dummy hash for an unknown
 /// id, so that an unknown id and a wrong secret cost the same. Expiry is the caller's to judge.
 pub fn identify(store: &dyn Store, token: &Token) -> Result<Option<VerifiedToken>> {
-    let Some(row) = store.token_for_verify(token.id().as_str())? else {
-        secret::verify_dummy(token.secret());
-        return Ok(None);
-    };
-    if !secret::verify(token.secret(), &row.secret_hash) {
+    let row = store.token_for_verify(token.id().as_str())?;
+    if !secret_matches(token, row.as_ref()) {
         return Ok(None);
     }
-    Ok(Some(VerifiedToken {
-        id: token.id().to_string(),
-        project: row.project,
-        expires_at: row.expires_at.map(time),
-    }))
+    Ok(row.map(|row| VerifiedToken::new(token, row)))
+}
+
+/// Whether the token's secret is the one its row holds the hash of: exactly one argon2
+/// verification, against a dummy hash when there is no row, so that an unknown id and a wrong
+/// secret cost the same.
+pub fn secret_matches(token: &Token, row: Option<&VerifyRow>) -> bool {
+    match row {
+        Some(row) => secret::verify(token.secret(), &row.secret_hash),
+        None => {
+            secret::verify_dummy(token.secret());
+            false
+        }
+    }
+}
+
+impl VerifiedToken {
+    /// What may be told about `token`, whose secret matched the hash in `row`.
+    pub fn new(token: &Token, row: VerifyRow) -> VerifiedToken {
+        VerifiedToken {
+            id: token.id().to_string(),
+            project: row.project,
+            expires_at: row.expires_at.map(time),
+        }
+    }
 }
 
 #[cfg(test)]

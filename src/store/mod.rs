@@ -229,7 +229,7 @@ pub type Visit<'v, T> = &'v mut dyn FnMut(T) -> ControlFlow<()>;
 
 /// What `ops` may ask of a store. Every method is one statement or one transaction: what a
 /// method reads and what it changes are seen at one moment.
-pub trait Store {
+pub trait Store: Send {
     /// The local file the store is, if it is one (for the warning about its permissions).
     fn file(&self) -> Option<&Path>;
     /// The database server's clock when the store was opened (unix seconds), for a store on
@@ -273,6 +273,14 @@ pub trait Store {
     /// Records a use (durability [`Durability::Deferred`]); `false` when the token no longer
     /// exists.
     fn record_use(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Records many uses (token id, unix seconds) in one transaction of durability
+    /// [`Durability::Deferred`], each only where it is later than the use already recorded
+    /// (another process may have recorded a later one); a token that no longer exists is
+    /// passed over.
+    fn record_uses(&self, uses: &[(String, i64)]) -> StoreResult<()>;
+    /// Answers one query, for a health check: the database server's clock now (unix seconds)
+    /// for a store on a server, `None` for a file.
+    fn clock(&self) -> StoreResult<Option<i64>>;
     /// Deletes a token durably; `false` when there was none.
     fn delete_token(&self, id: &str) -> StoreResult<bool>;
     /// Deletes, in one durable transaction, those of the tokens with these ids that `still`

@@ -2,9 +2,49 @@
 
 use std::io::{self, Write};
 
+use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
+use zeroize::Zeroizing;
 
+use crate::ops::verify::{Reason, VerifiedToken};
 use crate::text::is_unsafe_char;
+use crate::ui::time;
+
+/// What `verify --json` prints, and `serve` answers to `POST /v1/verify`.
+#[derive(Serialize)]
+pub struct VerificationJson<'a> {
+    valid: bool,
+    reason: Option<&'static str>,
+    id: Option<&'a str>,
+    project: Option<&'a str>,
+    expires_at: Option<String>,
+}
+
+impl<'a> VerificationJson<'a> {
+    /// Valid when there is no `reason`; `token` is what may be told about it, when its secret
+    /// matched.
+    pub fn new(reason: Option<Reason>, token: Option<&'a VerifiedToken>) -> Self {
+        VerificationJson {
+            valid: reason.is_none(),
+            reason: reason.map(Reason::as_str),
+            id: token.map(|t| t.id.as_str()),
+            project: token.map(|t| t.project.as_str()),
+            expires_at: token.and_then(|t| t.expires_at).map(time::rfc3339),
+        }
+    }
+}
+
+/// A value as pretty JSON with a closing newline, as every command prints it; wiped when
+/// dropped, since it may hold a token.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Zeroizing<Vec<u8>>> {
+    // Room for a created token's JSON up front: a reallocation would free a copy unwiped.
+    let mut json = Zeroizing::new(Vec::with_capacity(4096));
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut *json, SafeFormatter::default());
+    value.serialize(&mut serializer)?;
+    json.push(b'\n');
+    Ok(json)
+}
 
 /// serde_json's pretty output, except that characters unsafe on a terminal are written as
 /// `\uXXXX` escapes: serde_json escapes controls, but not format characters such as the
@@ -68,7 +108,6 @@ impl Formatter for SafeFormatter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Serialize;
 
     fn encode<T: Serialize>(value: &T) -> String {
         let mut out = Vec::new();

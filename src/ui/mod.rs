@@ -1,6 +1,6 @@
 //! Everything that faces a person: status lines, tables, JSON, dates, prompts, safe text.
 
-mod json;
+pub mod json;
 pub mod prompt;
 pub mod table;
 pub mod time;
@@ -148,14 +148,8 @@ pub fn print_json_streamed<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    // Room for a created token's JSON up front: a reallocation would free a copy unwiped.
-    let mut json = zeroize::Zeroizing::new(Vec::with_capacity(4096));
-    let mut serializer =
-        serde_json::Serializer::with_formatter(&mut *json, json::SafeFormatter::default());
-    value
-        .serialize(&mut serializer)
+    let json = json::encode(value)
         .map_err(|err| Error::environment(format!("cannot encode JSON: {err}")))?;
-    json.push(b'\n');
     print_bytes(&json)
 }
 

@@ -430,6 +430,27 @@ impl Store for Postgres {
         Ok(changed == 1)
     }
 
+    fn record_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        let ids: Vec<&str> = uses.iter().map(|(id, _)| id.as_str()).collect();
+        let times: Vec<i64> = uses.iter().map(|&(_, at)| at).collect();
+        self.write(Durability::Deferred, |client| {
+            client.execute_typed(
+                "UPDATE autheona.tokens t SET last_used_at = u.at
+                 FROM unnest($1::text[], $2::int8[]) AS u (id, at)
+                 WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+                &[(&ids, Type::TEXT_ARRAY), (&times, Type::INT8_ARRAY)],
+            )?;
+            Ok(End::Commit(()))
+        })
+    }
+
+    fn clock(&self) -> StoreResult<Option<i64>> {
+        self.run(|client| {
+            let row = client.query_typed("SELECT extract(epoch FROM now())::int8", &[])?;
+            Ok(row.first().map(|row| row.get(0)))
+        })
+    }
+
     fn delete_token(&self, id: &str) -> StoreResult<bool> {
         self.write(Durability::OnCommit, |client| {
             let deleted = client.execute_typed(

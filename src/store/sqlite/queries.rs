@@ -359,20 +359,20 @@ impl Store for Sqlite {
     }
 
     fn token_for_verify(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
+        // Cached: `serve` asks this on every request, on the same connection.
         self.run(|conn| {
-            conn.query_row(
+            conn.prepare_cached(
                 "SELECT t.secret_hash, p.name, t.expires_at
                  FROM tokens t JOIN projects p ON p.id = t.project_id
                  WHERE t.id = ?1",
-                [id],
-                |row| {
-                    Ok(VerifyRow {
-                        secret_hash: row.get(0)?,
-                        project: row.get(1)?,
-                        expires_at: row.get(2)?,
-                    })
-                },
-            )
+            )?
+            .query_row([id], |row| {
+                Ok(VerifyRow {
+                    secret_hash: row.get(0)?,
+                    project: row.get(1)?,
+                    expires_at: row.get(2)?,
+                })
+            })
             .optional()
         })
     }
@@ -389,6 +389,25 @@ impl Store for Sqlite {
         })?;
         self.bound_log();
         Ok(changed == 1)
+    }
+
+    fn record_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        self.write(Durability::Deferred, |tx| {
+            let mut update = tx.prepare_cached(
+                "UPDATE tokens SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )?;
+            for (id, at) in uses {
+                update.execute(params![id, at])?;
+            }
+            Ok(Some(()))
+        })?;
+        self.bound_log();
+        Ok(())
+    }
+
+    fn clock(&self) -> StoreResult<Option<i64>> {
+        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(None)))
     }
 
     fn delete_token(&self, id: &str) -> StoreResult<bool> {

@@ -1,0 +1,389 @@
+//! `autheona serve`: the HTTP adapter over [`crate::ops::verify`], for APIs and reverse
+//! proxies. Routes and answers are in `http`; the verification of a request in `verify`, with
+//! the verified-secret cache (`cache`) in front of argon2 only, never of the store lookup;
+//! last-used times written behind (`uses`); `/metrics` (`metrics`); the addresses
+//! (`listen`). Blocking work (store calls, argon2) runs on threads of its own (`pool`), each
+//! store thread with its own connection (`slot`); the runtime's threads only move bytes.
+//!
+//! Built into `autheona-serve` only (see `commands::serve`).
+
+mod cache;
+mod http;
+mod listen;
+mod metrics;
+mod pool;
+mod slot;
+mod uses;
+mod verify;
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, watch};
+
+use crate::commands::Start;
+use crate::error::{Error, Result};
+use crate::ui;
+use listen::{Address, Bound};
+use slot::StoreSlot;
+use verify::Verifier;
+
+/// The most a request's head may hold.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long requests in flight get to finish once a stop is asked for.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Argon2 verifications that may wait for a thread, per thread, before more get 503.
+const HASHING_QUEUE_PER_THREAD: usize = 16;
+/// Store calls that may wait for a connection before more get 503.
+const STORE_QUEUE: usize = 1024;
+
+/// What every connection's requests share.
+pub struct App {
+    verifier: Verifier,
+    access_log: bool,
+    read_timeout: Duration,
+    requests: AtomicU64,
+    /// Whether the clocks were last found too far apart (so it is said once, not per check).
+    clocks_apart: AtomicBool,
+}
+
+impl App {
+    fn log_request(
+        &self,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        noted: &http::Noted,
+        took: Duration,
+    ) {
+        // The path may hold anything a client sent: nothing shaped like a token, no escapes.
+        let path = ui::safe(&crate::text::redact(path)).into_owned();
+        let token = noted.token_id.as_deref().unwrap_or("-");
+        let line = format!(
+            "{} {method} {path} {} token={token} {} ms\n",
+            ui::time::rfc3339(chrono::Utc::now()),
+            status.as_u16(),
+            http::millis(took)
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    /// Warns once when this host's clock and the database server's drift apart.
+    fn clock_checked(&self, host: i64, server: i64) {
+        let warning = crate::ops::store::clocks_apart(host, server);
+        let was = self.clocks_apart.swap(warning.is_some(), Ordering::Relaxed);
+        if let (Some(warning), false) = (warning, was) {
+            ui::warning(&warning);
+        }
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT, then lets requests in flight finish, writes the
+/// last-used times noted and removes its sockets.
+pub fn run(start: Start<'_>) -> Result<()> {
+    let args = start.args;
+    let addresses = args
+        .listen
+        .iter()
+        .map(|text| Address::parse(text))
+        .collect::<Result<Vec<_>>>()?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let connections = args
+        .store_connections
+        .map_or((2 * cores).max(4), |n| n as usize);
+
+    // Every connection to the store is made now: a store that cannot be reached is an error
+    // before anything listens.
+    let mut slots = vec![StoreSlot::new(start.location.clone(), start.store)];
+    for _ in 1..connections {
+        slots.push(StoreSlot::open(&start.location)?);
+    }
+    let writer_slot = StoreSlot::open(&start.location)?;
+
+    let mut bound = Vec::with_capacity(addresses.len());
+    for address in &addresses {
+        bound.push(listen::bind(address, args.socket_mode)?);
+    }
+
+    let spawn_failed =
+        |err: std::io::Error| Error::environment(format!("cannot start threads: {err}"));
+    let uses = Arc::new(uses::Uses::default());
+    let app = Arc::new(App {
+        verifier: Verifier {
+            stores: pool::Pool::start("autheona-store", slots, STORE_QUEUE)
+                .map_err(spawn_failed)?,
+            hashing: pool::Pool::start(
+                "autheona-argon2",
+                vec![(); cores],
+                HASHING_QUEUE_PER_THREAD * cores,
+            )
+            .map_err(spawn_failed)?,
+            cache: cache::Cache::new(args.cache_size)
+                .map_err(|err| Error::environment(format!("cannot draw the cache's key: {err}")))?,
+            uses: uses.clone(),
+            metrics: metrics::Metrics::new(),
+            store_failing: AtomicBool::new(false),
+        },
+        access_log: args.access_log,
+        read_timeout: Duration::from_secs(args.read_timeout),
+        requests: AtomicU64::new(0),
+        clocks_apart: AtomicBool::new(false),
+    });
+
+    let (stop_writer, writer_stops) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let uses = uses.clone();
+        std::thread::Builder::new()
+            .name("autheona-last-used".into())
+            .spawn(move || uses::write_behind(&uses, writer_slot, writer_stops))
+            .map_err(spawn_failed)?
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name("autheona-http")
+        .enable_all()
+        .build()
+        .map_err(spawn_failed)?;
+
+    for address in &addresses {
+        if let Some(warning) = listen::exposure(address) {
+            ui::warning(&warning);
+        }
+    }
+    let listening: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    ui::status(&format!(
+        "autheona serve: listening on {} (store: {}, {} connections)",
+        listening.join(", "),
+        start.location,
+        connections
+    ));
+
+    let limits = Limits {
+        connections: Arc::new(Semaphore::new(args.max_connections as usize)),
+        max_connections: args.max_connections,
+        read_timeout: Duration::from_secs(args.read_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    };
+    let mut socket_files = Vec::new();
+    let signal = runtime.block_on(async {
+        let (stop, stopping) = watch::channel(false);
+        let mut accepting = Vec::new();
+        for b in bound {
+            let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+            match b {
+                Bound::Tcp(listener) => {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .map_err(|err| Error::environment(format!("cannot listen: {err}")))?;
+                    accepting.push(tokio::spawn(accept_loop(listener, stopping, limits, app)));
+                }
+                Bound::Unix(listener, file) => {
+                    socket_files.push(file);
+                    let listener = tokio::net::UnixListener::from_std(listener)
+                        .map_err(|err| Error::environment(format!("cannot listen: {err}")))?;
+                    accepting.push(tokio::spawn(accept_loop(listener, stopping, limits, app)));
+                }
+            }
+        }
+        let signal = stop_signal().await?;
+        let _ = stop.send(true);
+        for task in accepting {
+            let _ = task.await;
+        }
+        // Every connection holds a permit until it is closed: all back means all answered.
+        let _ = tokio::time::timeout(
+            DRAIN,
+            limits.connections.acquire_many(limits.max_connections),
+        )
+        .await;
+        Ok::<_, Error>(signal)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    // The pools finish what they hold, then the last uses are written.
+    let requests = app.requests.load(Ordering::Relaxed);
+    drop(app);
+    let _ = stop_writer.send(());
+    let written = writer.join().unwrap_or(false);
+    for file in &socket_files {
+        file.remove();
+    }
+    let signal = signal?;
+    ui::status(&format!(
+        "autheona serve: stopped by {signal} after {requests} requests; {}",
+        if written {
+            "last-used times written"
+        } else {
+            "some last-used times could not be written"
+        }
+    ));
+    Ok(())
+}
+
+/// The limits every connection is held to.
+#[derive(Clone)]
+struct Limits {
+    connections: Arc<Semaphore>,
+    max_connections: u32,
+    read_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// Waits for SIGTERM or SIGINT; returns its name.
+async fn stop_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let failed = |err: std::io::Error| Error::environment(format!("cannot handle signals: {err}"));
+    let mut term = signal(SignalKind::terminate()).map_err(failed)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(failed)?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// A listener the accept loop takes connections from.
+trait Accept: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        let (stream, _) = tokio::net::TcpListener::accept(self).await?;
+        // Answers are small and sent whole: Nagle's delay would only add latency.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+impl Accept for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        Ok(tokio::net::UnixListener::accept(self).await?.0)
+    }
+}
+
+/// Accepts connections until a stop is asked for, each while a connection permit is free
+/// (beyond the limit, clients wait in the listen queue).
+async fn accept_loop<L: Accept>(
+    listener: L,
+    mut stopping: watch::Receiver<bool>,
+    limits: Limits,
+    app: Arc<App>,
+) {
+    let mut complained = false;
+    loop {
+        let permit = tokio::select! {
+            permit = limits.connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        match stream {
+            Ok(stream) => {
+                complained = false;
+                let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+                tokio::spawn(async move {
+                    connection(stream, &app, &limits, stopping).await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors, most likely: say so once, and give it a moment.
+                if !complained {
+                    ui::warning(&format!("cannot accept a connection: {err}"));
+                    complained = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// When a connection last finished a request, and how many it is answering.
+#[derive(Default)]
+struct Activity {
+    busy: usize,
+    since: Option<Instant>,
+}
+
+/// Serves one connection's requests until it closes, is idle for the idle timeout, or a stop
+/// is asked for (then the request in flight is answered first).
+async fn connection<S>(
+    stream: S,
+    app: &Arc<App>,
+    limits: &Limits,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Mutex::new(Activity {
+        busy: 0,
+        since: Some(Instant::now()),
+    }));
+    let service = {
+        let (app, activity) = (app.clone(), activity.clone());
+        service_fn(move |request| {
+            let (app, activity) = (app.clone(), activity.clone());
+            async move {
+                lock(&activity).busy += 1;
+                app.requests.fetch_add(1, Ordering::Relaxed);
+                let response = http::handle(&app, request).await;
+                let mut now = lock(&activity);
+                now.busy -= 1;
+                now.since = Some(Instant::now());
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .max_buf_size(MAX_HEAD);
+    let served = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(served);
+    let mut closing = false;
+    loop {
+        let idle_until = {
+            let now = lock(&activity);
+            match (now.busy, now.since) {
+                (0, Some(since)) => since + limits.idle_timeout,
+                _ => Instant::now() + limits.idle_timeout,
+            }
+        };
+        tokio::select! {
+            _ = served.as_mut() => return,
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(idle_until.into()), if !closing => {
+                let now = lock(&activity);
+                if now.busy == 0 && now.since.is_some_and(|since| since.elapsed() >= limits.idle_timeout) {
+                    closing = true;
+                    served.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
