@@ -125,7 +125,13 @@ mod layering {
         // Secrets are checked and rules judged by ops::verify alone, as for `autheona verify`.
         refuse(
             "serve",
-            &["rusqlite", "pragma", "postgres::", "secret::verify", "Status::at"],
+            &[
+                "rusqlite",
+                "pragma",
+                "postgres::",
+                "secret::verify",
+                "Status::at",
+            ],
         );
     }
 

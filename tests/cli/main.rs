@@ -17,6 +17,7 @@ mod prune;
 mod reliability;
 mod rotate;
 mod scan;
+mod serve;
 mod storage;
 mod store_copy;
 mod test_script;

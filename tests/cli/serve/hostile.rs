@@ -1,0 +1,210 @@
+//! Hostile requests, each with its documented answer (README, "Protecting an HTTP API"), and
+//! the server still serving after every one.
+
+use std::time::{Duration, Instant};
+
+use super::harness::*;
+use crate::common::*;
+
+/// What a hostile request is answered with.
+#[derive(Debug)]
+enum Expect {
+    /// This status (and the connection may stay open).
+    Status(u16),
+    /// This status, and the connection closed after it.
+    StatusThenClosed(u16),
+    /// A 401 with this `WWW-Authenticate`.
+    Unauthorized(&'static str),
+    /// The connection closed, with or without a 4xx first.
+    Dropped,
+}
+
+#[test]
+fn hostile_requests_get_their_documented_answers_and_the_server_keeps_serving() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let server = Server::start(&env, &["--read-timeout", "1"]);
+    let bearer = format!("Authorization: Bearer {token}");
+    let plain = r#"Bearer realm="autheona""#;
+    let invalid = r#"Bearer realm="autheona", error="invalid_token""#;
+    let huge_header = format!("X-Junk: {}", "a".repeat(1 << 20));
+    let ten_mib = vec![b'a'; 10 << 20];
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        ("no header", request("GET", "/v1/auth", &[]), Expect::Unauthorized(plain)),
+        (
+            "Bearer with nothing",
+            request("GET", "/v1/auth", &["Authorization: Bearer "]),
+            Expect::Unauthorized(plain),
+        ),
+        (
+            "two Authorization headers",
+            request("GET", "/v1/auth", &[&bearer, &bearer]),
+            Expect::Unauthorized(r#"Bearer realm="autheona", error="invalid_request""#),
+        ),
+        (
+            "lower-case bearer (the scheme is case-insensitive)",
+            request("GET", "/v1/auth", &[&format!("authorization: bearer {token}")]),
+            Expect::Status(200),
+        ),
+        (
+            "a token with trailing junk",
+            request("GET", "/v1/auth", &[&format!("{bearer}x")]),
+            Expect::Unauthorized(invalid),
+        ),
+        (
+            "a token and a second word",
+            request("GET", "/v1/auth", &[&format!("{bearer} {token}")]),
+            Expect::Unauthorized(invalid),
+        ),
+        (
+            "a 1 MiB header",
+            request("GET", "/v1/auth", &[&bearer, &huge_header]),
+            Expect::StatusThenClosed(431),
+        ),
+        ("a 10 MiB body", post("/v1/verify", &ten_mib), Expect::StatusThenClosed(413)),
+        (
+            "chunked garbage",
+            b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot a chunk\r\n"
+                .to_vec(),
+            Expect::StatusThenClosed(400),
+        ),
+        (
+            "invalid UTF-8 in the header",
+            {
+                let mut bytes = b"GET /v1/auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aut_\xff\xfe\r\n\r\n".to_vec();
+                bytes.shrink_to_fit();
+                bytes
+            },
+            Expect::Unauthorized(invalid),
+        ),
+        (
+            "invalid UTF-8 in the body",
+            post("/v1/verify", b"{\"token\": \"\xc3\x28\"}"),
+            Expect::Status(400),
+        ),
+        ("raw bytes that are not HTTP", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 hello\r\n\r\n".to_vec(), Expect::Dropped),
+        (
+            "a token in the query",
+            request("GET", &format!("/v1/auth?access_token={token}"), &[]),
+            Expect::Status(400),
+        ),
+    ];
+    for (what, bytes, expect) in cases {
+        let mut connection = Connection::open(&server.addr);
+        // A server may refuse before all is sent (a 10 MiB body): that is its right.
+        let _ = connection.send(&bytes);
+        let response = connection.receive();
+        match (&expect, &response) {
+            (Expect::Status(status), Some(r)) => assert_eq!(r.status, *status, "{what}: {r:?}"),
+            (Expect::StatusThenClosed(status), Some(r)) => {
+                assert_eq!(r.status, *status, "{what}: {r:?}");
+                assert!(
+                    connection.closed_within(Duration::from_secs(10)),
+                    "{what}: left open"
+                );
+            }
+            (Expect::Unauthorized(challenge), Some(r)) => {
+                assert_eq!(r.status, 401, "{what}: {r:?}");
+                assert_eq!(r.header("www-authenticate"), Some(*challenge), "{what}");
+            }
+            (Expect::Dropped, None) => {}
+            (Expect::Dropped, Some(r)) => {
+                assert!((400..500).contains(&r.status), "{what}: {r:?}");
+                assert!(
+                    connection.closed_within(Duration::from_secs(10)),
+                    "{what}: left open"
+                );
+            }
+            (_, None) => panic!("{what}: closed without an answer, expected {expect:?}"),
+        }
+        assert_eq!(server.auth(&token, None).status, 200, "after {what}");
+    }
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        !stopped.stderr.contains(secret_of(&token)),
+        "{}",
+        stopped.stderr
+    );
+}
+
+#[test]
+fn a_slow_client_is_dropped_after_the_read_timeout() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let server = Server::start(&env, &["--read-timeout", "1"]);
+    // Half a head, then nothing.
+    let mut slow = Connection::open(&server.addr);
+    slow.send(b"GET /v1/auth HTTP/1.1\r\nHost: x\r\nAuthor")
+        .unwrap();
+    let started = Instant::now();
+    assert!(slow.closed_within(Duration::from_secs(20)), "never dropped");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "dropped before its time"
+    );
+    // A body that never comes.
+    let mut slow = Connection::open(&server.addr);
+    slow.send(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let response = slow.receive();
+    assert!(
+        response.as_ref().is_none_or(|r| r.status == 408),
+        "{response:?}"
+    );
+    assert!(slow.closed_within(Duration::from_secs(20)));
+    assert_eq!(server.auth(&token, None).status, 200);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_kept() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let server = Server::start(&env, &["--idle-timeout", "1"]);
+    let mut connection = Connection::open(&server.addr);
+    for _ in 0..3 {
+        connection
+            .send(&request(
+                "GET",
+                "/v1/auth",
+                &[&format!("Authorization: Bearer {token}")],
+            ))
+            .unwrap();
+        assert_eq!(connection.receive().unwrap().status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        connection.closed_within(Duration::from_secs(20)),
+        "idle and never closed"
+    );
+}
+
+#[test]
+fn connections_beyond_the_limit_wait_and_are_served_in_turn() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let server = Server::start(&env, &["--max-connections", "2"]);
+    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
+    for connection in &mut held {
+        connection
+            .send(&request(
+                "GET",
+                "/v1/auth",
+                &[&format!("Authorization: Bearer {token}")],
+            ))
+            .unwrap();
+        assert_eq!(connection.receive().unwrap().status, 200);
+    }
+    // A third waits in the listen queue: no answer while the two stay open.
+    let mut third = Connection::open(&server.addr);
+    third
+        .send(&request("GET", "/healthz", &["Connection: close"]))
+        .unwrap();
+    assert!(!third.closed_within(Duration::from_millis(500)));
+    drop(held);
+    assert_eq!(third.receive().expect("served once one closed").status, 200);
+}

@@ -1,0 +1,383 @@
+//! Starting and stopping: sockets, warnings, signals under load, a crash, and logs that never
+//! hold a secret.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::harness::*;
+use crate::common::*;
+
+fn demo() -> (TestEnv, String) {
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    (env, token)
+}
+
+#[test]
+fn autheona_serve_runs_the_server_beside_it_and_logs_one_line_at_start_and_stop() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &[]);
+    assert_eq!(server.auth(&token, None).status, 200);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{stopped:?}");
+    let lines: Vec<&str> = stopped.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", stopped.stderr);
+    assert!(
+        lines[0].starts_with("autheona serve: listening on 127.0.0.1:"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains(&env.location()), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with(
+            "autheona serve: stopped by SIGTERM after 1 requests; last-used times written"
+        ),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn a_store_that_is_not_there_is_the_usual_error_before_anything_listens() {
+    let env = TestEnv::new();
+    let addr = free_port();
+    let assert = env
+        .cmd()
+        .args(["serve", "--listen", &addr.to_string()])
+        .timeout(HANG_GUARD)
+        .assert()
+        .code(3);
+    assert!(
+        stderr(&assert).starts_with(&format!("error: {}", env.missing_store_error())),
+        "{}",
+        stderr(&assert)
+    );
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn bad_listen_addresses_and_modes_are_usage_errors() {
+    let (env, _token) = demo();
+    for (args, text) in [
+        (
+            &["--listen", "8740"][..],
+            "error: --listen '8740' is not an address to listen on",
+        ),
+        (
+            &["--listen", "example.com:80"],
+            "error: --listen 'example.com:80' is not an address",
+        ),
+        (&["--listen", "unix:"], "error: --listen unix: needs a path"),
+        (&["--socket-mode", "0400"], "0400"),
+        (&["--socket-mode", "abc"], "abc"),
+    ] {
+        let assert = env
+            .cmd()
+            .arg("serve")
+            .args(args)
+            .timeout(HANG_GUARD)
+            .assert()
+            .code(2);
+        assert!(
+            stderr(&assert).contains(text),
+            "{args:?}: {}",
+            stderr(&assert)
+        );
+    }
+    // A port taken by another process.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let assert = env
+        .cmd()
+        .args(["serve", "--listen", &addr])
+        .timeout(HANG_GUARD)
+        .assert()
+        .code(3);
+    assert!(
+        stderr(&assert).contains(&format!("error: cannot listen on {addr}")),
+        "{}",
+        stderr(&assert)
+    );
+}
+
+#[test]
+fn a_non_loopback_address_works_with_a_warning() {
+    let (env, token) = demo();
+    let port = free_port().port();
+    let server = Server::start_cmd(
+        env.std_cmd(),
+        Addr::Tcp(format!("0.0.0.0:{port}").parse().unwrap()),
+        &[],
+    );
+    assert!(
+        server.stderr().starts_with(&format!(
+            "warning: listening on 0.0.0.0:{port}, reachable from other hosts: tokens cross the \
+             network in clear text unless a TLS proxy"
+        )),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.auth(&token, None).status, 200);
+}
+
+#[test]
+fn a_unix_socket_is_made_0600_or_as_asked_and_removed_on_exit() {
+    let (env, token) = demo();
+    let path = env.dir().join("autheona.sock");
+    let server = Server::start_unix(&env, path.clone(), &[]);
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(server.auth(&token, None).status, 200);
+    // A second server on the same path is refused: the first one is alive.
+    let assert = env
+        .cmd()
+        .args(["serve", "--listen", &format!("unix:{}", path.display())])
+        .timeout(HANG_GUARD)
+        .assert()
+        .code(3);
+    assert!(
+        stderr(&assert).contains("a server is listening there"),
+        "{}",
+        stderr(&assert)
+    );
+    assert!(server.stop().status.success());
+    assert!(!path.exists(), "the socket was left behind");
+
+    let server = Server::start_unix(&env, path.clone(), &["--socket-mode", "0660"]);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
+    drop(server);
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_anything_else_left_alone() {
+    let (env, token) = demo();
+    let path = env.dir().join("stale.sock");
+    // A socket no one listens on any more.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let server = Server::start_unix(&env, path.clone(), &[]);
+    assert_eq!(server.auth(&token, None).status, 200);
+    drop(server);
+    let file = env.dir().join("file");
+    std::fs::write(&file, "keep me").unwrap();
+    let assert = env
+        .cmd()
+        .args(["serve", "--listen", &format!("unix:{}", file.display())])
+        .timeout(HANG_GUARD)
+        .assert()
+        .code(3);
+    assert!(
+        stderr(&assert).contains("it exists and is not a socket"),
+        "{}",
+        stderr(&assert)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+/// Clients asking without pause, on their own connections, until stopped; counts answers by
+/// status, and requests that got no answer.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    unanswered: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: &Addr, tokens: &[String], clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let unanswered = Arc::new(AtomicUsize::new(0));
+        let threads = (0..clients)
+            .map(|n| {
+                let (addr, token) = (addr.clone(), tokens[n % tokens.len()].clone());
+                let (stop, ok, unanswered) = (stop.clone(), ok.clone(), unanswered.clone());
+                std::thread::spawn(move || {
+                    let mut connection = Connection::open(&addr);
+                    while !stop.load(Ordering::Relaxed) {
+                        let request = request(
+                            "GET",
+                            "/v1/auth",
+                            &[&format!("Authorization: Bearer {token}")],
+                        );
+                        if connection.send(&request).is_err() {
+                            return;
+                        }
+                        match connection.receive() {
+                            Some(response) if response.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Some(response) => panic!("under load: {response:?}"),
+                            None => {
+                                // Closed by a stopping server: a request sent and not answered
+                                // counts only if it was in flight; a closed idle connection
+                                // reads as none. The server closes only between requests.
+                                unanswered.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            unanswered,
+            threads,
+        }
+    }
+
+    fn wait_for(&self, answers: usize) {
+        let started = std::time::Instant::now();
+        while self.ok.load(Ordering::Relaxed) < answers {
+            assert!(started.elapsed() < HANG_GUARD, "the load got no answers");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().expect("a client failed");
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.unanswered.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[test]
+fn sigterm_under_load_answers_what_is_in_flight_writes_last_used_and_exits_0() {
+    let (env, token) = demo();
+    let tokens: Vec<String> = std::iter::once(token)
+        .chain((0..3).map(|_| env.token("demo", "30")))
+        .collect();
+    let server = Server::start(&env, &[]);
+    let load = Load::start(&server.addr, &tokens, 8);
+    load.wait_for(200);
+    let stopped = server.stop();
+    let (ok, _unanswered) = load.finish();
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        stopped.stderr.contains("last-used times written"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(ok >= 200);
+    // Every token's use is in the store, though no second passed since the last flush.
+    for token in &tokens {
+        assert!(
+            !listed(&env, id_of(token))["last_used_at"].is_null(),
+            "last use of {} lost",
+            id_of(token)
+        );
+    }
+}
+
+#[test]
+fn sigint_stops_it_as_sigterm_does() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &[]);
+    assert_eq!(server.auth(&token, None).status, 200);
+    let stopped = server.signal(libc::SIGINT);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        stopped.stderr.contains("stopped by SIGINT"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(!listed(&env, id_of(&token))["last_used_at"].is_null());
+}
+
+#[test]
+fn sigkill_under_load_leaves_the_store_intact_and_a_restarted_server_answers() {
+    let (env, token) = demo();
+    let other = env.token("demo", "30");
+    let server = Server::start(&env, &[]);
+    let load = Load::start(&server.addr, &[token.clone(), other.clone()], 8);
+    load.wait_for(300);
+    let stopped = server.signal(libc::SIGKILL);
+    let _ = load.finish();
+    assert_eq!(stopped.status.code(), None, "killed");
+    assert_eq!(env.integrity(), ["ok"], "integrity check");
+    env.run(&["token", "revoke", id_of(&other), "--yes"])
+        .success();
+    let server = Server::start(&env, &[]);
+    assert_eq!(server.auth(&token, None).status, 200);
+    assert_eq!(server.auth(&other, None).status, 401);
+    assert!(verifies(&env, &token));
+}
+
+#[test]
+fn the_access_log_has_a_line_per_request_and_no_byte_of_any_secret() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &["--access-log"]);
+    assert_eq!(server.auth(&token, Some("demo")).status, 200);
+    assert_eq!(
+        server.verify(&serde_json::json!({"token": token})).status,
+        200
+    );
+    let mut wrong = token.clone();
+    wrong.replace_range(20..21, if &token[20..21] == "a" { "b" } else { "a" });
+    server.auth(&wrong, None);
+    server.get(&format!("/v1/auth?x={token}"), &[]);
+    server.get(&format!("/{}", secret_of(&token)), &[]);
+    server.get("/metrics?secret=hunter2", &[]);
+    let stopped = server.stop();
+    let log = stopped.stderr;
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("autheona serve:"))
+        .collect();
+    assert_eq!(requests.len(), 6, "{log}");
+    let fields: Vec<&str> = requests[0].split(' ').collect();
+    assert_eq!(
+        fields[1..],
+        [
+            "GET",
+            "/v1/auth",
+            "200",
+            &format!("token={}", id_of(&token)),
+            fields[5],
+            "ms"
+        ]
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(fields[0]).is_ok(),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        requests[1].contains(" POST /v1/verify 200 token="),
+        "{}",
+        requests[1]
+    );
+    assert!(
+        requests[3].contains(" GET /v1/auth 400 token=- "),
+        "{}",
+        requests[3]
+    );
+    for secret in [
+        token.as_str(),
+        secret_of(&token),
+        &wrong,
+        "hunter2",
+        "Bearer",
+        "x=",
+    ] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    // Every byte, not only the text: nothing of the secret in any encoding of it.
+    assert!(!contains(
+        log.as_bytes(),
+        &secret_of(&token).as_bytes()[..20]
+    ));
+}

@@ -1,0 +1,160 @@
+//! Revocation is never late: a token revoked, rotated away, pruned or deleted with its project
+//! by another process is refused by the very next request after that command returned, on
+//! every server running on the store (two here), however warm their caches were.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::harness::*;
+use crate::common::*;
+
+/// Two servers on the one store.
+fn two_servers(env: &TestEnv) -> [Server; 2] {
+    [Server::start(env, &[]), Server::start(env, &[])]
+}
+
+/// Asks both servers, on connections kept alive, whether `token` is valid.
+fn statuses(connections: &mut [Connection], token: &str) -> Vec<u16> {
+    connections
+        .iter_mut()
+        .map(|connection| {
+            connection
+                .send(&request(
+                    "GET",
+                    "/v1/auth",
+                    &[&format!("Authorization: Bearer {token}")],
+                ))
+                .unwrap();
+            connection.receive().expect("an answer").status
+        })
+        .collect()
+}
+
+#[test]
+fn two_hundred_revocations_each_refused_by_the_next_request_on_both_servers() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let servers = two_servers(&env);
+    let mut connections: Vec<Connection> =
+        servers.iter().map(|s| Connection::open(&s.addr)).collect();
+    let mut late = Vec::new();
+    for round in 0..200 {
+        let token = env.token("demo", "30");
+        // Cached on both: the next answer needs no argon2 work.
+        assert_eq!(statuses(&mut connections, &token), [200, 200]);
+        assert_eq!(statuses(&mut connections, &token), [200, 200]);
+        env.run(&["token", "revoke", id_of(&token), "--yes"])
+            .success();
+        let after = statuses(&mut connections, &token);
+        if after != [401, 401] {
+            late.push((round, after));
+        }
+    }
+    assert!(late.is_empty(), "accepted after revoke returned: {late:?}");
+}
+
+#[test]
+fn a_request_racing_a_revoke_is_never_accepted_once_the_revoke_returned() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let server = Server::start(&env, &[]);
+    for _ in 0..20 {
+        let token = env.token("demo", "30");
+        // A client asking without pause from before the revoke: its first request fills the
+        // cache (argon2) while the revoke may be committing.
+        let stop = Arc::new(AtomicBool::new(false));
+        let answers: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
+        let asking = {
+            let (addr, token, stop, answers) = (
+                server.addr.clone(),
+                token.clone(),
+                stop.clone(),
+                answers.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut connection = Connection::open(&addr);
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    connection
+                        .send(&request(
+                            "GET",
+                            "/v1/auth",
+                            &[&format!("Authorization: Bearer {token}")],
+                        ))
+                        .unwrap();
+                    let status = connection.receive().unwrap().status;
+                    answers.lock().unwrap().push((sent, status));
+                }
+            })
+        };
+        env.run(&["token", "revoke", id_of(&token), "--yes"])
+            .success();
+        let returned = Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        asking.join().unwrap();
+        let answers = answers.lock().unwrap();
+        let after: Vec<u16> = answers
+            .iter()
+            .filter(|(sent, _)| *sent > returned)
+            .map(|(_, status)| *status)
+            .collect();
+        assert!(!after.is_empty(), "no request after the revoke returned");
+        assert!(
+            after.iter().all(|s| *s == 401),
+            "accepted after the revoke: {after:?}"
+        );
+    }
+}
+
+#[test]
+fn rotated_pruned_and_project_deleted_tokens_are_refused_by_the_next_request() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let servers = two_servers(&env);
+    let mut connections: Vec<Connection> =
+        servers.iter().map(|s| Connection::open(&s.addr)).collect();
+    let mut late = Vec::new();
+    for round in 0..50 {
+        // Rotated away: the old refused, the new one accepted.
+        let token = env.token("demo", "30");
+        assert_eq!(statuses(&mut connections, &token), [200, 200]);
+        let rotated = env
+            .run(&["token", "rotate", id_of(&token), "--yes"])
+            .success();
+        let new = created_token(&rotated);
+        let after = statuses(&mut connections, &token);
+        if after != [401, 401] {
+            late.push(("rotate", round, after));
+        }
+        assert_eq!(statuses(&mut connections, &new), [200, 200]);
+
+        // Pruned as unused, by a command whose clock is 200 days ahead.
+        let token = env.token("demo", "never");
+        assert_eq!(statuses(&mut connections, &token), [200, 200]);
+        moved_clock(&env, "+200d")
+            .args(["token", "prune", "--unused-for", "90", "--yes"])
+            .assert()
+            .success();
+        let after = statuses(&mut connections, &token);
+        if after != [401, 401] {
+            late.push(("prune", round, after));
+        }
+
+        // Deleted with its project.
+        let project = format!("p{round}");
+        env.project(&project);
+        let token = env.token(&project, "30");
+        assert_eq!(statuses(&mut connections, &token), [200, 200]);
+        env.run(&["project", "delete", &project, "--yes"]).success();
+        let after = statuses(&mut connections, &token);
+        if after != [401, 401] {
+            late.push(("project delete", round, after));
+        }
+    }
+    assert!(
+        late.is_empty(),
+        "accepted after the command returned: {late:?}"
+    );
+}
