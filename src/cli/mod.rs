@@ -419,15 +419,14 @@ pub struct VerifyArgs {
 }
 
 const SERVE_HELP: &str = "\
-Endpoints:
-  ANY  /v1/auth[?project=NAME]  forward auth (nginx auth_request, Caddy forward_auth, Traefik
-                                ForwardAuth, Envoy ext_authz): the token from
-                                Authorization: Bearer; 200 with X-Autheona-Token-Id and
-                                X-Autheona-Project, 401 not valid, 403 another project's,
-                                503 when the store cannot answer or the server is overloaded
-  POST /v1/verify               {\"token\": \"...\", \"project\": \"...\"}: what verify --json prints
-  GET  /healthz                 200 when the store answers, else 503
-  GET  /metrics                 Prometheus text format
+/v1/auth (any method) is for forward auth: nginx auth_request, Caddy forward_auth, Traefik
+ForwardAuth, Envoy ext_authz. The token comes from Authorization: Bearer, a required project
+from the query (/v1/auth?project=NAME). A valid token is 200 with X-Autheona-Token-Id and
+X-Autheona-Project; not valid is 401, another project's 403, and 503 when the store cannot
+answer or too much work waits.
+
+POST /v1/verify with {\"token\": \"...\", \"project\": \"...\"} answers what verify --json prints.
+GET /healthz is 200 when the store answers, else 503. GET /metrics is for Prometheus.
 
 Every request looks the token up in the store, so a token revoked, rotated, pruned or
 deleted with its project is refused from the next request on; only the argon2 work is cached.

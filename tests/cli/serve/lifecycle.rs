@@ -381,3 +381,34 @@ fn the_access_log_has_a_line_per_request_and_no_byte_of_any_secret() {
         &secret_of(&token).as_bytes()[..20]
     ));
 }
+
+#[test]
+fn without_autheona_serve_beside_it_autheona_serve_says_how_to_get_it() {
+    let (env, _token) = demo();
+    let alone = env.dir().join("bin");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(BIN, alone.join("autheona")).unwrap();
+    let assert = assert_cmd::Command::new(alone.join("autheona"))
+        .envs(
+            env.std_cmd()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .current_dir(env.dir())
+        .args(["serve", "--listen", &free_port().to_string()])
+        .timeout(HANG_GUARD)
+        .assert()
+        .code(3);
+    let text = stderr(&assert);
+    assert!(
+        text.starts_with(&format!(
+            "error: cannot run the server, {}: No such file or directory",
+            alone.join("autheona-serve").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: autheona-serve is installed beside autheona by the same install: cargo install --locked --path ."),
+        "{text}"
+    );
+}
