@@ -2,6 +2,7 @@
 //! revocation that is never late, its signals and sockets.
 
 mod api;
+mod clock;
 mod harness;
 mod hostile;
 mod lifecycle;
