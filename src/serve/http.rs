@@ -28,12 +28,13 @@ pub struct Noted {
 
 pub async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let method = request.method().clone();
     // Never a query in the log: it may hold anything.
-    let path = request.uri().path().to_owned();
+    let logged = app
+        .access_log
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let mut noted = Noted::default();
     let response = route(app, request, &mut noted).await;
-    if app.access_log {
+    if let Some((method, path)) = logged {
         app.log_request(&method, &path, response.status(), &noted, started.elapsed());
     }
     response
@@ -264,7 +265,10 @@ async fn health(app: &App) -> Response<Body> {
     match server {
         None => json_value(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Some(server) => {
-            let host = chrono::Utc::now().timestamp();
+            let Ok(host) = crate::environment::clock::now() else {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "this host's clock cannot be read");
+            };
+            let host = host.timestamp();
             app.clock_checked(host, server);
             json_value(
                 StatusCode::OK,

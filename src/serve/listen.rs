@@ -59,6 +59,7 @@ pub enum Bound {
 }
 
 /// A unix socket's file, removed when the server stops if it is still the one it made.
+#[derive(Clone)]
 pub struct SocketFile {
     path: PathBuf,
     dev: u64,

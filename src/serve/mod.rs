@@ -100,21 +100,25 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .store_connections
         .map_or((2 * cores).max(4), |n| n as usize);
 
-    // Every connection to the store is made now: a store that cannot be reached is an error
-    // before anything listens.
+    // Every connection to the store is made now, and every address bound: a store that
+    // cannot be reached or an address taken is an error before anything is served.
     let mut slots = vec![StoreSlot::new(start.location.clone(), start.store)];
     for _ in 1..connections {
         slots.push(StoreSlot::open(&start.location)?);
     }
     let writer_slot = StoreSlot::open(&start.location)?;
+    let bound = addresses
+        .iter()
+        .map(|address| listen::bind(address, args.socket_mode))
+        .collect::<Result<Vec<_>>>()?;
+    let sockets: Vec<listen::SocketFile> = bound
+        .iter()
+        .filter_map(|bound| match bound {
+            Bound::Unix(_, file) => Some(file.clone()),
+            Bound::Tcp(_) => None,
+        })
+        .collect();
 
-    let mut bound = Vec::with_capacity(addresses.len());
-    for address in &addresses {
-        bound.push(listen::bind(address, args.socket_mode)?);
-    }
-
-    let spawn_failed =
-        |err: std::io::Error| Error::environment(format!("cannot start threads: {err}"));
     let uses = Arc::new(uses::Uses::default());
     let app = Arc::new(App {
         verifier: Verifier {
@@ -137,15 +141,34 @@ pub fn run(start: Start<'_>) -> Result<()> {
         requests: AtomicU64::new(0),
         clocks_apart: AtomicBool::new(false),
     });
-
     let (stop_writer, writer_stops) = std::sync::mpsc::channel::<()>();
-    let writer = {
-        let uses = uses.clone();
-        std::thread::Builder::new()
-            .name("autheona-last-used".into())
-            .spawn(move || uses::write_behind(&uses, writer_slot, writer_stops))
-            .map_err(spawn_failed)?
+    let writer = std::thread::Builder::new()
+        .name("autheona-last-used".into())
+        .spawn({
+            let uses = uses.clone();
+            move || uses::write_behind(&uses, writer_slot, writer_stops)
+        })
+        .map_err(spawn_failed)?;
+    let limits = Limits {
+        connections: Arc::new(Semaphore::new(args.max_connections as usize)),
+        max_connections: args.max_connections,
+        read_timeout: Duration::from_secs(args.read_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
     };
+    let announced = format!(
+        "autheona serve: listening on {} (store: {}, {connections} connections)",
+        addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        start.location,
+    );
+    for address in &addresses {
+        if let Some(warning) = listen::exposure(address) {
+            ui::warning(&warning);
+        }
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
@@ -153,71 +176,20 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .enable_all()
         .build()
         .map_err(spawn_failed)?;
-
-    for address in &addresses {
-        if let Some(warning) = listen::exposure(address) {
-            ui::warning(&warning);
-        }
-    }
-    let listening: Vec<String> = addresses.iter().map(ToString::to_string).collect();
-    ui::status(&format!(
-        "autheona serve: listening on {} (store: {}, {} connections)",
-        listening.join(", "),
-        start.location,
-        connections
-    ));
-
-    let limits = Limits {
-        connections: Arc::new(Semaphore::new(args.max_connections as usize)),
-        max_connections: args.max_connections,
-        read_timeout: Duration::from_secs(args.read_timeout),
-        idle_timeout: Duration::from_secs(args.idle_timeout),
-    };
-    let mut socket_files = Vec::new();
-    let signal = runtime.block_on(async {
-        let (stop, stopping) = watch::channel(false);
-        let mut accepting = Vec::new();
-        for b in bound {
-            let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
-            match b {
-                Bound::Tcp(listener) => {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .map_err(|err| Error::environment(format!("cannot listen: {err}")))?;
-                    accepting.push(tokio::spawn(accept_loop(listener, stopping, limits, app)));
-                }
-                Bound::Unix(listener, file) => {
-                    socket_files.push(file);
-                    let listener = tokio::net::UnixListener::from_std(listener)
-                        .map_err(|err| Error::environment(format!("cannot listen: {err}")))?;
-                    accepting.push(tokio::spawn(accept_loop(listener, stopping, limits, app)));
-                }
-            }
-        }
-        let signal = stop_signal().await?;
-        let _ = stop.send(true);
-        for task in accepting {
-            let _ = task.await;
-        }
-        // Every connection holds a permit until it is closed: all back means all answered.
-        let _ = tokio::time::timeout(
-            DRAIN,
-            limits.connections.acquire_many(limits.max_connections),
-        )
-        .await;
-        Ok::<_, Error>(signal)
-    });
+    let signal = runtime.block_on(serve(bound, &app, &limits, &announced));
     runtime.shutdown_timeout(Duration::from_secs(1));
-    // The pools finish what they hold, then the last uses are written.
+
+    // The pools finish what they hold; then the last uses are written.
     let requests = app.requests.load(Ordering::Relaxed);
     drop(app);
     let _ = stop_writer.send(());
     let written = writer.join().unwrap_or(false);
-    for file in &socket_files {
-        file.remove();
+    for socket in &sockets {
+        socket.remove();
     }
-    let signal = signal?;
     ui::status(&format!(
-        "autheona serve: stopped by {signal} after {requests} requests; {}",
+        "autheona serve: stopped by {} after {requests} requests; {}",
+        signal?,
         if written {
             "last-used times written"
         } else {
@@ -227,6 +199,59 @@ pub fn run(start: Start<'_>) -> Result<()> {
     Ok(())
 }
 
+fn spawn_failed(err: std::io::Error) -> Error {
+    Error::environment(format!("cannot start threads: {err}"))
+}
+
+/// Serves on every listener until SIGTERM or SIGINT, whose name it returns once the requests
+/// in flight are answered (or [`DRAIN`] is over). `announced` is said once the signals are
+/// handled, so that whoever waits for it may stop the server from then on.
+async fn serve(
+    bound: Vec<Bound>,
+    app: &Arc<App>,
+    limits: &Limits,
+    announced: &str,
+) -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let failed = |err: std::io::Error| Error::environment(format!("cannot handle signals: {err}"));
+    let mut term = signal(SignalKind::terminate()).map_err(failed)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(failed)?;
+    let listen_failed = |err: std::io::Error| Error::environment(format!("cannot listen: {err}"));
+    let (stop, stopping) = watch::channel(false);
+    let mut accepting = Vec::new();
+    for bound in bound {
+        let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+        accepting.push(match bound {
+            Bound::Tcp(listener) => {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(listen_failed)?;
+                tokio::spawn(accept_loop(listener, stopping, limits, app))
+            }
+            Bound::Unix(listener, _) => {
+                let listener =
+                    tokio::net::UnixListener::from_std(listener).map_err(listen_failed)?;
+                tokio::spawn(accept_loop(listener, stopping, limits, app))
+            }
+        });
+    }
+    ui::status(announced);
+    let signal = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    let _ = stop.send(true);
+    for task in accepting {
+        let _ = task.await;
+    }
+    // Every connection holds a permit until it is closed: all back means all answered.
+    let _ = tokio::time::timeout(
+        DRAIN,
+        limits.connections.acquire_many(limits.max_connections),
+    )
+    .await;
+    Ok(signal)
+}
+
 /// The limits every connection is held to.
 #[derive(Clone)]
 struct Limits {
@@ -234,18 +259,6 @@ struct Limits {
     max_connections: u32,
     read_timeout: Duration,
     idle_timeout: Duration,
-}
-
-/// Waits for SIGTERM or SIGINT; returns its name.
-async fn stop_signal() -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let failed = |err: std::io::Error| Error::environment(format!("cannot handle signals: {err}"));
-    let mut term = signal(SignalKind::terminate()).map_err(failed)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(failed)?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
 }
 
 /// A listener the accept loop takes connections from.
