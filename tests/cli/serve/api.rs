@@ -7,15 +7,6 @@ use crate::common::*;
 const CHALLENGE: &str = r#"Bearer realm="autheona""#;
 const INVALID_TOKEN: &str = r#"Bearer realm="autheona", error="invalid_token""#;
 
-/// A store with projects demo and other, and a token of demo's.
-fn demo() -> (TestEnv, String) {
-    let env = TestEnv::new();
-    env.project("demo");
-    env.project("other");
-    let token = env.token("demo", "30");
-    (env, token)
-}
-
 #[test]
 fn a_valid_token_is_200_with_its_id_and_project_and_an_empty_body() {
     let (env, token) = demo();

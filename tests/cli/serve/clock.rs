@@ -22,9 +22,7 @@ fn server_with_movable_clock(env: &TestEnv, offset: &str) -> (Server, std::path:
 
 #[test]
 fn expiry_is_judged_at_each_request_even_for_a_cached_token() {
-    let env = TestEnv::new();
-    env.project("demo");
-    let token = env.token("demo", "30");
+    let (env, token) = demo();
     let (server, clock) = server_with_movable_clock(&env, "+0");
     // Cached, and the cache holds no verdict: at 29 days it is valid, at 31 expired.
     assert_eq!(server.auth(&token, None).status, 200);

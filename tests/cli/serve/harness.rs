@@ -35,6 +35,15 @@ impl Addr {
     }
 }
 
+/// A store with projects demo and other, and a 30-day token of demo's.
+pub fn demo() -> (TestEnv, String) {
+    let env = TestEnv::new();
+    env.project("demo");
+    env.project("other");
+    let token = env.token("demo", "30");
+    (env, token)
+}
+
 /// A port on the loopback that nothing listened on a moment ago.
 pub fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -128,6 +137,12 @@ impl Connection {
         self.stream.write_all(bytes)
     }
 
+    /// `GET /v1/auth` with `Authorization: Bearer TOKEN` on this connection, and its answer.
+    pub fn auth(&mut self, token: &str) -> Response {
+        self.send(&bearer_request(token)).expect("send the request");
+        self.receive().expect("an answer")
+    }
+
     /// Reads one response; `None` when the server closed the connection before one came.
     pub fn receive(&mut self) -> Option<Response> {
         let head_end = loop {
@@ -216,6 +231,15 @@ pub fn request(method: &str, target: &str, headers: &[&str]) -> Vec<u8> {
     }
     text.push_str("\r\n");
     text.into_bytes()
+}
+
+/// `GET /v1/auth` with `Authorization: Bearer TOKEN`.
+pub fn bearer_request(token: &str) -> Vec<u8> {
+    request(
+        "GET",
+        "/v1/auth",
+        &[&format!("Authorization: Bearer {token}")],
+    )
 }
 
 /// A POST with a body, its length declared.

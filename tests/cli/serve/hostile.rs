@@ -21,9 +21,7 @@ enum Expect {
 
 #[test]
 fn hostile_requests_get_their_documented_answers_and_the_server_keeps_serving() {
-    let env = TestEnv::new();
-    env.project("demo");
-    let token = env.token("demo", "30");
+    let (env, token) = demo();
     let server = Server::start(&env, &["--read-timeout", "1"]);
     let bearer = format!("Authorization: Bearer {token}");
     let plain = r#"Bearer realm="autheona""#;
@@ -131,9 +129,7 @@ fn hostile_requests_get_their_documented_answers_and_the_server_keeps_serving() 
 
 #[test]
 fn a_slow_client_is_dropped_after_the_read_timeout() {
-    let env = TestEnv::new();
-    env.project("demo");
-    let token = env.token("demo", "30");
+    let (env, token) = demo();
     let server = Server::start(&env, &["--read-timeout", "1"]);
     // Half a head, then nothing.
     let mut slow = Connection::open(&server.addr);
@@ -160,20 +156,11 @@ fn a_slow_client_is_dropped_after_the_read_timeout() {
 
 #[test]
 fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_kept() {
-    let env = TestEnv::new();
-    env.project("demo");
-    let token = env.token("demo", "30");
+    let (env, token) = demo();
     let server = Server::start(&env, &["--idle-timeout", "1"]);
     let mut connection = Connection::open(&server.addr);
     for _ in 0..3 {
-        connection
-            .send(&request(
-                "GET",
-                "/v1/auth",
-                &[&format!("Authorization: Bearer {token}")],
-            ))
-            .unwrap();
-        assert_eq!(connection.receive().unwrap().status, 200);
+        assert_eq!(connection.auth(&token).status, 200);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert!(
@@ -184,20 +171,11 @@ fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_kept() {
 
 #[test]
 fn connections_beyond_the_limit_wait_and_are_served_in_turn() {
-    let env = TestEnv::new();
-    env.project("demo");
-    let token = env.token("demo", "30");
+    let (env, token) = demo();
     let server = Server::start(&env, &["--max-connections", "2"]);
     let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
     for connection in &mut held {
-        connection
-            .send(&request(
-                "GET",
-                "/v1/auth",
-                &[&format!("Authorization: Bearer {token}")],
-            ))
-            .unwrap();
-        assert_eq!(connection.receive().unwrap().status, 200);
+        assert_eq!(connection.auth(&token).status, 200);
     }
     // A third waits in the listen queue: no answer while the two stay open.
     let mut third = Connection::open(&server.addr);

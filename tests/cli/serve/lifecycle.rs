@@ -9,13 +9,6 @@ use std::time::Duration;
 use super::harness::*;
 use crate::common::*;
 
-fn demo() -> (TestEnv, String) {
-    let env = TestEnv::new();
-    env.project("demo");
-    let token = env.token("demo", "30");
-    (env, token)
-}
-
 #[test]
 fn autheona_serve_runs_the_server_beside_it_and_logs_one_line_at_start_and_stop() {
     let (env, token) = demo();
@@ -201,11 +194,7 @@ impl Load {
                 std::thread::spawn(move || {
                     let mut connection = Connection::open(&addr);
                     while !stop.load(Ordering::Relaxed) {
-                        let request = request(
-                            "GET",
-                            "/v1/auth",
-                            &[&format!("Authorization: Bearer {token}")],
-                        );
+                        let request = bearer_request(&token);
                         if connection.send(&request).is_err() {
                             return;
                         }

@@ -9,25 +9,18 @@ use std::time::Instant;
 use super::harness::*;
 use crate::common::*;
 
-/// Two servers on the one store.
-fn two_servers(env: &TestEnv) -> [Server; 2] {
-    [Server::start(env, &[]), Server::start(env, &[])]
+/// Two servers on the one store, and a connection to each, kept alive.
+fn two_servers(env: &TestEnv) -> ([Server; 2], Vec<Connection>) {
+    let servers = [Server::start(env, &[]), Server::start(env, &[])];
+    let connections = servers.iter().map(|s| Connection::open(&s.addr)).collect();
+    (servers, connections)
 }
 
 /// Asks both servers, on connections kept alive, whether `token` is valid.
 fn statuses(connections: &mut [Connection], token: &str) -> Vec<u16> {
     connections
         .iter_mut()
-        .map(|connection| {
-            connection
-                .send(&request(
-                    "GET",
-                    "/v1/auth",
-                    &[&format!("Authorization: Bearer {token}")],
-                ))
-                .unwrap();
-            connection.receive().expect("an answer").status
-        })
+        .map(|connection| connection.auth(&token).status)
         .collect()
 }
 
@@ -35,9 +28,7 @@ fn statuses(connections: &mut [Connection], token: &str) -> Vec<u16> {
 fn two_hundred_revocations_each_refused_by_the_next_request_on_both_servers() {
     let env = TestEnv::new();
     env.project("demo");
-    let servers = two_servers(&env);
-    let mut connections: Vec<Connection> =
-        servers.iter().map(|s| Connection::open(&s.addr)).collect();
+    let (_servers, mut connections) = two_servers(&env);
     let mut late = Vec::new();
     for round in 0..200 {
         let token = env.token("demo", "30");
@@ -76,14 +67,7 @@ fn a_request_racing_a_revoke_is_never_accepted_once_the_revoke_returned() {
                 let mut connection = Connection::open(&addr);
                 while !stop.load(Ordering::Relaxed) {
                     let sent = Instant::now();
-                    connection
-                        .send(&request(
-                            "GET",
-                            "/v1/auth",
-                            &[&format!("Authorization: Bearer {token}")],
-                        ))
-                        .unwrap();
-                    let status = connection.receive().unwrap().status;
+                    let status = connection.auth(&token).status;
                     answers.lock().unwrap().push((sent, status));
                 }
             })
@@ -112,9 +96,7 @@ fn a_request_racing_a_revoke_is_never_accepted_once_the_revoke_returned() {
 fn rotated_pruned_and_project_deleted_tokens_are_refused_by_the_next_request() {
     let env = TestEnv::new();
     env.project("demo");
-    let servers = two_servers(&env);
-    let mut connections: Vec<Connection> =
-        servers.iter().map(|s| Connection::open(&s.addr)).collect();
+    let (_servers, mut connections) = two_servers(&env);
     let mut late = Vec::new();
     for round in 0..50 {
         // Rotated away: the old refused, the new one accepted.
