@@ -1,9 +1,10 @@
 //! `autheona serve`, against the real binary on both stores: its answers, what it refuses,
-//! revocation that is never late, its signals and sockets.
+//! revocation that is never late, its signals and sockets, and nginx and Caddy in front of it.
 
 mod api;
 mod clock;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod proxies;
 mod revocation;
