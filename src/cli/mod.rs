@@ -420,8 +420,9 @@ pub struct VerifyArgs {
 
 const SERVE_HELP: &str = "\
 /v1/auth (any method) is for forward auth: nginx auth_request, Caddy forward_auth, Traefik
-ForwardAuth, Envoy ext_authz. The token comes from Authorization: Bearer, a required project
-from the query (/v1/auth?project=NAME). A valid token is 200 with X-Autheona-Token-Id and
+ForwardAuth, and under /v1/auth/ Envoy ext_authz. The token comes from Authorization: Bearer,
+a required project from the query (/v1/auth?project=NAME) or the X-Autheona-Require-Project
+header. A valid token is 200 with X-Autheona-Token-Id and
 X-Autheona-Project; not valid is 401, another project's 403, and 503 when the store cannot
 answer or too much work waits.
 
@@ -436,7 +437,8 @@ SIGTERM or SIGINT stops it: requests in flight are answered and last-used times 
 Examples:
   autheona serve
   autheona serve --listen unix:/run/autheona/autheona.sock --socket-mode 0660
-  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8740/v1/auth?project=demo";
+  printf 'Authorization: Bearer %s\\n' \"$TOKEN\" |
+    curl -H @- 'http://127.0.0.1:8740/v1/auth?project=demo'";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

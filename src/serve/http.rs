@@ -49,8 +49,13 @@ async fn route(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Resp
         );
     }
     let method = request.method();
-    match request.uri().path() {
-        "/v1/auth" => auth(app, &request, noted).await,
+    let path = request.uri().path();
+    if path.starts_with("/v1/auth/") {
+        // Envoy's ext_authz appends the client's own path and query: neither is serve's.
+        return auth(app, &request, None, noted).await;
+    }
+    match path {
+        "/v1/auth" => auth(app, &request, request.uri().query(), noted).await,
         "/v1/verify" if method == Method::POST => verify(app, request, noted).await,
         "/v1/verify" => not_allowed("POST"),
         "/healthz" if is_get(method) => health(app).await,
@@ -76,9 +81,21 @@ fn holds_token(uri: &Uri) -> bool {
     text::has_token_shape(whole) || text::has_token_shape(&decoded)
 }
 
-/// Forward auth: the token from `Authorization: Bearer`, the required project from the query.
-async fn auth(app: &App, request: &Request<Incoming>, noted: &mut Noted) -> Response<Body> {
-    let project = match required_project(request.uri().query()) {
+/// The request header that may name the project a token must belong to, for a proxy that
+/// cannot put it in the query (Envoy's ext_authz `headers_to_add`).
+pub const REQUIRE_PROJECT: &str = "x-autheona-require-project";
+
+/// Forward auth: the token from `Authorization: Bearer`, the required project from `query`
+/// (`?project=NAME`) or the [`REQUIRE_PROJECT`] header; both given must agree.
+async fn auth(
+    app: &App,
+    request: &Request<Incoming>,
+    query: Option<&str>,
+    noted: &mut Noted,
+) -> Response<Body> {
+    let project = match required_project(query)
+        .and_then(|project| with_required_header(project, request.headers()))
+    {
         Ok(project) => project,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
@@ -143,6 +160,30 @@ fn required_project(query: Option<&str>) -> Result<Option<String>, String> {
         }
     }
     Ok(project)
+}
+
+/// The project the query requires, and the one the [`REQUIRE_PROJECT`] header does, as one;
+/// a header can add a requirement, never lift one.
+fn with_required_header(
+    project: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, String> {
+    let mut values = headers.get_all(REQUIRE_PROJECT).iter();
+    let header = match (values.next(), values.next()) {
+        (None, _) => return Ok(project),
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| format!("{REQUIRE_PROJECT} must name one project"))?,
+        (Some(_), Some(_)) => return Err(format!("{REQUIRE_PROJECT} given more than once")),
+    };
+    match project {
+        Some(project) if project != header => Err(format!(
+            "the query and {REQUIRE_PROJECT} require different projects"
+        )),
+        _ => Ok(Some(header.to_owned())),
+    }
 }
 
 enum Credential<'a> {
@@ -266,7 +307,10 @@ async fn health(app: &App) -> Response<Body> {
         None => json_value(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Some(server) => {
             let Ok(host) = crate::environment::clock::now() else {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "this host's clock cannot be read");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this host's clock cannot be read",
+                );
             };
             let host = host.timestamp();
             app.clock_checked(host, server);

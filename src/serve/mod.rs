@@ -8,6 +8,7 @@
 //! Built into `autheona-serve` only (see `commands::serve`).
 
 mod cache;
+mod connection;
 mod http;
 mod listen;
 mod metrics;
@@ -16,16 +17,12 @@ mod slot;
 mod uses;
 mod verify;
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, watch};
 
@@ -310,7 +307,7 @@ async fn accept_loop<L: Accept>(
                 complained = false;
                 let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
                 tokio::spawn(async move {
-                    connection(stream, &app, &limits, stopping).await;
+                    connection::serve(stream, &app, &limits, stopping).await;
                     drop(permit);
                 });
             }
@@ -326,76 +323,7 @@ async fn accept_loop<L: Accept>(
     }
 }
 
-/// When a connection last finished a request, and how many it is answering.
-#[derive(Default)]
-struct Activity {
-    busy: usize,
-    since: Option<Instant>,
-}
-
-/// Serves one connection's requests until it closes, is idle for the idle timeout, or a stop
-/// is asked for (then the request in flight is answered first).
-async fn connection<S>(
-    stream: S,
-    app: &Arc<App>,
-    limits: &Limits,
-    mut stopping: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = Arc::new(Mutex::new(Activity {
-        busy: 0,
-        since: Some(Instant::now()),
-    }));
-    let service = {
-        let (app, activity) = (app.clone(), activity.clone());
-        service_fn(move |request| {
-            let (app, activity) = (app.clone(), activity.clone());
-            async move {
-                lock(&activity).busy += 1;
-                app.requests.fetch_add(1, Ordering::Relaxed);
-                let response = http::handle(&app, request).await;
-                let mut now = lock(&activity);
-                now.busy -= 1;
-                now.since = Some(Instant::now());
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_timeout)
-        .max_buf_size(MAX_HEAD);
-    let served = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(served);
-    let mut closing = false;
-    loop {
-        let idle_until = {
-            let now = lock(&activity);
-            match (now.busy, now.since) {
-                (0, Some(since)) => since + limits.idle_timeout,
-                _ => Instant::now() + limits.idle_timeout,
-            }
-        };
-        tokio::select! {
-            _ = served.as_mut() => return,
-            _ = stopping.wait_for(|stop| *stop), if !closing => {
-                closing = true;
-                served.as_mut().graceful_shutdown();
-            }
-            _ = tokio::time::sleep_until(idle_until.into()), if !closing => {
-                let now = lock(&activity);
-                if now.busy == 0 && now.since.is_some_and(|since| since.elapsed() >= limits.idle_timeout) {
-                    closing = true;
-                    served.as_mut().graceful_shutdown();
-                }
-            }
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

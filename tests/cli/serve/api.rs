@@ -20,12 +20,16 @@ fn a_valid_token_is_200_with_its_id_and_project_and_an_empty_body() {
         assert!(response.body.is_empty());
         assert_eq!(response.header("www-authenticate"), None);
     }
-    // Any method: proxies forward the original one.
+    // Any method: proxies forward the original one. (A HEAD answer has no body to delimit:
+    // the connection's close ends it.)
     for method in ["POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"] {
         let response = server.send(&request(
             method,
             "/v1/auth",
-            &[&format!("Authorization: Bearer {token}")],
+            &[
+                &format!("Authorization: Bearer {token}"),
+                "Connection: close",
+            ],
         ));
         assert_eq!(response.status, 200, "{method}: {response:?}");
     }
@@ -332,7 +336,8 @@ fn unknown_paths_are_404_and_a_misspelt_query_is_refused() {
     let (env, token) = demo();
     let server = Server::start(&env, &[]);
     assert_eq!(server.get("/", &[]).status, 404);
-    assert_eq!(server.get("/v1/auth/extra", &[]).status, 404);
+    // Under /v1/auth/ is forward auth too (Envoy appends the client's path): no token, 401.
+    assert_eq!(server.get("/v1/auth/extra", &[]).status, 401);
     // A misspelt `project` must not let every project's tokens through.
     let response = server.get(
         "/v1/auth?projcet=other",
@@ -363,4 +368,64 @@ fn last_used_is_written_within_about_a_second() {
     // Written behind, so the request did not wait for it; one flush a second at most.
     let stopped = server.stop();
     assert!(stopped.status.success(), "{stopped:?}");
+}
+
+/// Envoy's ext_authz asks with its prefix and the client's own path and query appended, and
+/// says which project is required in a header.
+#[test]
+fn forward_auth_under_a_longer_path_ignores_the_clients_path_and_query() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &[]);
+    let bearer = format!("Authorization: Bearer {token}");
+    let ask = |target: &str, headers: &[&str]| {
+        let mut all = vec![bearer.as_str()];
+        all.extend_from_slice(headers);
+        server.get(target, &all).status
+    };
+    assert_eq!(ask("/v1/auth/orders/7?page=2&sort=asc", &[]), 200);
+    assert_eq!(ask("/v1/auth/", &[]), 200);
+    assert_eq!(
+        ask("/v1/auth/orders", &["X-Autheona-Require-Project: demo"]),
+        200
+    );
+    assert_eq!(
+        ask("/v1/auth/orders", &["X-Autheona-Require-Project: other"]),
+        403
+    );
+    // The client's query cannot require or lift anything there.
+    assert_eq!(ask("/v1/auth/x?project=other", &[]), 200);
+    assert_eq!(
+        ask(
+            "/v1/auth/x?project=demo",
+            &["X-Autheona-Require-Project: other"]
+        ),
+        403
+    );
+    // On /v1/auth itself, query and header must agree; a header never lifts a requirement.
+    assert_eq!(
+        ask(
+            "/v1/auth?project=demo",
+            &["X-Autheona-Require-Project: demo"]
+        ),
+        200
+    );
+    assert_eq!(
+        ask(
+            "/v1/auth?project=other",
+            &["X-Autheona-Require-Project: demo"]
+        ),
+        400
+    );
+    assert_eq!(
+        ask(
+            "/v1/auth",
+            &[
+                "X-Autheona-Require-Project: demo",
+                "X-Autheona-Require-Project: other"
+            ]
+        ),
+        400
+    );
+    // A token in the client's URL is refused there too.
+    assert_eq!(ask(&format!("/v1/auth/x?t={token}"), &[]), 400);
 }

@@ -186,3 +186,21 @@ fn connections_beyond_the_limit_wait_and_are_served_in_turn() {
     drop(held);
     assert_eq!(third.receive().expect("served once one closed").status, 200);
 }
+
+#[test]
+fn an_idle_connection_gets_the_idle_timeout_not_the_read_timeout() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &["--read-timeout", "1", "--idle-timeout", "4"]);
+    let mut connection = Connection::open(&server.addr);
+    assert_eq!(connection.auth(&token).status, 200);
+    // Idle for twice the read timeout: still open.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(connection.auth(&token).status, 200);
+    let idle = Instant::now();
+    assert!(connection.closed_within(Duration::from_secs(20)));
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(3500),
+        "closed after {waited:?}, before the idle timeout"
+    );
+}

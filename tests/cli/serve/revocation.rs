@@ -20,7 +20,7 @@ fn two_servers(env: &TestEnv) -> ([Server; 2], Vec<Connection>) {
 fn statuses(connections: &mut [Connection], token: &str) -> Vec<u16> {
     connections
         .iter_mut()
-        .map(|connection| connection.auth(&token).status)
+        .map(|connection| connection.auth(token).status)
         .collect()
 }
 

@@ -1,0 +1,174 @@
+//! One client connection: its requests served by hyper, and its two clocks kept here. A
+//! request's head must arrive within the read timeout of its first byte (a fresh connection's
+//! first head, within the read timeout of the connection); a connection with no request in
+//! flight and nothing sent since its last answer is closed after the idle timeout. hyper's own
+//! header timer cannot tell the two apart (it starts when an answer is sent), so it is off.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+use super::{App, Limits, MAX_HEAD, http, lock};
+
+/// What a connection is waiting for.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// The rest of a head, since this instant (its first byte, or the connection's opening).
+    Reading(Instant),
+    /// Answering this many requests.
+    Busy(usize),
+    /// A next request, since the last answer at this instant.
+    Idle(Instant),
+}
+
+impl Phase {
+    /// Bytes came from the client.
+    fn read(&mut self) {
+        if let Phase::Idle(_) = self {
+            *self = Phase::Reading(Instant::now());
+        }
+    }
+
+    fn begin(&mut self) {
+        *self = match *self {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            _ => Phase::Busy(1),
+        };
+    }
+
+    fn end(&mut self) {
+        *self = match *self {
+            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            _ => Phase::Idle(Instant::now()),
+        };
+    }
+
+    /// When the connection is to be dropped if nothing changes; `None` while busy.
+    fn deadline(self, limits: &Limits) -> Option<Instant> {
+        match self {
+            Phase::Reading(since) => Some(since + limits.read_timeout),
+            Phase::Idle(since) => Some(since + limits.idle_timeout),
+            Phase::Busy(_) => None,
+        }
+    }
+}
+
+/// The client's stream, noting in the connection's [`Phase`] when bytes come.
+struct Watched<S> {
+    stream: S,
+    phase: Arc<Mutex<Phase>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            lock(&self.phase).read();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Serves the connection's requests until the client closes it, a clock runs out, or a stop is
+/// asked for: then a connection with a request in flight answers it and closes, any other
+/// closes at once.
+pub async fn serve<S>(
+    stream: S,
+    app: &Arc<App>,
+    limits: &Limits,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let phase = Arc::new(Mutex::new(Phase::Reading(Instant::now())));
+    let service = {
+        let (app, phase) = (app.clone(), phase.clone());
+        service_fn(move |request| {
+            let (app, phase) = (app.clone(), phase.clone());
+            async move {
+                lock(&phase).begin();
+                app.requests.fetch_add(1, Ordering::Relaxed);
+                let response = http::handle(&app, request).await;
+                lock(&phase).end();
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let watched = Watched {
+        stream,
+        phase: phase.clone(),
+    };
+    let mut builder = http1::Builder::new();
+    builder.header_read_timeout(None).max_buf_size(MAX_HEAD);
+    let served = builder.serve_connection(TokioIo::new(watched), service);
+    tokio::pin!(served);
+    let mut stopped = false;
+    loop {
+        let deadline = lock(&phase).deadline(limits);
+        let sleep = tokio::time::sleep_until(
+            deadline
+                .unwrap_or_else(|| Instant::now() + limits.idle_timeout)
+                .into(),
+        );
+        tokio::select! {
+            _ = served.as_mut() => return,
+            _ = stopping.wait_for(|stop| *stop), if !stopped => {
+                stopped = true;
+                if !matches!(*lock(&phase), Phase::Busy(_)) {
+                    return;
+                }
+                served.as_mut().graceful_shutdown();
+            }
+            _ = sleep => {
+                if lock(&phase).deadline(limits).is_some_and(|at| at <= Instant::now()) {
+                    return;
+                }
+            }
+        }
+    }
+}
