@@ -6,10 +6,14 @@
 //! shuffled order), so that a noisy machine slows both sides alike.
 //!
 //! The PostgreSQL measurements run against a cluster the harness makes and starts itself
-//! (`bench/pg.rs`), with PgBouncer in front of it.
+//! (`bench/pg.rs`), with PgBouncer in front of it. The `serve` rows (`bench/serve.rs`) come
+//! last: `autheona serve` under HTTP load from wrk, beside nginx; `--only serve` runs them
+//! alone.
 
 #[path = "bench/pg.rs"]
 mod pg;
+#[path = "bench/serve.rs"]
+mod serve;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -554,7 +558,11 @@ fn url_encoded(text: &str) -> String {
 /// ones, then vacuumed and analysed (as autovacuum would leave a table that size) and
 /// checkpointed, so that no checkpoint of the fixture's writes lands among the timings.
 fn build_pg_fixture(pg: &PgAddress, size: usize) -> Fixture {
-    let dbname = format!("bench_{size}");
+    build_pg_fixture_named(pg, &format!("bench_{size}"), size)
+}
+
+/// The same in database `dbname`.
+fn build_pg_fixture_named(pg: &PgAddress, dbname: &str, size: usize) -> Fixture {
     let mut admin = pg::connect(&pg.socket_dir, pg.port, &pg.user, "postgres");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname}"))
@@ -576,7 +584,7 @@ fn build_pg_fixture(pg: &PgAddress, size: usize) -> Fixture {
     let store = store::create(&location).expect("create the fixture's schema");
     let fixture = fill(&*store, size, url);
     drop(store);
-    let mut client = pg::connect(&pg.socket_dir, pg.port, &pg.user, &dbname);
+    let mut client = pg::connect(&pg.socket_dir, pg.port, &pg.user, dbname);
     client
         .batch_execute("VACUUM (ANALYZE) autheona.tokens")
         .expect("vacuum");
@@ -679,7 +687,8 @@ fn size_mb(path: &Path) -> String {
     format!("{:.2} MB ({bytes} bytes)", bytes as f64 / 1e6)
 }
 
-const USAGE: &str = "usage: bench [--rounds N] [--before PATH]";
+const USAGE: &str = "usage: bench [--rounds N] [--before PATH] [--only serve | --skip serve] \
+                     [--serve-seconds S] [--serve-rounds N]";
 
 fn main() {
     // The fast commands take a few milliseconds each, and this machine is noisy: enough rounds
@@ -687,6 +696,9 @@ fn main() {
     let mut rounds = 200;
     let mut before: Option<PathBuf> = None;
     let mut fixtures_for: Option<PgAddress> = None;
+    // The serve section: whether it runs, whether only it runs, and its load points' lengths.
+    let (mut with_serve, mut only_serve) = (true, false);
+    let mut serve_options = serve::Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -699,6 +711,30 @@ fn main() {
             // Another autheona (an earlier commit's), whose SQLite verify and --version are
             // timed interleaved with this one's.
             "--before" => before = Some(PathBuf::from(args.next().expect("--before PATH"))),
+            "--only" => match args.next().as_deref() {
+                Some("serve") => only_serve = true,
+                other => panic!("--only {other:?}: only `--only serve` is known; {USAGE}"),
+            },
+            "--skip" => match args.next().as_deref() {
+                Some("serve") => with_serve = false,
+                other => panic!("--skip {other:?}: only `--skip serve` is known; {USAGE}"),
+            },
+            // Seconds of wrk's load at each serve load point (default 5).
+            "--serve-seconds" => {
+                serve_options.seconds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .expect("--serve-seconds S, at least 1")
+            }
+            // Rounds of the serve load points, after one warm-up pass (default 3).
+            "--serve-rounds" => {
+                serve_options.rounds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .expect("--serve-rounds N, at least 1")
+            }
             // The fixture process: `fixtures SOCKET_DIR PORT USER`.
             "fixtures" => {
                 let mut next = || args.next().expect("fixtures SOCKET_DIR PORT USER");
@@ -726,6 +762,8 @@ fn main() {
         build_fixtures(&work, &bin_dir.join("floor"), &pg);
         return;
     }
+    // A server a killed run left would hold its copy busy (and its port).
+    serve::stop_leftovers(&work);
     // The binaries are timed as installed: copied, as `cargo install` copies them. A binary
     // the linker has just written sits in the page cache in 4 KiB pieces, each mapped on its
     // own, and it started 5-15% slower than the same bytes copied (finding 10).
@@ -742,6 +780,8 @@ fn main() {
         install("floor_pg"),
         install("hello"),
     );
+    // What `autheona serve` runs, from beside it.
+    install("autheona-serve");
     let before = before.map(|path| {
         let copy = installed.join("autheona-before");
         std::fs::copy(&path, &copy).expect("copy the --before binary");
@@ -764,6 +804,12 @@ fn main() {
         server.port,
         server.bouncer_port,
     );
+    if only_serve {
+        let mut report = Report { rows: Vec::new() };
+        let printed = serve::run(&serve_options, &work, &autheona, &server, &mut report);
+        print_report(&report, &server_line, Some(&printed), "the serve rows only");
+        return;
+    }
     eprintln!("building fixtures in {} ...", work.display());
     let started = Instant::now();
     let status = Command::new(std::env::current_exe().expect("own path"))
@@ -1393,17 +1439,36 @@ fn main() {
         report.info_ratio("--version, this build / before", &version, version_before);
     }
 
+    let printed =
+        with_serve.then(|| serve::run(&serve_options, &work, &autheona, &server, &mut report));
+    print_report(
+        &report,
+        &server_line,
+        printed.as_ref(),
+        &format!("{rounds} rounds of the fast commands, {slow_rounds} of the slow ones"),
+    );
+}
+
+/// Prints the machine, the PostgreSQL server, the table, the serve section's setup and load
+/// points (when it ran), and how many targets were missed.
+fn print_report(report: &Report, server_line: &str, serve: Option<&serve::Printed>, runs: &str) {
     let missed = report.rows.iter().filter(|r| !r.pass).count();
     println!("Machine: {}\n", machine());
     println!("Server: {server_line}\n");
+    if let Some(serve) = serve {
+        println!("Load (serve rows): {}\n", serve.setup);
+    }
     println!("{}", report.markdown());
     println!(
-        "{} rounds of the fast commands, {slow_rounds} of the slow ones; {}",
-        rounds,
+        "{runs}; {}",
         if missed == 0 {
             "every target met.".to_owned()
         } else {
             format!("{missed} target(s) missed.")
         }
     );
+    if let Some(serve) = serve {
+        println!("\nserve's load points (medians of the rounds; counts summed):\n");
+        println!("{}", serve.details);
+    }
 }

@@ -372,6 +372,17 @@ impl Server {
         }
     }
 
+    /// The postmaster's process id, from its pid file: the parent of every backend.
+    pub fn postmaster_pid(&self) -> Option<libc::pid_t> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Connects to database `dbname` over the socket, as the role.
     pub fn connect(&self, dbname: &str) -> postgres::Client {
         connect(&self.socket_dir, self.port, &self.user, dbname)
