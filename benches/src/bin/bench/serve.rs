@@ -735,24 +735,28 @@ fn start_nginx(dir: &Path, serves: &HashMap<StoreKind, u16>) -> Nginx {
         };
         conf.push_str(&format!(
             "\n\
-             \x20   # auth_request in front of serve ({name}), as a user would configure it.\n\
+             \x20   # auth_request in front of serve ({name}), as the README configures it\n\
+             \x20   # (\"Protecting an HTTP API\"), but for the protected location's answer:\n\
+             \x20   # empty_gif, where the README passes the request on to the API.\n\
              \x20   upstream {upstream} {{\n\
              \x20       server 127.0.0.1:{serve};\n\
-             \x20       keepalive 64;\n\
+             \x20       keepalive 16;\n\
              \x20   }}\n\
              \x20   server {{\n\
              \x20       listen 127.0.0.1:{port};\n\
-             \x20       location = /auth {{\n\
+             \x20       location / {{\n\
+             \x20           auth_request /_autheona;\n\
+             \x20           auth_request_set $autheona_token_id $upstream_http_x_autheona_token_id;\n\
+             \x20           auth_request_set $autheona_project $upstream_http_x_autheona_project;\n\
+             \x20           empty_gif;\n\
+             \x20       }}\n\
+             \x20       location = /_autheona {{\n\
              \x20           internal;\n\
-             \x20           proxy_pass http://{upstream}/v1/auth;\n\
-             \x20           proxy_http_version 1.1;\n\
-             \x20           proxy_set_header Connection \"\";\n\
+             \x20           proxy_pass http://{upstream}/v1/auth?project=bench;\n\
              \x20           proxy_pass_request_body off;\n\
              \x20           proxy_set_header Content-Length \"\";\n\
-             \x20       }}\n\
-             \x20       location / {{\n\
-             \x20           auth_request /auth;\n\
-             \x20           empty_gif;\n\
+             \x20           proxy_http_version 1.1;\n\
+             \x20           proxy_set_header Connection \"\";\n\
              \x20       }}\n\
              \x20   }}\n",
             name = store.name(),
