@@ -62,18 +62,25 @@ impl Cache {
         Key(mac.finalize().into_bytes().into())
     }
 
-    /// Whether the token with `key` and `id` was verified against `secret_hash`, the hash its
-    /// row holds now.
-    pub fn vouches(&self, key: &Key, id: &str, secret_hash: &str) -> bool {
-        let Some(entries) = &self.entries else {
-            return false;
-        };
-        let mut entries = entries
+    /// The hash the token with `key` and `id` was verified against, if the cache holds it: it
+    /// vouches for the token only while the token's row holds that very hash.
+    pub fn hash_for(&self, key: &Key, id: &str) -> Option<String> {
+        let mut entries = self
+            .entries
+            .as_ref()?
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
-            .is_some_and(|entry| entry.id == id && entry.secret_hash == secret_hash)
+            .filter(|entry| entry.id == id)
+            .map(|entry| entry.secret_hash.clone())
+    }
+
+    /// Whether the token with `key` and `id` was verified against `secret_hash`.
+    #[cfg(test)]
+    fn vouches(&self, key: &Key, id: &str, secret_hash: &str) -> bool {
+        self.hash_for(key, id)
+            .is_some_and(|hash| hash == secret_hash)
     }
 
     /// Remembers that the token with `key` and `id` matched `secret_hash`.

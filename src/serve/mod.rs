@@ -37,8 +37,12 @@ use verify::Verifier;
 const MAX_HEAD: usize = 8 * 1024;
 /// How long requests in flight get to finish once a stop is asked for.
 const DRAIN: Duration = Duration::from_secs(10);
-/// Argon2 verifications that may wait for a thread, per thread, before more get 503.
-const HASHING_QUEUE_PER_THREAD: usize = 16;
+/// Argon2 verifications that may wait for a thread, per thread, before more get 503: about
+/// 50 ms of work at most, and more than a proxy's connections to serve usually are.
+const HASHING_QUEUE_PER_THREAD: usize = 64;
+/// How much the argon2 threads yield the cores to the threads answering cached tokens: a
+/// flood of tokens that need argon2 work slows those a little, not to a stop.
+const HASHING_NICE: i32 = 10;
 /// Store calls that may wait for a connection before more get 503.
 const STORE_QUEUE: usize = 1024;
 
@@ -93,16 +97,26 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .map(|text| Address::parse(text))
         .collect::<Result<Vec<_>>>()?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let connections = args
-        .store_connections
-        .map_or((2 * cores).max(4), |n| n as usize);
 
-    // Every connection to the store is made now, and every address bound: a store that
-    // cannot be reached or an address taken is an error before anything is served.
-    let mut slots = vec![StoreSlot::new(start.location.clone(), start.store)];
-    for _ in 1..connections {
-        slots.push(StoreSlot::open(&start.location)?);
-    }
+    // A local file is read in place by each runtime thread, on a connection of its own; a
+    // server is asked from threads of their own, whose connections are all made now. Either
+    // way the store was opened once already, and every address is bound before anything is
+    // served: a store that cannot be reached or an address taken is an error first.
+    let (stores, connections) = if start.store.file().is_some() {
+        drop(start.store);
+        (slot::Stores::InPlace(start.location.clone()), cores)
+    } else {
+        let connections = args
+            .store_connections
+            .map_or((2 * cores).max(4), |n| n as usize);
+        let mut slots = vec![StoreSlot::new(start.location.clone(), start.store)];
+        for _ in 1..connections {
+            slots.push(StoreSlot::open(&start.location)?);
+        }
+        let pool =
+            pool::Pool::start("autheona-store", slots, STORE_QUEUE, 0).map_err(spawn_failed)?;
+        (slot::Stores::Threads(pool), connections)
+    };
     let writer_slot = StoreSlot::open(&start.location)?;
     let bound = addresses
         .iter()
@@ -119,12 +133,12 @@ pub fn run(start: Start<'_>) -> Result<()> {
     let uses = Arc::new(uses::Uses::default());
     let app = Arc::new(App {
         verifier: Verifier {
-            stores: pool::Pool::start("autheona-store", slots, STORE_QUEUE)
-                .map_err(spawn_failed)?,
+            stores,
             hashing: pool::Pool::start(
                 "autheona-argon2",
                 vec![(); cores],
                 HASHING_QUEUE_PER_THREAD * cores,
+                HASHING_NICE,
             )
             .map_err(spawn_failed)?,
             cache: cache::Cache::new(args.cache_size)

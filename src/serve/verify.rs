@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::cache::Cache;
 use super::metrics::Metrics;
 use super::pool::{Busy, Pool};
-use super::slot::StoreSlot;
+use super::slot::Stores;
 use super::uses::Uses;
 use crate::environment;
 use crate::error::Error;
@@ -62,7 +62,7 @@ impl From<Busy> for Unanswered {
 }
 
 pub struct Verifier {
-    pub stores: Pool<StoreSlot>,
+    pub stores: Stores,
     pub hashing: Pool<()>,
     pub cache: Cache,
     pub uses: Arc<Uses>,
@@ -98,19 +98,23 @@ impl Verifier {
         let Ok(token) = Token::parse(text) else {
             return Ok(Answer::Invalid(Reason::Malformed, None));
         };
+        let key = self.cache.key(&token);
+        let remembered = self.cache.hash_for(&key, token.id().as_str());
+        // A token the cache does not know will need argon2 work: room for it is taken before
+        // the store is asked, so that a flood of unknown tokens is refused at once and costs
+        // the tokens the cache knows neither store calls nor cores.
+        let mut ticket = match remembered {
+            None => Some(self.hashing.admit()?),
+            Some(_) => None,
+        };
         let id = token.id().to_string();
         let row = self
             .stores
-            .run(move |slot| slot.call(|store| store.token_for_verify(&id)))
+            .call(move |store| store.token_for_verify(&id))
             .await?
             .map_err(Unanswered::Store)?;
-        let key = self.cache.key(&token);
-        let matched = match &row {
-            Some(row)
-                if self
-                    .cache
-                    .vouches(&key, token.id().as_str(), &row.secret_hash) =>
-            {
+        let matched = match (&row, remembered) {
+            (Some(row), Some(hash)) if row.secret_hash == hash => {
                 self.metrics.cache_hit();
                 true
             }
@@ -118,10 +122,14 @@ impl Verifier {
                 if row.is_some() {
                     self.metrics.cache_miss();
                 }
+                let ticket = match ticket.take() {
+                    Some(ticket) => ticket,
+                    None => self.hashing.admit()?,
+                };
                 let (checked, against) = (token.clone(), row.clone());
                 let matched = self
                     .hashing
-                    .run(move |()| secret_matches(&checked, against.as_ref()))
+                    .run_admitted(ticket, move |()| secret_matches(&checked, against.as_ref()))
                     .await?;
                 if let (true, Some(row)) = (matched, &row) {
                     self.cache
