@@ -83,12 +83,10 @@ fn compute(
     out: &mut [u8],
 ) -> argon2::Result<()> {
     let password = secret.expose().as_bytes();
-    match Memory::new(argon2.params().block_count()) {
-        Some(mut memory) => {
-            argon2.hash_password_into_with_memory(password, salt, out, memory.blocks())
-        }
+    with_memory(argon2.params().block_count(), |memory| match memory {
+        Some(blocks) => argon2.hash_password_into_with_memory(password, salt, out, blocks),
         None => argon2.hash_password_into(password, salt, out),
-    }
+    })
 }
 
 /// Whether `secret` matches the PHC string `stored`, at the algorithm, version and parameters
@@ -124,14 +122,38 @@ pub fn verify(secret: &Secret, stored: &str) -> bool {
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version, params);
     let password = secret.expose().as_bytes();
-    let computed = match Memory::new(blocks) {
-        Some(mut memory) => {
-            argon2.hash_password_into_with_memory(password, salt, out, memory.blocks())
-        }
+    let computed = with_memory(blocks, |memory| match memory {
+        Some(blocks) => argon2.hash_password_into_with_memory(password, salt, out, blocks),
         None => argon2.hash_password_into(password, salt, out),
-    };
+    });
     // `Output`'s equality is constant-time.
     computed.is_ok() && Output::new(out).is_ok_and(|computed| computed == *expected)
+}
+
+thread_local! {
+    /// This thread's argon2 working memory, kept from one computation to the next: a server
+    /// verifying thousands of tokens a second would otherwise map, fault in (the kernel zeroing
+    /// 2 MiB) and unmap it each time, and every unmapping interrupts the process's other cores.
+    static MEMORY: std::cell::RefCell<Option<Memory>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `count` blocks of this thread's working memory (`None` if none can be
+/// mapped: then argon2 takes its own from the heap), wiped when `f` returns: nothing of a
+/// computation stays in it.
+fn with_memory<R>(count: usize, f: impl FnOnce(Option<&mut [Block]>) -> R) -> R {
+    MEMORY.with(|cell| {
+        let mut memory = cell.borrow_mut();
+        if memory.as_ref().is_none_or(|m| m.count < count) {
+            *memory = None;
+            *memory = Memory::new(count);
+        }
+        let Some(memory) = memory.as_mut() else {
+            return f(None);
+        };
+        let result = f(Some(&mut memory.blocks()[..count]));
+        memory.wipe(count);
+        result
+    })
 }
 
 /// Argon2's working memory, mapped on a 2 MiB boundary and offered to the kernel for a
@@ -194,6 +216,17 @@ impl Memory {
     }
 }
 
+impl Memory {
+    /// Overwrites the first `count` blocks with zeros, in a way the compiler keeps.
+    fn wipe(&mut self, count: usize) {
+        use zeroize::Zeroize;
+        let bytes = count.min(self.count) * std::mem::size_of::<Block>();
+        // SAFETY: the first `bytes` bytes of the blocks are this value's writable memory (see
+        // `blocks`), and any bytes are a valid Block.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.cast::<u8>(), bytes) }.zeroize();
+    }
+}
+
 impl Drop for Memory {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`; no slice into it outlives `self`.
@@ -223,6 +256,33 @@ pub fn verify_dummy(secret: &Secret) -> bool {
 mod tests {
     use super::*;
     use argon2::password_hash::PasswordHasher;
+
+    #[test]
+    fn the_working_memory_is_kept_for_the_next_verification_and_wiped() {
+        let secret = Secret::new("a".repeat(43));
+        let stored = hash(&secret).unwrap();
+        assert!(verify(&secret, &stored));
+        let first = MEMORY.with(|m| m.borrow().as_ref().map(|m| m.blocks as usize));
+        assert!(first.is_some(), "mapped once, and kept");
+        assert!(!verify(&Secret::new("b".repeat(43)), &stored));
+        MEMORY.with(|m| {
+            let mut memory = m.borrow_mut();
+            let memory = memory.as_mut().unwrap();
+            assert_eq!(
+                Some(memory.blocks as usize),
+                first,
+                "the same memory, not a new mapping"
+            );
+            let count = memory.count;
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    memory.blocks.cast::<u8>(),
+                    count * std::mem::size_of::<Block>(),
+                )
+            };
+            assert!(bytes.iter().all(|&b| b == 0), "wiped after use");
+        });
+    }
 
     #[test]
     fn debug_and_display_are_redacted() {
