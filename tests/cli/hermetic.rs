@@ -43,16 +43,24 @@ fn environment_of(mut cmd: Command) -> BTreeMap<String, OsString> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn autheona");
-    // spawn may return while the kernel is still laying out the new program's memory: until
-    // then /proc shows no environment at all. Every command here has HOME at least.
+    // spawn may return while the kernel is still laying out the new program's memory (or,
+    // through setpriv, while setpriv execs autheona): until then /proc shows no environment,
+    // or part of one (the kernel copies the strings last first). Every command here has
+    // HOME, and the environment of a process that is waiting on stdin no longer changes:
+    // read until it holds HOME and two reads agree.
     let path = format!("/proc/{}/environ", child.id());
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = Vec::new();
     let environ = loop {
         let environ = std::fs::read(&path).expect("read environ");
-        if !environ.is_empty() || Instant::now() > deadline {
+        let whole = environ
+            .split(|&b| b == 0)
+            .any(|entry| entry.starts_with(b"HOME="));
+        if (whole && environ == last) || Instant::now() > deadline {
             break environ;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        last = environ;
+        std::thread::sleep(Duration::from_millis(5));
     };
     let _ = child.stdin.take().unwrap().write_all(b"\n");
     child.wait().expect("wait for autheona");

@@ -740,7 +740,7 @@ fn start_nginx(dir: &Path, serves: &HashMap<StoreKind, u16>) -> Nginx {
              \x20   # empty_gif, where the README passes the request on to the API.\n\
              \x20   upstream {upstream} {{\n\
              \x20       server 127.0.0.1:{serve};\n\
-             \x20       keepalive 16;\n\
+             \x20       keepalive 64;\n\
              \x20   }}\n\
              \x20   server {{\n\
              \x20       listen 127.0.0.1:{port};\n\
