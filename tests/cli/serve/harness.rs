@@ -153,20 +153,8 @@ impl Connection {
                 return None;
             }
         };
-        let head = String::from_utf8(self.buffered[..head_end].to_vec()).expect("ASCII head");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("status line {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .map(|line| {
-                let (name, value) = line.split_once(':').expect("header line");
-                (name.to_owned(), value.trim().to_owned())
-            })
-            .collect();
+        let head = std::str::from_utf8(&self.buffered[..head_end]).expect("ASCII head");
+        let (status, headers) = parse_head(head);
         let length = headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
@@ -216,6 +204,24 @@ impl Connection {
             Err(err) => panic!("reading a response: {err}"),
         }
     }
+}
+
+/// A response's head (without its closing blank line): its status and its headers.
+pub fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line {status_line:?}"));
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').expect("a header line");
+            (name.to_owned(), value.trim().to_owned())
+        })
+        .collect();
+    (status, headers)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use super::harness::{Response, Server};
+use super::harness::{Response, Server, parse_head};
 use crate::common::*;
 
 /// The site the README's configurations serve, which the client asks for.
@@ -371,19 +371,7 @@ fn parse_response(bytes: &[u8]) -> Response {
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no whole head in {:?}", String::from_utf8_lossy(bytes)));
     let head = std::str::from_utf8(&bytes[..head_end]).expect("an ASCII head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .map(|line| {
-            let (name, value) = line.split_once(':').expect("a header line");
-            (name.to_owned(), value.trim().to_owned())
-        })
-        .collect();
+    let (status, headers) = parse_head(head);
     let chunked = headers.iter().any(|(name, value)| {
         name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked")
     });
