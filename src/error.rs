@@ -56,6 +56,13 @@ pub enum Topic {
     UnseenToken(String),
     /// This token was shown but may not survive a power cut: revoke it, make another.
     UnsyncedToken(String),
+    /// Token `id` was already rotated with a grace period, into token `replaced_by`.
+    AlreadyRotated { id: String, replaced_by: String },
+    /// A grace period was asked for an expired token.
+    GraceForExpired,
+    /// Token `id` was rotated and its replacement shown, but it could not be revoked (or its
+    /// end scheduled): it still works.
+    NotRetired(String),
 }
 
 /// An error with its kind, a one-line message and an optional hint on what to do.

@@ -8,6 +8,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
 
 use crate::complete::{project_names, token_ids};
+use crate::ops::token::Grace;
 
 mod lazy;
 pub use lazy::Lazy;
@@ -229,7 +230,7 @@ pub enum TokenCommand {
         after_help = "Asks for confirmation at a terminal; elsewhere --yes is required.\n\nExample:\n  autheona token revoke 3kTMd9aPq0Zx --yes"
     )]
     Revoke(Lazy<TokenRevokeArgs>),
-    /// Replace a token with a new one and revoke the old, in one step
+    /// Replace a token with a new one; the old one stops at once, or after a grace period
     #[command(after_help = TOKEN_ROTATE_HELP)]
     Rotate(Lazy<TokenRotateArgs>),
     /// Revoke every expired token, or every token unused for a while
@@ -249,15 +250,20 @@ Examples:
 
 const TOKEN_ROTATE_HELP: &str = "\
 The new token has the old one's project and description, and the same lifetime (30, 90 or 365
-days, or never) counted from now. It is printed once, as by token create, and the old token
-stops working in the same transaction. If the new token cannot be written to stdout, nothing
-changes: the old token still works.
+days, or never) counted from now. It is saved, then printed once, as by token create; only then
+does the old token stop, at once or, with --grace, at the end of the grace period (or at its
+own expiry, if sooner). Until then both work, so the new value can be deployed first. If the
+new token cannot be written to stdout, nothing changes: the old token still works.
 
-Asks for confirmation at a terminal; elsewhere --yes is required.
+A token already rotated with a grace period cannot be rotated again (rotate its replacement).
+An expired token can be rotated into a fresh one, without --grace.
+
+Asks for confirmation and then for the grace period at a terminal; elsewhere --yes is required
+and the old token stops at once unless --grace is given.
 
 Examples:
   autheona token rotate 3kTMd9aPq0Zx
-  TOKEN=$(autheona token rotate 3kTMd9aPq0Zx --yes)";
+  TOKEN=$(autheona token rotate 3kTMd9aPq0Zx --grace 24h --yes)";
 
 const TOKEN_PRUNE_HELP: &str = "\
 Lists the tokens it selects, asks once to confirm (at a terminal; elsewhere --yes is required),
@@ -332,7 +338,8 @@ pub struct TokenListArgs {
     /// Only tokens not used in the last DAYS days (a never-used token counts from its creation)
     #[arg(long, value_name = "DAYS", value_parser = days())]
     pub unused_for: Option<u32>,
-    /// Print a JSON array of {id, project, description, created_at, expires_at, last_used_at, status}
+    /// Print a JSON array of {id, project, description, created_at, expires_at, last_used_at,
+    /// status, stops_at, replaced_by}
     #[arg(long)]
     pub json: bool,
 }
@@ -357,10 +364,15 @@ pub struct TokenRotateArgs {
     /// The id of the token to replace (the ID column of `autheona token list`)
     #[arg(add = ArgValueCandidates::new(token_ids))]
     pub token_id: String,
-    /// Do not ask for confirmation
+    /// Keep the old token working this long: 30m, 1h, 24h, 7d (at most 30d), or 0 [default:
+    /// 0, it stops at once]
+    #[arg(long, value_name = "DURATION", value_parser = Grace::parse)]
+    pub grace: Option<Grace>,
+    /// Do not ask for confirmation (nor for the grace period)
     #[arg(short, long)]
     pub yes: bool,
-    /// Print {id, project, token, description, created_at, expires_at, replaces} as JSON
+    /// Print {id, project, token, description, created_at, expires_at, replaces,
+    /// old_token_stops_at} as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -41,6 +41,14 @@ pub fn advise(err: Error) -> Error {
         Some(Topic::UnsyncedToken(id)) => Some(format!(
             "revoke it (autheona token revoke {id} --yes) and create another"
         )),
+        Some(Topic::AlreadyRotated { id, replaced_by }) => Some(format!(
+            "rotate token {replaced_by} instead; to stop {id} before its grace period ends: \
+             autheona token revoke {id}"
+        )),
+        Some(Topic::GraceForExpired) => Some("rotate it without --grace".to_owned()),
+        Some(Topic::NotRetired(id)) => Some(format!(
+            "use the new token, and revoke the old one: autheona token revoke {id} --yes"
+        )),
         None => None,
     };
     match hint {

@@ -45,6 +45,7 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
             |each| match &store {
                 Some(store) => project::for_each(
                     &**store,
+                    ctx.now,
                     &mut [&mut |p| {
                         each(ProjectJson {
                             name: p.name,
@@ -62,7 +63,7 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
     // The table holds the projects (not their tokens) in memory: there are few, and a second
     // pass would count every project's tokens again.
     let projects = match &store {
-        Some(store) => project::list(&**store)?,
+        Some(store) => project::list(&**store, ctx.now)?,
         None => Vec::new(),
     };
     if projects.is_empty() {
@@ -85,7 +86,7 @@ fn list(ctx: &Context, args: &ProjectListArgs) -> Result<Outcome> {
 
 fn delete(ctx: &Context, args: &ProjectDeleteArgs) -> Result<Outcome> {
     let store = ctx.open()?;
-    let tokens = project::token_count(&*store, &args.name)?;
+    let tokens = project::token_count(&*store, &args.name, ctx.now)?;
     confirm(
         args.yes,
         &format!(
@@ -95,7 +96,7 @@ fn delete(ctx: &Context, args: &ProjectDeleteArgs) -> Result<Outcome> {
         ),
         "pass --yes to delete without asking",
     )?;
-    let revoked = project::delete(&*store, &args.name)?;
+    let revoked = project::delete(&*store, &args.name, ctx.now)?;
     ui::status(&format!(
         "Deleted project {} and revoked {}.",
         args.name,

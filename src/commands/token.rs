@@ -1,5 +1,6 @@
 //! `autheona token create | list | revoke | rotate | prune`.
 
+use chrono::{DateTime, Utc};
 use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use std::cell::{Cell, RefCell};
@@ -15,7 +16,8 @@ use crate::environment::default_from_env;
 use crate::error::{Error, Result};
 use crate::ops::project;
 use crate::ops::token::{
-    self, CreatedToken, Expiration, Filter, TokenRequest, TokenSummary, validate_description,
+    self, CreatedToken, Expiration, Filter, Grace, OldToken, Status, TokenRequest, TokenSummary,
+    validate_description,
 };
 use crate::store::Store;
 use crate::ui::table::{self, Stream, Streamed};
@@ -90,7 +92,7 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
             }
             name
         }
-        None => ask_project(&*store)?,
+        None => ask_project(&*store, ctx.now)?,
     };
     let expiration = match args.expires {
         Some(arg) => arg.into(),
@@ -129,8 +131,11 @@ fn shown_once() {
     );
 }
 
-fn ask_project(store: &dyn Store) -> Result<String> {
-    let mut names: Vec<String> = project::list(store)?.into_iter().map(|p| p.name).collect();
+fn ask_project(store: &dyn Store, now: DateTime<Utc>) -> Result<String> {
+    let mut names: Vec<String> = project::list(store, now)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     if names.is_empty() {
         return Err(Error::refused("there are no projects yet")
             .with_hint(super::advice::CREATE_A_PROJECT_FIRST));
@@ -156,17 +161,29 @@ struct CreatedJson<'a> {
     description: Option<&'a str>,
     created_at: String,
     expires_at: Option<String>,
-    /// The token it replaced (rotate).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replaces: Option<&'a str>,
+    /// The token it replaced, and when that one stops (rotate).
+    #[serde(flatten)]
+    replaced: Option<ReplacedJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReplacedJson<'a> {
+    replaces: &'a str,
+    old_token_stops_at: String,
+}
+
+/// What a rotation's new token replaces: the old token's id, and when it stops.
+struct Replacing<'a> {
+    old_id: &'a str,
+    stops_at: DateTime<Utc>,
 }
 
 /// Shows the new token, once, on stdout. Any failure here means the token is not kept (and, for
-/// a rotation, the token it `replaces` still works).
-fn deliver(created: &CreatedToken, json: bool, replaces: Option<&str>) -> Result<()> {
+/// a rotation, the token it replaces still works).
+fn deliver(created: &CreatedToken, json: bool, replacing: Option<&Replacing<'_>>) -> Result<()> {
     let undelivered = |why: &str| {
-        let unchanged = match replaces {
-            Some(old) => format!("nothing changed: token {old} still works"),
+        let unchanged = match replacing {
+            Some(old) => format!("nothing changed: token {} still works", old.old_id),
             None => "nothing was created".to_owned(),
         };
         Error::environment(format!("{why}; it was not kept")).with_hint(format!(
@@ -187,7 +204,10 @@ fn deliver(created: &CreatedToken, json: bool, replaces: Option<&str>) -> Result
             description: created.description.as_deref(),
             created_at: time::rfc3339(created.created_at),
             expires_at: created.expires_at.map(time::rfc3339),
-            replaces,
+            replaced: replacing.map(|old| ReplacedJson {
+                replaces: old.old_id,
+                old_token_stops_at: time::rfc3339(old.stops_at),
+            }),
         })
     } else {
         ui::print_line(token.expose())
@@ -209,10 +229,18 @@ struct TokenJson {
     expires_at: Option<Rfc3339>,
     last_used_at: Option<Rfc3339>,
     status: &'static str,
+    /// When it stops, replaced by a rotation with a grace period; else null.
+    stops_at: Option<Rfc3339>,
+    /// The token that replaced it, while it works on in its grace period; else null.
+    replaced_by: Option<String>,
 }
 
 impl From<TokenSummary> for TokenJson {
     fn from(t: TokenSummary) -> Self {
+        let (stops_at, replaced_by) = match t.ends {
+            Some(end) => (Some(Rfc3339(end.stops_at)), Some(end.replaced_by)),
+            None => (None, None),
+        };
         TokenJson {
             id: t.id,
             project: t.project,
@@ -221,6 +249,8 @@ impl From<TokenSummary> for TokenJson {
             expires_at: t.expires_at.map(Rfc3339),
             last_used_at: t.last_used_at.map(Rfc3339),
             status: t.status.as_str(),
+            stops_at,
+            replaced_by,
         }
     }
 }
@@ -333,11 +363,15 @@ fn list(ctx: &Context, args: &TokenListArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// A token's Status cell: its status, or how soon it expires.
-fn status(t: &TokenSummary) -> String {
-    match t.expires_soon {
-        Some(left) => format!("expiring in {}", time::span(left)),
-        None => t.status.as_str().to_owned(),
+/// A token's Status cell: its status, when it stops if it was replaced, or how soon it
+/// expires.
+fn status(zone: Zone, t: &TokenSummary) -> String {
+    match (&t.ends, t.expires_soon) {
+        (Some(end), _) if t.status == Status::Active => {
+            format!("replaced, stops {}", time::for_people(zone, end.stops_at))
+        }
+        (_, Some(left)) => format!("expiring in {}", time::span(left)),
+        _ => t.status.as_str().to_owned(),
     }
 }
 
@@ -374,16 +408,16 @@ impl Columns {
             time::for_people_width(self.zone, t.created_at),
             time::for_people_or_never_width(self.zone, t.expires_at),
             time::for_people_or_never_width(self.zone, t.last_used_at),
-            match t.expires_soon {
-                Some(_) => table::cell_width(&status(t)),
-                None => t.status.as_str().len(),
+            match (&t.ends, t.expires_soon) {
+                (None, None) => t.status.as_str().len(),
+                _ => table::cell_width(&status(self.zone, t)),
             },
         ]);
         widths
     }
 
     fn cells(&self, t: &TokenSummary) -> Vec<String> {
-        let status = status(t);
+        let status = status(self.zone, t);
         let mut cells = vec![t.id.clone()];
         if self.all_projects {
             cells.push(t.project.clone());
@@ -477,7 +511,7 @@ fn revoke(ctx: &Context, args: &TokenRevokeArgs) -> Result<Outcome> {
         ),
         "pass --yes to revoke without asking",
     )?;
-    token::revoke(&*store, &found.id)?;
+    token::revoke(&*store, &found.id, ctx.now)?;
     ui::status(&format!("Revoked token {}.", found.id));
     Ok(Outcome::Success)
 }
@@ -485,27 +519,92 @@ fn revoke(ctx: &Context, args: &TokenRevokeArgs) -> Result<Outcome> {
 fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
     let store = ctx.open()?;
     let old = token::find(&*store, &args.token_id, ctx.now)?;
+    // Before any question: a person should not answer them for a doomed request.
+    token::check_rotation(&old, args.grace.unwrap_or_default())?;
+    // The grace period is asked after the confirmation, of a person at a terminal who gave
+    // none, unless nothing is left to keep working.
+    let ask = args.grace.is_none() && !args.yes && old.status == Status::Active;
+    let ask = ask && ui::is_interactive();
+    let after = match args.grace {
+        _ if ask => String::new(),
+        Some(grace) if !grace.is_none() => format!(
+            ", and it keeps working until {}",
+            time::for_people(ctx.zone, token::old_token_stops_at(&old, grace, ctx.now))
+        ),
+        _ => ", and it stops working at once".to_owned(),
+    };
     confirm(
         args.yes,
         &format!(
-            "Rotate {}? A new token replaces it, and it stops working at once.",
+            "Rotate {}? A new token replaces it{after}.",
             describe(ctx.zone, &old)
         ),
         "pass --yes to rotate without asking",
     )?;
+    let grace = match args.grace {
+        Some(grace) => grace,
+        None if ask => ask_grace()?,
+        None => Grace::NONE,
+    };
+    let stops_at = token::old_token_stops_at(&old, grace, ctx.now);
+    let replacing = Replacing {
+        old_id: &old.id,
+        stops_at,
+    };
     let mut rng = UnwrapErr(SysRng);
-    let created = token::rotate(&*store, &old.id, ctx.now, &mut rng, |created| {
-        deliver(created, args.json, Some(&old.id))
+    let rotated = token::rotate(&*store, &old.id, grace, ctx.now, &mut rng, |created| {
+        deliver(created, args.json, Some(&replacing))
     })?;
-    ui::status(&format!(
-        "Rotated token {}: it no longer works. Its replacement is token {} for project {} ({}).",
-        old.id,
+    let created = &rotated.created;
+    let replacement = format!(
+        "Its replacement is token {} for project {} ({}).",
         created.token.id(),
         created.project,
         time::expiry(ctx.zone, created.expires_at)
-    ));
+    );
+    match &rotated.old {
+        OldToken::Stopped => ui::status(&format!(
+            "Rotated token {}: it no longer works. {replacement}",
+            rotated.old_id
+        )),
+        OldToken::StopsAt(at) => ui::status(&format!(
+            "Rotated token {}: it keeps working until {}, then stops. {replacement}",
+            rotated.old_id,
+            time::for_people(ctx.zone, *at)
+        )),
+        OldToken::RevokedMeanwhile => {
+            ui::status(&format!("Rotated token {}. {replacement}", rotated.old_id));
+            ui::warning(&format!(
+                "token {} was revoked by another command meanwhile",
+                rotated.old_id
+            ));
+        }
+        OldToken::RotatedMeanwhile(end) => {
+            ui::status(&format!("Rotated token {}. {replacement}", rotated.old_id));
+            ui::warning(&format!(
+                "token {} was rotated by another command meanwhile, into token {}: it stops at {}, as that rotation set",
+                rotated.old_id,
+                end.replaced_by,
+                time::for_people(ctx.zone, end.stops_at)
+            ));
+        }
+    }
     shown_once();
     Ok(Outcome::Success)
+}
+
+fn grace_label(grace: Grace) -> String {
+    if grace.is_none() {
+        "At once".to_owned()
+    } else {
+        format!("In {}", time::span(grace.length()))
+    }
+}
+
+fn ask_grace() -> Result<Grace> {
+    let labels: Vec<String> = Grace::CHOICES.iter().map(|&g| grace_label(g)).collect();
+    let chosen = prompt::select("When should the old token stop working?", &labels, 0)?;
+    Ok(Grace::CHOICES[chosen])
 }
 
 #[derive(Serialize)]
@@ -656,6 +755,14 @@ mod tests {
             last_used_at,
             status: Status::Active,
             expires_soon,
+            ends: None,
+        };
+        let replaced = |stops_at: i64| TokenSummary {
+            ends: Some(token::ScheduledEnd {
+                replaced_by: "Zx0qPa9dMTk3".into(),
+                stops_at: at(stops_at),
+            }),
+            ..token(Some("old"), Some(TimeDelta::hours(2)), None)
         };
         for zone in [Zone::Utc, Zone::Local] {
             for all_projects in [true, false] {
@@ -668,6 +775,8 @@ mod tests {
                         Some(at(0)),
                     ),
                     token(Some(""), Some(TimeDelta::days(6)), Some(at(1))),
+                    replaced(1_764_583_115),
+                    replaced(253_402_300_799),
                 ] {
                     let cells: Vec<usize> = columns
                         .cells(&t)

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Read};
 
+use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use super::{Context, Outcome};
@@ -41,7 +42,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
             verify::verify(&*store, &token, args.project.as_deref(), ctx.now)?
         }
     };
-    render(&verification, args, ctx.zone)
+    render(&verification, args, ctx.zone, ctx.now)
 }
 
 /// The token in what was read: without a UTF-8 byte order mark at the start (Windows editors
@@ -83,7 +84,12 @@ fn read_token() -> Result<Secret> {
     ))
 }
 
-fn render(verification: &Verification, args: &VerifyArgs, zone: Zone) -> Result<Outcome> {
+fn render(
+    verification: &Verification,
+    args: &VerifyArgs,
+    zone: Zone,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
     let (reason, token) = match verification {
         Verification::Valid {
             token,
@@ -97,7 +103,15 @@ fn render(verification: &Verification, args: &VerifyArgs, zone: Zone) -> Result<
                 ));
             }
             // On stderr even with --quiet: a script's log should show it before the token breaks.
-            if let Some(left) = expires_soon {
+            if let Some(end) = &token.ends {
+                ui::warning(&format!(
+                    "token {} was replaced by token {} and stops working at {}, in {}: switch to the new token",
+                    token.id,
+                    end.replaced_by,
+                    time::for_people(zone, end.stops_at),
+                    time::span(end.stops_at - now)
+                ));
+            } else if let Some(left) = expires_soon {
                 ui::warning(&format!(
                     "token {} {}, in {}; replace it in time: autheona token rotate {}",
                     token.id,

@@ -62,6 +62,7 @@ pub fn validate_new_name(name: &str) -> Result<()> {
 
 pub fn create(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<Project> {
     validate_new_name(name)?;
+    super::token::remove_stopped(store, now)?;
     if !store.insert_project(name, now.timestamp())? {
         return Err(
             Error::refused(format!("a project named '{name}' already exists"))
@@ -79,9 +80,9 @@ pub fn create(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<Proje
 /// listing.
 pub type Each<'a> = &'a mut dyn FnMut(Project) -> Result<()>;
 
-/// Hands every project, by name, to each visitor of `passes` in turn, all of the same moment,
-/// as the store reads them.
-pub fn for_each(store: &dyn Store, passes: &mut [Each<'_>]) -> Result<()> {
+/// Hands every project, by name, with its count of tokens at `now`, to each visitor of
+/// `passes` in turn, all of the same moment, as the store reads them.
+pub fn for_each(store: &dyn Store, now: DateTime<Utc>, passes: &mut [Each<'_>]) -> Result<()> {
     let failure = Failure::default();
     let mut visitors: Vec<_> = passes
         .iter_mut()
@@ -100,17 +101,18 @@ pub fn for_each(store: &dyn Store, passes: &mut [Each<'_>]) -> Result<()> {
         .iter_mut()
         .map(|visit| visit as Visit<'_, ProjectRow>)
         .collect();
-    let listed = store.projects(&mut visits);
+    let listed = store.projects(now.timestamp(), &mut visits);
     drop(visits);
     drop(visitors);
     failure.or(listed.map_err(Error::from))
 }
 
-/// Every project, by name.
-pub fn list(store: &dyn Store) -> Result<Vec<Project>> {
+/// Every project, by name, with its count of tokens at `now`.
+pub fn list(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Project>> {
     let mut projects = Vec::new();
     for_each(
         store,
+        now,
         &mut [&mut |project| {
             projects.push(project);
             Ok(())
@@ -135,17 +137,19 @@ pub(super) fn not_found(name: &str) -> Error {
     Error::refused(format!("no project named '{name}'")).about(Topic::NoProject)
 }
 
-/// How many tokens deleting the project would revoke.
-pub fn token_count(store: &dyn Store, name: &str) -> Result<u64> {
+/// How many tokens deleting the project at `now` would revoke.
+pub fn token_count(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<u64> {
     validate_name(name)?;
     store
-        .project_token_count(name)?
+        .project_token_count(name, now.timestamp())?
         .ok_or_else(|| not_found(name))
 }
 
-/// Deletes the project and all its tokens; returns how many tokens were revoked.
-pub fn delete(store: &dyn Store, name: &str) -> Result<u64> {
+/// Deletes the project and all its tokens; returns how many tokens were revoked (those whose
+/// scheduled end has come by `now` are not counted: they stopped on their own).
+pub fn delete(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<u64> {
     validate_name(name)?;
+    super::token::remove_stopped(store, now)?;
     store.delete_project(name)?.ok_or_else(|| not_found(name))
 }
 
@@ -203,11 +207,15 @@ mod tests {
         let store = crate::store::in_memory();
         create(&*store, "web", now()).unwrap();
         create(&*store, "api", now()).unwrap();
-        let names: Vec<_> = list(&*store).unwrap().into_iter().map(|p| p.name).collect();
+        let names: Vec<_> = list(&*store, now())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names, ["api", "web"]);
-        assert_eq!(token_count(&*store, "web").unwrap(), 0);
-        assert_eq!(delete(&*store, "web").unwrap(), 0);
-        assert_eq!(list(&*store).unwrap().len(), 1);
+        assert_eq!(token_count(&*store, "web", now()).unwrap(), 0);
+        assert_eq!(delete(&*store, "web", now()).unwrap(), 0);
+        assert_eq!(list(&*store, now()).unwrap().len(), 1);
     }
 
     #[test]
@@ -219,11 +227,11 @@ mod tests {
             ErrorKind::Refused
         );
         assert_eq!(
-            delete(&*store, "nope").unwrap_err().kind(),
+            delete(&*store, "nope", now()).unwrap_err().kind(),
             ErrorKind::Refused
         );
         assert_eq!(
-            token_count(&*store, "nope").unwrap_err().kind(),
+            token_count(&*store, "nope", now()).unwrap_err().kind(),
             ErrorKind::Refused
         );
     }

@@ -1,4 +1,4 @@
-//! Tokens: create, list, revoke.
+//! Tokens: create, list, revoke, rotate (at once or with a grace period), prune.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::CryptoRng;
@@ -7,7 +7,9 @@ use super::Failure;
 use super::{project, time};
 use crate::error::Topic;
 use crate::error::{Error, Result};
-use crate::store::{Durability, Inserted, NewToken, Replaced, Store, TokenQuery, TokenRow, Visit};
+use crate::store::{
+    Durability, Inserted, NewToken, Replacement, Retired, Store, TokenQuery, TokenRow, Visit,
+};
 use crate::token::{Token, TokenId};
 use crate::{secret, text};
 
@@ -68,6 +70,83 @@ impl Status {
     }
 }
 
+/// A token's scheduled end, set by a rotation with a grace period: it works until `stops_at`,
+/// then is refused everywhere as if revoked at that moment. Set once; never moved or cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledEnd {
+    /// The id of the token that replaced it.
+    pub replaced_by: String,
+    pub stops_at: DateTime<Utc>,
+}
+
+impl ScheduledEnd {
+    pub(super) fn from_row(replacement: Option<Replacement>) -> Option<ScheduledEnd> {
+        replacement.map(|r| ScheduledEnd {
+            replaced_by: r.by,
+            stops_at: time(r.stops_at),
+        })
+    }
+
+    /// Whether the token has stopped by `now`: from its end on, it is gone.
+    pub fn has_come(&self, now: DateTime<Utc>) -> bool {
+        self.stops_at <= now
+    }
+}
+
+/// How long a rotated token keeps working beside its replacement: none (it stops at once), or
+/// up to [`Grace::MAX`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grace(TimeDelta);
+
+impl Grace {
+    pub const NONE: Grace = Grace(TimeDelta::zero());
+    pub const MAX: Grace = Grace(TimeDelta::days(30));
+    /// What a person is offered at a terminal.
+    pub const CHOICES: [Grace; 4] = [
+        Grace::NONE,
+        Grace(TimeDelta::hours(1)),
+        Grace(TimeDelta::hours(24)),
+        Grace(TimeDelta::days(7)),
+    ];
+
+    /// Reads `30m`, `1h`, `24h`, `7d` (a whole number of minutes, hours or days, at most 30
+    /// days), or `0` for none. `Err` says what is wrong, without echoing more than the unit.
+    pub fn parse(text: &str) -> std::result::Result<Grace, String> {
+        let usage = "use a number of minutes, hours or days, as 30m, 1h, 24h or 7d, or 0 for none";
+        if text == "0" {
+            return Ok(Grace::NONE);
+        }
+        let Some(unit) = text.chars().last() else {
+            return Err(format!("the grace period is empty: {usage}"));
+        };
+        let digits = &text[..text.len() - unit.len_utf8()];
+        let per_unit = match unit {
+            'm' => TimeDelta::minutes(1),
+            'h' => TimeDelta::hours(1),
+            'd' => TimeDelta::days(1),
+            _ => return Err(format!("'{text}' is not a grace period: {usage}")),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("'{text}' is not a grace period: {usage}"));
+        }
+        let too_long = || format!("a grace period of {text} is too long: at most 30 days (30d)");
+        let count: i32 = digits.parse().map_err(|_| too_long())?;
+        let length = per_unit * count;
+        if length > Grace::MAX.0 {
+            return Err(too_long());
+        }
+        Ok(Grace(length))
+    }
+
+    pub fn is_none(self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn length(self) -> TimeDelta {
+        self.0
+    }
+}
+
 /// A token that still works is flagged as expiring this long before it stops: in `token list`
 /// and as a warning when it is verified, so logs show it before it breaks.
 pub const EXPIRY_NOTICE: TimeDelta = TimeDelta::days(7);
@@ -104,6 +183,7 @@ impl Filter {
                 .map(|n| (now.timestamp(), (now + days(n)).timestamp())),
             never_used: self.unused,
             unused_since: self.unused_for.map(|n| (now - days(n)).timestamp()),
+            live_at: Some(now.timestamp()),
         }
     }
 
@@ -257,6 +337,7 @@ pub fn create<R: CryptoRng + ?Sized>(
         created_at: now,
         expires_at: request.expiration.expires_at(now),
     };
+    remove_stopped(store, now)?;
     store_under_free_id(rng, &mut created, |created| {
         // Durable only once shown (below): the moment in which a killed process leaves a
         // token nobody saw stays as short as it can be.
@@ -267,14 +348,7 @@ pub fn create<R: CryptoRng + ?Sized>(
         }
     })?;
     if let Err(err) = deliver(&created) {
-        return match store.delete_token(created.token.id().as_str()) {
-            Ok(_) => Err(err),
-            Err(undo) => Err(Error::environment(format!(
-                "{err}; removing the undelivered token {} failed too: {undo}",
-                created.token.id()
-            ))
-            .about(Topic::UnseenToken(created.token.id().to_string()))),
-        };
+        return Err(undelivered(store, &created, err));
     }
     store.make_durable().map_err(|err| {
         Error::environment(format!(
@@ -285,6 +359,26 @@ pub fn create<R: CryptoRng + ?Sized>(
         .caused_by(err)
     })?;
     Ok(created)
+}
+
+/// `err`, the failure to show `created`, once the token is deleted again: nobody saw it, so
+/// nobody may hold it.
+fn undelivered(store: &dyn Store, created: &CreatedToken, err: Error) -> Error {
+    match store.delete_token(created.token.id().as_str()) {
+        Ok(_) => err,
+        Err(undo) => Error::environment(format!(
+            "{err}; removing the undelivered token {} failed too: {undo}",
+            created.token.id()
+        ))
+        .about(Topic::UnseenToken(created.token.id().to_string())),
+    }
+}
+
+/// Deletes the tokens whose scheduled end has come by `now`, rows and hashes. Every command
+/// that changes tokens or projects does it first; each such token was refused from its end on
+/// whether its row was still there or not.
+pub fn remove_stopped(store: &dyn Store, now: DateTime<Utc>) -> Result<u64> {
+    Ok(store.remove_stopped(now.timestamp())?)
 }
 
 /// A token as listed. Never its secret.
@@ -299,6 +393,8 @@ pub struct TokenSummary {
     pub status: Status,
     /// The time left, when it expires within [`EXPIRY_NOTICE`].
     pub expires_soon: Option<TimeDelta>,
+    /// When it stops, replaced by a rotation with a grace period.
+    pub ends: Option<ScheduledEnd>,
 }
 
 impl TokenSummary {
@@ -313,6 +409,7 @@ impl TokenSummary {
             last_used_at: row.last_used_at.map(time),
             status: Status::at(expires_at, now),
             expires_soon: expires_soon(expires_at, now),
+            ends: ScheduledEnd::from_row(row.replacement),
         }
     }
 }
@@ -384,20 +481,26 @@ fn parse_id(id: &str) -> Result<TokenId> {
     })
 }
 
-fn not_found(id: &TokenId) -> Error {
+fn not_found(id: impl std::fmt::Display) -> Error {
     Error::refused(format!("no token with id {id}")).about(Topic::NoToken)
 }
 
-/// One token, to show before revoking it.
+/// One token, to show before revoking or rotating it. A token whose scheduled end has come
+/// by `now` is gone, as if revoked then.
 pub fn find(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<TokenSummary> {
     let id = parse_id(id)?;
-    let row = store.token(id.as_str())?.ok_or_else(|| not_found(&id))?;
-    Ok(TokenSummary::from_row(row, now))
+    store
+        .token(id.as_str())?
+        .map(|row| TokenSummary::from_row(row, now))
+        .filter(|token| !token.ends.as_ref().is_some_and(|end| end.has_come(now)))
+        .ok_or_else(|| not_found(&id))
 }
 
 /// Revokes a token: deletes it for good. From the moment this returns, it does not verify.
-pub fn revoke(store: &dyn Store, id: &str) -> Result<()> {
+/// A token in its grace period stops at once too.
+pub fn revoke(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<()> {
     let id = parse_id(id)?;
+    remove_stopped(store, now)?;
     if store.delete_token(id.as_str())? {
         Ok(())
     } else {
@@ -414,67 +517,137 @@ pub fn revoke_all(
     filter: &Filter,
     now: DateTime<Utc>,
 ) -> Result<u64> {
+    remove_stopped(store, now)?;
     let mut ids = tokens.iter().map(|t| t.id.as_str());
     Ok(store.delete_tokens(&mut ids, &filter.query(None, now))?)
 }
 
+/// Whether `old` may be rotated with `grace`: not when it is already replaced (its end is
+/// set once), and not with a grace period when it has expired (nothing is left to keep
+/// working). Checked before anything is asked or written.
+pub fn check_rotation(old: &TokenSummary, grace: Grace) -> Result<()> {
+    if let Some(end) = &old.ends {
+        return Err(Error::refused(format!(
+            "token {} was already rotated: its replacement is token {}",
+            old.id, end.replaced_by
+        ))
+        .about(Topic::AlreadyRotated {
+            id: old.id.clone(),
+            replaced_by: end.replaced_by.clone(),
+        }));
+    }
+    if !grace.is_none() && old.status == Status::Expired {
+        return Err(Error::usage(format!(
+            "token {} has expired: nothing is left to keep working, so a grace period does not apply",
+            old.id
+        ))
+        .about(Topic::GraceForExpired));
+    }
+    Ok(())
+}
+
+/// When `old`, rotated at `now` with `grace`, stops: at once, or at the end of the grace
+/// period, or at its own expiry if that comes first (its expiration is never moved).
+pub fn old_token_stops_at(old: &TokenSummary, grace: Grace, now: DateTime<Utc>) -> DateTime<Utc> {
+    let end = now + grace.length();
+    old.expires_at.map_or(end, |expiry| end.min(expiry))
+}
+
+/// What became of the old token once its replacement was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OldToken {
+    /// Revoked: it stopped at the rotation.
+    Stopped,
+    /// It keeps working until then (the grace period, or its own expiry if that is sooner).
+    StopsAt(DateTime<Utc>),
+    /// Another command revoked it meanwhile.
+    RevokedMeanwhile,
+    /// Another rotation scheduled its end meanwhile, which stands.
+    RotatedMeanwhile(ScheduledEnd),
+}
+
+/// A rotation done: the new token, and what became of the old one.
+#[derive(Debug)]
+pub struct Rotated {
+    pub created: CreatedToken,
+    pub old_id: String,
+    pub old: OldToken,
+}
+
 /// Replaces a token with a new one: same project, same description, the same lifetime counted
-/// from `now` (30, 90 or 365 days, or never). The new token is handed to `deliver` (which shows
-/// it to the user) inside the transaction that revokes the old one, and that transaction
-/// commits only if delivery succeeded: if the new token cannot be shown, the old one still
-/// works and nothing changes.
+/// from `now` (30, 90 or 365 days, or never). In three steps, so that a crash at any moment
+/// leaves a token that works, and every token shown works:
+/// 1. the new token is inserted and committed durably;
+/// 2. it is handed to `deliver` (which shows it to the user); if that fails, it is deleted
+///    again and the old token works on, unchanged;
+/// 3. the old token is revoked, or with a grace period its end is scheduled at `now + grace`
+///    (or its own expiry, if sooner), durably.
+///
+/// Killed between 1 and 3, both tokens work (the new one perhaps unseen, and listed).
 pub fn rotate<R: CryptoRng + ?Sized>(
     store: &dyn Store,
     id: &str,
+    grace: Grace,
     now: DateTime<Utc>,
     rng: &mut R,
     deliver: impl FnOnce(&CreatedToken) -> Result<()>,
-) -> Result<CreatedToken> {
-    let old_id = parse_id(id)?;
-    let old = store
-        .token(old_id.as_str())?
-        .ok_or_else(|| not_found(&old_id))?;
+) -> Result<Rotated> {
+    remove_stopped(store, now)?;
+    let old = find(store, id, now)?;
+    check_rotation(&old, grace)?;
     let lifetime = old.expires_at.map(|at| at - old.created_at);
-    let expires_at = lifetime.map(|seconds| now + TimeDelta::seconds(seconds));
+    let stops_at = (!grace.is_none()).then(|| old_token_stops_at(&old, grace, now));
     let (token, secret_hash) = fresh_token(rng)?;
     let mut created = CreatedToken {
         token,
-        project: old.project,
-        description: old.description,
+        project: old.project.clone(),
+        description: old.description.clone(),
         created_at: now,
-        expires_at,
+        expires_at: lifetime.map(|lifetime| now + lifetime),
     };
-    let mut deliver = Some(deliver);
-    let mut delivered = None;
     store_under_free_id(rng, &mut created, |created| {
-        let row = token_row(created, &secret_hash);
-        let replaced = store.replace_token(old_id.as_str(), &row, &mut || {
-            let deliver = deliver.take().expect("the store delivers at most once");
-            let shown = deliver(created);
-            let ok = shown.is_ok();
-            delivered = Some(shown);
-            ok
-        });
-        let delivered = delivered.take();
-        match replaced {
-            Ok(Replaced::Done) => Ok(true),
-            Ok(Replaced::Gone) => Err(not_found(&old_id)),
-            Ok(Replaced::IdTaken) => Ok(false),
-            Ok(Replaced::Undelivered) => Err(delivered
-                .and_then(Result::err)
-                .unwrap_or_else(|| Error::environment("the new token could not be shown"))),
-            Err(err) if delivered.is_some() => Err(Error::environment(format!(
-                "the new token above was not saved: {}",
-                err.message()
-            ))
-            .with_hint(format!(
-                "do not use it: token {old_id} still works; run the command again"
-            ))
-            .caused_by(err)),
-            Err(err) => Err(err.into()),
+        match store.insert_replacement(&old.id, &token_row(created, &secret_hash))? {
+            Inserted::Done => Ok(true),
+            Inserted::IdTaken => Ok(false),
+            // Revoked or rotated since it was read: the next look says which.
+            Inserted::NoProject => Err(check_rotation(&find(store, &old.id, now)?, grace)
+                .err()
+                .unwrap_or_else(|| not_found(&old.id))),
         }
     })?;
-    Ok(created)
+    if let Err(err) = deliver(&created) {
+        return Err(undelivered(store, &created, err));
+    }
+    let new_id = created.token.id().to_string();
+    let retired = store
+        .retire_token(&old.id, &new_id, stops_at.map(|at| at.timestamp()))
+        .map_err(|err| {
+            let what = if stops_at.is_some() {
+                "its end could not be scheduled"
+            } else {
+                "it could not be revoked"
+            };
+            Error::environment(format!(
+                "the new token above works, but token {} still works too: {what}: {}",
+                old.id,
+                err.message()
+            ))
+            .about(Topic::NotRetired(old.id.clone()))
+            .caused_by(err)
+        })?;
+    let old_token = match (retired, stops_at) {
+        (Retired::Done, None) => OldToken::Stopped,
+        (Retired::Done, Some(at)) => OldToken::StopsAt(at),
+        (Retired::Gone, _) => OldToken::RevokedMeanwhile,
+        (Retired::Scheduled(replacement), _) => OldToken::RotatedMeanwhile(
+            ScheduledEnd::from_row(Some(replacement)).expect("a scheduled end"),
+        ),
+    };
+    Ok(Rotated {
+        created,
+        old_id: old.id,
+        old: old_token,
+    })
 }
 
 #[cfg(test)]

@@ -3,13 +3,14 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::time;
-use super::token::{Status, expires_soon};
+use super::token::{ScheduledEnd, Status, expires_soon};
 use crate::error::{Error, Result};
 use crate::secret;
 use crate::store::{Store, VerifyRow};
 use crate::token::Token;
 
-/// Why a token is not valid. `Unknown` covers no such id, revoked, and wrong secret alike.
+/// Why a token is not valid. `Unknown` covers no such id, revoked, stopped at the end of its
+/// grace period, and wrong secret alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     Malformed,
@@ -35,6 +36,9 @@ pub struct VerifiedToken {
     pub id: String,
     pub project: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Set when it was rotated with a grace period: it works until then, and its
+    /// replacement should be used.
+    pub ends: Option<ScheduledEnd>,
 }
 
 #[derive(Debug)]
@@ -84,6 +88,12 @@ pub fn verify(
                 token: Some(token),
             });
         }
+        Verdict::Stopped => {
+            // Its row is garbage now: removed here, as by any command that writes. A failure
+            // changes nothing in the answer; the next command that writes removes it.
+            let _ = store.remove_stopped(now.timestamp());
+            return Ok(Verification::invalid(Reason::Unknown));
+        }
     };
     let expires_soon = expires_soon(verified.expires_at, now);
     match store.record_use(token.id().as_str(), now.timestamp()) {
@@ -107,12 +117,18 @@ pub fn verify(
 pub enum Verdict {
     Valid(VerifiedToken),
     Invalid(Reason, VerifiedToken),
+    /// Its grace period is over: it is refused as a revoked token is ([`Reason::Unknown`]),
+    /// and nothing is told about it.
+    Stopped,
 }
 
-/// The rules a token whose secret matched must still pass, at `now`: not expired, and of the
-/// project required, if one is. The one place they are decided, for `verify` and `serve`.
+/// The rules a token whose secret matched must still pass, at `now`: not stopped at the end
+/// of a grace period, not expired, and of the project required, if one is. The one place they
+/// are decided, for `verify` and `serve`.
 pub fn judge(verified: VerifiedToken, project: Option<&str>, now: DateTime<Utc>) -> Verdict {
-    if Status::at(verified.expires_at, now) == Status::Expired {
+    if verified.ends.as_ref().is_some_and(|end| end.has_come(now)) {
+        Verdict::Stopped
+    } else if Status::at(verified.expires_at, now) == Status::Expired {
         Verdict::Invalid(Reason::Expired, verified)
     } else if project.is_some_and(|wanted| wanted != verified.project) {
         Verdict::Invalid(Reason::WrongProject, verified)
@@ -153,6 +169,7 @@ impl VerifiedToken {
             id: token.id().to_string(),
             project: row.project,
             expires_at: row.expires_at.map(time),
+            ends: ScheduledEnd::from_row(row.replacement),
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::App;
 use super::verify::{Answer, Unanswered};
-use crate::ops::verify::Reason;
+use crate::ops::verify::{Reason, VerifiedToken};
 use crate::text;
 use crate::ui;
 
@@ -85,6 +85,9 @@ fn holds_token(uri: &Uri) -> bool {
 /// cannot put it in the query (Envoy's ext_authz `headers_to_add`).
 pub const REQUIRE_PROJECT: &str = "x-autheona-require-project";
 
+/// The response header that says a valid token was replaced and when it stops.
+pub const WARNING: &str = "x-autheona-warning";
+
 /// Forward auth: the token from `Authorization: Bearer`, the required project from `query`
 /// (`?project=NAME`) or the [`REQUIRE_PROJECT`] header; both given must agree.
 async fn auth(
@@ -115,6 +118,7 @@ async fn auth(
             let headers = response.headers_mut();
             headers.insert("x-autheona-token-id", header_text(&token.id));
             headers.insert("x-autheona-project", header_text(&token.project));
+            warn_if_replaced(headers, token);
             response
         }
         Answer::Invalid(Reason::WrongProject, _) => {
@@ -272,7 +276,13 @@ async fn verify(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Res
     noted.token_id = answer.token().map(|t| t.id.clone());
     let shown = ui::json::VerificationJson::new(answer.reason(), answer.token());
     match ui::json::encode(&shown) {
-        Ok(json) => json_response(StatusCode::OK, json.to_vec()),
+        Ok(json) => {
+            let mut response = json_response(StatusCode::OK, json.to_vec());
+            if let Answer::Valid(token) = &answer {
+                warn_if_replaced(response.headers_mut(), token);
+            }
+            response
+        }
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the answer could not be encoded",
@@ -360,6 +370,22 @@ fn unauthorized(error: Option<&'static str>) -> Response<Body> {
 
 /// A header value for a name or id: as it is when it can be (UTF-8 goes as the bytes it is),
 /// else percent-encoded.
+/// `X-Autheona-Warning` on a token in its grace period, for the API's logs: it works, until
+/// the time given, and its replacement should be deployed.
+fn warn_if_replaced(headers: &mut HeaderMap, token: &VerifiedToken) {
+    if let Some(end) = &token.ends {
+        headers.insert(
+            WARNING,
+            header_text(&format!(
+                "token {} was replaced by token {} and stops working at {}",
+                token.id,
+                end.replaced_by,
+                ui::time::rfc3339(end.stops_at)
+            )),
+        );
+    }
+}
+
 fn header_text(text: &str) -> HeaderValue {
     HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
         let encoded =

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use super::slot::StoreSlot;
-use crate::ui;
+use crate::{environment, ui};
 
 /// How often noted uses are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -55,9 +55,9 @@ impl Uses {
     }
 }
 
-/// Writes the uses noted, every [`FLUSH_EVERY`], on its own connection to the store, until
-/// `stop` says so or is dropped; then writes what is left once more. Returns whether
-/// everything noted was written in the end.
+/// Writes the uses noted, every [`FLUSH_EVERY`], on its own connection to the store, and
+/// removes the tokens whose grace period is over, until `stop` says so or is dropped; then
+/// writes what is left once more. Returns whether everything noted was written in the end.
 pub fn write_behind(uses: &Uses, mut slot: StoreSlot, stop: Receiver<()>) -> bool {
     let mut failing = false;
     loop {
@@ -68,7 +68,17 @@ pub fn write_behind(uses: &Uses, mut slot: StoreSlot, stop: Receiver<()>) -> boo
         let batch = uses.take();
         if !batch.is_empty() {
             let rows: Vec<(String, i64)> = batch.iter().map(|(id, at)| (id.clone(), *at)).collect();
-            match slot.call(|store| store.record_uses(&rows)) {
+            // A write in any case: the tokens whose grace period is over go with it, as they
+            // do with every command that writes (each was refused from its end on).
+            let now = environment::clock::now().ok().map(|now| now.timestamp());
+            let written = slot.call(|store| {
+                store.record_uses(&rows)?;
+                match now {
+                    Some(now) => store.remove_stopped(now).map(|_| ()),
+                    None => Ok(()),
+                }
+            });
+            match written {
                 Ok(()) => {
                     if failing {
                         ui::status("autheona serve: last-used times are written again");

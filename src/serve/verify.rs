@@ -149,6 +149,7 @@ impl Verifier {
                 Answer::Valid(verified)
             }
             Verdict::Invalid(reason, verified) => Answer::Invalid(reason, Some(verified)),
+            Verdict::Stopped => Answer::Invalid(Reason::Unknown, None),
         })
     }
 }

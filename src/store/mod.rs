@@ -73,6 +73,26 @@ pub struct ProjectRow {
     pub tokens: u64,
 }
 
+/// A token's scheduled end, set once by a rotation with a grace period: the token stops at
+/// `stops_at` (unix seconds), replaced by token `by`. Never moved or cleared (the schema
+/// refuses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub by: String,
+    pub stops_at: i64,
+}
+
+impl Replacement {
+    /// The pair of nullable columns a row holds it in; both set or both null (the schema
+    /// checks it).
+    fn from_columns(by: Option<String>, stops_at: Option<i64>) -> Option<Replacement> {
+        Some(Replacement {
+            by: by?,
+            stops_at: stops_at?,
+        })
+    }
+}
+
 /// A token as listed: everything but its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
@@ -82,6 +102,7 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub replacement: Option<Replacement>,
 }
 
 /// What verifying a token needs from its row.
@@ -90,6 +111,7 @@ pub struct VerifyRow {
     pub secret_hash: String,
     pub project: String,
     pub expires_at: Option<i64>,
+    pub replacement: Option<Replacement>,
 }
 
 /// A token row to insert. Its project is named, and looked up by the statement that inserts
@@ -143,6 +165,7 @@ pub struct TokenRecord {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub replacement: Option<Replacement>,
 }
 
 impl fmt::Debug for TokenRecord {
@@ -155,6 +178,7 @@ impl fmt::Debug for TokenRecord {
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("last_used_at", &self.last_used_at)
+            .field("replacement", &self.replacement)
             .finish()
     }
 }
@@ -185,17 +209,15 @@ pub enum Inserted {
     NoProject,
 }
 
-/// How [`Store::replace_token`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replaced {
-    /// The new token replaced the old one.
+/// How [`Store::retire_token`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retired {
+    /// Deleted, or its end scheduled, as asked.
     Done,
-    /// The old token no longer exists (revoked meanwhile); nothing changed.
+    /// The token no longer exists (revoked meanwhile); nothing changed.
     Gone,
-    /// The new token's id is taken; nothing changed.
-    IdTaken,
-    /// Delivery failed: the transaction was rolled back and nothing changed.
-    Undelivered,
+    /// Its end was already scheduled (by another rotation meanwhile); nothing changed.
+    Scheduled(Replacement),
 }
 
 /// When a write must be on disk.
@@ -222,6 +244,9 @@ pub struct TokenQuery<'a> {
     pub never_used: bool,
     /// Not used since this time (by its last use, else its creation).
     pub unused_since: Option<i64>,
+    /// Still there at this time: not stopped by a scheduled end at or before it. Every list
+    /// sets it (a token whose end has come is gone, whether or not its row is removed yet).
+    pub live_at: Option<i64>,
 }
 
 /// A visitor of listed rows, called once per row in order; `Break` stops the listing.
@@ -241,12 +266,13 @@ pub trait Store: Send {
 
     /// Inserts a project; `false` when the name is taken.
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool>;
-    /// Every project by name, with its token count, handed to each visitor of `passes` in
-    /// turn, all from one snapshot.
-    fn projects(&self, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()>;
+    /// Every project by name, with its count of tokens still there at `live_at` (not stopped
+    /// by a scheduled end), handed to each visitor of `passes` in turn, all from one snapshot.
+    fn projects(&self, live_at: i64, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()>;
     fn project_exists(&self, name: &str) -> StoreResult<bool>;
-    /// How many tokens the project has; `None` when there is no such project.
-    fn project_token_count(&self, name: &str) -> StoreResult<Option<u64>>;
+    /// How many tokens the project has still there at `live_at`; `None` when there is no such
+    /// project.
+    fn project_token_count(&self, name: &str, live_at: i64) -> StoreResult<Option<u64>>;
     /// Deletes a project and its tokens (durably); `None` when there is no such project, else
     /// how many tokens went with it.
     fn delete_project(&self, name: &str) -> StoreResult<Option<u64>>;
@@ -290,15 +316,17 @@ pub trait Store: Send {
         ids: &mut dyn Iterator<Item = &str>,
         still: &TokenQuery<'_>,
     ) -> StoreResult<u64>;
-    /// Replaces token `old_id` with `new`, in the old one's project (which must be the one
-    /// `new` names), in one durable transaction that commits only if `deliver` (showing the
-    /// new token) returns `true`.
-    fn replace_token(
-        &self,
-        old_id: &str,
-        new: &NewToken<'_>,
-        deliver: &mut dyn FnMut() -> bool,
-    ) -> StoreResult<Replaced>;
+    /// Inserts `new`, durably, as the replacement of token `old_id`: into the old one's
+    /// project (which must be the one `new` names), only if the old one still exists and has
+    /// no scheduled end. `NoProject` when it does not (revoked, or rotated, meanwhile).
+    fn insert_replacement(&self, old_id: &str, new: &NewToken<'_>) -> StoreResult<Inserted>;
+    /// Ends token `id` durably, once its replacement `by` is shown: deletes it when `stops_at`
+    /// is `None`, else schedules its end at `stops_at`, if it has none yet.
+    fn retire_token(&self, id: &str, by: &str, stops_at: Option<i64>) -> StoreResult<Retired>;
+    /// Deletes every token whose scheduled end is at or before `now` (durability
+    /// [`Durability::Deferred`]: each is refused from that moment whether its row is there
+    /// or not); returns how many.
+    fn remove_stopped(&self, now: i64) -> StoreResult<u64>;
 
     /// How many projects and tokens the store holds, read in one snapshot.
     fn contents(&self) -> StoreResult<Contents>;

@@ -261,7 +261,7 @@ fn store_with_tokens() -> (Sqlite, Token, Token, Token) {
         create(Expiration::Days30),
         create(Expiration::Days30),
     );
-    token::revoke(&store, revoked.id().as_str()).unwrap();
+    token::revoke(&store, revoked.id().as_str(), at(T0)).unwrap();
     (store, never, month, revoked)
 }
 

@@ -185,14 +185,17 @@ fn revoke_and_find() {
     let created = create_ok(&store, &request(Expiration::Days30, None), at(T0));
     let id = created.token.id().as_str();
     assert_eq!(find(&store, id, at(T0)).unwrap().project, "demo");
-    revoke(&store, id).unwrap();
-    assert_eq!(revoke(&store, id).unwrap_err().kind(), ErrorKind::Refused);
+    revoke(&store, id, at(T0)).unwrap();
+    assert_eq!(
+        revoke(&store, id, at(T0)).unwrap_err().kind(),
+        ErrorKind::Refused
+    );
     assert_eq!(
         find(&store, id, at(T0)).unwrap_err().kind(),
         ErrorKind::Refused
     );
     assert_eq!(
-        revoke(&store, "not-an-id").unwrap_err().kind(),
+        revoke(&store, "not-an-id", at(T0)).unwrap_err().kind(),
         ErrorKind::Usage
     );
 }
@@ -241,11 +244,13 @@ fn rotate_draws_a_colliding_id_again() {
     let new = rotate(
         &store,
         old.token.id().as_str(),
+        Grace::NONE,
         at(T0),
         &mut seeded(),
         |_| Ok(()),
     )
-    .unwrap();
+    .unwrap()
+    .created;
     let listed = list(&store, None, &Filter::default(), at(T0)).unwrap();
     let mut expected = vec![taken.token.id().as_str(), new.token.id().as_str()];
     expected.sort_unstable();
@@ -350,9 +355,10 @@ fn rotate_keeps_project_description_and_lifetime_and_revokes_the_old() {
         store.record_use(old.token.id().as_str(), T0 + DAY).unwrap();
         let now = at(T0 + 10 * DAY);
         let mut seen = None;
-        let new = rotate(
+        let rotated = rotate(
             &store,
             old.token.id().as_str(),
+            Grace::NONE,
             now,
             &mut rand::rng(),
             |created| {
@@ -361,6 +367,8 @@ fn rotate_keeps_project_description_and_lifetime_and_revokes_the_old() {
             },
         )
         .unwrap();
+        assert_eq!(rotated.old, OldToken::Stopped);
+        let new = rotated.created;
         assert_eq!(seen.as_ref(), Some(new.token.id()));
         assert_ne!(new.token.id(), old.token.id());
         assert_eq!(new.project, "demo");
@@ -386,6 +394,7 @@ fn a_failed_rotation_delivery_changes_nothing() {
     let err = rotate(
         &store,
         old.token.id().as_str(),
+        Grace::NONE,
         at(T0 + DAY),
         &mut rand::rng(),
         |_| Err(Error::environment("stdout closed")),
@@ -408,7 +417,7 @@ fn a_failed_rotation_delivery_changes_nothing() {
 fn rotate_refuses_unknown_and_malformed_ids_without_delivering() {
     let store = store_with_project();
     let rotate_id = |store: &Sqlite, id: &str| {
-        rotate(store, id, at(T0), &mut rand::rng(), |_| {
+        rotate(store, id, Grace::NONE, at(T0), &mut rand::rng(), |_| {
             panic!("nothing to deliver")
         })
         .unwrap_err()
@@ -515,6 +524,7 @@ fn a_rotation_the_store_refuses_delivers_nothing_and_keeps_the_old_token() {
     let result = rotate(
         &store,
         old.token.id().as_str(),
+        Grace::NONE,
         at(T0 + DAY),
         &mut rand::rng(),
         |_| panic!("a token the store refused was delivered"),
@@ -557,4 +567,139 @@ fn a_token_never_lands_in_a_project_created_after_its_own_was_deleted() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn grace_periods_are_read_in_minutes_hours_or_days_up_to_30_days() {
+    for (text, length) in [
+        ("0", TimeDelta::zero()),
+        ("30m", TimeDelta::minutes(30)),
+        ("1h", TimeDelta::hours(1)),
+        ("24h", TimeDelta::hours(24)),
+        ("7d", TimeDelta::days(7)),
+        ("30d", TimeDelta::days(30)),
+        ("720h", TimeDelta::days(30)),
+        ("43200m", TimeDelta::days(30)),
+        ("0h", TimeDelta::zero()),
+    ] {
+        assert_eq!(Grace::parse(text).map(Grace::length), Ok(length), "{text}");
+    }
+    for text in ["", "h", "1", "1s", "1w", "-1h", "+1h", "1.5h", " 1h", "1h ", "1H", "１h"] {
+        let err = Grace::parse(text).unwrap_err();
+        assert!(err.contains("30m, 1h, 24h or 7d"), "{text:?}: {err}");
+    }
+    for text in ["31d", "721h", "43201m", "99999999999d"] {
+        let err = Grace::parse(text).unwrap_err();
+        assert!(err.contains("at most 30 days"), "{text}: {err}");
+    }
+}
+
+fn rotate_with(store: &Sqlite, id: &str, grace: &str, now: DateTime<Utc>) -> Result<Rotated> {
+    rotate(
+        store,
+        id,
+        Grace::parse(grace).unwrap(),
+        now,
+        &mut rand::rng(),
+        |_| Ok(()),
+    )
+}
+
+#[test]
+fn a_grace_period_keeps_the_old_token_until_it_ends_then_it_is_gone() {
+    let store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days90, Some("api")), at(T0));
+    let old_id = old.token.id().as_str();
+    let rotated = rotate_with(&store, old_id, "1h", at(T0 + DAY)).unwrap();
+    let stops = at(T0 + DAY + 3600);
+    assert_eq!(rotated.old, OldToken::StopsAt(stops));
+    let new_id = rotated.created.token.id().to_string();
+    let end = ScheduledEnd {
+        replaced_by: new_id.clone(),
+        stops_at: stops,
+    };
+    // Just before its end: listed, as replaced, and still found.
+    let before = at(T0 + DAY + 3599);
+    let listed = list(&store, None, &Filter::default(), before).unwrap();
+    assert_eq!(ids(&listed), [old_id, new_id.as_str()]);
+    assert_eq!(listed[0].ends.as_ref(), Some(&end));
+    assert_eq!(listed[0].status, Status::Active);
+    assert_eq!(listed[1].ends, None);
+    assert_eq!(find(&store, old_id, before).unwrap().ends, Some(end));
+    // From its end on: neither listed nor found, though its row is still there...
+    for now in [stops, at(T0 + 2 * DAY)] {
+        assert_eq!(
+            ids(&list(&store, None, &Filter::default(), now).unwrap()),
+            [new_id.as_str()]
+        );
+        assert_eq!(find(&store, old_id, now).unwrap_err().kind(), ErrorKind::Refused);
+    }
+    assert!(store.token(old_id).unwrap().is_some());
+    // ... until a command writes.
+    project::create(&store, "other", stops).unwrap();
+    assert_eq!(store.token(old_id).unwrap(), None);
+}
+
+#[test]
+fn a_grace_period_ends_at_the_old_tokens_expiry_if_that_is_sooner() {
+    let store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let now = at(T0 + 29 * DAY);
+    let rotated = rotate_with(&store, old.token.id().as_str(), "7d", now).unwrap();
+    assert_eq!(rotated.old, OldToken::StopsAt(at(T0 + 30 * DAY)));
+}
+
+#[test]
+fn a_replaced_token_cannot_be_rotated_again_nor_an_expired_one_with_grace() {
+    let store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let old_id = old.token.id().as_str();
+    let rotated = rotate_with(&store, old_id, "24h", at(T0)).unwrap();
+    for grace in ["0", "1h"] {
+        let err = rotate_with(&store, old_id, grace, at(T0 + 60)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Refused, "{grace}");
+        assert!(
+            err.message()
+                .contains(&format!("its replacement is token {}", rotated.created.token.id())),
+            "{}",
+            err.message()
+        );
+    }
+    // Its replacement may be rotated, and revoking the old one stops it at once.
+    let new_id = rotated.created.token.id().to_string();
+    rotate_with(&store, &new_id, "1h", at(T0 + 60)).unwrap();
+    revoke(&store, old_id, at(T0 + 60)).unwrap();
+    assert_eq!(store.token(old_id).unwrap(), None);
+
+    let expired = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let later = at(T0 + 31 * DAY);
+    let err = rotate_with(&store, expired.token.id().as_str(), "1h", later).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    let count = list(&store, None, &Filter::default(), later).unwrap().len();
+    let fresh = rotate_with(&store, expired.token.id().as_str(), "0", later).unwrap();
+    assert_eq!(fresh.old, OldToken::Stopped);
+    assert_eq!(
+        list(&store, None, &Filter::default(), later).unwrap().len(),
+        count
+    );
+}
+
+#[test]
+fn an_undelivered_replacement_is_deleted_and_the_old_token_is_untouched() {
+    let store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let old_id = old.token.id().as_str();
+    let before = list(&store, None, &Filter::default(), at(T0)).unwrap();
+    let err = rotate(
+        &store,
+        old_id,
+        Grace::parse("1h").unwrap(),
+        at(T0),
+        &mut rand::rng(),
+        |_| Err(Error::environment("stdout closed")),
+    )
+    .unwrap_err();
+    assert_eq!(err.message(), "stdout closed");
+    assert_eq!(list(&store, None, &Filter::default(), at(T0)).unwrap(), before);
+    assert_eq!(store.token(old_id).unwrap().unwrap().replacement, None);
 }

@@ -109,7 +109,7 @@ fn unknown_id_wrong_secret_and_revoked_are_all_unknown() {
         let result = verify(&store, candidate, None, at(T0)).unwrap();
         assert!(is_plain_unknown(&result), "{result:?}");
     }
-    token::revoke(&store, token.id().as_str()).unwrap();
+    token::revoke(&store, token.id().as_str(), at(T0)).unwrap();
     assert_eq!(
         reason(&verify(&store, &token, None, at(T0)).unwrap()),
         Some(Reason::Unknown)
@@ -162,7 +162,7 @@ fn every_outcome_costs_exactly_one_argon2_verification() {
         };
         let created =
             token::create(&store, &request, at(T0), &mut rand::rng(), |_| Ok(())).unwrap();
-        token::revoke(&store, created.token.id().as_str()).unwrap();
+        token::revoke(&store, created.token.id().as_str(), at(T0)).unwrap();
         created.token
     };
     for (case, token, project, now, verdict) in [

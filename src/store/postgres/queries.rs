@@ -15,8 +15,8 @@ use postgres::{Client, Row};
 use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
 use crate::store::{
     Contents, Durability, Import, Imported, Inserted, NewToken, ProjectRecord, ProjectRow, Record,
-    Replaced, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow,
-    VerifyRow, Visit,
+    Replacement, Retired, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord,
+    TokenRow, VerifyRow, Visit,
 };
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -29,13 +29,13 @@ const INSERT_TOKEN: &str = "INSERT INTO autheona.tokens
          (id, project_id, secret_hash, description, created_at, expires_at)
      SELECT $1, id, $3, $4, $5, $6 FROM autheona.projects WHERE name = $2";
 
-/// Inserts a token into the project of the token $7, if that token still exists and is of
-/// the project named $2, in the same statement.
+/// Inserts a token into the project of the token $7, if that token still exists, has no
+/// scheduled end and is of the project named $2, in the same statement.
 const INSERT_REPLACEMENT: &str = "INSERT INTO autheona.tokens
          (id, project_id, secret_hash, description, created_at, expires_at)
      SELECT $1, t.project_id, $3, $4, $5, $6
      FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
-     WHERE t.id = $7 AND p.name = $2";
+     WHERE t.id = $7 AND p.name = $2 AND t.stops_at IS NULL";
 
 /// Inserts many tokens at once, each into its project by name: one statement per batch of
 /// rows, not one round trip per token.
@@ -64,8 +64,14 @@ fn token_params<'a>(token: &'a NewToken<'_>) -> Vec<Param<'a>> {
 }
 
 const TOKEN_COLUMNS: &str =
-    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
+    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at, t.replaced_by,
+     t.stops_at
      FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id";
+
+/// A token still there at `at` (a parameter): not stopped by a scheduled end at or before it.
+fn live(at: &str) -> String {
+    format!("(t.stops_at IS NULL OR t.stops_at > {at})")
+}
 
 /// A [`TokenQuery`]'s values, each to be bound once.
 struct Selected<'a> {
@@ -103,6 +109,10 @@ fn selected<'a>(query: &'a TokenQuery<'_>, first: usize) -> Selected<'a> {
         let n = next(&mut values, (since, Type::INT8));
         conditions.push(format!("coalesce(t.last_used_at, t.created_at) <= {n}"));
     }
+    if let Some(at) = &query.live_at {
+        let n = next(&mut values, (at, Type::INT8));
+        conditions.push(live(&n));
+    }
     Selected {
         conditions: conditions.join(" AND "),
         values,
@@ -117,6 +127,7 @@ fn token_row(row: &Row) -> TokenRow {
         created_at: row.get(3),
         expires_at: row.get(4),
         last_used_at: row.get(5),
+        replacement: Replacement::from_columns(row.get(6), row.get(7)),
     }
 }
 
@@ -250,18 +261,22 @@ impl Store for Postgres {
         })
     }
 
-    fn projects(&self, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()> {
+    fn projects(&self, live_at: i64, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()> {
         self.read(|client| {
-            let query = "SELECT p.name, p.created_at,
-                                (SELECT count(*) FROM autheona.tokens t WHERE t.project_id = p.id)
-                         FROM autheona.projects p ORDER BY p.name";
+            let query = format!(
+                "SELECT p.name, p.created_at,
+                        (SELECT count(*) FROM autheona.tokens t
+                         WHERE t.project_id = p.id AND {})
+                 FROM autheona.projects p ORDER BY p.name",
+                live("$1")
+            );
             let read = |row: &Row| ProjectRow {
                 name: row.get(0),
                 created_at: row.get(1),
                 tokens: row.get::<_, i64>(2).unsigned_abs(),
             };
             for visit in passes.iter_mut() {
-                visit_rows(client, query, &[], read, *visit)?;
+                visit_rows(client, &query, &[(&live_at, Type::INT8)], read, *visit)?;
             }
             Ok(())
         })
@@ -271,13 +286,17 @@ impl Store for Postgres {
         self.run(|client| project_id(client, name).map(|id| id.is_some()))
     }
 
-    fn project_token_count(&self, name: &str) -> StoreResult<Option<u64>> {
+    fn project_token_count(&self, name: &str, live_at: i64) -> StoreResult<Option<u64>> {
         self.run(|client| {
             Ok(client
                 .query_typed_opt(
-                    "SELECT (SELECT count(*) FROM autheona.tokens t WHERE t.project_id = p.id)
-                     FROM autheona.projects p WHERE p.name = $1",
-                    &[(&name, Type::TEXT)],
+                    &format!(
+                        "SELECT (SELECT count(*) FROM autheona.tokens t
+                                 WHERE t.project_id = p.id AND {})
+                         FROM autheona.projects p WHERE p.name = $1",
+                        live("$2")
+                    ),
+                    &[(&name, Type::TEXT), (&live_at, Type::INT8)],
                 )?
                 .map(|row| row.get::<_, i64>(0).unsigned_abs()))
         })
@@ -400,7 +419,7 @@ impl Store for Postgres {
         self.run(|client| {
             Ok(client
                 .query_typed_opt(
-                    "SELECT t.secret_hash, p.name, t.expires_at
+                    "SELECT t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
                      FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
                      WHERE t.id = $1",
                     &[(&id, Type::TEXT)],
@@ -409,6 +428,7 @@ impl Store for Postgres {
                     secret_hash: row.get(0),
                     project: row.get(1),
                     expires_at: row.get(2),
+                    replacement: Replacement::from_columns(row.get(3), row.get(4)),
                 }))
         })
     }
@@ -486,36 +506,62 @@ impl Store for Postgres {
         })
     }
 
-    /// The new token's row is locked while `deliver` runs, so it must be quick (one short
-    /// write).
-    fn replace_token(
-        &self,
-        old_id: &str,
-        new: &NewToken<'_>,
-        deliver: &mut dyn FnMut() -> bool,
-    ) -> StoreResult<Replaced> {
+    fn insert_replacement(&self, old_id: &str, new: &NewToken<'_>) -> StoreResult<Inserted> {
         self.write(Durability::OnCommit, |client| {
             // INSERT_TOKEN's values, and the old token's id as $7.
             let mut values = token_params(new);
             values.push((&old_id, Type::TEXT));
             match client.execute_typed(INSERT_REPLACEMENT, &values) {
-                Ok(0) => return Ok(End::Rollback(Replaced::Gone)),
-                Ok(_) => {}
-                Err(err) if is_unique_violation(&err) => {
-                    return Ok(End::Rollback(Replaced::IdTaken));
+                Ok(0) => Ok(End::Rollback(Inserted::NoProject)),
+                Ok(_) => Ok(End::Commit(Inserted::Done)),
+                Err(err) if is_unique_violation(&err) => Ok(End::Rollback(Inserted::IdTaken)),
+                // The project went between the SELECT and the foreign key's check.
+                Err(err) if err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    Ok(End::Rollback(Inserted::NoProject))
                 }
-                Err(err) => return Err(err),
+                Err(err) => Err(err),
             }
+        })
+    }
+
+    fn retire_token(&self, id: &str, by: &str, stops_at: Option<i64>) -> StoreResult<Retired> {
+        self.write(Durability::OnCommit, |client| {
+            let changed = match &stops_at {
+                None => client.execute_typed(
+                    "DELETE FROM autheona.tokens WHERE id = $1",
+                    &[(&id, Type::TEXT)],
+                )?,
+                Some(at) => client.execute_typed(
+                    "UPDATE autheona.tokens SET stops_at = $2, replaced_by = $3
+                     WHERE id = $1 AND stops_at IS NULL",
+                    &[(&id, Type::TEXT), (at, Type::INT8), (&by, Type::TEXT)],
+                )?,
+            };
+            if changed == 1 {
+                return Ok(End::Commit(Retired::Done));
+            }
+            let scheduled = client
+                .query_typed_opt(
+                    "SELECT replaced_by, stops_at FROM autheona.tokens WHERE id = $1",
+                    &[(&id, Type::TEXT)],
+                )?
+                .and_then(|row| Replacement::from_columns(row.get(0), row.get(1)));
+            Ok(End::Rollback(match scheduled {
+                Some(replacement) => Retired::Scheduled(replacement),
+                None => Retired::Gone,
+            }))
+        })
+    }
+
+    /// One autocommit statement, committed asynchronously as [`Store::record_use`] is.
+    fn remove_stopped(&self, now: i64) -> StoreResult<u64> {
+        self.run(|client| {
             client.execute_typed(
-                "DELETE FROM autheona.tokens WHERE id = $1",
-                &[(&old_id, Type::TEXT)],
-            )?;
-            // Not delivered: roll back, and nothing changed.
-            Ok(if deliver() {
-                End::Commit(Replaced::Done)
-            } else {
-                End::Rollback(Replaced::Undelivered)
-            })
+                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true))
+                 DELETE FROM autheona.tokens USING deferred
+                 WHERE stops_at IS NOT NULL AND stops_at <= $1",
+                &[(&now, Type::INT8)],
+            )
         })
     }
 
@@ -535,12 +581,23 @@ impl Store for Postgres {
             if stream(client, projects, read, visit)?.is_break() {
                 return Ok(());
             }
+            // An older store's tokens have no scheduled ends.
+            let version: i32 = client
+                .query_typed_one("SELECT version FROM autheona.schema_version", &[])?
+                .get(0);
+            let ends = if version >= super::SCHEDULED_ENDS {
+                "t.replaced_by, t.stops_at"
+            } else {
+                "NULL::text, NULL::int8"
+            };
             // The order of `tokens`, which the copy's insertion order keeps.
-            let tokens = "SELECT t.id, p.name, t.secret_hash, t.description, t.created_at,
-                                 t.expires_at, t.last_used_at
-                          FROM autheona.tokens t
-                          JOIN autheona.projects p ON p.id = t.project_id
-                          ORDER BY t.created_at, t.seq";
+            let tokens = format!(
+                "SELECT t.id, p.name, t.secret_hash, t.description, t.created_at,
+                        t.expires_at, t.last_used_at, {ends}
+                 FROM autheona.tokens t
+                 JOIN autheona.projects p ON p.id = t.project_id
+                 ORDER BY t.created_at, t.seq"
+            );
             let read = |row: &Row| {
                 Record::Token(TokenRecord {
                     id: row.get(0),
@@ -550,9 +607,10 @@ impl Store for Postgres {
                     created_at: row.get(4),
                     expires_at: row.get(5),
                     last_used_at: row.get(6),
+                    replacement: Replacement::from_columns(row.get(7), row.get(8)),
                 })
             };
-            stream(client, tokens, read, visit).map(|_| ())
+            stream(client, &tokens, read, visit).map(|_| ())
         })
     }
 
@@ -642,13 +700,14 @@ const IMPORT_PROJECTS: &str = "INSERT INTO autheona.projects (name, created_at)
 /// Inserts copied tokens, last use included, each into its project by name, a batch at a
 /// time, in the order given (which `seq` keeps, as [`INSERT_TOKENS`] does).
 const IMPORT_TOKENS: &str = "INSERT INTO autheona.tokens
-         (id, project_id, secret_hash, description, created_at, expires_at, last_used_at)
+         (id, project_id, secret_hash, description, created_at, expires_at, last_used_at,
+          replaced_by, stops_at)
      SELECT n.id, p.id, n.secret_hash, n.description, n.created_at, n.expires_at,
-            n.last_used_at
+            n.last_used_at, n.replaced_by, n.stops_at
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
-                 $7::int8[])
+                 $7::int8[], $8::text[], $9::int8[])
               WITH ORDINALITY AS n (id, project, secret_hash, description, created_at,
-                                    expires_at, last_used_at, ord)
+                                    expires_at, last_used_at, replaced_by, stops_at, ord)
      JOIN autheona.projects p ON p.name = n.project
      ORDER BY n.ord";
 
@@ -701,6 +760,14 @@ impl PgImport<'_> {
         let created: Vec<i64> = batch.iter().map(|t| t.created_at).collect();
         let expires: Vec<Option<i64>> = batch.iter().map(|t| t.expires_at).collect();
         let used: Vec<Option<i64>> = batch.iter().map(|t| t.last_used_at).collect();
+        let replaced_by: Vec<Option<&str>> = batch
+            .iter()
+            .map(|t| t.replacement.as_ref().map(|r| r.by.as_str()))
+            .collect();
+        let stops_at: Vec<Option<i64>> = batch
+            .iter()
+            .map(|t| t.replacement.as_ref().map(|r| r.stops_at))
+            .collect();
         let added = self
             .client
             .execute_typed(
@@ -713,6 +780,8 @@ impl PgImport<'_> {
                     (&created, Type::INT8_ARRAY),
                     (&expires, Type::INT8_ARRAY),
                     (&used, Type::INT8_ARRAY),
+                    (&replaced_by, Type::TEXT_ARRAY),
+                    (&stops_at, Type::INT8_ARRAY),
                 ],
             )
             .map_err(|err| self.store.error(&err))?;

@@ -11,8 +11,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehav
 use super::Sqlite;
 use crate::store::{
     Contents, Durability, Import, Imported, Inserted, NewToken, ProjectRecord, ProjectRow, Record,
-    Replaced, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow,
-    VerifyRow, Visit,
+    Replacement, Retired, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord,
+    TokenRow, VerifyRow, Visit,
 };
 
 /// Inserts a token into the project named ?2, if there is one, in the same statement.
@@ -20,13 +20,13 @@ const INSERT_TOKEN: &str =
     "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
      SELECT ?1, id, ?3, ?4, ?5, ?6 FROM projects WHERE name = ?2";
 
-/// Inserts a token into the project of the token ?7, if that token still exists and is of
-/// the project named ?2, in the same statement.
+/// Inserts a token into the project of the token ?7, if that token still exists, has no
+/// scheduled end and is of the project named ?2, in the same statement.
 const INSERT_REPLACEMENT: &str =
     "INSERT INTO tokens (id, project_id, secret_hash, description, created_at, expires_at)
      SELECT ?1, t.project_id, ?3, ?4, ?5, ?6
      FROM tokens t JOIN projects p ON p.id = t.project_id
-     WHERE t.id = ?7 AND p.name = ?2";
+     WHERE t.id = ?7 AND p.name = ?2 AND t.stops_at IS NULL";
 
 /// The values for [`INSERT_TOKEN`], in its order.
 fn token_params<'a>(token: &'a NewToken<'_>) -> [&'a dyn ToSql; 6] {
@@ -41,8 +41,12 @@ fn token_params<'a>(token: &'a NewToken<'_>) -> [&'a dyn ToSql; 6] {
 }
 
 const TOKEN_COLUMNS: &str =
-    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at
+    "t.id, p.name, t.description, t.created_at, t.expires_at, t.last_used_at, t.replaced_by,
+     t.stops_at
      FROM tokens t JOIN projects p ON p.id = t.project_id";
+
+/// A token still there at ?: not stopped by a scheduled end at or before it.
+const LIVE: &str = "(t.stops_at IS NULL OR t.stops_at > ?)";
 
 /// The conditions of a [`TokenQuery`] on `t` (tokens) and `p` (projects), as SQL and its
 /// values: only those the query sets, so that an unfiltered list of a million tokens tests
@@ -70,6 +74,10 @@ fn selected<'a>(query: &'a TokenQuery<'_>) -> (String, Vec<Box<dyn ToSql + 'a>>)
         conditions.push("coalesce(t.last_used_at, t.created_at) <= ?");
         values.push(Box::new(since));
     }
+    if let Some(at) = query.live_at {
+        conditions.push(LIVE);
+        values.push(Box::new(at));
+    }
     (conditions.join(" AND "), values)
 }
 
@@ -81,6 +89,7 @@ fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         created_at: row.get(3)?,
         expires_at: row.get(4)?,
         last_used_at: row.get(5)?,
+        replacement: Replacement::from_columns(row.get(6)?, row.get(7)?),
     })
 }
 
@@ -218,15 +227,15 @@ impl Store for Sqlite {
         Ok(inserted.is_some())
     }
 
-    fn projects(&self, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()> {
+    fn projects(&self, live_at: i64, passes: &mut [Visit<'_, ProjectRow>]) -> StoreResult<()> {
         self.run(|conn| {
             // One read transaction: every pass sees the same rows.
             let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
-            let mut statement = tx.prepare(
+            let mut statement = tx.prepare(&format!(
                 "SELECT p.name, p.created_at,
-                        (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
-                 FROM projects p ORDER BY p.name",
-            )?;
+                        (SELECT count(*) FROM tokens t WHERE t.project_id = p.id AND {LIVE})
+                 FROM projects p ORDER BY p.name"
+            ))?;
             let read = |row: &rusqlite::Row<'_>| {
                 Ok(ProjectRow {
                     name: row.get(0)?,
@@ -235,7 +244,7 @@ impl Store for Sqlite {
                 })
             };
             for visit in passes.iter_mut() {
-                visit_rows(statement.query([])?, read, *visit)?;
+                visit_rows(statement.query([live_at])?, read, *visit)?;
             }
             Ok(())
         })
@@ -245,12 +254,14 @@ impl Store for Sqlite {
         self.run(|conn| project_id(conn, name).map(|id| id.is_some()))
     }
 
-    fn project_token_count(&self, name: &str) -> StoreResult<Option<u64>> {
+    fn project_token_count(&self, name: &str, live_at: i64) -> StoreResult<Option<u64>> {
         self.run(|conn| {
             conn.query_row(
-                "SELECT (SELECT count(*) FROM tokens t WHERE t.project_id = p.id)
-                 FROM projects p WHERE p.name = ?1",
-                [name],
+                &format!(
+                    "SELECT (SELECT count(*) FROM tokens t WHERE t.project_id = p.id AND {LIVE})
+                     FROM projects p WHERE p.name = ?"
+                ),
+                params![live_at, name],
                 |row| row.get::<_, i64>(0).map(i64::unsigned_abs),
             )
             .optional()
@@ -362,7 +373,7 @@ impl Store for Sqlite {
         // Cached: `serve` asks this on every request, on the same connection.
         self.run(|conn| {
             conn.prepare_cached(
-                "SELECT t.secret_hash, p.name, t.expires_at
+                "SELECT t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
                  FROM tokens t JOIN projects p ON p.id = t.project_id
                  WHERE t.id = ?1",
             )?
@@ -371,6 +382,7 @@ impl Store for Sqlite {
                     secret_hash: row.get(0)?,
                     project: row.get(1)?,
                     expires_at: row.get(2)?,
+                    replacement: Replacement::from_columns(row.get(3)?, row.get(4)?),
                 })
             })
             .optional()
@@ -450,35 +462,66 @@ impl Store for Sqlite {
         Ok(deleted)
     }
 
-    /// The write lock is held while `deliver` runs, so it must be quick (one short write).
-    fn replace_token(
-        &self,
-        old_id: &str,
-        new: &NewToken<'_>,
-        deliver: &mut dyn FnMut() -> bool,
-    ) -> StoreResult<Replaced> {
-        let replaced = self.write(Durability::OnCommit, |tx| {
+    fn insert_replacement(&self, old_id: &str, new: &NewToken<'_>) -> StoreResult<Inserted> {
+        let inserted = self.write(Durability::OnCommit, |tx| {
             // INSERT_TOKEN's values, and the old token's id as ?7.
             let mut values = token_params(new).to_vec();
             values.push(&old_id);
             match tx.execute(INSERT_REPLACEMENT, &values[..]) {
-                Ok(0) => return Ok(Some(Replaced::Gone)),
-                Ok(_) => {}
-                Err(err) if is_unique_violation(&err) => return Ok(Some(Replaced::IdTaken)),
-                Err(err) => return Err(err),
+                Ok(0) => Ok(Some(Inserted::NoProject)),
+                Ok(_) => Ok(Some(Inserted::Done)),
+                Err(err) if is_unique_violation(&err) => Ok(Some(Inserted::IdTaken)),
+                Err(err) => Err(err),
             }
-            tx.execute("DELETE FROM tokens WHERE id = ?1", [old_id])?;
-            // Not delivered: roll back, and nothing changed.
-            Ok(deliver().then_some(Replaced::Done))
         })?;
-        match replaced {
-            Some(Replaced::Done) => {
-                self.scrub_log();
-                Ok(Replaced::Done)
+        Ok(inserted.unwrap_or(Inserted::NoProject))
+    }
+
+    fn retire_token(&self, id: &str, by: &str, stops_at: Option<i64>) -> StoreResult<Retired> {
+        let retired = self.write(Durability::OnCommit, |tx| {
+            let changed = match stops_at {
+                None => tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?,
+                Some(at) => tx.execute(
+                    "UPDATE tokens SET stops_at = ?2, replaced_by = ?3
+                     WHERE id = ?1 AND stops_at IS NULL",
+                    params![id, at, by],
+                )?,
+            };
+            if changed == 1 {
+                return Ok(Some(Retired::Done));
             }
-            Some(other) => Ok(other),
-            None => Ok(Replaced::Undelivered),
+            let scheduled = tx
+                .query_row(
+                    "SELECT replaced_by, stops_at FROM tokens WHERE id = ?1",
+                    [id],
+                    |row| Ok(Replacement::from_columns(row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            Ok(Some(match scheduled {
+                Some(Some(replacement)) => Retired::Scheduled(replacement),
+                _ => Retired::Gone,
+            }))
+        })?;
+        let retired = retired.unwrap_or(Retired::Gone);
+        if retired == Retired::Done && stops_at.is_none() {
+            self.scrub_log();
         }
+        Ok(retired)
+    }
+
+    fn remove_stopped(&self, now: i64) -> StoreResult<u64> {
+        let removed = self
+            .write(Durability::Deferred, |tx| {
+                Ok(Some(tx.execute(
+                    "DELETE FROM tokens WHERE stops_at IS NOT NULL AND stops_at <= ?1",
+                    [now],
+                )? as u64))
+            })?
+            .unwrap_or(0);
+        if removed > 0 {
+            self.scrub_log();
+        }
+        Ok(removed)
     }
 
     fn contents(&self) -> StoreResult<Contents> {
@@ -500,13 +543,20 @@ impl Store for Sqlite {
                     return Ok(());
                 }
             }
+            // An older store's tokens have no scheduled ends.
+            let version: i32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            let ends = if version >= super::schema::SCHEDULED_ENDS {
+                "t.replaced_by, t.stops_at"
+            } else {
+                "NULL, NULL"
+            };
             // The order of `tokens`, which the copy's insertion order keeps.
-            let mut tokens = tx.prepare(
+            let mut tokens = tx.prepare(&format!(
                 "SELECT t.id, p.name, t.secret_hash, t.description, t.created_at, t.expires_at,
-                        t.last_used_at
+                        t.last_used_at, {ends}
                  FROM tokens t JOIN projects p ON p.id = t.project_id
-                 ORDER BY t.created_at, t.rowid",
-            )?;
+                 ORDER BY t.created_at, t.rowid"
+            ))?;
             let mut rows = tokens.query([])?;
             while let Some(row) = rows.next()? {
                 let token = TokenRecord {
@@ -517,6 +567,7 @@ impl Store for Sqlite {
                     created_at: row.get(4)?,
                     expires_at: row.get(5)?,
                     last_used_at: row.get(6)?,
+                    replacement: Replacement::from_columns(row.get(7)?, row.get(8)?),
                 };
                 if visit(Record::Token(token)).is_break() {
                     return Ok(());
@@ -561,10 +612,11 @@ impl Store for Sqlite {
     }
 }
 
-/// Inserts a copied token, last use included, into the project named ?2.
+/// Inserts a copied token, last use and scheduled end included, into the project named ?2.
 const IMPORT_TOKEN: &str = "INSERT INTO tokens
-         (id, project_id, secret_hash, description, created_at, expires_at, last_used_at)
-     SELECT ?1, id, ?3, ?4, ?5, ?6, ?7 FROM projects WHERE name = ?2";
+         (id, project_id, secret_hash, description, created_at, expires_at, last_used_at,
+          replaced_by, stops_at)
+     SELECT ?1, id, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM projects WHERE name = ?2";
 
 fn contents(conn: &Connection) -> rusqlite::Result<Contents> {
     conn.query_row(
@@ -599,7 +651,9 @@ impl Import for SqliteImport<'_> {
                 t.description,
                 t.created_at,
                 t.expires_at,
-                t.last_used_at
+                t.last_used_at,
+                t.replacement.as_ref().map(|r| &r.by),
+                t.replacement.as_ref().map(|r| r.stops_at)
             ]),
         }
         .map_err(|err| self.store.error(&err))?;

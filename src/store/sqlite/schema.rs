@@ -12,7 +12,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrate-1.sql"),
     include_str!("migrate-2.sql"),
     include_str!("migrate-3.sql"),
+    include_str!("migrate-4.sql"),
 ];
+
+/// The first version whose tokens may hold a scheduled end (`stops_at`, `replaced_by`).
+pub(super) const SCHEDULED_ENDS: i32 = 4;
 
 /// `PRAGMA user_version` of a database this build fully understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -24,6 +28,7 @@ pub(super) const EXPECTED: &[&str] = &[
     include_str!("schema-1.txt"),
     include_str!("schema-2.txt"),
     include_str!("schema-3.txt"),
+    include_str!("schema-4.txt"),
 ];
 
 /// The statistics tables `ANALYZE` makes, exactly as SQLite makes them: they only steer the

@@ -38,7 +38,7 @@ fn create_then_open() {
     let store = Sqlite::open(&path).unwrap().unwrap();
     let mut names = Vec::new();
     store
-        .projects(&mut [&mut |row| {
+        .projects(0, &mut [&mut |row| {
             names.push(row.name);
             std::ops::ControlFlow::Continue(())
         }])
@@ -132,7 +132,7 @@ fn many_tokens_go_in_at_once() {
         }))
         .unwrap();
     assert_eq!(inserted, 100);
-    assert_eq!(store.project_token_count("demo").unwrap(), Some(100));
+    assert_eq!(store.project_token_count("demo", 0).unwrap(), Some(100));
 }
 
 /// SQLite is built as `.cargo/config.toml` says: without the extensions autheona does not use,
