@@ -593,12 +593,18 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// A choice of grace period as offered: `At once`, `In 1 hour`, `In 24 hours`, `In 7 days`
+/// (a day is said in hours, as people say "within 24 hours").
 fn grace_label(grace: Grace) -> String {
-    if grace.is_none() {
-        "At once".to_owned()
-    } else {
-        format!("In {}", time::span(grace.length()))
-    }
+    let minutes = grace.length().num_minutes();
+    let (count, unit) = match minutes {
+        0 => return "At once".to_owned(),
+        m if m % 1440 == 0 && m > 1440 => (m / 1440, "day"),
+        m if m % 60 == 0 => (m / 60, "hour"),
+        m => (m, "minute"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("In {count} {unit}{plural}")
 }
 
 fn ask_grace() -> Result<Grace> {

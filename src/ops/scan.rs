@@ -559,9 +559,11 @@ fn statuses_within(
             // as fast to scan as any other.
             Entry::Vacant(entry) => entry.insert(IdChecks {
                 // A token whose grace period is over is gone, as if revoked then.
-                row: store
-                    .token_for_verify(token.id().as_str())?
-                    .filter(|row| row.replacement.as_ref().is_none_or(|r| time(r.stops_at) > now)),
+                row: store.token_for_verify(token.id().as_str())?.filter(|row| {
+                    row.replacement
+                        .as_ref()
+                        .is_none_or(|r| time(r.stops_at) > now)
+                }),
                 matched: false,
                 wrong: 0,
                 seen: Vec::new(),

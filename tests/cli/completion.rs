@@ -445,7 +445,8 @@ fn bash_offers_no_planted_name_or_id() {
         let offered = bash_complete(env, &format!("autheona token {command} "));
         let mut flags = REVOKE_FLAGS.to_vec();
         if command == "rotate" {
-            flags.insert(1, "--json");
+            flags.insert(0, "--grace");
+            flags.insert(2, "--json");
         }
         assert_eq!(offered, ids_and_flags(&planted, &flags), "{command}");
     }

@@ -551,8 +551,16 @@ fn token_rotate_asks_first_and_only_yes_replaces_the_token() {
 
     let mut pty = Pty::spawn(&env, &["token", "rotate", &id]);
     pty.expect(&question);
+    pty.expect("A new token replaces it.");
     pty.expect("[y/N]");
     pty.keys("y");
+    // The grace period is asked after the confirmation; the first choice is at once.
+    pty.expect("When should the old token stop working?");
+    for choice in ["At once", "In 1 hour", "In 24 hours", "In 7 days"] {
+        pty.expect(choice);
+    }
+    pty.keys(ENTER);
+    pty.expect("When should the old token stop working?: At once");
     pty.expect(&format!("Rotated token {id}: it no longer works."));
     pty.expect("only time the token is shown");
     let (transcript, code) = pty.finish();
@@ -569,6 +577,61 @@ fn token_rotate_asks_first_and_only_yes_replaces_the_token() {
     );
     env.verify(&new, &["--project", "demo"]).success();
     assert_no_longer_verifies(&env, &old);
+}
+
+#[test]
+fn token_rotate_at_a_terminal_offers_a_grace_period_and_keeps_the_old_token_working() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let old = env.described_token("demo", "90", "Deploy key");
+    let id = id_of(&old).to_owned();
+
+    let mut pty = Pty::spawn(&env, &["token", "rotate", &id]);
+    pty.expect("[y/N]");
+    pty.keys("y");
+    pty.expect("In 24 hours");
+    pty.keys(DOWN);
+    pty.keys(DOWN);
+    pty.keys(ENTER);
+    pty.expect("When should the old token stop working?: In 24 hours");
+    pty.expect(&format!("Rotated token {id}: it keeps working until "));
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    let new = token_in_transcript(&without_escapes(&transcript));
+
+    let row = listed(&env, &id);
+    assert_eq!(row["replaced_by"], id_of(&new));
+    let grace = json_date(&row["stops_at"]) - chrono::Utc::now();
+    assert!(
+        grace > TimeDelta::hours(23) && grace <= TimeDelta::hours(24),
+        "stops in {grace}"
+    );
+    env.verify(&old, &[]).success();
+    env.verify(&new, &[]).success();
+
+    // --grace answers the question: it is not asked; nor is it for an expired token.
+    let other = env.token("demo", "30");
+    let mut pty = Pty::spawn(&env, &["token", "rotate", id_of(&other), "--grace", "30m"]);
+    pty.expect("A new token replaces it, and it keeps working until ");
+    pty.keys("y");
+    pty.expect(&format!(
+        "Rotated token {}: it keeps working until ",
+        id_of(&other)
+    ));
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    assert!(!transcript.contains("When should"), "{transcript}");
+    let expired = token_at(&env, "-40d", "demo", "30");
+    let mut pty = Pty::spawn(&env, &["token", "rotate", id_of(&expired)]);
+    pty.expect("A new token replaces it, and it stops working at once.");
+    pty.keys("y");
+    pty.expect(&format!(
+        "Rotated token {}: it no longer works.",
+        id_of(&expired)
+    ));
+    let (transcript, code) = pty.finish();
+    assert_eq!(code, 0, "{transcript}");
+    assert!(!transcript.contains("When should"), "{transcript}");
 }
 
 #[test]

@@ -180,11 +180,14 @@ fn rotate_json_has_the_documented_shape() {
             "description",
             "expires_at",
             "id",
+            "old_token_stops_at",
             "project",
             "replaces",
             "token"
         ]
     );
+    // Without a grace period, the old token stopped at the rotation.
+    assert_eq!(json["old_token_stops_at"], json["created_at"]);
     let token = json["token"].as_str().unwrap();
     assert_eq!(token.len(), 66);
     assert_eq!(json["id"], id_of(token));

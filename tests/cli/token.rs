@@ -330,11 +330,15 @@ fn list_json_has_the_documented_shape_and_records_last_use() {
             "id",
             "last_used_at",
             "project",
-            "status"
+            "replaced_by",
+            "status",
+            "stops_at"
         ]
     );
     assert_eq!(row["id"], id_of(&token));
     assert_eq!(row["last_used_at"], Value::Null);
+    assert_eq!(row["stops_at"], Value::Null, "not rotated");
+    assert_eq!(row["replaced_by"], Value::Null, "not rotated");
     assert_eq!(row["status"], "active");
     env.verify(&token, &[]).success();
     let after = list_json(&env, &[]);

@@ -584,7 +584,9 @@ fn grace_periods_are_read_in_minutes_hours_or_days_up_to_30_days() {
     ] {
         assert_eq!(Grace::parse(text).map(Grace::length), Ok(length), "{text}");
     }
-    for text in ["", "h", "1", "1s", "1w", "-1h", "+1h", "1.5h", " 1h", "1h ", "1H", "１h"] {
+    for text in [
+        "", "h", "1", "1s", "1w", "-1h", "+1h", "1.5h", " 1h", "1h ", "1H", "１h",
+    ] {
         let err = Grace::parse(text).unwrap_err();
         assert!(err.contains("30m, 1h, 24h or 7d"), "{text:?}: {err}");
     }
@@ -632,7 +634,10 @@ fn a_grace_period_keeps_the_old_token_until_it_ends_then_it_is_gone() {
             ids(&list(&store, None, &Filter::default(), now).unwrap()),
             [new_id.as_str()]
         );
-        assert_eq!(find(&store, old_id, now).unwrap_err().kind(), ErrorKind::Refused);
+        assert_eq!(
+            find(&store, old_id, now).unwrap_err().kind(),
+            ErrorKind::Refused
+        );
     }
     assert!(store.token(old_id).unwrap().is_some());
     // ... until a command writes.
@@ -659,8 +664,10 @@ fn a_replaced_token_cannot_be_rotated_again_nor_an_expired_one_with_grace() {
         let err = rotate_with(&store, old_id, grace, at(T0 + 60)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Refused, "{grace}");
         assert!(
-            err.message()
-                .contains(&format!("its replacement is token {}", rotated.created.token.id())),
+            err.message().contains(&format!(
+                "its replacement is token {}",
+                rotated.created.token.id()
+            )),
             "{}",
             err.message()
         );
@@ -700,6 +707,9 @@ fn an_undelivered_replacement_is_deleted_and_the_old_token_is_untouched() {
     )
     .unwrap_err();
     assert_eq!(err.message(), "stdout closed");
-    assert_eq!(list(&store, None, &Filter::default(), at(T0)).unwrap(), before);
+    assert_eq!(
+        list(&store, None, &Filter::default(), at(T0)).unwrap(),
+        before
+    );
     assert_eq!(store.token(old_id).unwrap().unwrap().replacement, None);
 }

@@ -29,10 +29,7 @@ use super::{StoreError, StoreErrorKind as Kind, StoreResult as Result};
 pub const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
-const MIGRATIONS: [&str; 2] = [
-    include_str!("migrate-1.sql"),
-    include_str!("migrate-2.sql"),
-];
+const MIGRATIONS: [&str; 2] = [include_str!("migrate-1.sql"), include_str!("migrate-2.sql")];
 
 /// The first version whose tokens may hold a scheduled end (`stops_at`, `replaced_by`).
 const SCHEDULED_ENDS: i32 = 2;

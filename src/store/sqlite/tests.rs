@@ -38,10 +38,13 @@ fn create_then_open() {
     let store = Sqlite::open(&path).unwrap().unwrap();
     let mut names = Vec::new();
     store
-        .projects(0, &mut [&mut |row| {
-            names.push(row.name);
-            std::ops::ControlFlow::Continue(())
-        }])
+        .projects(
+            0,
+            &mut [&mut |row| {
+                names.push(row.name);
+                std::ops::ControlFlow::Continue(())
+            }],
+        )
         .unwrap();
     assert_eq!(names, ["demo"]);
 }
