@@ -56,8 +56,13 @@ pub enum Topic {
     UnseenToken(String),
     /// This token was shown but may not survive a power cut: revoke it, make another.
     UnsyncedToken(String),
-    /// Token `id` was already rotated with a grace period, into token `replaced_by`.
-    AlreadyRotated { id: String, replaced_by: String },
+    /// Token `id`, of `project`, was already rotated with a grace period, into token
+    /// `replaced_by`.
+    AlreadyRotated {
+        id: String,
+        project: String,
+        replaced_by: String,
+    },
     /// A grace period was asked for an expired token.
     GraceForExpired,
     /// Token `id` was rotated and its replacement shown, but it could not be revoked (or its
@@ -71,7 +76,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
-    topic: Option<Topic>,
+    // Boxed: an error is returned on every path, and most have no topic.
+    topic: Option<Box<Topic>>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -127,12 +133,12 @@ impl Error {
 
     /// Says what the error is about, for `commands` to advise on.
     pub fn about(mut self, topic: Topic) -> Self {
-        self.topic = Some(topic);
+        self.topic = Some(Box::new(topic));
         self
     }
 
     pub fn topic(&self) -> Option<&Topic> {
-        self.topic.as_ref()
+        self.topic.as_deref()
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -41,9 +41,13 @@ pub fn advise(err: Error) -> Error {
         Some(Topic::UnsyncedToken(id)) => Some(format!(
             "revoke it (autheona token revoke {id} --yes) and create another"
         )),
-        Some(Topic::AlreadyRotated { id, replaced_by }) => Some(format!(
-            "rotate token {replaced_by} instead; to stop {id} before its grace period ends: \
-             autheona token revoke {id}"
+        Some(Topic::AlreadyRotated {
+            id,
+            project,
+            replaced_by,
+        }) => Some(format!(
+            "rotate token {replaced_by} instead (if it was revoked: autheona token create -p \
+             {project}); to stop {id} before its grace period ends: autheona token revoke {id}"
         )),
         Some(Topic::GraceForExpired) => Some("rotate it without --grace".to_owned()),
         Some(Topic::NotRetired(id)) => Some(format!(

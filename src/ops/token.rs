@@ -533,6 +533,7 @@ pub fn check_rotation(old: &TokenSummary, grace: Grace) -> Result<()> {
         ))
         .about(Topic::AlreadyRotated {
             id: old.id.clone(),
+            project: old.project.clone(),
             replaced_by: end.replaced_by.clone(),
         }));
     }

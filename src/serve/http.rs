@@ -368,8 +368,6 @@ fn unauthorized(error: Option<&'static str>) -> Response<Body> {
     response
 }
 
-/// A header value for a name or id: as it is when it can be (UTF-8 goes as the bytes it is),
-/// else percent-encoded.
 /// `X-Autheona-Warning` on a token in its grace period, for the API's logs: it works, until
 /// the time given, and its replacement should be deployed.
 fn warn_if_replaced(headers: &mut HeaderMap, token: &VerifiedToken) {
@@ -386,6 +384,8 @@ fn warn_if_replaced(headers: &mut HeaderMap, token: &VerifiedToken) {
     }
 }
 
+/// A header value for a name or id: as it is when it can be (UTF-8 goes as the bytes it is),
+/// else percent-encoded.
 fn header_text(text: &str) -> HeaderValue {
     HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
         let encoded =

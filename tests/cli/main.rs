@@ -6,6 +6,7 @@ mod common;
 mod completion;
 mod filters;
 mod generated;
+mod grace;
 mod help;
 mod hermetic;
 mod hostile;

@@ -3,7 +3,7 @@
 
 mod api;
 mod clock;
-mod harness;
+pub(crate) mod harness;
 mod hostile;
 mod lifecycle;
 mod proxies;

@@ -144,6 +144,36 @@ impl Side {
         }
     }
 
+    /// The scheduled ends of tokens rotated with a grace period: id, replacement, end.
+    fn ends(&self) -> Vec<(String, String, i64)> {
+        const ENDS_SQL: &str = "SELECT id, replaced_by, stops_at FROM tokens \
+             WHERE stops_at IS NOT NULL ORDER BY id";
+        match self {
+            Side::File(path) => {
+                let sql = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                sql.prepare(ENDS_SQL)
+                    .unwrap()
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            Side::Postgres(name) => {
+                let mut sql = pg::connect(name);
+                sql.batch_execute("SET search_path = autheona").unwrap();
+                sql.query(ENDS_SQL, &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect()
+            }
+        }
+    }
+
     /// Every byte that holds its data, for a file (a database is compared by its rows).
     fn bytes(&self) -> Option<Vec<u8>> {
         match self {
@@ -246,17 +276,33 @@ fn listings(env: &TestEnv, store: &Side) -> Vec<String> {
 /// (hashes by direct SQL), the same listings, the source unchanged, every token verifying on
 /// the destination with its value.
 fn copies_everything(env: &TestEnv, from: Side, to: Side) {
-    let tokens = fill(env, &from);
+    let mut tokens = fill(env, &from);
+    // One token in the grace period of a rotation: its scheduled end travels with it.
+    let replacement = from.run(
+        env,
+        &[
+            "token",
+            "rotate",
+            id_of(&tokens[0]),
+            "--grace",
+            "24h",
+            "--yes",
+        ],
+    );
+    tokens.push(replacement.trim().to_owned());
+    let ends = from.ends();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].1, id_of(&tokens[5]));
     let rows = from.rows();
     assert_eq!(rows.projects.len(), 3);
-    assert_eq!(rows.tokens.len(), 5);
+    assert_eq!(rows.tokens.len(), 6);
     let listed = listings(env, &from);
     let bytes = from.bytes();
 
     let assert = copy(env, &from, &to).assert().success().stdout("");
     let status = stderr(&assert);
     assert!(
-        status.starts_with("Copied 3 projects and 5 tokens from ")
+        status.starts_with("Copied 3 projects and 6 tokens from ")
             && status.ends_with(".\n")
             && status.lines().count() == 1,
         "{status}"
@@ -268,6 +314,7 @@ fn copies_everything(env: &TestEnv, from: Side, to: Side) {
     assert_eq!(from.bytes(), bytes, "the source file changed");
     assert_eq!(from.rows(), rows, "the source changed");
     assert_eq!(to.rows(), rows, "the copy differs");
+    assert_eq!(to.ends(), ends, "the scheduled end did not travel");
     assert_eq!(listings(env, &to), listed);
     for token in &tokens {
         to.cmd(env)

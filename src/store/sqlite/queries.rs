@@ -509,7 +509,19 @@ impl Store for Sqlite {
         Ok(retired)
     }
 
+    /// Looks first, in the partial index of scheduled ends: the write lock is taken only when
+    /// there is something to delete (nearly never), so that every command's sweep neither
+    /// waits for another writer nor fails on a file it may only read.
     fn remove_stopped(&self, now: i64) -> StoreResult<u64> {
+        let any: bool = self.run(|conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tokens WHERE stops_at IS NOT NULL AND stops_at <= ?1)",
+            )?
+            .query_row([now], |row| row.get(0))
+        })?;
+        if !any {
+            return Ok(0);
+        }
         let removed = self
             .write(Durability::Deferred, |tx| {
                 Ok(Some(tx.execute(
