@@ -2,6 +2,7 @@
 //! shell completion (which runs before any command): where the database is, defaults from
 //! variables, the clock and the time zone. `ops` and `store` never read any of it.
 
+pub mod actor;
 pub mod clock;
 
 use std::ffi::{OsStr, OsString};

@@ -131,7 +131,11 @@ pub enum Command {
     /// Find tokens in files, directories or stdin, so they stay out of version control
     #[command(after_help = SCAN_HELP)]
     Scan(Lazy<ScanArgs>),
-    /// Copy a whole store (projects and tokens) to another file or PostgreSQL database
+    /// Show the audit log: who created, rotated, revoked and pruned which token, and when
+    #[command(after_help = LOG_HELP)]
+    Log(Lazy<LogArgs>),
+    /// Copy a whole store (projects, tokens and the audit log) to another file or PostgreSQL
+    /// database
     #[command(subcommand, arg_required_else_help = false)]
     Store(Lazy<StoreCommand>),
     /// Answer APIs and reverse proxies that ask whether a request's bearer token is valid
@@ -140,6 +144,67 @@ pub enum Command {
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(Lazy<CompletionsArgs>),
+}
+
+const LOG_HELP: &str = "\
+Every change to a project or a token is recorded in the same transaction as the change, with
+the operating-system user, the host and, on PostgreSQL, the database role that made it.
+Verifications are not recorded. Events cannot be changed or deleted.
+
+Newest first. Filters combine. WHEN is a date (2026-12-01, midnight local time), a date and
+time (2026-12-01 15:00, or RFC 3339 such as 2026-12-01T15:00:00Z), or a time ago (30m, 12h,
+7d). --follow prints the events committed from then on, oldest first, until interrupted; with
+--since, those since then first. With --json, --follow prints one JSON object per line.
+
+Actions: project.create, project.delete, token.create, token.revoke, token.rotate, token.stop,
+token.prune, store.copy.
+
+Examples:
+  autheona log --token 3kTMd9aPq0Zx
+  autheona log --project billing --action token.revoke --since 7d
+  autheona log --follow --json";
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only the events of this project (a deleted one's too)
+    #[arg(short, long, value_name = "NAME", add = ArgValueCandidates::new(project_names))]
+    pub project: Option<String>,
+    /// Only the events of this token
+    #[arg(long, value_name = "ID", add = ArgValueCandidates::new(token_ids))]
+    pub token: Option<String>,
+    /// Only events at or after WHEN: a date, a date and time, or a time ago (7d, 12h, 30m)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only events of this action
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<ActionArg>,
+    /// Print a JSON array of {at, action, project, token_id, description, detail, actor}
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing events as they are committed, until interrupted
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+/// The audit log's actions, by their public names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    #[value(name = "project.create")]
+    ProjectCreate,
+    #[value(name = "project.delete")]
+    ProjectDelete,
+    #[value(name = "token.create")]
+    TokenCreate,
+    #[value(name = "token.revoke")]
+    TokenRevoke,
+    #[value(name = "token.rotate")]
+    TokenRotate,
+    #[value(name = "token.stop")]
+    TokenStop,
+    #[value(name = "token.prune")]
+    TokenPrune,
+    #[value(name = "store.copy")]
+    StoreCopy,
 }
 
 const COMPLETIONS_HELP: &str = "\

@@ -2,6 +2,7 @@
 
 mod advice;
 mod completions;
+mod log;
 mod project;
 mod scan;
 mod serve;
@@ -74,22 +75,20 @@ impl Context {
     /// Opens the database at `location`, which must exist.
     fn open_at(&self, location: &Location) -> Result<Box<dyn Store>> {
         let store = crate::store::open(location)?.ok_or_else(|| Error::no_database(location))?;
-        self.check(&*store);
-        Ok(store)
+        Ok(self.ready(store))
     }
 
     /// Opens the database if there is one (listing commands show nothing without it).
     fn open_if_exists(&self) -> Result<Option<Box<dyn Store>>> {
         let location = self.location()?;
         let store = crate::store::open(&location)?;
-        match &store {
-            Some(store) => self.check(&**store),
-            None => ui::status(&format!(
+        if store.is_none() {
+            ui::status(&format!(
                 "hint: no database yet at {location}; {}",
                 advice::CREATE_A_PROJECT_FIRST
-            )),
+            ));
         }
-        Ok(store)
+        Ok(store.map(|store| self.ready(store)))
     }
 
     /// Opens the database if there is one, with no hint when there is none: for a command
@@ -99,10 +98,7 @@ impl Context {
             return Ok(None);
         };
         let store = crate::store::open(&location)?;
-        if let Some(store) = &store {
-            self.check(&**store);
-        }
-        Ok(store)
+        Ok(store.map(|store| self.ready(store)))
     }
 
     /// The database given with --db or AUTHEONA_DB, if one was.
@@ -113,8 +109,14 @@ impl Context {
     /// Opens the database, creating it if needed.
     fn create(&self) -> Result<Box<dyn Store>> {
         let store = crate::store::create(&self.location()?)?;
+        Ok(self.ready(store))
+    }
+
+    /// A store just opened, checked, and recording its changes as this user's on this host.
+    fn ready(&self, mut store: Box<dyn Store>) -> Box<dyn Store> {
         self.check(&*store);
-        Ok(store)
+        store.act_as(environment::actor::who);
+        store
     }
 
     /// Warns about what the store just opened shows: a file others may read, a server whose
@@ -189,6 +191,7 @@ fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Scan(args) => scan::run(&ctx, &args),
         Command::Store(command) => store::run(command.0),
+        Command::Log(args) => log::run(&ctx, &args),
         Command::Serve(args) => serve::run(&ctx, &args, server),
         Command::Completions(args) => completions::run(&args),
     }

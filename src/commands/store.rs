@@ -33,7 +33,8 @@ struct CopiedJson {
 /// Opens SOURCE as it is and DESTINATION if it is empty (creating it if there is none), then
 /// one `ops` call copies; the one status line says what went where.
 ///
-/// The clock plays no part (nothing is judged by it), so neither store's is checked.
+/// The clock only dates the copy's event in the destination's log (nothing is judged by it),
+/// so neither store's is checked against it.
 fn copy(args: &StoreCopyArgs) -> Result<Outcome> {
     // Both before anything else: a password must not wait on the other argument's errors.
     environment::refuse_password_in_argument("SOURCE", &args.source)?;
@@ -44,11 +45,15 @@ fn copy(args: &StoreCopyArgs) -> Result<Outcome> {
         .map_err(|err| advised(Error::from(err), Side::Source))?
         .ok_or_else(|| Error::environment(format!("no database at {from} to copy from")))?;
     warn_if_exposed(&*source);
-    let destination = store::create_if_empty(&to)
+    let mut destination = store::create_if_empty(&to)
         .map_err(|err| advised(Error::from(err), Side::Destination))?
         .map_err(|held| copying::not_empty(&to, held))?;
     warn_if_exposed(&*destination);
-    let Copied { projects, tokens } = copying::copy(&*source, &*destination, &to)?;
+    destination.act_as(environment::actor::who);
+    let now = environment::clock::now()?;
+    let Copied {
+        projects, tokens, ..
+    } = copying::copy(&*source, &from, &*destination, &to, now)?;
     ui::status(&format!(
         "Copied {} and {} from {from} to {to}.",
         copying::count(projects, "project"),

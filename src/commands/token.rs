@@ -80,6 +80,8 @@ fn create(ctx: &Context, args: &TokenCreateArgs) -> Result<Outcome> {
             return Err(missing("--expires", "expiration"));
         }
     }
+    // Before anything is written (a token, its event): a token no one can read is not made.
+    refuse_lost_stdout(None)?;
     let store = ctx.open()?;
     let will_ask = interactive && (args.expires.is_none() || args.description.is_none());
     let project = match given_project {
@@ -178,23 +180,35 @@ struct Replacing<'a> {
     stops_at: DateTime<Utc>,
 }
 
+/// The error of a new token that could not be shown (and, for a rotation, of the token it
+/// replaces, which still works).
+fn undelivered(why: &str, replacing: Option<&str>) -> Error {
+    let unchanged = match replacing {
+        Some(old) => format!("nothing changed: token {old} still works"),
+        None => "nothing was created".to_owned(),
+    };
+    Error::environment(format!("{why}; it was not kept")).with_hint(format!(
+        "{unchanged}; run the command again with a working stdout"
+    ))
+}
+
+/// Refuses a stdout that would lose the token before it is written: a device, a closed
+/// stdout, a pipe whose reader has gone.
+fn refuse_lost_stdout(replacing: Option<&str>) -> Result<()> {
+    if ui::stdout_loses_output() {
+        return Err(undelivered(
+            "stdout is a device other than a terminal (such as /dev/null or /dev/zero), was closed, or has no reader, so the token would be lost",
+            replacing,
+        ));
+    }
+    Ok(())
+}
+
 /// Shows the new token, once, on stdout. Any failure here means the token is not kept (and, for
 /// a rotation, the token it replaces still works).
 fn deliver(created: &CreatedToken, json: bool, replacing: Option<&Replacing<'_>>) -> Result<()> {
-    let undelivered = |why: &str| {
-        let unchanged = match replacing {
-            Some(old) => format!("nothing changed: token {} still works", old.old_id),
-            None => "nothing was created".to_owned(),
-        };
-        Error::environment(format!("{why}; it was not kept")).with_hint(format!(
-            "{unchanged}; run the command again with a working stdout"
-        ))
-    };
-    if ui::stdout_loses_output() {
-        return Err(undelivered(
-            "stdout is a device other than a terminal (such as /dev/null or /dev/zero) or was closed, so the token would be lost",
-        ));
-    }
+    let old_id = replacing.map(|old| old.old_id);
+    refuse_lost_stdout(old_id)?;
     let token = created.token.reveal();
     let written = if json {
         ui::print_json(&CreatedJson {
@@ -213,10 +227,10 @@ fn deliver(created: &CreatedToken, json: bool, replacing: Option<&Replacing<'_>>
         ui::print_line(token.expose())
     };
     written.map_err(|err| {
-        undelivered(&format!(
-            "could not write the token to stdout ({})",
-            err.message()
-        ))
+        undelivered(
+            &format!("could not write the token to stdout ({})", err.message()),
+            old_id,
+        )
     })
 }
 
@@ -521,6 +535,7 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
     let old = token::find(&*store, &args.token_id, ctx.now)?;
     // Before any question: a person should not answer them for a doomed request.
     token::check_rotation(&old, args.grace.unwrap_or_default())?;
+    refuse_lost_stdout(Some(&old.id))?;
     // The grace period is asked after the confirmation, of a person at a terminal who gave
     // none, unless nothing is left to keep working.
     let ask = args.grace.is_none() && !args.yes && old.status == Status::Active;
@@ -669,7 +684,7 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
         }
     }
     confirm(args.yes, &question, hint)?;
-    let revoked = token::revoke_all(&*store, &tokens, &filter, ctx.now)?;
+    let revoked = token::revoke_all(&*store, &tokens, args.project.as_deref(), &filter, ctx.now)?;
     report_pruned(args, &tokens, revoked)?;
     // A closed stdout ends quietly; any other failure to write the list is an error.
     listed.map(|()| Outcome::Success)

@@ -3,6 +3,7 @@
 //!
 //! [`Store`]: crate::store::Store
 
+pub mod audit;
 pub mod project;
 pub mod scan;
 pub mod store;

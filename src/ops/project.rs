@@ -150,7 +150,9 @@ pub fn token_count(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<
 pub fn delete(store: &dyn Store, name: &str, now: DateTime<Utc>) -> Result<u64> {
     validate_name(name)?;
     super::token::remove_stopped(store, now)?;
-    store.delete_project(name)?.ok_or_else(|| not_found(name))
+    store
+        .delete_project(name, now.timestamp())?
+        .ok_or_else(|| not_found(name))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::ops::ControlFlow;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{Error, Result};
 use crate::store::{Contents, Imported, Location, Store, StoreError};
 
@@ -28,14 +30,23 @@ pub fn clocks_apart(host: i64, server: i64) -> Option<String> {
 pub struct Copied {
     pub projects: u64,
     pub tokens: u64,
+    /// Of the source's audit log.
+    pub events: u64,
 }
 
-/// Copies everything in `source` into `destination`, which must be empty, in one transaction
-/// on it: the rows stream from the one into the other, so memory stays flat however many
-/// there are. Refused, with nothing written, when `destination` (at `named`) holds anything;
-/// on any failure it is left as it was.
-pub fn copy(source: &dyn Store, destination: &dyn Store, named: &Location) -> Result<Copied> {
-    let imported = destination.import(&mut |sink| {
+/// Copies everything in `source` (at `from`) into `destination` (at `named`), which must be
+/// empty, in one transaction on it: projects, tokens and the audit log's events, then the event
+/// of the copy itself, at `now`. The rows stream from the one into the other, so memory stays
+/// flat however many there are. Refused, with nothing written, when `destination` holds
+/// anything; on any failure it is left as it was.
+pub fn copy(
+    source: &dyn Store,
+    from: &Location,
+    destination: &dyn Store,
+    named: &Location,
+    now: DateTime<Utc>,
+) -> Result<Copied> {
+    let imported = destination.import(now.timestamp(), &from.to_string(), &mut |sink| {
         let mut failed: Option<StoreError> = None;
         source.export(&mut |record| match sink.add(record) {
             Ok(()) => ControlFlow::Continue(()),
@@ -47,9 +58,10 @@ pub fn copy(source: &dyn Store, destination: &dyn Store, named: &Location) -> Re
         failed.map_or(Ok(()), Err)
     })?;
     match imported {
-        Imported::Done(added) => Ok(Copied {
+        Imported::Done(added, events) => Ok(Copied {
             projects: added.projects,
             tokens: added.tokens,
+            events,
         }),
         Imported::NotEmpty(held) => Err(not_empty(named, held)),
     }
@@ -137,15 +149,28 @@ mod tests {
     fn a_copy_holds_every_row_in_the_same_order() {
         let source = filled();
         let destination = store::in_memory();
-        let copied = copy(&*source, &*destination, &named()).unwrap();
+        let copied = copy(&*source, &named(), &*destination, &named(), at(9)).unwrap();
         assert_eq!(
             copied,
             Copied {
                 projects: 2,
-                tokens: 3
+                tokens: 3,
+                events: 2
             }
         );
-        assert_eq!(everything(&*destination), everything(&*source));
+        // The source's log, and the copy's own event after it.
+        let mut copied = everything(&*destination);
+        match copied.pop() {
+            Some(Record::Event(event)) => {
+                assert_eq!(event.action, "store.copy");
+                assert_eq!(
+                    event.detail,
+                    r#"{"events":2,"projects":2,"source":"copy.db","tokens":3}"#
+                );
+            }
+            other => panic!("the copy's event is missing: {other:?}"),
+        }
+        assert_eq!(copied, everything(&*source));
         let listed = |store: &dyn Store| {
             let mut rows = Vec::new();
             store
@@ -172,12 +197,20 @@ mod tests {
 
     #[test]
     fn an_empty_store_copies_as_nothing() {
-        let copied = copy(&*store::in_memory(), &*store::in_memory(), &named()).unwrap();
+        let copied = copy(
+            &*store::in_memory(),
+            &named(),
+            &*store::in_memory(),
+            &named(),
+            at(9),
+        )
+        .unwrap();
         assert_eq!(
             copied,
             Copied {
                 projects: 0,
-                tokens: 0
+                tokens: 0,
+                events: 0
             }
         );
     }
@@ -188,7 +221,7 @@ mod tests {
         let destination = store::in_memory();
         crate::ops::project::create(&*destination, "mine", at(5)).unwrap();
         let before = everything(&*destination);
-        let err = copy(&*source, &*destination, &named()).unwrap_err();
+        let err = copy(&*source, &named(), &*destination, &named(), at(9)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Refused);
         assert_eq!(
             err.message(),
@@ -206,7 +239,7 @@ mod tests {
             "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.tokens
              WHEN NEW.id = 'aaaaaaaaaaa2' BEGIN SELECT RAISE(ABORT, 'no room'); END;",
         );
-        let err = copy(&*source, &destination, &named()).unwrap_err();
+        let err = copy(&*source, &named(), &destination, &named(), at(9)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Environment, "{err}");
         assert_eq!(destination.contents().unwrap(), Contents::default());
     }

@@ -8,7 +8,8 @@ use super::{project, time};
 use crate::error::Topic;
 use crate::error::{Error, Result};
 use crate::store::{
-    Durability, Inserted, NewToken, Replacement, Retired, Store, TokenQuery, TokenRow, Visit,
+    Durability, Inserted, NewToken, Removal, Replacement, Retired, Selection, Store, TokenQuery,
+    TokenRow, Visit,
 };
 use crate::token::{Token, TokenId};
 use crate::{secret, text};
@@ -364,7 +365,8 @@ pub fn create<R: CryptoRng + ?Sized>(
 /// `err`, the failure to show `created`, once the token is deleted again: nobody saw it, so
 /// nobody may hold it.
 fn undelivered(store: &dyn Store, created: &CreatedToken, err: Error) -> Error {
-    match store.delete_token(created.token.id().as_str()) {
+    let id = created.token.id().as_str();
+    match store.delete_token(id, created.created_at.timestamp(), Removal::Undelivered) {
         Ok(_) => err,
         Err(undo) => Error::environment(format!(
             "{err}; removing the undelivered token {} failed too: {undo}",
@@ -501,25 +503,37 @@ pub fn find(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<TokenSumm
 pub fn revoke(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<()> {
     let id = parse_id(id)?;
     remove_stopped(store, now)?;
-    if store.delete_token(id.as_str())? {
+    if store.delete_token(id.as_str(), now.timestamp(), Removal::Revoked)? {
         Ok(())
     } else {
         Err(not_found(&id))
     }
 }
 
-/// Revokes, in one transaction, those of `tokens` (selected by `filter` for a prune) that still
-/// match it: a token used since it was selected (at a confirmation prompt, say) is kept.
-/// Expiry needs no second look: it never changes. Returns how many were revoked.
+/// Revokes, in one transaction, those of `tokens` (selected by `filter` for a prune, of
+/// `project` if one was named) that still match it: a token used since it was selected (at a
+/// confirmation prompt, say) is kept. Expiry needs no second look: it never changes. Each has
+/// its event, which names the selection. Returns how many were revoked.
 pub fn revoke_all(
     store: &dyn Store,
     tokens: &[TokenSummary],
+    project: Option<&str>,
     filter: &Filter,
     now: DateTime<Utc>,
 ) -> Result<u64> {
     remove_stopped(store, now)?;
     let mut ids = tokens.iter().map(|t| t.id.as_str());
-    Ok(store.delete_tokens(&mut ids, &filter.query(None, now))?)
+    let selection = Selection {
+        project,
+        expired: filter.expired,
+        unused_for_days: filter.unused_for,
+    };
+    Ok(store.delete_tokens(
+        &mut ids,
+        &filter.query(None, now),
+        now.timestamp(),
+        &selection,
+    )?)
 }
 
 /// Whether `old` may be rotated with `grace`: not when it is already replaced (its end is
@@ -621,7 +635,12 @@ pub fn rotate<R: CryptoRng + ?Sized>(
     }
     let new_id = created.token.id().to_string();
     let retired = store
-        .retire_token(&old.id, &new_id, stops_at.map(|at| at.timestamp()))
+        .retire_token(
+            &old.id,
+            &new_id,
+            stops_at.map(|at| at.timestamp()),
+            now.timestamp(),
+        )
         .map_err(|err| {
             let what = if stops_at.is_some() {
                 "its end could not be scheduled"

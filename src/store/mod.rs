@@ -3,6 +3,7 @@
 //! database in `postgres/`), chosen by the [`Location`] the store is opened at; nothing above
 //! this module knows which engine it talks to. Every SQL statement lives below it.
 
+mod audit;
 mod error;
 mod postgres;
 mod sqlite;
@@ -63,6 +64,114 @@ impl fmt::Display for Location {
             Location::Postgres(target) => write!(f, "PostgreSQL {target}"),
         }
     }
+}
+
+/// Who made a change, as the audit log records it: the operating-system user and host (the
+/// database role, on a server, is the store's own to add). `None` where it cannot be told.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub user: Option<String>,
+    pub uid: Option<u32>,
+    pub host: Option<String>,
+}
+
+/// Finds out who is making changes: called once, at the first change a store records, so
+/// that a command that changes nothing (verify) never asks.
+pub type WhoActs = fn() -> Actor;
+
+/// What an audit event records: a public interface, as the exit codes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ProjectCreate,
+    ProjectDelete,
+    TokenCreate,
+    TokenRevoke,
+    TokenRotate,
+    /// A token's scheduled end (a grace period) was reached, and its row removed.
+    TokenStop,
+    TokenPrune,
+    StoreCopy,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::ProjectCreate,
+        Action::ProjectDelete,
+        Action::TokenCreate,
+        Action::TokenRevoke,
+        Action::TokenRotate,
+        Action::TokenStop,
+        Action::TokenPrune,
+        Action::StoreCopy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ProjectCreate => "project.create",
+            Action::ProjectDelete => "project.delete",
+            Action::TokenCreate => "token.create",
+            Action::TokenRevoke => "token.revoke",
+            Action::TokenRotate => "token.rotate",
+            Action::TokenStop => "token.stop",
+            Action::TokenPrune => "token.prune",
+            Action::StoreCopy => "store.copy",
+        }
+    }
+}
+
+/// An event of the audit log, as stored: never a token, a secret or a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Its place in the log: later events have larger numbers.
+    pub seq: i64,
+    pub at: i64,
+    pub action: String,
+    pub project: Option<String>,
+    pub token_id: Option<String>,
+    /// The token's description at the time.
+    pub description: Option<String>,
+    /// A JSON object.
+    pub detail: String,
+    pub user: Option<String>,
+    pub uid: Option<i64>,
+    pub host: Option<String>,
+    /// The database role that made the change, on a server.
+    pub role: Option<String>,
+}
+
+/// Which events [`Store::events`] reads: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery<'a> {
+    pub project: Option<&'a str>,
+    pub token_id: Option<&'a str>,
+    pub action: Option<Action>,
+    /// At or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// After this place in the log (to follow it).
+    pub after_seq: Option<i64>,
+    /// At or before this place in the log (a second pass sees what the first saw).
+    pub upto_seq: Option<i64>,
+    /// Oldest first, rather than newest first.
+    pub oldest_first: bool,
+    /// At most this many.
+    pub limit: Option<u64>,
+}
+
+/// Why a token row is deleted, as its event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Revoked by a person (`token revoke`).
+    Revoked,
+    /// Created, but its value could not be shown, so it was removed again.
+    Undelivered,
+}
+
+/// What a prune selected its tokens by, for their events: the person's own words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection<'a> {
+    pub project: Option<&'a str>,
+    pub expired: bool,
+    pub unused_for_days: Option<u32>,
 }
 
 /// A project as listed.
@@ -127,7 +236,8 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
-/// How much a store holds.
+/// How much a store holds. Events do not count: a store whose projects were all deleted is
+/// empty, though its log remembers them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Contents {
     pub projects: u64,
@@ -145,6 +255,8 @@ impl Contents {
 pub enum Record {
     Project(ProjectRecord),
     Token(TokenRecord),
+    /// An event of the source's audit log, oldest first, after every token.
+    Event(EventRow),
 }
 
 /// A project's whole row, but for its id (which is the store's own).
@@ -193,8 +305,8 @@ pub trait Import {
 /// How [`Store::import`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Imported {
-    /// Committed: this much was added.
-    Done(Contents),
+    /// Committed: this much was added, and this many events of the source's log.
+    Done(Contents, u64),
     /// The store was not empty (it holds this much); nothing was added.
     NotEmpty(Contents),
 }
@@ -254,9 +366,15 @@ pub type Visit<'v, T> = &'v mut dyn FnMut(T) -> ControlFlow<()>;
 
 /// What `ops` may ask of a store. Every method is one statement or one transaction: what a
 /// method reads and what it changes are seen at one moment.
+///
+/// Every change to a project or a token appends its event to the audit log in the same
+/// transaction: no change without its event, no event without its change. The actor is found
+/// out by the [`WhoActs`] given to [`Store::act_as`], at the first change.
 pub trait Store: Send {
     /// The local file the store is, if it is one (for the warning about its permissions).
     fn file(&self) -> Option<&Path>;
+    /// Who the changes made from now on are recorded as made by.
+    fn act_as(&mut self, who: WhoActs);
     /// The database server's clock when the store was opened (unix seconds), for a store on
     /// a server: hosts sharing it must agree on the time, since each judges expiry by its
     /// own clock.
@@ -264,7 +382,7 @@ pub trait Store: Send {
         None
     }
 
-    /// Inserts a project; `false` when the name is taken.
+    /// Inserts a project (event `project.create`); `false` when the name is taken.
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool>;
     /// Every project by name, with its count of tokens still there at `live_at` (not stopped
     /// by a scheduled end), handed to each visitor of `passes` in turn, all from one snapshot.
@@ -273,16 +391,16 @@ pub trait Store: Send {
     /// How many tokens the project has still there at `live_at`; `None` when there is no such
     /// project.
     fn project_token_count(&self, name: &str, live_at: i64) -> StoreResult<Option<u64>>;
-    /// Deletes a project and its tokens (durably); `None` when there is no such project, else
-    /// how many tokens went with it.
-    fn delete_project(&self, name: &str) -> StoreResult<Option<u64>>;
+    /// Deletes a project and its tokens (durably; event `project.delete`, at `at`); `None`
+    /// when there is no such project, else how many tokens went with it.
+    fn delete_project(&self, name: &str, at: i64) -> StoreResult<Option<u64>>;
 
-    /// Inserts a token into its project, if that exists.
+    /// Inserts a token into its project, if that exists (event `token.create`).
     fn insert_token(&self, token: &NewToken<'_>, durability: Durability) -> StoreResult<Inserted>;
     /// Makes every write so far durable.
     fn make_durable(&self) -> StoreResult<()>;
-    /// Inserts many tokens in one transaction (fixtures, imports); returns how many (those of
-    /// a project that does not exist are not).
+    /// Inserts many tokens in one transaction, for fixtures (tests and benchmarks), with no
+    /// events; returns how many (those of a project that does not exist are not).
     fn insert_tokens(&self, tokens: &mut dyn Iterator<Item = NewToken<'_>>) -> StoreResult<usize>;
 
     /// The tokens `query` selects, oldest first, handed to each visitor in `passes` in turn,
@@ -307,40 +425,60 @@ pub trait Store: Send {
     /// Answers one query, for a health check: the database server's clock now (unix seconds)
     /// for a store on a server, `None` for a file.
     fn clock(&self) -> StoreResult<Option<i64>>;
-    /// Deletes a token durably; `false` when there was none.
-    fn delete_token(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes a token durably (event `token.revoke` at `at`, saying why); `false` when there
+    /// was none.
+    fn delete_token(&self, id: &str, at: i64, why: Removal) -> StoreResult<bool>;
     /// Deletes, in one durable transaction, those of the tokens with these ids that `still`
-    /// selects at that moment (a token used since it was listed stays); returns how many.
+    /// selects at that moment (a token used since it was listed stays), each with its event
+    /// `token.prune` at `at`, naming the `selection`; returns how many.
     fn delete_tokens(
         &self,
         ids: &mut dyn Iterator<Item = &str>,
         still: &TokenQuery<'_>,
+        at: i64,
+        selection: &Selection<'_>,
     ) -> StoreResult<u64>;
-    /// Inserts `new`, durably, as the replacement of token `old_id`: into the old one's
-    /// project (which must be the one `new` names), only if the old one still exists and has
-    /// no scheduled end. `NoProject` when it does not (revoked, or rotated, meanwhile).
+    /// Inserts `new`, durably, as the replacement of token `old_id` (event `token.create`,
+    /// saying what it replaces): into the old one's project (which must be the one `new`
+    /// names), only if the old one still exists and has no scheduled end. `NoProject` when it
+    /// does not (revoked, or rotated, meanwhile).
     fn insert_replacement(&self, old_id: &str, new: &NewToken<'_>) -> StoreResult<Inserted>;
-    /// Ends token `id` durably, once its replacement `by` is shown: deletes it when `stops_at`
-    /// is `None`, else schedules its end at `stops_at`, if it has none yet.
-    fn retire_token(&self, id: &str, by: &str, stops_at: Option<i64>) -> StoreResult<Retired>;
+    /// Ends token `id` durably, once its replacement `by` is shown (event `token.rotate` at
+    /// `at`): deletes it when `stops_at` is `None`, else schedules its end at `stops_at`, if
+    /// it has none yet.
+    fn retire_token(
+        &self,
+        id: &str,
+        by: &str,
+        stops_at: Option<i64>,
+        at: i64,
+    ) -> StoreResult<Retired>;
     /// Deletes every token whose scheduled end is at or before `now` (durability
     /// [`Durability::Deferred`]: each is refused from that moment whether its row is there
-    /// or not); returns how many.
+    /// or not), each with its event `token.stop`; returns how many.
     fn remove_stopped(&self, now: i64) -> StoreResult<u64>;
+
+    /// The audit log's events `query` selects, newest first (or oldest first, if it asks),
+    /// handed to `visit` as they are read.
+    fn events(&self, query: &EventQuery<'_>, visit: Visit<'_, EventRow>) -> StoreResult<()>;
 
     /// How many projects and tokens the store holds, read in one snapshot.
     fn contents(&self) -> StoreResult<Contents>;
     /// Everything the store holds, for a copy, from one snapshot: every project by name, then
     /// every token with its hash, in the order lists show them (by creation, then as
-    /// inserted), each handed to `visit` as it is read; `Break` stops the export. Works on
+    /// inserted), then every event of its log, oldest first, each handed to `visit` as it is
+    /// read; `Break` stops the export. Works on
     /// a store of an older schema too, opened with [`open_as_is`].
     fn export(&self, visit: Visit<'_, Record>) -> StoreResult<()>;
     /// Fills an empty store in one durable transaction, which holds off other writers: if it
     /// holds anything at that moment, `NotEmpty`, without calling `fill`; else `fill` hands
-    /// rows to the [`Import`] it is given, and they are committed when it returns `Ok`. An
-    /// error (of `fill` or of the store) rolls everything back: the store is as it was.
+    /// rows to the [`Import`] it is given, and they are committed when it returns `Ok`, with
+    /// the event `store.copy` at `at`, naming the `source`. An error (of `fill` or of the
+    /// store) rolls everything back: the store is as it was.
     fn import(
         &self,
+        at: i64,
+        source: &str,
         fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
     ) -> StoreResult<Imported>;
 }

@@ -52,27 +52,46 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Zeroizing<
 #[derive(Default)]
 pub struct SafeFormatter(PrettyFormatter<'static>);
 
+/// A string's characters, with those unsafe on a terminal as `\uXXXX` escapes.
+fn write_safe_fragment<W: ?Sized + Write>(writer: &mut W, fragment: &str) -> io::Result<()> {
+    // serde_json escapes the controls below space itself, so below DEL all is safe: one
+    // comparison a byte, which a list of a million tokens feels.
+    if fragment.bytes().all(|b| b < 0x7f) {
+        return writer.write_all(fragment.as_bytes());
+    }
+    let mut rest = fragment;
+    while let Some((at, c)) = rest.char_indices().find(|&(_, c)| is_unsafe_char(c)) {
+        writer.write_all(&rest.as_bytes()[..at])?;
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            write!(writer, "\\u{unit:04x}")?;
+        }
+        rest = &rest[at + c.len_utf8()..];
+    }
+    writer.write_all(rest.as_bytes())
+}
+
+/// [`SafeFormatter`]'s strings, on one line (JSON Lines).
+#[derive(Default)]
+pub struct SafeCompactFormatter;
+
+impl Formatter for SafeCompactFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        write_safe_fragment(writer, fragment)
+    }
+}
+
 impl Formatter for SafeFormatter {
     fn write_string_fragment<W: ?Sized + Write>(
         &mut self,
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        // serde_json escapes the controls below space itself, so below DEL all is safe: one
-        // comparison a byte, which a list of a million tokens feels.
-        if fragment.bytes().all(|b| b < 0x7f) {
-            return writer.write_all(fragment.as_bytes());
-        }
-        let mut rest = fragment;
-        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| is_unsafe_char(c)) {
-            writer.write_all(&rest.as_bytes()[..at])?;
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                write!(writer, "\\u{unit:04x}")?;
-            }
-            rest = &rest[at + c.len_utf8()..];
-        }
-        writer.write_all(rest.as_bytes())
+        write_safe_fragment(writer, fragment)
     }
 
     // Everything else as PrettyFormatter does it.

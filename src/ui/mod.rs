@@ -92,9 +92,10 @@ pub fn report_clap(err: &clap::Error) -> u8 {
 }
 
 /// Whether stdout would lose what is written: it is a character device other than a terminal
-/// (`/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/full`: nobody reads it back), or it was
-/// closed when autheona started (Rust's runtime then opens `/dev/null` on it). Regular files,
-/// pipes, sockets and terminals keep it for someone.
+/// (`/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/full`: nobody reads it back), it was
+/// closed when autheona started (Rust's runtime then opens `/dev/null` on it), or it is a pipe
+/// or socket whose reader has gone. Regular files, pipes, sockets and terminals keep it for
+/// someone.
 pub fn stdout_loses_output() -> bool {
     use std::os::fd::AsFd;
     use std::os::unix::fs::FileTypeExt;
@@ -102,11 +103,25 @@ pub fn stdout_loses_output() -> bool {
     if stdout.is_terminal() {
         return false;
     }
-    stdout
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(|fd| std::fs::File::from(fd).metadata())
-        .is_ok_and(|meta| meta.file_type().is_char_device())
+    stdout_reader_gone()
+        || stdout
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|fd| std::fs::File::from(fd).metadata())
+            .is_ok_and(|meta| meta.file_type().is_char_device())
+}
+
+/// Whether stdout is a pipe or socket whose reader has gone (closed its end): what is written
+/// would fail. Asked without waiting.
+pub fn stdout_reader_gone() -> bool {
+    let mut stdout = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+    ready == 1 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// Writes one line of data to stdout.
@@ -144,6 +159,25 @@ pub fn print_json_streamed<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     out.write_all(b"\n")
         .and_then(|()| out.flush())
         .map_err(Error::output)
+}
+
+/// Writes a value to stdout as JSON on one line, with a newline: one record of JSON Lines.
+/// Not for a value holding a secret: see [`print_json`].
+pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    let mut line = Vec::with_capacity(512);
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut line, json::SafeCompactFormatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|err| Error::environment(format!("cannot encode JSON: {err}")))?;
+    line.push(b'\n');
+    print_bytes(&line)
+}
+
+/// Ends the process with exit code 130 on Ctrl-C (SIGINT), for a command that runs until
+/// interrupted.
+pub fn exit_on_interrupt() {
+    let _ = ctrlc::set_handler(|| std::process::exit(130));
 }
 
 /// Writes a value to stdout as pretty JSON. The text is wiped afterwards: it may hold a token.

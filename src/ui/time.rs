@@ -31,6 +31,17 @@ fn minutes(local: &(impl Datelike + Timelike)) -> String {
     )
 }
 
+/// `YYYY-MM-DD HH:MM:SS` in the given zone: for a log, where the second counts.
+pub fn for_people_to_the_second(zone: Zone, time: DateTime<Utc>) -> String {
+    fn seconds(t: &(impl Datelike + Timelike)) -> String {
+        format!("{}:{:02}", minutes(t), t.second())
+    }
+    match zone {
+        Zone::Local => seconds(&time.with_timezone(&Local)),
+        Zone::Utc => seconds(&time),
+    }
+}
+
 /// How wide [`for_people`] writes `time`, without writing it.
 pub fn for_people_width(zone: Zone, time: DateTime<Utc>) -> usize {
     // A year a day away from the ends of 0..=9999 in UTC stays four digits in any zone.

@@ -228,7 +228,7 @@ mod tests {
         for (args, message, hint) in [
             (
                 &[][..],
-                "a command is needed: project, token, verify, scan, store, serve, completions",
+                "a command is needed: project, token, verify, scan, log, store, serve, completions",
                 Some("usage: autheona [OPTIONS] <COMMAND>"),
             ),
             (

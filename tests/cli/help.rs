@@ -100,7 +100,7 @@ fn usage_error(args: &[&str], expected: &str) {
 fn a_missing_command_names_the_commands() {
     usage_error(
         &[],
-        "error: a command is needed: project, token, verify, scan, store, serve, completions\n\
+        "error: a command is needed: project, token, verify, scan, log, store, serve, completions\n\
          hint: usage: autheona [OPTIONS] <COMMAND>\n",
     );
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against a temporary database.
 
+mod audit;
 mod clock;
 #[macro_use]
 mod common;

@@ -476,11 +476,17 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
                 "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY 1, 2",
             );
             let expected = [
+                "index events_by_project",
+                "index events_by_token",
                 "index tokens_by_creation",
                 "index tokens_by_project_and_creation",
                 "index tokens_by_stop",
+                "table events",
                 "table projects",
                 "table tokens",
+                "trigger events_are_not_deleted",
+                "trigger events_are_not_replaced",
+                "trigger events_are_not_updated",
                 "trigger token_stop_is_set_once",
                 "trigger tokens_are_immutable",
             ];
@@ -489,10 +495,15 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
         Backend::Postgres => {
             let schema = pairs(&mut conn, crate::common::POSTGRES_SCHEMA_OBJECTS);
             let expected = [
+                "function refuse_event_change",
                 "function refuse_stop_change",
                 "function refuse_token_change",
+                "relation S events_seq_seq",
                 "relation S projects_id_seq",
                 "relation S tokens_seq_seq",
+                "relation i events_by_project",
+                "relation i events_by_token",
+                "relation i events_pkey",
                 "relation i projects_name_key",
                 "relation i projects_pkey",
                 "relation i tokens_by_creation",
@@ -500,9 +511,12 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
                 "relation i tokens_by_stop",
                 "relation i tokens_id_key",
                 "relation i tokens_pkey",
+                "relation r events",
                 "relation r projects",
                 "relation r schema_version",
                 "relation r tokens",
+                "trigger events_are_append_only",
+                "trigger events_are_not_truncated",
                 "trigger token_stop_is_set_once",
                 "trigger tokens_are_immutable",
             ];

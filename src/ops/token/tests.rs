@@ -441,9 +441,9 @@ fn revoke_all_revokes_those_given_in_one_go() {
     let now = at(T0 + 31 * DAY);
     let doomed = list(&store, None, &expired, now).unwrap();
     assert_eq!(doomed.len(), 3);
-    assert_eq!(revoke_all(&store, &doomed, &expired, now).unwrap(), 3);
+    assert_eq!(revoke_all(&store, &doomed, None, &expired, now).unwrap(), 3);
     assert_eq!(
-        revoke_all(&store, &doomed, &expired, now).unwrap(),
+        revoke_all(&store, &doomed, None, &expired, now).unwrap(),
         0,
         "already gone"
     );
@@ -471,7 +471,10 @@ fn revoke_all_keeps_a_token_used_since_it_was_selected() {
         assert_eq!(ids(&selected), [used, stale], "{filter:?}");
         // Used while the person was reading the confirmation.
         store.record_use(used, now.timestamp()).unwrap();
-        assert_eq!(revoke_all(&store, &selected, &filter, now).unwrap(), 1);
+        assert_eq!(
+            revoke_all(&store, &selected, None, &filter, now).unwrap(),
+            1
+        );
         assert!(store.token(used).unwrap().is_some(), "{filter:?}");
         assert_eq!(store.token(stale).unwrap(), None);
     }
@@ -499,7 +502,7 @@ fn a_prune_that_fails_midway_revokes_nothing() {
         ids(&doomed),
         [first.token.id().as_str(), second.token.id().as_str()]
     );
-    let err = revoke_all(&store, &doomed, &expired, now).unwrap_err();
+    let err = revoke_all(&store, &doomed, None, &expired, now).unwrap_err();
     assert!(
         err.message().contains("kept by the test"),
         "{}",
@@ -546,7 +549,7 @@ fn a_token_never_lands_in_a_project_created_after_its_own_was_deleted() {
     let mut rng = StdRng::seed_from_u64(7);
     project::require(&store, "demo").unwrap();
     // What another process may do while this one hashes the new token's secret.
-    store.delete_project("demo").unwrap();
+    store.delete_project("demo", 0).unwrap();
     store.insert_project("other", T0).unwrap();
     let (token, secret_hash) = fresh_token(&mut rng).unwrap();
     let created = CreatedToken {

@@ -23,20 +23,32 @@ use postgres::{Client, NoTls};
 use conninfo::Host;
 pub use conninfo::Target;
 
+use super::audit::Acting;
 use super::{StoreError, StoreErrorKind as Kind, StoreResult as Result};
 
 /// The schema version this binary makes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The migrations, in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
-const MIGRATIONS: [&str; 2] = [include_str!("migrate-1.sql"), include_str!("migrate-2.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("migrate-1.sql"),
+    include_str!("migrate-2.sql"),
+    include_str!("migrate-3.sql"),
+];
 
 /// The first version whose tokens may hold a scheduled end (`stops_at`, `replaced_by`).
 const SCHEDULED_ENDS: i32 = 2;
 
+/// The first version with an audit log (`events`).
+const AUDIT_LOG: i32 = 3;
+
 /// The key of the transaction-level advisory lock under which the schema is made or migrated:
 /// "autheona" in ASCII.
 const SCHEMA_LOCK: i64 = 0x6175_7468_656f_6e61;
+
+/// The key of the transaction-level advisory lock under which events are appended, so that
+/// they commit in the order of the log: "autheonl" in ASCII.
+const LOG_LOCK: i64 = 0x6175_7468_656f_6e6c;
 
 /// How long a statement may wait for a lock another transaction holds.
 const LOCK_TIMEOUT: &str = "5s";
@@ -61,6 +73,7 @@ pub struct Postgres {
     target: Target,
     /// The server's clock, read when the store was opened (unix seconds).
     server_time: i64,
+    acting: Acting,
 }
 
 /// What the schema in the database is.
@@ -187,6 +200,7 @@ impl Postgres {
             client: RefCell::new(client),
             target: target.clone(),
             server_time: 0,
+            acting: Acting::default(),
         })
     }
 

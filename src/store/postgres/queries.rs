@@ -13,10 +13,11 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
 
 use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
+use crate::store::audit::{NewEvent, created, detail, revoked};
 use crate::store::{
-    Contents, Durability, Import, Imported, Inserted, NewToken, ProjectRecord, ProjectRow, Record,
-    Replacement, Retired, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord,
-    TokenRow, VerifyRow, Visit,
+    Action, Contents, Durability, EventQuery, EventRow, Import, Imported, Inserted, NewToken,
+    ProjectRecord, ProjectRow, Record, Removal, Replacement, Retired, Selection, Store, StoreError,
+    StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow, VerifyRow, Visit, WhoActs,
 };
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -162,6 +163,36 @@ fn visit_rows<T>(
     Ok(())
 }
 
+/// Appends an event, with its actor; the database role is the session's. The transaction-level
+/// lock, held to the commit, makes the order of the log (`seq`) the order of the commits: a
+/// reader following the log never passes an event that commits after a later one. No
+/// privilege is needed for it, and it ends with the transaction (PgBouncer's transaction
+/// pooling keeps no session state).
+const APPEND_EVENT: &str = "WITH in_order AS (SELECT pg_advisory_xact_lock($10))
+     INSERT INTO autheona.events
+         (at, action, project, token_id, description, detail, actor_user, actor_uid, actor_host,
+          actor_role)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, session_user FROM in_order";
+
+const EVENT_COLUMNS: &str = "seq, at, action, project, token_id, description, detail, \
+     actor_user, actor_uid, actor_host, actor_role";
+
+fn event_row(row: &Row) -> EventRow {
+    EventRow {
+        seq: row.get(0),
+        at: row.get(1),
+        action: row.get(2),
+        project: row.get(3),
+        token_id: row.get(4),
+        description: row.get(5),
+        detail: row.get(6),
+        user: row.get(7),
+        uid: row.get(8),
+        host: row.get(9),
+        role: row.get(10),
+    }
+}
+
 /// Whether a transaction's work is kept.
 enum End<T> {
     Commit(T),
@@ -169,6 +200,29 @@ enum End<T> {
 }
 
 impl Postgres {
+    /// Appends `event` to the audit log, in the transaction of the change it records.
+    fn append(&self, client: &mut Client, event: &NewEvent<'_>) -> PgResult<()> {
+        let actor = self.acting.actor();
+        let uid = actor.uid.map(i64::from);
+        let action = event.action.as_str();
+        client.execute_typed(
+            APPEND_EVENT,
+            &[
+                (&event.at, Type::INT8),
+                (&action, Type::TEXT),
+                (&event.project, Type::TEXT),
+                (&event.token_id, Type::TEXT),
+                (&event.description, Type::TEXT),
+                (&event.detail, Type::TEXT),
+                (&actor.user, Type::TEXT),
+                (&uid, Type::INT8),
+                (&actor.host, Type::TEXT),
+                (&super::LOG_LOCK, Type::INT8),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Runs `f` on the connection; its error becomes the store's, naming the database.
     fn run<T>(&self, f: impl FnOnce(&mut Client) -> PgResult<T>) -> StoreResult<T> {
         let mut client = self.client.borrow_mut();
@@ -248,13 +302,21 @@ impl Store for Postgres {
         Some(Postgres::server_time(self))
     }
 
+    fn act_as(&mut self, who: WhoActs) {
+        self.acting.set(who);
+    }
+
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool> {
         self.write(Durability::OnCommit, |client| {
             match client.execute_typed(
                 "INSERT INTO autheona.projects (name, created_at) VALUES ($1, $2)",
                 &[(&name, Type::TEXT), (&created_at, Type::INT8)],
             ) {
-                Ok(_) => Ok(End::Commit(true)),
+                Ok(_) => {
+                    let event = NewEvent::new(created_at, Action::ProjectCreate, detail::none());
+                    self.append(client, &event.project(name))?;
+                    Ok(End::Commit(true))
+                }
                 Err(err) if is_unique_violation(&err) => Ok(End::Rollback(false)),
                 Err(err) => Err(err),
             }
@@ -302,7 +364,7 @@ impl Store for Postgres {
         })
     }
 
-    fn delete_project(&self, name: &str) -> StoreResult<Option<u64>> {
+    fn delete_project(&self, name: &str, at: i64) -> StoreResult<Option<u64>> {
         // It revokes tokens: durable. No `SELECT ... FOR UPDATE`, which needs the UPDATE
         // privilege the everyday role has not: deleting the project row locks it, and waits
         // for a token insert into it to commit (whose token the cascade then deletes too).
@@ -322,6 +384,8 @@ impl Store for Postgres {
             if projects == 0 {
                 return Ok(End::Rollback(None));
             }
+            let event = NewEvent::new(at, Action::ProjectDelete, detail::project_delete(tokens));
+            self.append(client, &event.project(name))?;
             Ok(End::Commit(Some(tokens)))
         })
     }
@@ -333,7 +397,10 @@ impl Store for Postgres {
         self.write(Durability::OnCommit, |client| {
             match client.execute_typed(INSERT_TOKEN, &token_params(token)) {
                 Ok(0) => Ok(End::Rollback(Inserted::NoProject)),
-                Ok(_) => Ok(End::Commit(Inserted::Done)),
+                Ok(_) => {
+                    self.append(client, &created(token, None))?;
+                    Ok(End::Commit(Inserted::Done))
+                }
                 Err(err) if is_unique_violation(&err) => Ok(End::Rollback(Inserted::IdTaken)),
                 // The project went between the SELECT and the foreign key's check.
                 Err(err) if err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
@@ -471,13 +538,23 @@ impl Store for Postgres {
         })
     }
 
-    fn delete_token(&self, id: &str) -> StoreResult<bool> {
+    fn delete_token(&self, id: &str, at: i64, why: Removal) -> StoreResult<bool> {
         self.write(Durability::OnCommit, |client| {
-            let deleted = client.execute_typed(
-                "DELETE FROM autheona.tokens WHERE id = $1",
+            let Some(gone) = client.query_typed_opt(
+                "DELETE FROM autheona.tokens t USING autheona.projects p
+                 WHERE p.id = t.project_id AND t.id = $1
+                 RETURNING p.name, t.description",
                 &[(&id, Type::TEXT)],
+            )?
+            else {
+                return Ok(End::Rollback(false));
+            };
+            let (project, description): (String, Option<String>) = (gone.get(0), gone.get(1));
+            self.append(
+                client,
+                &revoked(at, &project, id, description.as_deref(), why),
             )?;
-            Ok(End::Commit(deleted == 1))
+            Ok(End::Commit(true))
         })
     }
 
@@ -485,24 +562,35 @@ impl Store for Postgres {
         &self,
         ids: &mut dyn Iterator<Item = &str>,
         still: &TokenQuery<'_>,
+        at: i64,
+        selection: &Selection<'_>,
     ) -> StoreResult<u64> {
         let ids: Vec<&str> = ids.collect();
+        let detail = detail::prune(selection);
         self.write(Durability::OnCommit, |client| {
             let Selected {
                 conditions,
                 mut values,
             } = selected(still, 2);
             values.insert(0, (&ids, Type::TEXT_ARRAY));
-            let deleted = client.execute_typed(
+            let gone = client.query_typed(
                 &format!(
-                    "DELETE FROM autheona.tokens WHERE id IN (
-                         SELECT t.id FROM autheona.tokens t
-                         JOIN autheona.projects p ON p.id = t.project_id
-                         WHERE {conditions} AND t.id = ANY($1))"
+                    "DELETE FROM autheona.tokens t USING autheona.projects p
+                     WHERE p.id = t.project_id AND {conditions} AND t.id = ANY($1)
+                     RETURNING t.id, p.name, t.description"
                 ),
                 &values,
             )?;
-            Ok(End::Commit(deleted))
+            for row in &gone {
+                let (id, project, description): (String, String, Option<String>) =
+                    (row.get(0), row.get(1), row.get(2));
+                let event = NewEvent::new(at, Action::TokenPrune, detail.clone());
+                self.append(
+                    client,
+                    &event.project(&project).token(&id, description.as_deref()),
+                )?;
+            }
+            Ok(End::Commit(gone.len() as u64))
         })
     }
 
@@ -513,7 +601,10 @@ impl Store for Postgres {
             values.push((&old_id, Type::TEXT));
             match client.execute_typed(INSERT_REPLACEMENT, &values) {
                 Ok(0) => Ok(End::Rollback(Inserted::NoProject)),
-                Ok(_) => Ok(End::Commit(Inserted::Done)),
+                Ok(_) => {
+                    self.append(client, &created(new, Some(old_id)))?;
+                    Ok(End::Commit(Inserted::Done))
+                }
                 Err(err) if is_unique_violation(&err) => Ok(End::Rollback(Inserted::IdTaken)),
                 // The project went between the SELECT and the foreign key's check.
                 Err(err) if err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
@@ -524,20 +615,37 @@ impl Store for Postgres {
         })
     }
 
-    fn retire_token(&self, id: &str, by: &str, stops_at: Option<i64>) -> StoreResult<Retired> {
+    fn retire_token(
+        &self,
+        id: &str,
+        by: &str,
+        stops_at: Option<i64>,
+        at: i64,
+    ) -> StoreResult<Retired> {
         self.write(Durability::OnCommit, |client| {
             let changed = match &stops_at {
-                None => client.execute_typed(
-                    "DELETE FROM autheona.tokens WHERE id = $1",
+                None => client.query_typed_opt(
+                    "DELETE FROM autheona.tokens t USING autheona.projects p
+                     WHERE p.id = t.project_id AND t.id = $1
+                     RETURNING p.name, t.description",
                     &[(&id, Type::TEXT)],
                 )?,
-                Some(at) => client.execute_typed(
-                    "UPDATE autheona.tokens SET stops_at = $2, replaced_by = $3
-                     WHERE id = $1 AND stops_at IS NULL",
-                    &[(&id, Type::TEXT), (at, Type::INT8), (&by, Type::TEXT)],
+                Some(end) => client.query_typed_opt(
+                    "UPDATE autheona.tokens t SET stops_at = $2, replaced_by = $3
+                     FROM autheona.projects p
+                     WHERE p.id = t.project_id AND t.id = $1 AND t.stops_at IS NULL
+                     RETURNING p.name, t.description",
+                    &[(&id, Type::TEXT), (end, Type::INT8), (&by, Type::TEXT)],
                 )?,
             };
-            if changed == 1 {
+            if let Some(row) = changed {
+                let (project, description): (String, Option<String>) = (row.get(0), row.get(1));
+                let grace = stops_at.map_or(0, |end| end - at);
+                let event = NewEvent::new(at, Action::TokenRotate, detail::rotate(by, grace));
+                self.append(
+                    client,
+                    &event.project(&project).token(id, description.as_deref()),
+                )?;
                 return Ok(End::Commit(Retired::Done));
             }
             let scheduled = client
@@ -553,15 +661,70 @@ impl Store for Postgres {
         })
     }
 
-    /// One autocommit statement, committed asynchronously as [`Store::record_use`] is.
+    /// Looks first, in the partial index of scheduled ends (one round trip, and nearly always
+    /// all there is); deletes, with the events, in a transaction committed asynchronously.
     fn remove_stopped(&self, now: i64) -> StoreResult<u64> {
-        self.run(|client| {
-            client.execute_typed(
-                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true))
-                 DELETE FROM autheona.tokens USING deferred
-                 WHERE stops_at IS NOT NULL AND stops_at <= $1",
+        let any: bool = self.run(|client| {
+            Ok(client
+                .query_typed_one(
+                    "SELECT EXISTS (SELECT 1 FROM autheona.tokens
+                                    WHERE stops_at IS NOT NULL AND stops_at <= $1)",
+                    &[(&now, Type::INT8)],
+                )?
+                .get(0))
+        })?;
+        if !any {
+            return Ok(0);
+        }
+        self.write(Durability::Deferred, |client| {
+            let gone = client.query_typed(
+                "DELETE FROM autheona.tokens t USING autheona.projects p
+                 WHERE p.id = t.project_id AND t.stops_at IS NOT NULL AND t.stops_at <= $1
+                 RETURNING t.id, p.name, t.description, t.replaced_by, t.stops_at",
                 &[(&now, Type::INT8)],
-            )
+            )?;
+            for row in &gone {
+                let (id, project, description): (String, String, Option<String>) =
+                    (row.get(0), row.get(1), row.get(2));
+                let (by, end): (String, i64) = (row.get(3), row.get(4));
+                let event = NewEvent::new(now, Action::TokenStop, detail::stop(&by, end));
+                self.append(
+                    client,
+                    &event.project(&project).token(&id, description.as_deref()),
+                )?;
+            }
+            Ok(End::Commit(gone.len() as u64))
+        })
+    }
+
+    fn events(&self, query: &EventQuery<'_>, visit: Visit<'_, EventRow>) -> StoreResult<()> {
+        self.read(|client| {
+            let action = query.action.map(|action| action.as_str());
+            let given: [(&str, Option<Param<'_>>); 6] = [
+                ("project =", query.project.as_ref().map(|v| (v as _, Type::TEXT))),
+                ("token_id =", query.token_id.as_ref().map(|v| (v as _, Type::TEXT))),
+                ("action =", action.as_ref().map(|v| (v as _, Type::TEXT))),
+                ("at >=", query.since.as_ref().map(|v| (v as _, Type::INT8))),
+                ("seq >", query.after_seq.as_ref().map(|v| (v as _, Type::INT8))),
+                ("seq <=", query.upto_seq.as_ref().map(|v| (v as _, Type::INT8))),
+            ];
+            let mut conditions: Vec<String> = vec!["true".into()];
+            let mut values: Vec<Param<'_>> = Vec::new();
+            for (condition, value) in given {
+                if let Some(value) = value {
+                    values.push(value);
+                    conditions.push(format!("{condition} ${}", values.len()));
+                }
+            }
+            let order = if query.oldest_first { "ASC" } else { "DESC" };
+            let limit = query
+                .limit
+                .map_or_else(|| "ALL".to_owned(), |n| n.to_string());
+            let statement = format!(
+                "SELECT {EVENT_COLUMNS} FROM autheona.events WHERE {} ORDER BY seq {order} LIMIT {limit}",
+                conditions.join(" AND ")
+            );
+            visit_rows(client, &statement, &values, event_row, visit)
         })
     }
 
@@ -610,7 +773,11 @@ impl Store for Postgres {
                     replacement: Replacement::from_columns(row.get(7), row.get(8)),
                 })
             };
-            stream(client, &tokens, read, visit).map(|_| ())
+            if stream(client, &tokens, read, visit)?.is_break() || version < super::AUDIT_LOG {
+                return Ok(());
+            }
+            let events = format!("SELECT {EVENT_COLUMNS} FROM autheona.events ORDER BY seq");
+            stream(client, &events, |row| Record::Event(event_row(row)), visit).map(|_| ())
         })
     }
 
@@ -619,6 +786,8 @@ impl Store for Postgres {
     /// empty and the copy.
     fn import(
         &self,
+        at: i64,
+        source: &str,
         fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
     ) -> StoreResult<Imported> {
         let mut client = self.client.borrow_mut();
@@ -627,7 +796,9 @@ impl Store for Postgres {
              SET LOCAL synchronous_commit = on;
              SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
              SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}';
-             LOCK TABLE autheona.projects, autheona.tokens IN EXCLUSIVE MODE;"
+             LOCK TABLE autheona.projects, autheona.tokens IN EXCLUSIVE MODE;
+             SELECT pg_advisory_xact_lock({});",
+            super::LOG_LOCK
         );
         let held = client
             .batch_execute(&begin)
@@ -640,18 +811,24 @@ impl Store for Postgres {
                     client: &mut client,
                     projects: Vec::new(),
                     tokens: Vec::new(),
+                    events: Vec::new(),
                     added: Contents::default(),
+                    events_added: 0,
                 };
-                fill(&mut sink)
-                    .and_then(|()| sink.flush())
-                    .map(|()| Imported::Done(sink.added))
+                fill(&mut sink).and_then(|()| sink.flush()).and_then(|()| {
+                    let (added, events) = (sink.added, sink.events_added);
+                    let detail = detail::copy(source, added.projects, added.tokens, events);
+                    self.append(sink.client, &NewEvent::new(at, Action::StoreCopy, detail))
+                        .map_err(|err| self.error(&err))?;
+                    Ok(Imported::Done(added, events))
+                })
             }
             Err(err) => Err(self.error(&err)),
         };
         match result {
-            Ok(Imported::Done(added)) => client
+            Ok(Imported::Done(added, events)) => client
                 .batch_execute("COMMIT")
-                .map(|()| Imported::Done(added))
+                .map(|()| Imported::Done(added, events))
                 .map_err(|err| self.error(&err)),
             other => {
                 // Nothing to keep; a lost connection has nothing left to roll back.
@@ -711,6 +888,18 @@ const IMPORT_TOKENS: &str = "INSERT INTO autheona.tokens
      JOIN autheona.projects p ON p.name = n.project
      ORDER BY n.ord";
 
+/// Appends copied events as they were, actor included, a batch at a time, in the order given.
+const IMPORT_EVENTS: &str = "INSERT INTO autheona.events
+         (at, action, project, token_id, description, detail, actor_user, actor_uid, actor_host,
+          actor_role)
+     SELECT n.at, n.action, n.project, n.token_id, n.description, n.detail, n.actor_user,
+            n.actor_uid, n.actor_host, n.actor_role
+     FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 $7::text[], $8::int8[], $9::text[], $10::text[])
+              WITH ORDINALITY AS n (at, action, project, token_id, description, detail,
+                                    actor_user, actor_uid, actor_host, actor_role, ord)
+     ORDER BY n.ord";
+
 /// [`Import`] into a PostgreSQL store, within [`Store::import`]'s transaction: rows are held
 /// until [`INSERT_BATCH`] of a kind are there (or a token follows projects), then inserted in
 /// one statement, so memory stays that of one batch.
@@ -719,13 +908,57 @@ struct PgImport<'c> {
     client: &'c mut Client,
     projects: Vec<ProjectRecord>,
     tokens: Vec<TokenRecord>,
+    events: Vec<EventRow>,
     added: Contents,
+    events_added: u64,
 }
 
 impl PgImport<'_> {
     fn flush(&mut self) -> StoreResult<()> {
         self.flush_projects()?;
-        self.flush_tokens()
+        self.flush_tokens()?;
+        self.flush_events()
+    }
+
+    fn flush_events(&mut self) -> StoreResult<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let batch = &self.events;
+        let text = |f: fn(&EventRow) -> Option<&str>| -> Vec<Option<&str>> {
+            batch.iter().map(f).collect()
+        };
+        let at: Vec<i64> = batch.iter().map(|e| e.at).collect();
+        let actions = text(|e| Some(&e.action));
+        let projects = text(|e| e.project.as_deref());
+        let token_ids = text(|e| e.token_id.as_deref());
+        let descriptions = text(|e| e.description.as_deref());
+        let details = text(|e| Some(&e.detail));
+        let users = text(|e| e.user.as_deref());
+        let uids: Vec<Option<i64>> = batch.iter().map(|e| e.uid).collect();
+        let hosts = text(|e| e.host.as_deref());
+        let roles = text(|e| e.role.as_deref());
+        let added = self
+            .client
+            .execute_typed(
+                IMPORT_EVENTS,
+                &[
+                    (&at, Type::INT8_ARRAY),
+                    (&actions, Type::TEXT_ARRAY),
+                    (&projects, Type::TEXT_ARRAY),
+                    (&token_ids, Type::TEXT_ARRAY),
+                    (&descriptions, Type::TEXT_ARRAY),
+                    (&details, Type::TEXT_ARRAY),
+                    (&users, Type::TEXT_ARRAY),
+                    (&uids, Type::INT8_ARRAY),
+                    (&hosts, Type::TEXT_ARRAY),
+                    (&roles, Type::TEXT_ARRAY),
+                ],
+            )
+            .map_err(|err| self.store.error(&err))?;
+        self.events_added += added;
+        self.events.clear();
+        Ok(())
     }
 
     fn flush_projects(&mut self) -> StoreResult<()> {
@@ -817,6 +1050,12 @@ impl Import for PgImport<'_> {
                 self.tokens.push(token);
                 if self.tokens.len() == INSERT_BATCH {
                     self.flush_tokens()?;
+                }
+            }
+            Record::Event(event) => {
+                self.events.push(event);
+                if self.events.len() == INSERT_BATCH {
+                    self.flush_events()?;
                 }
             }
         }

@@ -16,6 +16,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use schema::SCHEMA_VERSION;
 
+use super::audit::Acting;
 use super::{StoreError, StoreErrorKind as Kind, StoreResult as Result};
 
 /// `PRAGMA application_id`: "AUTH", so `file(1)` and tools can tell what the file is.
@@ -32,6 +33,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
+    acting: Acting,
 }
 
 /// What opening found in the file, read before anything is written to it.
@@ -178,6 +180,7 @@ impl Sqlite {
         let mut store = Sqlite {
             conn,
             path: PathBuf::from(":memory:"),
+            acting: Acting::default(),
         };
         store.configure()?;
         store.migrate()?;
@@ -221,6 +224,7 @@ impl Sqlite {
         let store = Sqlite {
             conn: conn.map_err(|err| error_for(path, &err))?,
             path: path.to_owned(),
+            acting: Acting::default(),
         };
         store.configure()?;
         Ok(store)
@@ -485,12 +489,37 @@ fn build_fresh(path: &Path) -> Result<()> {
         .map_err(|(_, err)| error_for(path, &err))?;
     sidecars.remove().map_err(cannot)?;
     scratch.as_file().sync_all().map_err(cannot)?;
+    refuse_without_headroom(dir).map_err(cannot)?;
     match scratch.persist_noclobber(path) {
         Ok(_) => sync_dir(dir).map_err(cannot),
         // Another process got there first; its file is as good as ours, which is dropped.
         Err(err) if err.error.kind() == IoErrorKind::AlreadyExists => Ok(()),
         Err(err) => Err(cannot(err.error)),
     }
+}
+
+/// Free space a new database needs beside it for its first write: the -shm index SQLite makes
+/// on opening (32 KiB) and the first transaction's pages in the log (a project and its event:
+/// 6 pages of 4 KiB and their headers). With less, the database would be made and its first
+/// project not: it is not made.
+const HEADROOM: u64 = 64 * 1024;
+
+/// Fails with "no space left" when the disk holding `dir` has less than [`HEADROOM`] free.
+fn refuse_without_headroom(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: a zeroed statvfs is a valid value for statvfs(3) to fill in.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statvfs to fill.
+    if unsafe { libc::statvfs(dir.as_ptr(), &mut stats) } != 0 {
+        // Cannot tell: the first write will say.
+        return Ok(());
+    }
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if free < HEADROOM {
+        return Err(std::io::Error::from(IoErrorKind::StorageFull));
+    }
+    Ok(())
 }
 
 /// The -wal and -shm files beside a scratch database, removed when this is dropped unless

@@ -9,10 +9,11 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehavior, params};
 
 use super::Sqlite;
+use crate::store::audit::{NewEvent, created, detail, revoked};
 use crate::store::{
-    Contents, Durability, Import, Imported, Inserted, NewToken, ProjectRecord, ProjectRow, Record,
-    Replacement, Retired, Store, StoreError, StoreErrorKind, StoreResult, TokenQuery, TokenRecord,
-    TokenRow, VerifyRow, Visit,
+    Action, Contents, Durability, EventQuery, EventRow, Import, Imported, Inserted, NewToken,
+    ProjectRecord, ProjectRow, Record, Removal, Replacement, Retired, Selection, Store, StoreError,
+    StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow, VerifyRow, Visit, WhoActs,
 };
 
 /// Inserts a token into the project named ?2, if there is one, in the same statement.
@@ -120,7 +121,60 @@ fn visit_rows<T>(
     Ok(())
 }
 
+/// Appends an event, with its actor.
+const APPEND_EVENT: &str = "INSERT INTO events
+         (at, action, project, token_id, description, detail, actor_user, actor_uid, actor_host,
+          actor_role)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)";
+
+/// A token's project and description, for the event of its end.
+fn token_facts(conn: &Connection, id: &str) -> rusqlite::Result<Option<(String, Option<String>)>> {
+    conn.query_row(
+        "SELECT p.name, t.description FROM tokens t JOIN projects p ON p.id = t.project_id
+         WHERE t.id = ?1",
+        [id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+}
+
+const EVENT_COLUMNS: &str = "seq, at, action, project, token_id, description, detail, \
+     actor_user, actor_uid, actor_host, actor_role";
+
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: row.get(0)?,
+        at: row.get(1)?,
+        action: row.get(2)?,
+        project: row.get(3)?,
+        token_id: row.get(4)?,
+        description: row.get(5)?,
+        detail: row.get(6)?,
+        user: row.get(7)?,
+        uid: row.get(8)?,
+        host: row.get(9)?,
+        role: row.get(10)?,
+    })
+}
+
 impl Sqlite {
+    /// Appends `event` to the audit log, in the transaction of the change it records.
+    fn append(&self, conn: &Connection, event: &NewEvent<'_>) -> rusqlite::Result<()> {
+        let actor = self.acting.actor();
+        conn.prepare_cached(APPEND_EVENT)?.execute(params![
+            event.at,
+            event.action.as_str(),
+            event.project,
+            event.token_id,
+            event.description,
+            event.detail,
+            actor.user,
+            actor.uid,
+            actor.host,
+        ])?;
+        Ok(())
+    }
+
     /// Runs `f` on the connection; its error becomes the store's, naming the database.
     fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         f(&self.conn).map_err(|err| self.error(&err))
@@ -212,13 +266,21 @@ impl Store for Sqlite {
         Some(self.path.as_path()).filter(|path| path.as_os_str() != ":memory:")
     }
 
+    fn act_as(&mut self, who: WhoActs) {
+        self.acting.set(who);
+    }
+
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool> {
         let inserted = self.write(Durability::OnCommit, |tx| {
             match tx.execute(
                 "INSERT INTO projects (name, created_at) VALUES (?1, ?2)",
                 params![name, created_at],
             ) {
-                Ok(_) => Ok(Some(true)),
+                Ok(_) => {
+                    let event = NewEvent::new(created_at, Action::ProjectCreate, detail::none());
+                    self.append(tx, &event.project(name))?;
+                    Ok(Some(true))
+                }
                 Err(err) if is_unique_violation(&err) => Ok(None),
                 Err(err) => Err(err),
             }
@@ -268,7 +330,7 @@ impl Store for Sqlite {
         })
     }
 
-    fn delete_project(&self, name: &str) -> StoreResult<Option<u64>> {
+    fn delete_project(&self, name: &str, at: i64) -> StoreResult<Option<u64>> {
         // It revokes tokens: durable.
         let deleted = self.write(Durability::OnCommit, |tx| {
             let Some(project_id) = project_id(tx, name)? else {
@@ -276,6 +338,12 @@ impl Store for Sqlite {
             };
             let tokens = tx.execute("DELETE FROM tokens WHERE project_id = ?1", [project_id])?;
             tx.execute("DELETE FROM projects WHERE id = ?1", [project_id])?;
+            let event = NewEvent::new(
+                at,
+                Action::ProjectDelete,
+                detail::project_delete(tokens as u64),
+            );
+            self.append(tx, &event.project(name))?;
             Ok(Some(tokens as u64))
         })?;
         if deleted.is_some() {
@@ -288,7 +356,10 @@ impl Store for Sqlite {
         let inserted = self.write(durability, |tx| {
             match tx.execute(INSERT_TOKEN, token_params(token)) {
                 Ok(0) => Ok(Some(Inserted::NoProject)),
-                Ok(_) => Ok(Some(Inserted::Done)),
+                Ok(_) => {
+                    self.append(tx, &created(token, None))?;
+                    Ok(Some(Inserted::Done))
+                }
                 Err(err) if is_unique_violation(&err) => Ok(Some(Inserted::IdTaken)),
                 Err(err) => Err(err),
             }
@@ -422,10 +493,15 @@ impl Store for Sqlite {
         self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(None)))
     }
 
-    fn delete_token(&self, id: &str) -> StoreResult<bool> {
+    fn delete_token(&self, id: &str, at: i64, why: Removal) -> StoreResult<bool> {
         let deleted = self
             .write(Durability::OnCommit, |tx| {
-                Ok(Some(tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?))
+                let Some((project, description)) = token_facts(tx, id)? else {
+                    return Ok(Some(0));
+                };
+                let deleted = tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?;
+                self.append(tx, &revoked(at, &project, id, description.as_deref(), why))?;
+                Ok(Some(deleted))
             })?
             .unwrap_or(0);
         if deleted == 1 {
@@ -438,20 +514,34 @@ impl Store for Sqlite {
         &self,
         ids: &mut dyn Iterator<Item = &str>,
         still: &TokenQuery<'_>,
+        at: i64,
+        selection: &Selection<'_>,
     ) -> StoreResult<u64> {
         let deleted = self
             .write(Durability::OnCommit, |tx| {
                 let (conditions, values) = selected(still);
-                let mut delete = tx.prepare(&format!(
-                    "DELETE FROM tokens WHERE id IN (
-                         SELECT t.id FROM tokens t JOIN projects p ON p.id = t.project_id
-                         WHERE {conditions} AND t.id = ?)"
+                // Each token still selected, with what its event names; then deleted by id.
+                let mut still_selected = tx.prepare(&format!(
+                    "SELECT p.name, t.description FROM tokens t JOIN projects p ON p.id = t.project_id
+                     WHERE {conditions} AND t.id = ?"
                 ))?;
+                let mut delete = tx.prepare("DELETE FROM tokens WHERE id = ?1")?;
+                let detail = detail::prune(selection);
                 let mut deleted = 0;
                 for id in ids {
                     let mut all: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
                     all.push(&id);
-                    deleted += delete.execute(&all[..])? as u64;
+                    let found = still_selected
+                        .query_row(&all[..], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                        })
+                        .optional()?;
+                    let Some((project, description)) = found else {
+                        continue;
+                    };
+                    deleted += delete.execute([id])? as u64;
+                    let event = NewEvent::new(at, Action::TokenPrune, detail.clone());
+                    self.append(tx, &event.project(&project).token(id, description.as_deref()))?;
                 }
                 Ok(Some(deleted))
             })?
@@ -469,7 +559,10 @@ impl Store for Sqlite {
             values.push(&old_id);
             match tx.execute(INSERT_REPLACEMENT, &values[..]) {
                 Ok(0) => Ok(Some(Inserted::NoProject)),
-                Ok(_) => Ok(Some(Inserted::Done)),
+                Ok(_) => {
+                    self.append(tx, &created(new, Some(old_id)))?;
+                    Ok(Some(Inserted::Done))
+                }
                 Err(err) if is_unique_violation(&err) => Ok(Some(Inserted::IdTaken)),
                 Err(err) => Err(err),
             }
@@ -477,8 +570,15 @@ impl Store for Sqlite {
         Ok(inserted.unwrap_or(Inserted::NoProject))
     }
 
-    fn retire_token(&self, id: &str, by: &str, stops_at: Option<i64>) -> StoreResult<Retired> {
+    fn retire_token(
+        &self,
+        id: &str,
+        by: &str,
+        stops_at: Option<i64>,
+        at: i64,
+    ) -> StoreResult<Retired> {
         let retired = self.write(Durability::OnCommit, |tx| {
+            let facts = token_facts(tx, id)?;
             let changed = match stops_at {
                 None => tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?,
                 Some(at) => tx.execute(
@@ -487,7 +587,13 @@ impl Store for Sqlite {
                     params![id, at, by],
                 )?,
             };
-            if changed == 1 {
+            if let (1, Some((project, description))) = (changed, &facts) {
+                let grace = stops_at.map_or(0, |end| end - at);
+                let event = NewEvent::new(at, Action::TokenRotate, detail::rotate(by, grace));
+                self.append(
+                    tx,
+                    &event.project(project).token(id, description.as_deref()),
+                )?;
                 return Ok(Some(Retired::Done));
             }
             let scheduled = tx
@@ -524,16 +630,79 @@ impl Store for Sqlite {
         }
         let removed = self
             .write(Durability::Deferred, |tx| {
-                Ok(Some(tx.execute(
-                    "DELETE FROM tokens WHERE stops_at IS NOT NULL AND stops_at <= ?1",
-                    [now],
-                )? as u64))
+                let stopped: Vec<(String, String, Option<String>, String, i64)> = tx
+                    .prepare(
+                        "SELECT t.id, p.name, t.description, t.replaced_by, t.stops_at
+                         FROM tokens t JOIN projects p ON p.id = t.project_id
+                         WHERE t.stops_at IS NOT NULL AND t.stops_at <= ?1",
+                    )?
+                    .query_map([now], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (id, project, description, by, end) in &stopped {
+                    tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?;
+                    let event = NewEvent::new(now, Action::TokenStop, detail::stop(by, *end));
+                    self.append(
+                        tx,
+                        &event.project(project).token(id, description.as_deref()),
+                    )?;
+                }
+                Ok(Some(stopped.len() as u64))
             })?
             .unwrap_or(0);
         if removed > 0 {
             self.scrub_log();
         }
         Ok(removed)
+    }
+
+    fn events(&self, query: &EventQuery<'_>, visit: Visit<'_, EventRow>) -> StoreResult<()> {
+        self.run(|conn| {
+            let mut conditions: Vec<&str> = vec!["1"];
+            let mut values: Vec<&dyn ToSql> = Vec::new();
+            if let Some(project) = &query.project {
+                conditions.push("project = ?");
+                values.push(project);
+            }
+            if let Some(id) = &query.token_id {
+                conditions.push("token_id = ?");
+                values.push(id);
+            }
+            let action = query.action.map(|action| action.as_str());
+            if let Some(action) = &action {
+                conditions.push("action = ?");
+                values.push(action);
+            }
+            if let Some(since) = &query.since {
+                conditions.push("at >= ?");
+                values.push(since);
+            }
+            if let Some(after) = &query.after_seq {
+                conditions.push("seq > ?");
+                values.push(after);
+            }
+            if let Some(upto) = &query.upto_seq {
+                conditions.push("seq <= ?");
+                values.push(upto);
+            }
+            let order = if query.oldest_first { "ASC" } else { "DESC" };
+            let limit = query
+                .limit
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            values.push(&limit);
+            let mut statement = conn.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY seq {order} LIMIT ?",
+                conditions.join(" AND ")
+            ))?;
+            visit_rows(statement.query(&values[..])?, event_row, visit)
+        })
     }
 
     fn contents(&self) -> StoreResult<Contents> {
@@ -585,12 +754,25 @@ impl Store for Sqlite {
                     return Ok(());
                 }
             }
+            if version < super::schema::AUDIT_LOG {
+                return Ok(());
+            }
+            let mut events =
+                tx.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
+            let mut rows = events.query([])?;
+            while let Some(row) = rows.next()? {
+                if visit(Record::Event(event_row(row)?)).is_break() {
+                    return Ok(());
+                }
+            }
             Ok(())
         })
     }
 
     fn import(
         &self,
+        at: i64,
+        source: &str,
         fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
     ) -> StoreResult<Imported> {
         // Durable on commit; the write lock, taken at once, holds off other writers until
@@ -612,17 +794,28 @@ impl Store for Sqlite {
                 .prepare("INSERT INTO projects (name, created_at) VALUES (?1, ?2)")
                 .map_err(|err| self.error(&err))?,
             token: tx.prepare(IMPORT_TOKEN).map_err(|err| self.error(&err))?,
+            event: tx.prepare(IMPORT_EVENT).map_err(|err| self.error(&err))?,
             added: Contents::default(),
+            events: 0,
         };
         fill(&mut sink)?;
-        let added = sink.added;
+        let (added, events) = (sink.added, sink.events);
         drop(sink);
-        tx.commit().map_err(|err| self.error(&err))?;
+        let detail = detail::copy(source, added.projects, added.tokens, events);
+        self.append(&tx, &NewEvent::new(at, Action::StoreCopy, detail))
+            .and_then(|()| tx.commit())
+            .map_err(|err| self.error(&err))?;
         // Leave no large log behind for the next process to read.
         self.scrub_log();
-        Ok(Imported::Done(added))
+        Ok(Imported::Done(added, events))
     }
 }
+
+/// Appends a copied event as it was, actor included, after those already there.
+const IMPORT_EVENT: &str = "INSERT INTO events
+         (at, action, project, token_id, description, detail, actor_user, actor_uid, actor_host,
+          actor_role)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /// Inserts a copied token, last use and scheduled end included, into the project named ?2.
 const IMPORT_TOKEN: &str = "INSERT INTO tokens
@@ -649,12 +842,26 @@ struct SqliteImport<'t> {
     store: &'t Sqlite,
     project: rusqlite::Statement<'t>,
     token: rusqlite::Statement<'t>,
+    event: rusqlite::Statement<'t>,
     added: Contents,
+    events: u64,
 }
 
 impl Import for SqliteImport<'_> {
     fn add(&mut self, record: Record) -> StoreResult<()> {
         let inserted = match &record {
+            Record::Event(e) => self.event.execute(params![
+                e.at,
+                e.action,
+                e.project,
+                e.token_id,
+                e.description,
+                e.detail,
+                e.user,
+                e.uid,
+                e.host,
+                e.role
+            ]),
             Record::Project(p) => self.project.execute(params![p.name, p.created_at]),
             Record::Token(t) => self.token.execute(params![
                 t.id,
@@ -670,6 +877,7 @@ impl Import for SqliteImport<'_> {
         }
         .map_err(|err| self.store.error(&err))?;
         match record {
+            Record::Event(_) => self.events += 1,
             Record::Project(_) => self.added.projects += 1,
             Record::Token(_) if inserted == 1 => self.added.tokens += 1,
             Record::Token(t) => return Err(orphan(&self.store.path, &t)),

@@ -13,10 +13,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrate-2.sql"),
     include_str!("migrate-3.sql"),
     include_str!("migrate-4.sql"),
+    include_str!("migrate-5.sql"),
 ];
 
 /// The first version whose tokens may hold a scheduled end (`stops_at`, `replaced_by`).
 pub(super) const SCHEDULED_ENDS: i32 = 4;
+
+/// The first version with an audit log (`events`).
+pub(super) const AUDIT_LOG: i32 = 5;
 
 /// `PRAGMA user_version` of a database this build fully understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -29,6 +33,7 @@ pub(super) const EXPECTED: &[&str] = &[
     include_str!("schema-2.txt"),
     include_str!("schema-3.txt"),
     include_str!("schema-4.txt"),
+    include_str!("schema-5.txt"),
 ];
 
 /// The statistics tables `ANALYZE` makes, exactly as SQLite makes them: they only steer the

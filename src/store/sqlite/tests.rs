@@ -70,8 +70,8 @@ fn deleting_a_project_deletes_its_tokens() {
         Inserted::IdTaken,
         "ids are unique"
     );
-    assert_eq!(store.delete_project("demo").unwrap(), Some(1));
-    assert_eq!(store.delete_project("demo").unwrap(), None);
+    assert_eq!(store.delete_project("demo", 0).unwrap(), Some(1));
+    assert_eq!(store.delete_project("demo", 0).unwrap(), None);
     assert!(store.token_for_verify("AAAAAAAAAAAA").unwrap().is_none());
 }
 
@@ -115,7 +115,9 @@ fn connections_enforce_foreign_keys_and_commit_durably() {
     );
     assert!(dangling.is_err(), "foreign keys are enforced");
     // Revocation is durable whatever ran before it on the connection.
-    store.delete_token("AAAAAAAAAAAA").unwrap();
+    store
+        .delete_token("AAAAAAAAAAAA", 0, crate::store::Removal::Revoked)
+        .unwrap();
     assert_eq!(synchronous(&store), 2, "FULL for revocation");
 }
 
@@ -211,7 +213,7 @@ fn a_deleted_projects_id_is_never_reused() {
     let store = Sqlite::in_memory().unwrap();
     store.insert_project("old", 1).unwrap();
     let old_id = project_id(&store.conn, "old");
-    store.delete_project("old").unwrap();
+    store.delete_project("old", 0).unwrap();
     store.insert_project("new", 2).unwrap();
     assert_ne!(project_id(&store.conn, "new"), old_id);
 }
@@ -274,7 +276,7 @@ fn version_1_migrates_with_every_row_kept() {
             .is_err(),
         "still immutable"
     );
-    assert_eq!(store.delete_project("b").unwrap(), Some(1));
+    assert_eq!(store.delete_project("b", 0).unwrap(), Some(1));
     assert!(store.token_for_verify("AAAAAAAAAAAA").unwrap().is_none());
     store.insert_project("c", 50).unwrap();
     assert_eq!(project_id(&store.conn, "c"), 3, "id 2 is not reused");
