@@ -2170,3 +2170,58 @@ fn log_without_a_store_says_no_events_and_creates_nothing() {
     }
     assert!(!env.store_exists(), "log created a store");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A long log.
+
+/// `count` more events, of a project, by direct SQL (as many as a busy store makes in years).
+fn add_events(env: &TestEnv, count: u32) {
+    let sql = match backend() {
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
+             INSERT INTO events (at, action, project, token_id, description, detail, actor_user,
+                                 actor_uid, actor_host)
+             SELECT 1700000000 + i, 'token.create', 'demo', 'AAAAAAAAAAAA',
+                    'a description of some length, as people write them', '{{}}', 'ci', 1000,
+                    'build-01'
+             FROM n"
+        ),
+        Backend::Postgres => format!(
+            "INSERT INTO autheona.events (at, action, project, token_id, description, detail,
+                                          actor_user, actor_uid, actor_host, actor_role)
+             SELECT 1700000000 + i, 'token.create', 'demo', 'AAAAAAAAAAAA',
+                    'a description of some length, as people write them', '{{}}', 'ci', 1000,
+                    'build-01', 'autheona_app'
+             FROM generate_series(1, {count}) AS i"
+        ),
+    };
+    env.sql().batch(&sql).unwrap();
+}
+
+/// `log` streams the events from the store, as a table (two passes) and as JSON: a log a
+/// hundred times longer takes no more memory to read.
+#[test]
+fn reading_a_long_log_takes_no_more_memory_than_a_short_one() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let peaks = |env: &TestEnv| -> Vec<i64> {
+        [&["log"][..], &["log", "--json"]]
+            .iter()
+            .map(|args| {
+                let mut cmd = env.std_cmd();
+                cmd.args(*args);
+                peak_kib(cmd)
+            })
+            .collect()
+    };
+    add_events(&env, 1_000);
+    let few = peaks(&env);
+    add_events(&env, 99_000);
+    let many = peaks(&env);
+    for (few, many) in few.iter().zip(&many) {
+        assert!(
+            many - few < 8 * 1024,
+            "1,000 events: {few} KiB at most; 100,000: {many} KiB"
+        );
+    }
+}

@@ -1201,3 +1201,28 @@ pub fn readme_block(marker: &str) -> String {
     let body = &body[body.find('\n').unwrap() + 1..];
     body[..body.find("```").unwrap()].to_owned()
 }
+
+/// `cmd`'s peak resident memory, in KiB (from wait4); it must succeed.
+// wait4 reaps the child, which `Child::wait` would otherwise do.
+#[allow(clippy::zombie_processes)]
+pub fn peak_kib(mut cmd: std::process::Command) -> i64 {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: wait4(2) on our own child, with a zeroed rusage it fills.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut usage), pid);
+        usage
+    };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: {status}"
+    );
+    usage.ru_maxrss
+}

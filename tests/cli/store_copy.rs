@@ -840,31 +840,6 @@ fn a_postgres_copy_that_fails_midway_keeps_nothing() {
     );
 }
 
-/// `cmd`'s peak resident memory, in KiB (from wait4); it must succeed.
-// wait4 reaps the child, which `Child::wait` would otherwise do.
-#[allow(clippy::zombie_processes)]
-fn peak_kib(mut cmd: std::process::Command) -> i64 {
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    let mut status = 0;
-    // SAFETY: wait4(2) on our own child, with a zeroed rusage it fills.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::wait4(pid, &mut status, 0, &mut usage), pid);
-        usage
-    };
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed: {status}"
-    );
-    usage.ru_maxrss
-}
-
 /// A file store of `count` tokens, by direct SQL (their hashes need not verify).
 fn many_tokens(env: &TestEnv, name: &str, count: u32) -> Side {
     let store = Side::file(env, name);
