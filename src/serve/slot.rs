@@ -67,12 +67,16 @@ impl StoreSlot {
     }
 
     fn connect(location: &Location) -> StoreResult<Box<dyn Store>> {
-        store::open(location)?.ok_or_else(|| {
+        let mut store = store::open(location)?.ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::Unreachable,
                 format!("there is no database at {location} any more"),
             )
-        })
+        })?;
+        // The tokens whose grace period ended, removed with last-used times, are recorded
+        // as removed by the server's user on its host.
+        store.act_as(crate::environment::actor::who);
+        Ok(store)
     }
 
     /// Runs `f` on the store, connecting first if the last call failed; after an error the

@@ -183,10 +183,13 @@ impl Connection {
     pub fn closed_within(&mut self, wait: Duration) -> bool {
         self.stream.set_read_timeout(wait);
         let mut byte = [0u8; 1];
-        let closed = match self.stream.read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(err) => err.kind() == ErrorKind::ConnectionReset,
+        let closed = loop {
+            break match self.stream.read(&mut byte) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => err.kind() == ErrorKind::ConnectionReset,
+            };
         };
         self.stream.set_read_timeout(HANG_GUARD);
         closed
@@ -194,14 +197,18 @@ impl Connection {
 
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buffered.extend_from_slice(&chunk[..n]);
-                true
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buffered.extend_from_slice(&chunk[..n]);
+                    return true;
+                }
+                Err(err) if err.kind() == ErrorKind::ConnectionReset => return false,
+                // A signal for this test process (another test's child ending) is no answer.
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => panic!("reading a response: {err}"),
             }
-            Err(err) if err.kind() == ErrorKind::ConnectionReset => false,
-            Err(err) => panic!("reading a response: {err}"),
         }
     }
 }
@@ -300,11 +307,13 @@ impl Server {
         let collected = stderr.clone();
         std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => collected.lock().unwrap().extend_from_slice(&chunk[..n]),
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
-                collected.lock().unwrap().extend_from_slice(&chunk[..n]);
             }
         });
         let server = Server {
