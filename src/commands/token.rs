@@ -561,13 +561,19 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
         None if ask => ask_grace()?,
         None => Grace::NONE,
     };
-    let stops_at = token::old_token_stops_at(&old, grace, ctx.now);
+    // A person may answer the questions minutes later: the rotation, and its grace period,
+    // count from the answer, not from when the command started.
+    let now = match args.yes {
+        true => ctx.now,
+        false => crate::environment::clock::now()?,
+    };
+    let stops_at = token::old_token_stops_at(&old, grace, now);
     let replacing = Replacing {
         old_id: &old.id,
         stops_at,
     };
     let mut rng = UnwrapErr(SysRng);
-    let rotated = token::rotate(&*store, &old.id, grace, ctx.now, &mut rng, |created| {
+    let rotated = token::rotate(&*store, &old.id, grace, now, &mut rng, |created| {
         deliver(created, args.json, Some(&replacing))
     })?;
     let created = &rotated.created;
@@ -590,8 +596,8 @@ fn rotate(ctx: &Context, args: &TokenRotateArgs) -> Result<Outcome> {
         OldToken::RevokedMeanwhile => {
             ui::status(&format!("Rotated token {}. {replacement}", rotated.old_id));
             ui::warning(&format!(
-                "token {} was revoked by another command meanwhile",
-                rotated.old_id
+                "token {} was revoked or rotated by another command meanwhile: autheona log --token {} says which",
+                rotated.old_id, rotated.old_id
             ));
         }
         OldToken::RotatedMeanwhile(end) => {

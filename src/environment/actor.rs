@@ -5,8 +5,9 @@ use crate::store::Actor;
 /// This process's user (name and uid) and host. Looked up only when a store records its first
 /// change (the user's name costs an NSS lookup, which a verify should not pay).
 pub fn who() -> Actor {
-    // SAFETY: getuid cannot fail and touches no memory.
-    let uid = unsafe { libc::getuid() };
+    // The effective uid, whose name whoami looks up. SAFETY: geteuid cannot fail and touches
+    // no memory.
+    let uid = unsafe { libc::geteuid() };
     Actor {
         user: whoami::username().ok(),
         uid: Some(uid),

@@ -575,7 +575,7 @@ pub enum OldToken {
     Stopped,
     /// It keeps working until then (the grace period, or its own expiry if that is sooner).
     StopsAt(DateTime<Utc>),
-    /// Another command revoked it meanwhile.
+    /// Another command revoked it (or rotated it at once) meanwhile.
     RevokedMeanwhile,
     /// Another rotation scheduled its end meanwhile, which stands.
     RotatedMeanwhile(ScheduledEnd),

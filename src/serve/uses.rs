@@ -60,6 +60,7 @@ impl Uses {
 /// writes what is left once more. Returns whether everything noted was written in the end.
 pub fn write_behind(uses: &Uses, mut slot: StoreSlot, stop: Receiver<()>) -> bool {
     let mut failing = false;
+    let mut sweeping = true;
     loop {
         let last = !matches!(
             stop.recv_timeout(FLUSH_EVERY),
@@ -68,16 +69,10 @@ pub fn write_behind(uses: &Uses, mut slot: StoreSlot, stop: Receiver<()>) -> boo
         let batch = uses.take();
         if !batch.is_empty() {
             let rows: Vec<(String, i64)> = batch.iter().map(|(id, at)| (id.clone(), *at)).collect();
-            // A write in any case: the tokens whose grace period is over go with it, as they
-            // do with every command that writes (each was refused from its end on).
-            let now = environment::clock::now().ok().map(|now| now.timestamp());
-            let written = slot.call(|store| {
-                store.record_uses(&rows)?;
-                match now {
-                    Some(now) => store.remove_stopped(now).map(|_| ()),
-                    None => Ok(()),
-                }
-            });
+            let written = slot.call(|store| store.record_uses(&rows));
+            if written.is_ok() {
+                sweeping = sweep(&mut slot, sweeping);
+            }
             match written {
                 Ok(()) => {
                     if failing {
@@ -99,6 +94,26 @@ pub fn write_behind(uses: &Uses, mut slot: StoreSlot, stop: Receiver<()>) -> boo
         }
         if last {
             return uses.pending() == 0;
+        }
+    }
+}
+
+/// With last-used times written, the tokens whose grace period is over go, as they do with
+/// every command that writes (each was refused from its end on). A failure is said once, and
+/// costs the last-used times nothing; the next write tries again. Returns whether it worked.
+fn sweep(slot: &mut StoreSlot, worked_last_time: bool) -> bool {
+    let Ok(now) = environment::clock::now() else {
+        return worked_last_time;
+    };
+    match slot.call(|store| store.remove_stopped(now.timestamp())) {
+        Ok(_) => true,
+        Err(err) => {
+            if worked_last_time {
+                ui::warning(&format!(
+                    "tokens whose grace period ended could not be removed, retrying with the next write: {err}"
+                ));
+            }
+            false
         }
     }
 }

@@ -108,6 +108,7 @@ impl Acting {
         self.actor = OnceCell::new();
     }
 
+    /// Who acts; found out at the first call.
     pub fn actor(&self) -> &Actor {
         self.actor
             .get_or_init(|| self.who.map_or_else(Actor::default, |who| who()))

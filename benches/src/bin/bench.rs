@@ -541,6 +541,34 @@ fn build_fixture(dir: &Path, size: usize) -> Fixture {
     )
 }
 
+/// An SQLite fixture of 10 tokens made by the `--before` autheona through its own command
+/// line, in its own schema; its path and a token of it.
+fn before_fixture(before: &Path, dir: &Path) -> (String, String) {
+    let db = dir.join("before-10.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(before)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run the --before autheona");
+        assert!(out.status.success(), "--before autheona {args:?}: {out:?}");
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned()
+    };
+    run(&["project", "create", "bench"]);
+    let tokens: Vec<String> = (0..10)
+        .map(|_| run(&["token", "create", "-p", "bench", "-e", "never"]))
+        .collect();
+    let db = db.to_str().expect("a UTF-8 work directory").to_owned();
+    (db, tokens[0].clone())
+}
+
 /// `text` percent-encoded for a URL's query, but for the characters a path is made of.
 fn url_encoded(text: &str) -> String {
     text.bytes()
@@ -1018,15 +1046,17 @@ fn main() {
         )
         .with_stdout(work.join("created-tokens-pg.txt")),
     ]);
-    // The earlier autheona, on the same SQLite fixture: start-up before and after.
+    // The earlier autheona, on a fixture of 10 tokens it made itself (a schema of its own
+    // version, which a later schema would not be to it): start-up before and after.
     if let Some((_, before)) = &before {
+        let (db, token) = before_fixture(before, &work);
         fast.extend([
             Bench::new(
                 "verify, 10 tokens (before)",
                 command(
                     before,
-                    &[&"--db", &fixtures[0].db, &"verify"],
-                    &[("AUTHEONA_TOKEN", &fixtures[0].token)],
+                    &[&"--db", &db, &"verify"],
+                    &[("AUTHEONA_TOKEN", &token)],
                 ),
             ),
             Bench::new(

@@ -716,3 +716,28 @@ fn an_undelivered_replacement_is_deleted_and_the_old_token_is_untouched() {
     );
     assert_eq!(store.token(old_id).unwrap().unwrap().replacement, None);
 }
+
+/// Two rotations of one token, the second at once, both past their checks before either
+/// retired it: the end the first scheduled stands (it is set once), and the second is told.
+#[test]
+fn a_rotation_at_once_leaves_the_end_another_rotation_scheduled_meanwhile() {
+    let store = store_with_project();
+    let old = create_ok(&store, &request(Expiration::Days30, None), at(T0));
+    let id = old.token.id().as_str();
+    let first = store
+        .retire_token(id, "AAAAAAAAAAAA", Some(T0 + 3600), T0)
+        .unwrap();
+    assert_eq!(first, Retired::Done);
+    let second = store.retire_token(id, "BBBBBBBBBBBB", None, T0).unwrap();
+    assert_eq!(
+        second,
+        Retired::Scheduled(Replacement {
+            by: "AAAAAAAAAAAA".into(),
+            stops_at: T0 + 3600
+        })
+    );
+    assert!(
+        store.token(id).unwrap().is_some(),
+        "the scheduled token was deleted"
+    );
+}

@@ -241,6 +241,9 @@ impl Postgres {
             Durability::OnCommit => "on",
             Durability::Deferred => "off",
         };
+        // Who acts is looked up (NSS, perhaps a directory server) before the transaction
+        // holds any lock.
+        self.acting.actor();
         self.transaction(
             &format!(
                 "BEGIN;
@@ -624,9 +627,10 @@ impl Store for Postgres {
     ) -> StoreResult<Retired> {
         self.write(Durability::OnCommit, |client| {
             let changed = match &stops_at {
+                // Not a token another rotation scheduled meanwhile: its end is set once.
                 None => client.query_typed_opt(
                     "DELETE FROM autheona.tokens t USING autheona.projects p
-                     WHERE p.id = t.project_id AND t.id = $1
+                     WHERE p.id = t.project_id AND t.id = $1 AND t.stops_at IS NULL
                      RETURNING p.name, t.description",
                     &[(&id, Type::TEXT)],
                 )?,
@@ -790,6 +794,7 @@ impl Store for Postgres {
         source: &str,
         fill: &mut dyn FnMut(&mut dyn Import) -> StoreResult<()>,
     ) -> StoreResult<Imported> {
+        self.acting.actor();
         let mut client = self.client.borrow_mut();
         let begin = format!(
             "BEGIN;

@@ -191,6 +191,9 @@ impl Sqlite {
             Durability::OnCommit => "FULL",
             Durability::Deferred => "NORMAL",
         };
+        // Who acts is looked up (NSS, perhaps a directory server) before the write lock is
+        // taken, not while others wait for it.
+        self.acting.actor();
         self.run(|conn| {
             // A per-connection setting, read at each commit: set for this write alone.
             conn.pragma_update(None, "synchronous", synchronous)?;
@@ -580,7 +583,11 @@ impl Store for Sqlite {
         let retired = self.write(Durability::OnCommit, |tx| {
             let facts = token_facts(tx, id)?;
             let changed = match stops_at {
-                None => tx.execute("DELETE FROM tokens WHERE id = ?1", [id])?,
+                // Not a token another rotation scheduled meanwhile: its end is set once.
+                None => tx.execute(
+                    "DELETE FROM tokens WHERE id = ?1 AND stops_at IS NULL",
+                    [id],
+                )?,
                 Some(at) => tx.execute(
                     "UPDATE tokens SET stops_at = ?2, replaced_by = ?3
                      WHERE id = ?1 AND stops_at IS NULL",
@@ -777,6 +784,7 @@ impl Store for Sqlite {
     ) -> StoreResult<Imported> {
         // Durable on commit; the write lock, taken at once, holds off other writers until
         // then. Dropped uncommitted, the transaction rolls back.
+        self.acting.actor();
         let conn = &self.conn;
         let tx = conn
             .pragma_update(None, "synchronous", "FULL")
