@@ -257,16 +257,21 @@ fn follow(
 }
 
 /// One event on one line, for `--follow` (a table cannot be measured ahead): the table's
-/// cells, escaped, `-` where a field does not apply.
+/// cells, escaped, `-` where a field does not apply, those of a known width padded to it so
+/// that lines align up to the description (an action, a project of up to 16 characters, a
+/// token id).
 fn follow_line(zone: Zone, e: &Event) -> String {
+    const WIDTHS: [usize; 6] = [0, 14, 16, 12, 0, 0];
     cells(zone, e)
         .iter()
-        .map(|cell| {
-            if cell.is_empty() {
-                "-".to_owned()
-            } else {
-                ui::safe(cell).into_owned()
-            }
+        .zip(WIDTHS)
+        .map(|(cell, width)| {
+            let cell = match cell.is_empty() {
+                true => "-".to_owned(),
+                false => ui::safe(cell).into_owned(),
+            };
+            let pad = width.saturating_sub(crate::ui::table::cell_width(&cell));
+            cell + &" ".repeat(pad)
         })
         .collect::<Vec<_>>()
         .join("  ")
