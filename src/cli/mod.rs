@@ -13,10 +13,11 @@ use crate::ops::token::Grace;
 mod lazy;
 pub use lazy::Lazy;
 
-/// Manage projects and their access tokens in a local SQLite file.
+/// Manage projects and their access tokens, in an SQLite file or a PostgreSQL database.
 ///
 /// A token is shown once, when it is created; only a hash of its secret is kept. Tokens can be
-/// listed (never their value), verified by scripts, and revoked, immediately and for good.
+/// listed (never their value), verified by scripts or by a server, rotated with a grace
+/// period, and revoked, immediately and for good. Every change is recorded in an audit log.
 #[derive(Debug, Parser)]
 #[command(
     name = "autheona",
