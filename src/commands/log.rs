@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use super::{Context, Each, Outcome, print_json_listing};
@@ -82,21 +82,10 @@ fn parse_when(when: &str, now: DateTime<Utc>, zone: Zone) -> Result<DateTime<Utc
             crate::text::redact_tokens(when)
         ))
     };
-    if let Some(unit) = when.chars().last().filter(|unit| "mhd".contains(*unit)) {
-        let digits = &when[..when.len() - 1];
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            let count: i64 = digits.parse().map_err(|_| invalid())?;
-            let per = match unit {
-                'm' => TimeDelta::minutes(1),
-                'h' => TimeDelta::hours(1),
-                _ => TimeDelta::days(1),
-            };
-            return per
-                .checked_mul(count as i32)
-                .filter(|_| count <= i64::from(i32::MAX))
-                .and_then(|ago| now.checked_sub_signed(ago))
-                .ok_or_else(invalid);
-        }
+    match crate::ops::span(when) {
+        Ok(ago) => return now.checked_sub_signed(ago).ok_or_else(invalid),
+        Err(crate::ops::SpanError::TooLong) => return Err(invalid()),
+        Err(crate::ops::SpanError::NotASpan) => {}
     }
     if let Ok(at) = DateTime::parse_from_rfc3339(when) {
         return Ok(at.to_utc());

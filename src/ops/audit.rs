@@ -5,9 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Failure, project, time};
-use crate::error::{Error, Result, Topic};
+use crate::error::{Error, Result};
 use crate::store::{Action, EventQuery, EventRow, Store};
-use crate::token::TokenId;
 
 /// An event of the audit log.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,13 +77,8 @@ impl Filter<'_> {
         if let Some(name) = self.project {
             project::validate_name(name)?;
         }
-        if let Some(id) = self.token_id
-            && TokenId::parse(id).is_none()
-        {
-            return Err(Error::usage(
-                "that is not a token id: a token id is 12 characters of 0-9, A-Z and a-z",
-            )
-            .about(Topic::NotATokenId));
+        if let Some(id) = self.token_id {
+            super::token::parse_id(id)?;
         }
         Ok(())
     }

@@ -117,26 +117,18 @@ impl Grace {
         if text == "0" {
             return Ok(Grace::NONE);
         }
-        let Some(unit) = text.chars().last() else {
+        if text.is_empty() {
             return Err(format!("the grace period is empty: {usage}"));
-        };
-        let digits = &text[..text.len() - unit.len_utf8()];
-        let per_unit = match unit {
-            'm' => TimeDelta::minutes(1),
-            'h' => TimeDelta::hours(1),
-            'd' => TimeDelta::days(1),
-            _ => return Err(format!("'{text}' is not a grace period: {usage}")),
-        };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("'{text}' is not a grace period: {usage}"));
         }
         let too_long = || format!("a grace period of {text} is too long: at most 30 days (30d)");
-        let count: i32 = digits.parse().map_err(|_| too_long())?;
-        let length = per_unit * count;
-        if length > Grace::MAX.0 {
-            return Err(too_long());
+        match super::span(text) {
+            Ok(length) if length > Grace::MAX.0 => Err(too_long()),
+            Ok(length) => Ok(Grace(length)),
+            Err(super::SpanError::TooLong) => Err(too_long()),
+            Err(super::SpanError::NotASpan) => {
+                Err(format!("'{text}' is not a grace period: {usage}"))
+            }
         }
-        Ok(Grace(length))
     }
 
     pub fn is_none(self) -> bool {
@@ -476,7 +468,7 @@ pub fn list(
 }
 
 /// Parses a token id. The input is not echoed: it may be a whole token pasted by mistake.
-fn parse_id(id: &str) -> Result<TokenId> {
+pub(super) fn parse_id(id: &str) -> Result<TokenId> {
     TokenId::parse(id).ok_or_else(|| {
         Error::usage("that is not a token id: a token id is 12 characters of 0-9, A-Z and a-z")
             .about(Topic::NotATokenId)
