@@ -11,6 +11,7 @@ mod bouncer;
 mod clock;
 mod durability;
 mod failure;
+mod locks;
 mod password;
 mod readme;
 mod schema;

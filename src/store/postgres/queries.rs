@@ -4,6 +4,13 @@
 //! Every statement goes through `query_typed` and its kin: unnamed, with the parameter types
 //! given, so parse, bind and execute are one round trip and no prepared statement outlives it
 //! (PgBouncer's transaction pooling would send the next one to another server).
+//!
+//! A statement that changes several tokens' rows locks them first, in the order of their ids
+//! (`ORDER BY id FOR UPDATE`, in a CTE), whatever plan the rest of it gets: two such statements
+//! from different hosts (a project delete and another command's removal of stopped tokens, two
+//! servers writing last-used times) then never hold each other's rows, which PostgreSQL would
+//! end as a deadlock, failing one command. Events are appended last, under the log's advisory
+//! lock (`LOG_LOCK`), which is therefore never held while waiting for a row.
 
 use std::path::Path;
 
@@ -376,7 +383,9 @@ impl Store for Postgres {
                 return Ok(End::Rollback(None));
             };
             let tokens = client.execute_typed(
-                "DELETE FROM autheona.tokens WHERE project_id = $1",
+                "WITH doomed AS (SELECT id FROM autheona.tokens WHERE project_id = $1
+                                 ORDER BY id FOR UPDATE)
+                 DELETE FROM autheona.tokens t USING doomed d WHERE t.id = d.id",
                 &[(&id, Type::INT8)],
             )?;
             let projects = client.execute_typed(
@@ -525,9 +534,13 @@ impl Store for Postgres {
         let times: Vec<i64> = uses.iter().map(|&(_, at)| at).collect();
         self.write(Durability::Deferred, |client| {
             client.execute_typed(
-                "UPDATE autheona.tokens t SET last_used_at = u.at
-                 FROM unnest($1::text[], $2::int8[]) AS u (id, at)
-                 WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+                "WITH used AS (SELECT t.id, u.at
+                               FROM autheona.tokens t
+                               JOIN unnest($1::text[], $2::int8[]) AS u (id, at) ON t.id = u.id
+                               WHERE t.last_used_at IS NULL OR t.last_used_at < u.at
+                               ORDER BY t.id FOR NO KEY UPDATE OF t)
+                 UPDATE autheona.tokens t SET last_used_at = used.at FROM used
+                 WHERE t.id = used.id",
                 &[(&ids, Type::TEXT_ARRAY), (&times, Type::INT8_ARRAY)],
             )?;
             Ok(End::Commit(()))
@@ -578,8 +591,13 @@ impl Store for Postgres {
             values.insert(0, (&ids, Type::TEXT_ARRAY));
             let gone = client.query_typed(
                 &format!(
-                    "DELETE FROM autheona.tokens t USING autheona.projects p
-                     WHERE p.id = t.project_id AND {conditions} AND t.id = ANY($1)
+                    "WITH doomed AS (SELECT t.id
+                                     FROM autheona.tokens t
+                                     JOIN autheona.projects p ON p.id = t.project_id
+                                     WHERE {conditions} AND t.id = ANY($1)
+                                     ORDER BY t.id FOR UPDATE OF t)
+                     DELETE FROM autheona.tokens t USING doomed d, autheona.projects p
+                     WHERE t.id = d.id AND p.id = t.project_id
                      RETURNING t.id, p.name, t.description"
                 ),
                 &values,
@@ -682,8 +700,11 @@ impl Store for Postgres {
         }
         self.write(Durability::Deferred, |client| {
             let gone = client.query_typed(
-                "DELETE FROM autheona.tokens t USING autheona.projects p
-                 WHERE p.id = t.project_id AND t.stops_at IS NOT NULL AND t.stops_at <= $1
+                "WITH stopped AS (SELECT id FROM autheona.tokens
+                                  WHERE stops_at IS NOT NULL AND stops_at <= $1
+                                  ORDER BY id FOR UPDATE)
+                 DELETE FROM autheona.tokens t USING stopped s, autheona.projects p
+                 WHERE t.id = s.id AND p.id = t.project_id
                  RETURNING t.id, p.name, t.description, t.replaced_by, t.stops_at",
                 &[(&now, Type::INT8)],
             )?;
