@@ -38,11 +38,10 @@ pub fn db_location(given: Option<&OsStr>) -> Result<Location> {
         }
         Some(given) => {
             let home = std::env::home_dir();
-            let os_user = whoami::username().ok();
             let around = Surroundings {
                 var: &|name| std::env::var(name).ok(),
                 home: home.as_deref(),
-                os_user: os_user.as_deref(),
+                os_user: &|| whoami::username().ok(),
             };
             Location::parse(given, &around).map_err(|why| {
                 Error::usage(format!("invalid database URL: {why}"))

@@ -606,7 +606,7 @@ fn build_pg_fixture_named(pg: &PgAddress, dbname: &str, size: usize) -> Fixture 
     let around = Surroundings {
         var: &|_| None,
         home: None,
-        os_user: Some(&pg.user),
+        os_user: &|| Some(pg.user.clone()),
     };
     let location = Location::parse(OsStr::new(&url), &around).expect("the fixture's URL");
     let store = store::create(&location).expect("create the fixture's schema");

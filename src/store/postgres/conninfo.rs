@@ -137,8 +137,10 @@ pub struct Surroundings<'a> {
     /// A `PG*` variable, `None` when unset or empty.
     pub var: &'a dyn Fn(&str) -> Option<String>,
     pub home: Option<&'a Path>,
-    /// The operating-system user name (libpq's default user).
-    pub os_user: Option<&'a str>,
+    /// The operating-system user name (libpq's default user), asked for only when neither the
+    /// URL nor `PGUSER` names one: looking it up is an NSS lookup (`/etc/nsswitch.conf`,
+    /// `/etc/passwd`, perhaps a directory server).
+    pub os_user: &'a dyn Fn() -> Option<String>,
 }
 
 /// Whether `location` names a PostgreSQL store rather than a file.
@@ -300,7 +302,7 @@ pub fn resolve(url: &str, around: &Surroundings<'_>) -> Result<Target, String> {
         None => 5432,
     };
     let user = pick(given.user, "PGUSER")
-        .or_else(|| around.os_user.map(str::to_owned))
+        .or_else(around.os_user)
         .ok_or("no user name: set PGUSER or name the user in the database URL")?;
     let dbname = pick(given.dbname, "PGDATABASE").unwrap_or_else(|| user.clone());
     let password = given

@@ -158,7 +158,7 @@ fn two_servers_writing_last_used_times_of_the_same_tokens_never_deadlock() {
                 let around = autheona::store::Surroundings {
                     var: &|name| std::env::var(name).ok(),
                     home: None,
-                    os_user: None,
+                    os_user: &|| None,
                 };
                 let location = autheona::store::Location::parse(url.as_ref(), &around)?;
                 let store = autheona::store::open(&location)

@@ -18,7 +18,7 @@ fn resolved(url: &str, vars: &[(&str, &str)]) -> Result<Target, String> {
         &Surroundings {
             var: &var,
             home: Some(Path::new("/home/u")),
-            os_user: Some("osuser"),
+            os_user: &|| Some("osuser".to_owned()),
         },
     )
 }
