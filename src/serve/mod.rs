@@ -167,13 +167,14 @@ pub fn run(start: Start<'_>) -> Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
     let announced = format!(
-        "autheona serve: listening on {} (store: {}, {connections} connections)",
+        "autheona serve: listening on {} (store: {}, {connections} connection{})",
         addresses
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
         start.location,
+        if connections == 1 { "" } else { "s" },
     );
     for address in &addresses {
         if let Some(warning) = listen::exposure(address) {

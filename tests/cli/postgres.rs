@@ -13,6 +13,7 @@ mod durability;
 mod failure;
 mod locks;
 mod password;
+mod prepared;
 mod readme;
 mod schema;
 mod server;

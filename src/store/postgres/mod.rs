@@ -1,15 +1,18 @@
 //! The PostgreSQL store: a database shared by many hosts. Connecting (as libpq would, in
 //! `conninfo`, with TLS in `tls`), the schema and its migrations, and every SQL statement
-//! autheona runs on it (`queries`).
+//! autheona runs on it (`queries`, and verify's lookup, prepared on a connection that repeats
+//! it, in `lookup`).
 //!
 //! Everything here works through PgBouncer in transaction pooling mode: statements are sent
-//! unnamed (`query_typed`: parse, bind and execute in one round trip), and what a transaction
+//! unnamed (`query_typed`: parse, bind and execute in one round trip; the one prepared
+//! statement goes back to that when it does not stay on the connection), and what a transaction
 //! needs (its lock and statement timeouts, whether its commit waits for the disk) it sets
 //! itself with `SET LOCAL`. Session settings are set too, at no extra round trip, for the
 //! autocommit statements of `verify`; through a pool they may land on another server
 //! connection, so nothing relies on them.
 
 pub mod conninfo;
+mod lookup;
 mod queries;
 pub(super) mod tls;
 
@@ -74,6 +77,7 @@ pub struct Postgres {
     /// The server's clock, read when the store was opened (unix seconds).
     server_time: i64,
     acting: Acting,
+    lookup: lookup::Lookup,
 }
 
 /// What the schema in the database is.
@@ -201,6 +205,7 @@ impl Postgres {
             target: target.clone(),
             server_time: 0,
             acting: Acting::default(),
+            lookup: lookup::Lookup::default(),
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Every statement goes through `query_typed` and its kin: unnamed, with the parameter types
 //! given, so parse, bind and execute are one round trip and no prepared statement outlives it
-//! (PgBouncer's transaction pooling would send the next one to another server).
+//! (PgBouncer's transaction pooling would send the next one to another server). The one
+//! exception, verify's lookup on a connection that repeats it, is in `lookup`.
 //!
 //! A statement that changes several tokens' rows locks them first, in the order of their ids
 //! (`ORDER BY id FOR UPDATE`, in a CTE), whatever plan the rest of it gets: two such statements
@@ -495,21 +496,7 @@ impl Store for Postgres {
     }
 
     fn token_for_verify(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
-        self.run(|client| {
-            Ok(client
-                .query_typed_opt(
-                    "SELECT t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
-                     FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
-                     WHERE t.id = $1",
-                    &[(&id, Type::TEXT)],
-                )?
-                .map(|row| VerifyRow {
-                    secret_hash: row.get(0),
-                    project: row.get(1),
-                    expires_at: row.get(2),
-                    replacement: Replacement::from_columns(row.get(3), row.get(4)),
-                }))
-        })
+        self.run(|client| self.lookup.find(client, id))
     }
 
     /// One autocommit statement, committed asynchronously whatever the server's default

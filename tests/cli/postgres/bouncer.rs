@@ -25,7 +25,9 @@ struct Bouncer {
 
 impl Bouncer {
     /// PgBouncer in front of the test server's database `db`, users and passwords from an
-    /// auth_file holding the test server's.
+    /// auth_file holding the test server's. Each transaction goes to the next server
+    /// connection in turn (`server_round_robin`), not to the one used last: what relied on its
+    /// session would find another's at the next transaction, not by luck.
     fn start(db: &str) -> Bouncer {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -51,6 +53,7 @@ auth_type = scram-sha-256
 auth_file = {auth_file}
 pool_mode = transaction
 default_pool_size = {POOL_SIZE}
+server_round_robin = 1
 max_client_conn = 100
 server_tls_sslmode = disable
 ",
@@ -99,6 +102,33 @@ server_tls_sslmode = disable
                 self.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Makes PgBouncer open all its [`POOL_SIZE`] server connections (it opens them as clients
+    /// need them): as many transactions through it at once.
+    fn open_every_server_connection(&self, db: &str) {
+        let mut clients: Vec<postgres::Client> = (0..POOL_SIZE)
+            .map(|_| {
+                let mut config = postgres::Config::new();
+                config
+                    .host("127.0.0.1")
+                    .port(self.port)
+                    .user(&pg::var("PGUSER"))
+                    .password(pg::var("PGPASSWORD"))
+                    .dbname(db);
+                config
+                    .connect(postgres::NoTls)
+                    .expect("connect to PgBouncer")
+            })
+            .collect();
+        for client in &mut clients {
+            client
+                .batch_execute("BEGIN; SELECT 1")
+                .expect("a transaction through PgBouncer");
+        }
+        for client in &mut clients {
+            client.batch_execute("COMMIT").expect("commit");
         }
     }
 
@@ -282,4 +312,47 @@ fn every_command_works_through_pgbouncer_in_transaction_mode_several_at_once() {
     bouncer.run(&env, &["project", "delete", "demo", "--yes"]);
     let run = bouncer.run(&env, &["project", "list", "--json"]);
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "[]");
+}
+
+/// `autheona serve` through PgBouncer: its connections' transactions go to the server
+/// connections in turn, so the lookup it prepares on one is missing on the next; every answer
+/// is still right, revocation still takes effect at the next request, and the server says
+/// nothing of it.
+#[test]
+fn serve_answers_every_request_through_pgbouncer_in_transaction_mode() {
+    use crate::serve::harness::{Addr, Server, free_port};
+
+    let Some(env) = PgEnv::new() else { return };
+    let bouncer = Bouncer::start(&env.db);
+    bouncer.run(&env, &["project", "create", "demo"]);
+    let token = created_token(
+        &assert_cmd::Command::from_std(
+            bouncer.cmd(&env, &["token", "create", "-p", "demo", "-e", "30"]),
+        )
+        .assert()
+        .success(),
+    );
+    bouncer.open_every_server_connection(&env.db);
+    let server = Server::start_cmd(
+        bouncer.cmd(&env, &[]),
+        Addr::Tcp(free_port()),
+        &["--store-connections", "1"],
+    );
+    for round in 0..20 {
+        let answer = server.auth(&token, Some("demo"));
+        assert_eq!(answer.status, 200, "request {round}: {}", server.stderr());
+        assert_eq!(answer.header("X-Autheona-Project"), Some("demo"));
+    }
+    let unknown = crate::common::forge(id_of(&token), &"x".repeat(43));
+    assert_eq!(server.auth(&unknown, None).status, 401);
+    bouncer.run(&env, &["token", "revoke", id_of(&token), "--yes"]);
+    assert_eq!(server.auth(&token, None).status, 401, "revoked");
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_eq!(
+        stopped.stderr.lines().count(),
+        2,
+        "a line at the start and one at the stop:\n{}",
+        stopped.stderr
+    );
 }
