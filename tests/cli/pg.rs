@@ -51,11 +51,17 @@ pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
-/// A new, empty database; its name.
+/// A new, empty database; its name. The process id alone does not make it unique: one run of
+/// the suites starts more processes than a pid_max of 32768 numbers them, so a later test may
+/// get the pid of one whose database is still there (a server killed under it, a test that
+/// failed); the time does.
 pub fn fresh_database() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
     let name = format!(
-        "autheona_test_{}_{}",
+        "autheona_test_{}_{}_{nanos}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );

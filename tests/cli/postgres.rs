@@ -37,6 +37,12 @@ pub struct PgEnv {
     pub db: String,
 }
 
+impl Drop for PgEnv {
+    fn drop(&mut self) {
+        pg::drop_database(&self.db);
+    }
+}
+
 impl PgEnv {
     /// `None` when there is no server to test against (never under CI: see [`pg::available`]).
     pub fn new() -> Option<PgEnv> {
