@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::TimeDelta;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::body::Incoming;
@@ -113,12 +114,12 @@ async fn auth(
     };
     noted.token_id = answer.token().map(|t| t.id.clone());
     match &answer {
-        Answer::Valid(token) => {
+        Answer::Valid(token, left) => {
             let mut response = empty(StatusCode::OK);
             let headers = response.headers_mut();
             headers.insert("x-autheona-token-id", header_text(&token.id));
             headers.insert("x-autheona-project", header_text(&token.project));
-            warn_if_replaced(headers, token);
+            warn(headers, token, *left);
             response
         }
         Answer::Invalid(Reason::WrongProject, _) => {
@@ -278,8 +279,8 @@ async fn verify(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Res
     match ui::json::encode(&shown) {
         Ok(json) => {
             let mut response = json_response(StatusCode::OK, json.to_vec());
-            if let Answer::Valid(token) = &answer {
-                warn_if_replaced(response.headers_mut(), token);
+            if let Answer::Valid(token, left) = &answer {
+                warn(response.headers_mut(), token, *left);
             }
             response
         }
@@ -368,20 +369,26 @@ fn unauthorized(error: Option<&'static str>) -> Response<Body> {
     response
 }
 
-/// `X-Autheona-Warning` on a token in its grace period, for the API's logs: it works, until
-/// the time given, and its replacement should be deployed.
-fn warn_if_replaced(headers: &mut HeaderMap, token: &VerifiedToken) {
-    if let Some(end) = &token.ends {
-        headers.insert(
-            WARNING,
-            header_text(&format!(
-                "token {} was replaced by token {} and stops working at {}",
-                token.id,
-                end.replaced_by,
-                ui::time::rfc3339(end.stops_at)
-            )),
-        );
-    }
+/// `X-Autheona-Warning`, for the API's logs, on a valid token that will soon stop working, as
+/// `autheona verify` warns on stderr: one in its grace period (its replacement should be
+/// deployed before the time given), or else one that expires within 7 days (`left`: it
+/// should be rotated).
+fn warn(headers: &mut HeaderMap, token: &VerifiedToken, left: Option<TimeDelta>) {
+    let warning = match (&token.ends, token.expires_at) {
+        (Some(end), _) => format!(
+            "token {} was replaced by token {} and stops working at {}",
+            token.id,
+            end.replaced_by,
+            ui::time::rfc3339(end.stops_at)
+        ),
+        (None, Some(expires_at)) if left.is_some() => format!(
+            "token {} expires at {}; rotate it in time",
+            token.id,
+            ui::time::rfc3339(expires_at)
+        ),
+        _ => return,
+    };
+    headers.insert(WARNING, header_text(&warning));
 }
 
 /// A header value for a name or id: as it is when it can be (UTF-8 goes as the bytes it is),

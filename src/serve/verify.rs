@@ -15,6 +15,9 @@ use super::slot::Stores;
 use super::uses::Uses;
 use crate::environment;
 use crate::error::Error;
+use chrono::TimeDelta;
+
+use crate::ops::token::expires_soon;
 use crate::ops::verify::{Reason, Verdict, VerifiedToken, judge, secret_matches};
 use crate::store::StoreError;
 use crate::token::Token;
@@ -23,7 +26,8 @@ use crate::ui;
 /// What a verification found.
 #[derive(Debug)]
 pub enum Answer {
-    Valid(VerifiedToken),
+    /// Valid; with the time it has left when it expires soon ([`expires_soon`]).
+    Valid(VerifiedToken, Option<TimeDelta>),
     /// Not valid, and why; the token, when its secret matched (expired, another project's).
     Invalid(Reason, Option<VerifiedToken>),
 }
@@ -31,14 +35,14 @@ pub enum Answer {
 impl Answer {
     pub fn reason(&self) -> Option<Reason> {
         match self {
-            Answer::Valid(_) => None,
+            Answer::Valid(..) => None,
             Answer::Invalid(reason, _) => Some(*reason),
         }
     }
 
     pub fn token(&self) -> Option<&VerifiedToken> {
         match self {
-            Answer::Valid(token) => Some(token),
+            Answer::Valid(token, _) => Some(token),
             Answer::Invalid(_, token) => token.as_ref(),
         }
     }
@@ -146,7 +150,8 @@ impl Verifier {
         Ok(match judge(VerifiedToken::new(&token, row), project, now) {
             Verdict::Valid(verified) => {
                 self.uses.note(&verified.id, now.timestamp());
-                Answer::Valid(verified)
+                let left = expires_soon(verified.expires_at, now);
+                Answer::Valid(verified, left)
             }
             Verdict::Invalid(reason, verified) => Answer::Invalid(reason, Some(verified)),
             Verdict::Stopped => Answer::Invalid(Reason::Unknown, None),

@@ -19,6 +19,7 @@ fn a_valid_token_is_200_with_its_id_and_project_and_an_empty_body() {
         assert_eq!(response.header("content-length"), Some("0"));
         assert!(response.body.is_empty());
         assert_eq!(response.header("www-authenticate"), None);
+        assert_eq!(response.header("x-autheona-warning"), None, "30 days left");
     }
     // Any method: proxies forward the original one. (A HEAD answer has no body to delimit:
     // the connection's close ends it.)
@@ -33,6 +34,35 @@ fn a_valid_token_is_200_with_its_id_and_project_and_an_empty_body() {
         ));
         assert_eq!(response.status, 200, "{method}: {response:?}");
     }
+}
+
+/// As `autheona verify` warns on stderr, serve warns the API (for its logs) of a token that
+/// expires within 7 days, on both endpoints; the token is valid all the same.
+#[test]
+fn a_token_that_expires_within_7_days_is_valid_with_a_warning_to_rotate_it() {
+    let (env, _) = demo();
+    let token = token_at(&env, "-25d", "demo", "30");
+    let expires_at = listed(&env, id_of(&token))["expires_at"]
+        .as_str()
+        .expect("an expiry")
+        .to_owned();
+    let expected = format!(
+        "token {} expires at {expires_at}; rotate it in time",
+        id_of(&token)
+    );
+    let server = Server::start(&env, &[]);
+    let response = server.auth(&token, Some("demo"));
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.header("x-autheona-warning"),
+        Some(expected.as_str())
+    );
+    let response = server.verify(&serde_json::json!({ "token": token }));
+    assert_eq!(response.json()["valid"], true);
+    assert_eq!(
+        response.header("x-autheona-warning"),
+        Some(expected.as_str())
+    );
 }
 
 #[test]
