@@ -165,9 +165,18 @@ fn shown(source: &Source) -> String {
 fn line(finding: &Finding) -> String {
     let status = match &finding.status {
         None => String::new(),
-        Some(DatabaseStatus::Active { project }) => {
-            format!(" (active, project {})", ui::safe(project))
-        }
+        Some(DatabaseStatus::Active {
+            project,
+            replaced_by: None,
+        }) => format!(" (active, project {})", ui::safe(project)),
+        Some(DatabaseStatus::Active {
+            project,
+            replaced_by: Some(by),
+        }) => format!(
+            " (active, project {}, replaced by token {})",
+            ui::safe(project),
+            ui::safe(by)
+        ),
         Some(DatabaseStatus::Expired { project }) => {
             format!(" (expired, project {})", ui::safe(project))
         }
@@ -194,14 +203,32 @@ fn summary(findings: &[Finding]) -> String {
         (n, false) => count(n, "file"),
         (n, true) => format!("{} and stdin", count(n, "file")),
     };
-    // A token that was in a file may have leaked: replace it, as the product advises.
-    let advice = if findings.len() == 1 {
-        "Remove it, and if it is active, replace it"
-    } else {
-        "Remove them, and replace any that are active"
+    // A token that was in a file may have leaked: replace it, as the product advises. One
+    // replaced already, still working in its grace period, is ended at once instead: its
+    // replacement cannot be rotated into place again.
+    let replaced = findings.iter().any(|finding| {
+        matches!(
+            finding.status,
+            Some(DatabaseStatus::Active {
+                replaced_by: Some(_),
+                ..
+            })
+        )
+    });
+    let advice = match (findings.len(), replaced) {
+        (1, true) => {
+            "Remove it, and as it was replaced but still works, end its grace period now: \
+             autheona token revoke ID"
+        }
+        (1, false) => "Remove it, and if it is active, replace it: autheona token rotate ID",
+        (_, false) => "Remove them, and replace any that are active: autheona token rotate ID",
+        (_, true) => {
+            "Remove them, and replace any that are active: autheona token rotate ID (one \
+             replaced already, in its grace period: autheona token revoke ID)"
+        }
     };
     format!(
-        "Found {} in {place}. {advice}: autheona token rotate ID",
+        "Found {} in {place}. {advice}",
         count(findings.len(), "token")
     )
 }
@@ -230,7 +257,9 @@ impl<'a> From<&'a Finding> for FindingJson<'a> {
     fn from(finding: &'a Finding) -> Self {
         let (status, project) = match &finding.status {
             None => (None, None),
-            Some(DatabaseStatus::Active { project }) => (Some("active"), Some(project.as_str())),
+            Some(DatabaseStatus::Active { project, .. }) => {
+                (Some("active"), Some(project.as_str()))
+            }
             Some(DatabaseStatus::Expired { project }) => (Some("expired"), Some(project.as_str())),
             Some(DatabaseStatus::Unknown) => (Some("unknown"), None),
             Some(DatabaseStatus::Unchecked) => (Some("unchecked"), None),

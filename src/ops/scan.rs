@@ -67,6 +67,8 @@ pub struct Position {
 pub enum DatabaseStatus {
     Active {
         project: String,
+        /// The token that replaced it, while it works on in its grace period.
+        replaced_by: Option<String>,
     },
     Expired {
         project: String,
@@ -585,7 +587,10 @@ fn statuses_within(
                     id.matched = true;
                     let project = row.project.clone();
                     match Status::at(row.expires_at.map(time), now) {
-                        Status::Active => DatabaseStatus::Active { project },
+                        Status::Active => DatabaseStatus::Active {
+                            project,
+                            replaced_by: row.replacement.as_ref().map(|r| r.by.clone()),
+                        },
                         Status::Expired => DatabaseStatus::Expired { project },
                     }
                 } else {

@@ -886,9 +886,28 @@ fn scan_reports_a_token_in_grace_as_active_and_a_stopped_one_as_unknown() {
     assert_eq!(
         scan(r.stops_at - second(1)),
         format!(
-            "deploy.env:1:7: token {} (active, project demo)\n",
-            r.old_id()
+            "deploy.env:1:7: token {} (active, project demo, replaced by token {})\n",
+            r.old_id(),
+            r.new_id()
         )
+    );
+    // The advice is to end it, not to rotate it: its replacement is already made.
+    let (_, err) = run_at(&env, r.stops_at - second(1), &["scan", "deploy.env"]);
+    assert_eq!(
+        err,
+        "Found 1 token in 1 file. Remove it, and as it was replaced but still works, end its \
+         grace period now: autheona token revoke ID\n"
+    );
+    std::fs::write(
+        env.dir().join("both.env"),
+        format!("OLD={}\nNEW={}\n", r.old, r.new),
+    )
+    .unwrap();
+    let (_, err) = run_at(&env, r.stops_at - second(1), &["scan", "both.env"]);
+    assert_eq!(
+        err,
+        "Found 2 tokens in 1 file. Remove them, and replace any that are active: autheona token \
+         rotate ID (one replaced already, in its grace period: autheona token revoke ID)\n"
     );
     assert_eq!(
         scan(r.stops_at),

@@ -292,6 +292,7 @@ fn each_token_gets_its_status_from_the_database() {
     );
     let active = DatabaseStatus::Active {
         project: "demo".into(),
+        replaced_by: None,
     };
     let statuses = |now| -> Vec<Option<DatabaseStatus>> {
         let result = stdin_scan(&text, Some(&store), now);
@@ -333,7 +334,8 @@ fn a_wrong_secret_under_a_real_id_is_unknown() {
         [
             Some(DatabaseStatus::Unknown),
             Some(DatabaseStatus::Active {
-                project: "demo".into()
+                project: "demo".into(),
+                replaced_by: None,
             })
         ]
     );
