@@ -23,10 +23,20 @@ use crate::token::TokenId;
 /// The environment variable that switches the binary into completion mode.
 pub const COMPLETE_VAR: &str = "COMPLETE";
 
-/// `--db` as typed on the line being completed, else `AUTHEONA_DB`, else the default.
+/// `--db` as typed on the line being completed, else `AUTHEONA_DB`.
+fn given() -> Option<OsString> {
+    db_from_args(std::env::args_os()).or_else(environment::db_from_env)
+}
+
+/// Whether the line being completed names a PostgreSQL store: then the executable that holds
+/// its client must answer (`process::main` hands the request to it before anything else).
+pub fn on_postgres() -> bool {
+    given().is_some_and(|db| db.to_str().is_some_and(store::is_url))
+}
+
+/// The store the line being completed names ([`given`]), else the default.
 fn store() -> Option<Box<dyn Store>> {
-    let typed = db_from_args(std::env::args_os());
-    let given = typed.or_else(environment::db_from_env);
+    let given = given();
     // A password on the command line is refused, not used.
     environment::refuse_password_in_argv(given.as_deref()).ok()?;
     let location = environment::db_location(given.as_deref()).ok()?;

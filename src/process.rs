@@ -16,6 +16,11 @@ pub fn main(server: Server) -> ExitCode {
     // A shell's completion request (COMPLETE set) is answered here and exits. Checked first:
     // clap_complete reads the working directory and the arguments before it looks.
     if std::env::var_os(COMPLETE_VAR).is_some() {
+        if !crate::store::postgres_linked() && crate::complete::on_postgres() {
+            // Answered by the executable that holds the PostgreSQL client; should it be
+            // missing, by this one, without the store's candidates.
+            let _ = commands::beside::exec("reach a PostgreSQL store");
+        }
         CompleteEnv::with_factory(Cli::command)
             .var(COMPLETE_VAR)
             .bin("autheona")

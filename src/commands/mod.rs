@@ -1,6 +1,7 @@
 //! One module per noun: each handler turns arguments into one `ops` call and renders the result.
 
 mod advice;
+pub(crate) mod beside;
 mod completions;
 mod log;
 mod project;
@@ -23,7 +24,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Location, Store};
 use crate::ui;
 
-pub use serve::{SERVER_EXECUTABLE, Server, Start};
+pub use beside::EXECUTABLE as SERVER_EXECUTABLE;
+pub use serve::{Server, Start};
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,17 +173,26 @@ pub fn run(cli: Cli, server: Server) -> Result<Outcome> {
 }
 
 fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
-    let (zone, warning) = environment::clock::zone(std::env::var_os("TZ").as_deref());
-    if let Some(warning) = warning {
-        ui::warning(&warning);
-    }
     environment::refuse_password_in_argv(cli.db.as_deref())?;
     // The one command that names its stores itself.
     if let (Command::Store(_), Some(_)) = (&cli.command, &cli.db) {
         return Err(store::db_given());
     }
+    let db = cli.db.or_else(environment::db_from_env);
+    // A PostgreSQL store is opened by the executable that holds its client: this process
+    // becomes that one now, before it has said or read anything.
+    if !crate::store::postgres_linked() && on_postgres(&cli.command, db.as_deref()) {
+        return Err(beside::exec(match cli.command {
+            Command::Serve(_) => "run the server",
+            _ => "reach a PostgreSQL store",
+        }));
+    }
+    let (zone, warning) = environment::clock::zone(std::env::var_os("TZ").as_deref());
+    if let Some(warning) = warning {
+        ui::warning(&warning);
+    }
     let ctx = Context {
-        db: cli.db.or_else(environment::db_from_env),
+        db,
         now: environment::clock::now()?,
         zone,
     };
@@ -194,6 +205,19 @@ fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
         Command::Log(args) => log::run(&ctx, &args),
         Command::Serve(args) => serve::run(&ctx, &args, server),
         Command::Completions(args) => completions::run(&args),
+    }
+}
+
+/// Whether `command` works on a PostgreSQL store: `db` is one (`--db`, else `AUTHEONA_DB`),
+/// or for `store copy`, its source or destination.
+fn on_postgres(command: &Command, db: Option<&OsStr>) -> bool {
+    let url = |given: &OsStr| given.to_str().is_some_and(crate::store::is_url);
+    match command {
+        Command::Store(store) => match &**store {
+            crate::cli::StoreCommand::Copy(args) => url(&args.source) || url(&args.destination),
+        },
+        Command::Completions(_) => false,
+        _ => db.is_some_and(url),
     }
 }
 

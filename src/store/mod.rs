@@ -483,34 +483,79 @@ pub trait Store: Send {
     ) -> StoreResult<Imported>;
 }
 
+/// How a store is opened; each engine has its way of doing each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Existing, migrated if older.
+    Existing,
+    /// Made, or migrated, if needed.
+    Create,
+    /// Only read, of the current schema, changing nothing.
+    ReadOnly,
+    /// Only read, as it is.
+    AsIs,
+}
+
+/// Opens a PostgreSQL store.
+type OpenPostgres = fn(&postgres::Target, Opening) -> StoreResult<Option<Box<dyn Store>>>;
+
+/// The PostgreSQL engine, in the executable whose `main` links it ([`link_postgres`]): only
+/// there is its code reachable, and so linked in (the client, TLS, an async runtime). The
+/// short-lived commands on an SQLite file start without it (benches/README.md, finding 25).
+static POSTGRES: std::sync::OnceLock<OpenPostgres> = std::sync::OnceLock::new();
+
+/// Makes PostgreSQL stores openable in this executable.
+pub fn link_postgres() {
+    POSTGRES.get_or_init(|| postgres::Postgres::open_boxed);
+}
+
+/// Whether this executable can open PostgreSQL stores ([`link_postgres`]).
+pub fn postgres_linked() -> bool {
+    POSTGRES.get().is_some()
+}
+
+fn open_postgres(
+    target: &postgres::Target,
+    opening: Opening,
+) -> StoreResult<Option<Box<dyn Store>>> {
+    let open = POSTGRES.get().ok_or_else(|| {
+        StoreError::new(
+            StoreErrorKind::Other,
+            format!("PostgreSQL {target}: this executable has no PostgreSQL client"),
+        )
+    })?;
+    open(target, opening)
+}
+
 /// Opens an existing store; `None` when there is none at `location` (no file; a database
 /// without autheona's schema is an error, [`StoreErrorKind::Uninitialised`]).
 pub fn open(location: &Location) -> StoreResult<Option<Box<dyn Store>>> {
-    Ok(match location {
-        Location::File(path) => sqlite::Sqlite::open(path)?.map(|s| Box::new(s) as Box<dyn Store>),
-        Location::Postgres(target) => Some(Box::new(postgres::Postgres::open(target)?)),
-    })
+    match location {
+        Location::File(path) => {
+            Ok(sqlite::Sqlite::open(path)?.map(|s| Box::new(s) as Box<dyn Store>))
+        }
+        Location::Postgres(target) => open_postgres(target, Opening::Existing),
+    }
 }
 
 /// Opens the store at `location`, creating it (or its schema) if needed.
 pub fn create(location: &Location) -> StoreResult<Box<dyn Store>> {
-    Ok(match location {
-        Location::File(path) => Box::new(sqlite::Sqlite::create(path)?),
-        Location::Postgres(target) => Box::new(postgres::Postgres::create(target)?),
-    })
+    match location {
+        Location::File(path) => Ok(Box::new(sqlite::Sqlite::create(path)?)),
+        Location::Postgres(target) => open_postgres(target, Opening::Create)?
+            .ok_or_else(|| StoreError::new(StoreErrorKind::Other, "no store made")),
+    }
 }
 
 /// Opens an existing store only to read it, changing nothing (for shell completion); `None`
 /// when there is no store of the current schema at `location`.
 pub fn open_read_only(location: &Location) -> StoreResult<Option<Box<dyn Store>>> {
-    Ok(match location {
+    match location {
         Location::File(path) => {
-            sqlite::Sqlite::open_read_only(path)?.map(|s| Box::new(s) as Box<dyn Store>)
+            Ok(sqlite::Sqlite::open_read_only(path)?.map(|s| Box::new(s) as Box<dyn Store>))
         }
-        Location::Postgres(target) => {
-            postgres::Postgres::open_read_only(target)?.map(|s| Box::new(s) as Box<dyn Store>)
-        }
-    })
+        Location::Postgres(target) => open_postgres(target, Opening::ReadOnly),
+    }
 }
 
 /// Opens an existing store only to read it as it is, as a copy's source: nothing is written to
@@ -519,12 +564,12 @@ pub fn open_read_only(location: &Location) -> StoreResult<Option<Box<dyn Store>>
 /// an empty file, or a database without autheona's schema, is an error
 /// ([`StoreErrorKind::Uninitialised`]), as is anything not autheona's.
 pub fn open_as_is(location: &Location) -> StoreResult<Option<Box<dyn Store>>> {
-    Ok(match location {
+    match location {
         Location::File(path) => {
-            sqlite::Sqlite::open_as_is(path)?.map(|s| Box::new(s) as Box<dyn Store>)
+            Ok(sqlite::Sqlite::open_as_is(path)?.map(|s| Box::new(s) as Box<dyn Store>))
         }
-        Location::Postgres(target) => Some(Box::new(postgres::Postgres::open_as_is(target)?)),
-    })
+        Location::Postgres(target) => open_postgres(target, Opening::AsIs),
+    }
 }
 
 /// Opens the store at `location` to copy into, creating it when there is none (or it is an

@@ -719,6 +719,8 @@ const USAGE: &str = "usage: bench [--rounds N] [--before PATH] [--only serve | -
                      [--serve-seconds S] [--serve-rounds N]";
 
 fn main() {
+    // The fixtures on PostgreSQL are made through the store, as autheona makes them.
+    autheona::store::link_postgres();
     // The fast commands take a few milliseconds each, and this machine is noisy: enough rounds
     // that a median holds still from run to run.
     let mut rounds = 200;
@@ -808,7 +810,7 @@ fn main() {
         install("floor_pg"),
         install("hello"),
     );
-    // What `autheona serve` runs, from beside it.
+    // What `autheona serve`, and every command on PostgreSQL, runs, from beside it.
     install("autheona-serve");
     let before = before.map(|path| {
         let copy = installed.join("autheona-before");

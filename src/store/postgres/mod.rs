@@ -90,6 +90,20 @@ enum SchemaState {
 }
 
 impl Postgres {
+    /// The store at `target`, opened as `opening` says: what [`super::link_postgres`] links.
+    pub(super) fn open_boxed(
+        target: &Target,
+        opening: super::Opening,
+    ) -> Result<Option<Box<dyn super::Store>>> {
+        let store = match opening {
+            super::Opening::Existing => Some(Postgres::open(target)?),
+            super::Opening::Create => Some(Postgres::create(target)?),
+            super::Opening::ReadOnly => Postgres::open_read_only(target)?,
+            super::Opening::AsIs => Some(Postgres::open_as_is(target)?),
+        };
+        Ok(store.map(|store| Box::new(store) as Box<dyn super::Store>))
+    }
+
     /// Connects and checks the schema, which must be the current one (or older: it is then
     /// migrated).
     pub fn open(target: &Target) -> Result<Postgres> {

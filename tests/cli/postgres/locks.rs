@@ -155,6 +155,7 @@ fn two_servers_writing_last_used_times_of_the_same_tokens_never_deadlock() {
         .map(|uses| {
             let url = url.clone();
             std::thread::spawn(move || -> Result<(), String> {
+                autheona::store::link_postgres();
                 let around = autheona::store::Surroundings {
                     var: &|name| std::env::var(name).ok(),
                     home: None,

@@ -371,6 +371,42 @@ fn the_access_log_has_a_line_per_request_and_no_byte_of_any_secret() {
     ));
 }
 
+/// The commands on an SQLite file need nothing beside `autheona`; those on a PostgreSQL store
+/// run `autheona-serve`, which holds its client, and without it say how to get it.
+#[test]
+fn without_autheona_serve_beside_it_only_the_commands_on_postgresql_need_it() {
+    let (env, _token) = demo();
+    let alone = env.dir().join("bin");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(BIN, alone.join("autheona")).unwrap();
+    let assert = assert_cmd::Command::new(alone.join("autheona"))
+        .envs(
+            env.std_cmd()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .current_dir(env.dir())
+        .args(["project", "list", "--json"])
+        .timeout(HANG_GUARD)
+        .assert();
+    if !crate::pg::is_postgres_pass() {
+        assert!(stdout(&assert.success()).contains("\"demo\""));
+        return;
+    }
+    let text = stderr(&assert.code(3));
+    assert!(
+        text.starts_with(&format!(
+            "error: cannot reach a PostgreSQL store, {}: No such file or directory",
+            alone.join("autheona-serve").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: autheona-serve is installed beside autheona by the same install: cargo install --locked --path ."),
+        "{text}"
+    );
+}
+
 #[test]
 fn without_autheona_serve_beside_it_autheona_serve_says_how_to_get_it() {
     let (env, _token) = demo();
