@@ -31,7 +31,7 @@ fn given() -> Option<OsString> {
 /// Whether the line being completed names a PostgreSQL store: then the executable that holds
 /// its client must answer (`process::main` hands the request to it before anything else).
 pub fn on_postgres() -> bool {
-    given().is_some_and(|db| db.to_str().is_some_and(store::is_url))
+    given().is_some_and(|db| store::names_postgres(&db))
 }
 
 /// The store the line being completed names ([`given`]), else the default.

@@ -33,9 +33,7 @@ pub fn db_location(given: Option<&OsStr>) -> Result<Location> {
         // and looking the user name up (NSS: /etc/nsswitch.conf, /etc/passwd) cost every
         // command on an SQLite file 20 system calls and 4% of verify (benches/README.md,
         // finding 18).
-        Some(given) if !given.to_str().is_some_and(store::is_url) => {
-            Ok(Location::File(PathBuf::from(given)))
-        }
+        Some(given) if !store::names_postgres(given) => Ok(Location::File(PathBuf::from(given))),
         Some(given) => {
             let home = std::env::home_dir();
             let around = Surroundings {

@@ -600,7 +600,7 @@ pub struct ScanArgs {
     /// checkout of staged files
     #[arg(long)]
     pub no_ignore: bool,
-    /// Print a JSON array of {path, line, column, id, status, project}
+    /// Print a JSON array of {path, line, column, id, status, project, replaced_by}
     #[arg(long)]
     pub json: bool,
 }

@@ -179,13 +179,17 @@ fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
         return Err(store::db_given());
     }
     let db = cli.db.or_else(environment::db_from_env);
-    // A PostgreSQL store is opened by the executable that holds its client: this process
-    // becomes that one now, before it has said or read anything.
-    if !crate::store::postgres_linked() && on_postgres(&cli.command, db.as_deref()) {
-        return Err(beside::exec(match cli.command {
-            Command::Serve(_) => "run the server",
-            _ => "reach a PostgreSQL store",
-        }));
+    // The server, and a PostgreSQL store, are run by the executable that holds their code:
+    // this process becomes that one now, before it has said or read anything.
+    let elsewhere = match (&cli.command, server) {
+        (Command::Serve(_), Server::Beside) => Some("run the server"),
+        _ if !crate::store::postgres_linked() && on_postgres(&cli.command, db.as_deref()) => {
+            Some("reach a PostgreSQL store")
+        }
+        _ => None,
+    };
+    if let Some(what) = elsewhere {
+        return Err(beside::exec(what));
     }
     let (zone, warning) = environment::clock::zone(std::env::var_os("TZ").as_deref());
     if let Some(warning) = warning {
@@ -211,13 +215,15 @@ fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
 /// Whether `command` works on a PostgreSQL store: `db` is one (`--db`, else `AUTHEONA_DB`),
 /// or for `store copy`, its source or destination.
 fn on_postgres(command: &Command, db: Option<&OsStr>) -> bool {
-    let url = |given: &OsStr| given.to_str().is_some_and(crate::store::is_url);
+    use crate::store::names_postgres;
     match command {
         Command::Store(store) => match &**store {
-            crate::cli::StoreCommand::Copy(args) => url(&args.source) || url(&args.destination),
+            crate::cli::StoreCommand::Copy(args) => {
+                names_postgres(&args.source) || names_postgres(&args.destination)
+            }
         },
         Command::Completions(_) => false,
-        _ => db.is_some_and(url),
+        _ => db.is_some_and(names_postgres),
     }
 }
 

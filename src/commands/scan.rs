@@ -251,18 +251,28 @@ struct FindingJson<'a> {
     status: Option<&'static str>,
     /// Known for active and expired tokens.
     project: Option<&'a str>,
+    /// The token that replaced an active one still in its grace period (`token list`'s
+    /// field of that name): it should be revoked, not rotated.
+    replaced_by: Option<&'a str>,
 }
 
 impl<'a> From<&'a Finding> for FindingJson<'a> {
     fn from(finding: &'a Finding) -> Self {
-        let (status, project) = match &finding.status {
-            None => (None, None),
-            Some(DatabaseStatus::Active { project, .. }) => {
-                (Some("active"), Some(project.as_str()))
+        let (status, project, replaced_by) = match &finding.status {
+            None => (None, None, None),
+            Some(DatabaseStatus::Active {
+                project,
+                replaced_by,
+            }) => (
+                Some("active"),
+                Some(project.as_str()),
+                replaced_by.as_deref(),
+            ),
+            Some(DatabaseStatus::Expired { project }) => {
+                (Some("expired"), Some(project.as_str()), None)
             }
-            Some(DatabaseStatus::Expired { project }) => (Some("expired"), Some(project.as_str())),
-            Some(DatabaseStatus::Unknown) => (Some("unknown"), None),
-            Some(DatabaseStatus::Unchecked) => (Some("unchecked"), None),
+            Some(DatabaseStatus::Unknown) => (Some("unknown"), None, None),
+            Some(DatabaseStatus::Unchecked) => (Some("unchecked"), None, None),
         };
         FindingJson {
             path: shown(&finding.source),
@@ -271,6 +281,7 @@ impl<'a> From<&'a Finding> for FindingJson<'a> {
             id: finding.id.as_str(),
             status,
             project,
+            replaced_by,
         }
     }
 }

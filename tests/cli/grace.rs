@@ -891,6 +891,15 @@ fn scan_reports_a_token_in_grace_as_active_and_a_stopped_one_as_unknown() {
             r.new_id()
         )
     );
+    let (assert, _) = run_at(
+        &env,
+        r.stops_at - second(1),
+        &["scan", "--json", "deploy.env"],
+    );
+    let found: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&assert.code(1))).expect("scan's JSON");
+    assert_eq!(found[0]["status"], "active");
+    assert_eq!(found[0]["replaced_by"], r.new_id());
     // The advice is to end it, not to rotate it: its replacement is already made.
     let (_, err) = run_at(&env, r.stops_at - second(1), &["scan", "deploy.env"]);
     assert_eq!(

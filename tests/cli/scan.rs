@@ -605,14 +605,22 @@ fn json_has_the_documented_shape() {
     for finding in &found {
         assert_eq!(
             keys(finding),
-            ["column", "id", "line", "path", "project", "status"]
+            [
+                "column",
+                "id",
+                "line",
+                "path",
+                "project",
+                "replaced_by",
+                "status"
+            ]
         );
     }
     assert_eq!(
         found[0],
         serde_json::json!({
             "path": "tokens.txt", "line": 1, "column": 1, "id": id_of(&active),
-            "status": "active", "project": "demo"
+            "status": "active", "project": "demo", "replaced_by": null
         })
     );
     assert_eq!(found[1]["status"], "expired");

@@ -144,6 +144,11 @@ pub struct Surroundings<'a> {
 }
 
 /// Whether `location` names a PostgreSQL store rather than a file.
+pub fn names_postgres(location: &std::ffi::OsStr) -> bool {
+    location.to_str().is_some_and(is_url)
+}
+
+/// Whether `location` names a PostgreSQL store rather than a file.
 pub fn is_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }

@@ -1,13 +1,15 @@
 //! verify's lookup of a token's row, on a connection that makes it again and again (`autheona
-//! serve`'s): prepared once, so that the server parses and plans the join once per connection
-//! rather than once per request, which was most of the server's work for a cached answer
-//! (benches/README.md, finding 24). The first lookup on a connection, all that a command's
-//! `verify` makes, is sent unnamed, as every other statement.
+//! serve`'s, and `scan`'s for its second token): prepared once, so that the server parses and
+//! plans the join once per connection rather than once per request, which was most of the
+//! server's work for a cached answer (benches/README.md, finding 24). The first lookup on a
+//! connection, all that a command's `verify` makes, is sent unnamed, as every other statement.
 //!
 //! Prepared with SQL's `PREPARE` under a name no other client uses (a random suffix), and run
 //! with `EXECUTE`. Through a transaction pooler (PgBouncer), a later `EXECUTE` may reach a
 //! server connection where the statement was never prepared: it then fails ("prepared
-//! statement does not exist") and the connection goes back to unnamed statements for good.
+//! statement does not exist") and the connection goes back to unnamed statements for good; so
+//! it does when the `PREPARE` itself is refused. A statement prepared through a pooler stays on
+//! its server connection until the pooler closes that (PgBouncer's `server_lifetime`).
 //! It can never run another client's statement of the same name, as the protocol-level names
 //! (`s0`, `s1`, ...) that every tokio-postgres client gives its statements could.
 
@@ -67,9 +69,10 @@ impl Lookup {
                             self.0.set(State::Prepared(suffix));
                             return Ok(row);
                         }
-                        Err(err) if err.code() == Some(&SqlState::DUPLICATE_PSTATEMENT) => {
-                            self.0.set(State::Unnamed);
-                        }
+                        // Refused by the server or a pooler in between (a pooler that takes
+                        // no PREPARE, a name taken): unnamed from now on, and for this lookup
+                        // too, which meets any error that was not about preparing.
+                        Err(err) if err.as_db_error().is_some() => self.0.set(State::Unnamed),
                         Err(err) => return Err(err),
                     }
                 }

@@ -376,9 +376,10 @@ impl Store for Postgres {
     }
 
     fn delete_project(&self, name: &str, at: i64) -> StoreResult<Option<u64>> {
-        // It revokes tokens: durable. No `SELECT ... FOR UPDATE`, which needs the UPDATE
-        // privilege the everyday role has not: deleting the project row locks it, and waits
-        // for a token insert into it to commit (whose token the cascade then deletes too).
+        // It revokes tokens: durable. Its tokens are locked in the order of their ids (the
+        // module's rule); the project row is not locked first (`FOR UPDATE` on projects
+        // needs an UPDATE privilege the everyday role has not): deleting it locks it, and
+        // waits for a token insert into it to commit (whose token the cascade then deletes).
         self.write(Durability::OnCommit, |client| {
             let Some(id) = project_id(client, name)? else {
                 return Ok(End::Rollback(None));

@@ -371,6 +371,24 @@ fn the_access_log_has_a_line_per_request_and_no_byte_of_any_secret() {
     ));
 }
 
+/// `autheona serve` becomes `autheona-serve` before it says anything: a warning about the
+/// environment is given once, not once by each executable.
+#[test]
+fn a_warning_about_the_environment_is_given_once() {
+    let (env, _token) = demo();
+    let mut cmd = env.std_cmd();
+    cmd.env("TZ", "/dev/zero");
+    let server = Server::start_cmd(cmd, Addr::Tcp(free_port()), &[]);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    let warnings = stopped
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("warning: TZ=/dev/zero is ignored"))
+        .count();
+    assert_eq!(warnings, 1, "{}", stopped.stderr);
+}
+
 /// The commands on an SQLite file need nothing beside `autheona`; those on a PostgreSQL store
 /// run `autheona-serve`, which holds its client, and without it say how to get it.
 #[test]
