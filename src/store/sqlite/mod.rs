@@ -261,6 +261,17 @@ impl Sqlite {
                     .map(|_| ())
             })
             .and_then(|()| self.conn.pragma_update(None, "wal_autocheckpoint", 0))
+            // A plan that does not depend on the values bound. Otherwise SQLite marks a
+            // statement whose planning looked at a bound value (verify's lookup, through its
+            // join) to be prepared again whenever another value is bound: serve parsed and
+            // planned its lookup at every request, with the cache's statement in hand
+            // (benches/README.md, finding 26). autheona keeps no statistics that would steer a
+            // plan by values either.
+            .and_then(|()| {
+                self.conn
+                    .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                    .map(|_| ())
+            })
             .map_err(|err| self.error(&err))
     }
 

@@ -157,6 +157,12 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
+/// verify's lookup of a token's row, with its project's name.
+pub(super) const VERIFY_LOOKUP: &str =
+    "SELECT t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
+     FROM tokens t JOIN projects p ON p.id = t.project_id
+     WHERE t.id = ?1";
+
 impl Sqlite {
     /// Appends `event` to the audit log, in the transaction of the change it records.
     fn append(&self, conn: &Connection, event: &NewEvent<'_>) -> rusqlite::Result<()> {
@@ -446,20 +452,16 @@ impl Store for Sqlite {
     fn token_for_verify(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
         // Cached: `serve` asks this on every request, on the same connection.
         self.run(|conn| {
-            conn.prepare_cached(
-                "SELECT t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
-                 FROM tokens t JOIN projects p ON p.id = t.project_id
-                 WHERE t.id = ?1",
-            )?
-            .query_row([id], |row| {
-                Ok(VerifyRow {
-                    secret_hash: row.get(0)?,
-                    project: row.get(1)?,
-                    expires_at: row.get(2)?,
-                    replacement: Replacement::from_columns(row.get(3)?, row.get(4)?),
+            conn.prepare_cached(VERIFY_LOOKUP)?
+                .query_row([id], |row| {
+                    Ok(VerifyRow {
+                        secret_hash: row.get(0)?,
+                        project: row.get(1)?,
+                        expires_at: row.get(2)?,
+                        replacement: Replacement::from_columns(row.get(3)?, row.get(4)?),
+                    })
                 })
-            })
-            .optional()
+                .optional()
         })
     }
 

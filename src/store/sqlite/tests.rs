@@ -341,3 +341,16 @@ fn statistics_tables_are_allowed() {
         .unwrap();
     assert!(Sqlite::open(&path).unwrap().is_some());
 }
+
+/// `serve` makes verify's lookup on every request, on one connection, with another id each
+/// time: SQLite must run the statement it prepared, not parse and plan it again.
+#[test]
+fn the_verify_lookup_is_prepared_once_on_a_connection() {
+    let store = Sqlite::in_memory().unwrap();
+    for id in ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"] {
+        assert!(store.token_for_verify(id).unwrap().is_none());
+    }
+    let lookup = store.conn.prepare_cached(queries::VERIFY_LOOKUP).unwrap();
+    assert_eq!(lookup.get_status(rusqlite::StatementStatus::Run), 3);
+    assert_eq!(lookup.get_status(rusqlite::StatementStatus::RePrepare), 0);
+}
