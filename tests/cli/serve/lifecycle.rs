@@ -2,6 +2,7 @@
 //! hold a secret.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -389,11 +390,9 @@ fn a_warning_about_the_environment_is_given_once() {
     assert_eq!(warnings, 1, "{}", stopped.stderr);
 }
 
-/// The commands on an SQLite file need nothing beside `autheona`; those on a PostgreSQL store
-/// run `autheona-serve`, which holds its client, and without it say how to get it.
-#[test]
-fn without_autheona_serve_beside_it_only_the_commands_on_postgresql_need_it() {
-    let (env, _token) = demo();
+/// `autheona` copied alone into a directory of the test's, run there with `args` in the
+/// test's environment; the path it would find `autheona-serve` at.
+fn run_alone(env: &TestEnv, args: &[&str]) -> (assert_cmd::assert::Assert, PathBuf) {
     let alone = env.dir().join("bin");
     std::fs::create_dir(&alone).unwrap();
     std::fs::copy(BIN, alone.join("autheona")).unwrap();
@@ -404,18 +403,19 @@ fn without_autheona_serve_beside_it_only_the_commands_on_postgresql_need_it() {
                 .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
         )
         .current_dir(env.dir())
-        .args(["project", "list", "--json"])
+        .args(args)
         .timeout(HANG_GUARD)
         .assert();
-    if !crate::pg::is_postgres_pass() {
-        assert!(stdout(&assert.success()).contains("\"demo\""));
-        return;
-    }
-    let text = stderr(&assert.code(3));
+    (assert, alone.join("autheona-serve"))
+}
+
+/// Asserts that `text` says `autheona-serve` at `beside` is missing, to `what`, and how to get it.
+#[track_caller]
+fn assert_says_how_to_get_it(text: &str, what: &str, beside: &Path) {
     assert!(
         text.starts_with(&format!(
-            "error: cannot reach a PostgreSQL store, {}: No such file or directory",
-            alone.join("autheona-serve").display()
+            "error: cannot {what}, {}: No such file or directory",
+            beside.display()
         )),
         "{text}"
     );
@@ -425,33 +425,27 @@ fn without_autheona_serve_beside_it_only_the_commands_on_postgresql_need_it() {
     );
 }
 
+/// The commands on an SQLite file need nothing beside `autheona`; those on a PostgreSQL store
+/// run `autheona-serve`, which holds its client, and without it say how to get it.
+#[test]
+fn without_autheona_serve_beside_it_only_the_commands_on_postgresql_need_it() {
+    let (env, _token) = demo();
+    let (assert, beside) = run_alone(&env, &["project", "list", "--json"]);
+    if !crate::pg::is_postgres_pass() {
+        assert!(stdout(&assert.success()).contains("\"demo\""));
+        return;
+    }
+    assert_says_how_to_get_it(
+        &stderr(&assert.code(3)),
+        "reach a PostgreSQL store",
+        &beside,
+    );
+}
+
 #[test]
 fn without_autheona_serve_beside_it_autheona_serve_says_how_to_get_it() {
     let (env, _token) = demo();
-    let alone = env.dir().join("bin");
-    std::fs::create_dir(&alone).unwrap();
-    std::fs::copy(BIN, alone.join("autheona")).unwrap();
-    let assert = assert_cmd::Command::new(alone.join("autheona"))
-        .envs(
-            env.std_cmd()
-                .get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-        )
-        .current_dir(env.dir())
-        .args(["serve", "--listen", &free_port().to_string()])
-        .timeout(HANG_GUARD)
-        .assert()
-        .code(3);
-    let text = stderr(&assert);
-    assert!(
-        text.starts_with(&format!(
-            "error: cannot run the server, {}: No such file or directory",
-            alone.join("autheona-serve").display()
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("hint: autheona-serve is installed beside autheona by the same install: cargo install --locked --path ."),
-        "{text}"
-    );
+    let port = free_port().to_string();
+    let (assert, beside) = run_alone(&env, &["serve", "--listen", &port]);
+    assert_says_how_to_get_it(&stderr(&assert.code(3)), "run the server", &beside);
 }
