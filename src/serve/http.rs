@@ -294,7 +294,7 @@ async fn verify(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Res
 /// `GET /healthz`: whether the store answers a query, and on a server, how far its clock is
 /// from this host's.
 async fn health(app: &App) -> Response<Body> {
-    let clock = app.verifier.stores.call(|store| store.clock()).await;
+    let clock = app.verifier.stores.clock().await;
     let server = match clock {
         Ok(Ok(server)) => server,
         Ok(Err(err)) => {

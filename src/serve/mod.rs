@@ -2,8 +2,9 @@
 //! proxies. Routes and answers are in `http`; the verification of a request in `verify`, with
 //! the verified-secret cache (`cache`) in front of argon2 only, never of the store lookup;
 //! last-used times written behind (`uses`); `/metrics` (`metrics`); the addresses
-//! (`listen`). Blocking work (store calls, argon2) runs on threads of its own (`pool`), each
-//! store thread with its own connection (`slot`); the runtime's threads only move bytes.
+//! (`listen`). A local file is read on each runtime thread's own connection, a server asked on
+//! connections the requests share (`slot`); argon2, blocking work, runs on threads of its own
+//! (`pool`).
 //!
 //! Built into `autheona-serve` only (see `commands::serve`).
 
@@ -28,6 +29,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::commands::Start;
 use crate::error::{Error, Result};
+use crate::store::{Location, Lookups};
 use crate::ui;
 use listen::{Address, Bound};
 use slot::StoreSlot;
@@ -43,7 +45,9 @@ const HASHING_QUEUE_PER_THREAD: usize = 64;
 /// How much the argon2 threads yield the cores to the threads answering cached tokens: a
 /// flood of tokens that need argon2 work slows those a little, not to a stop.
 const HASHING_NICE: i32 = 10;
-/// Store calls that may wait for a connection before more get 503.
+/// The cores per connection to a PostgreSQL store, by default.
+const CORES_PER_STORE_CONNECTION: usize = 4;
+/// Store calls that may wait for the server at once before more get 503.
 const STORE_QUEUE: usize = 1024;
 
 /// What every connection's requests share.
@@ -98,24 +102,35 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name("autheona-http")
+        .enable_all()
+        .build()
+        .map_err(spawn_failed)?;
+
     // A local file is read in place by each runtime thread, on a connection of its own; a
-    // server is asked from threads of their own, whose connections are all made now. Either
-    // way the store was opened once already, and every address is bound before anything is
-    // served: a store that cannot be reached or an address taken is an error first.
-    let (stores, connections) = if start.store.file().is_some() {
-        drop(start.store);
-        (slot::Stores::InPlace(start.location.clone()), cores)
-    } else {
-        let connections = args
-            .store_connections
-            .map_or((2 * cores).max(4), |n| n as usize);
-        let mut slots = vec![StoreSlot::new(start.location.clone(), start.store)];
-        for _ in 1..connections {
-            slots.push(StoreSlot::open(&start.location)?);
+    // server is asked on connections the runtime's tasks share, all made now. Either way the
+    // store was opened once already, and every address is bound before anything is served: a
+    // store that cannot be reached or an address taken is an error first.
+    let stores = match &start.location {
+        Location::File(_) => slot::Stores::InPlace(start.location.clone()),
+        Location::Postgres(target) => {
+            // A connection makes the lookups waiting for it in one statement, so one takes a
+            // growing load; more keep the server's side of it on more than one core.
+            let connections = args
+                .store_connections
+                .map_or(cores.div_ceil(CORES_PER_STORE_CONNECTION), |n| n as usize);
+            slot::Stores::Server {
+                lookups: runtime.block_on(Lookups::open(target, connections))?,
+                room: Semaphore::new(STORE_QUEUE),
+            }
         }
-        let pool =
-            pool::Pool::start("autheona-store", slots, STORE_QUEUE, 0).map_err(spawn_failed)?;
-        (slot::Stores::Threads(pool), connections)
+    };
+    drop(start.store);
+    let connections = match &stores {
+        slot::Stores::InPlace(_) => cores,
+        slot::Stores::Server { lookups, .. } => lookups.connections(),
     };
     let writer_slot = StoreSlot::open(&start.location)?;
     let bound = addresses
@@ -136,7 +151,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
             stores,
             hashing: pool::Pool::start(
                 "autheona-argon2",
-                vec![(); cores],
+                cores,
                 HASHING_QUEUE_PER_THREAD * cores,
                 HASHING_NICE,
             )
@@ -182,13 +197,11 @@ pub fn run(start: Start<'_>) -> Result<()> {
         }
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("autheona-http")
-        .enable_all()
-        .build()
-        .map_err(spawn_failed)?;
-    let signal = runtime.block_on(serve(bound, &app, &limits, &announced));
+    let signal = runtime.block_on(async {
+        let signal = serve(bound, &app, &limits, &announced).await;
+        app.verifier.stores.close();
+        signal
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
 
     // The pools finish what they hold; then the last uses are written.

@@ -1,8 +1,8 @@
-//! A fixed set of threads, each with its own state, running blocking jobs handed to them from
-//! async tasks: the store's connections on a server (its calls wait on the network), and the
-//! argon2 verifications (each most of a millisecond of one core's time). Room is bounded: a job
-//! is admitted only while fewer than the pool's threads plus its queue are admitted, so that
-//! a flood is refused at once instead of waiting in an unbounded line.
+//! A fixed set of threads running blocking jobs handed to them from async tasks: the argon2
+//! verifications, each most of a millisecond of one core's time, which would stall a runtime
+//! thread's other requests. Room is bounded: a job is admitted only while fewer than the pool's
+//! threads plus its queue are admitted, so that a flood is refused at once instead of waiting
+//! in an unbounded line.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+type Job = Box<dyn FnOnce() + Send>;
 
 /// The pool is full (or has stopped): the job was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,23 +20,21 @@ pub struct Busy;
 /// (or the ticket is dropped unused).
 pub struct Ticket(#[allow(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
 
-pub struct Pool<S> {
-    jobs: Option<Sender<Job<S>>>,
+pub struct Pool {
+    jobs: Option<Sender<Job>>,
     room: Arc<Semaphore>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl<S: Send + 'static> Pool<S> {
-    /// Starts one thread per state, named `name-N`, at `nice` (0 as the process, more to
-    /// yield the cores to other threads), with room for `queue` jobs waiting beside those
-    /// running.
-    pub fn start(name: &str, states: Vec<S>, queue: usize, nice: i32) -> std::io::Result<Pool<S>> {
-        let (jobs, taken) = crossbeam_channel::unbounded::<Job<S>>();
-        let room = Arc::new(Semaphore::new(states.len() + queue));
-        let mut threads = Vec::with_capacity(states.len());
-        for (n, mut state) in states.into_iter().enumerate() {
-            let taken = taken.clone();
-            threads.push(
+impl Pool {
+    /// Starts `threads` threads, named `name-N`, at `nice` (0 as the process, more to yield
+    /// the cores to other threads), with room for `queue` jobs waiting beside those running.
+    pub fn start(name: &str, threads: usize, queue: usize, nice: i32) -> std::io::Result<Pool> {
+        let (jobs, taken) = crossbeam_channel::unbounded::<Job>();
+        let room = Arc::new(Semaphore::new(threads + queue));
+        let threads = (0..threads)
+            .map(|n| {
+                let taken = taken.clone();
                 std::thread::Builder::new()
                     .name(format!("{name}-{n}"))
                     .spawn(move || {
@@ -52,11 +50,11 @@ impl<S: Send + 'static> Pool<S> {
                             };
                         }
                         for job in taken {
-                            job(&mut state);
+                            job();
                         }
-                    })?,
-            );
-        }
+                    })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Pool {
             jobs: Some(jobs),
             room,
@@ -78,11 +76,11 @@ impl<S: Send + 'static> Pool<S> {
     pub async fn run_admitted<R: Send + 'static>(
         &self,
         ticket: Ticket,
-        job: impl FnOnce(&mut S) -> R + Send + 'static,
+        job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, Busy> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job<S> = Box::new(move |state| {
-            let result = job(state);
+        let job: Job = Box::new(move || {
+            let result = job();
             drop(ticket);
             let _ = done.send(result);
         });
@@ -91,18 +89,9 @@ impl<S: Send + 'static> Pool<S> {
             _ => Err(Busy),
         }
     }
-
-    /// [`Pool::admit`], then [`Pool::run_admitted`].
-    pub async fn run<R: Send + 'static>(
-        &self,
-        job: impl FnOnce(&mut S) -> R + Send + 'static,
-    ) -> Result<R, Busy> {
-        let ticket = self.admit()?;
-        self.run_admitted(ticket, job).await
-    }
 }
 
-impl<S> Drop for Pool<S> {
+impl Drop for Pool {
     /// Lets the threads finish the jobs already queued, then waits for them.
     fn drop(&mut self) {
         self.jobs = None;
@@ -117,27 +106,31 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn jobs_run_on_the_pools_threads_with_their_state() {
-        let pool = Pool::start("test", vec![10, 20], 8, 0).unwrap();
-        let mut seen = Vec::new();
+    async fn jobs_run_on_the_pools_threads() {
+        let pool = Pool::start("test", 2, 8, 0).unwrap();
         for _ in 0..4 {
-            seen.push(pool.run(|n: &mut i32| *n).await.unwrap());
+            let ticket = pool.admit().unwrap();
+            let thread = pool
+                .run_admitted(ticket, || std::thread::current().name().map(str::to_owned))
+                .await
+                .unwrap();
+            let thread = thread.expect("a named thread");
+            assert!(thread == "test-0" || thread == "test-1", "{thread}");
         }
-        assert!(seen.iter().all(|n| *n == 10 || *n == 20), "{seen:?}");
     }
 
     #[tokio::test]
     async fn room_is_threads_plus_queue_and_given_back_when_a_job_has_run() {
-        let pool = Pool::start("test", vec![(), ()], 1, 5).unwrap();
+        let pool = Pool::start("test", 2, 1, 5).unwrap();
         let tickets: Vec<Ticket> = (0..3).map(|_| pool.admit().unwrap()).collect();
         assert!(pool.admit().is_err(), "two threads and one waiting");
-        assert_eq!(pool.run(|_| ()).await, Err(Busy));
         let mut tickets = tickets.into_iter();
-        pool.run_admitted(tickets.next().unwrap(), |_| ())
+        pool.run_admitted(tickets.next().unwrap(), || ())
             .await
             .unwrap();
-        assert!(pool.admit().is_ok(), "room again once the job ran");
+        let ticket = pool.admit().expect("room again once the job ran");
+        assert!(pool.admit().is_err(), "and only that room");
         drop(tickets);
-        assert_eq!(pool.run(|_| 7).await, Ok(7));
+        assert_eq!(pool.run_admitted(ticket, || 7).await, Ok(7));
     }
 }

@@ -1,20 +1,25 @@
 //! The store's connections: one per runtime thread for a local file, whose calls return
 //! in microseconds without waiting on anything else (SQLite readers never wait for a
-//! writer), and a pool of threads of their own for a server, whose calls wait on the network.
-//! Each connection is opened again after it fails: a server restarted, or a connection
-//! dropped, costs the requests of that moment, never the ones after.
+//! writer), and for a server, connections the runtime's tasks share ([`Lookups`]), whose
+//! statements wait on the network without holding a thread. Each connection is opened again
+//! after it fails: a server restarted, or a connection dropped, costs the requests of that
+//! moment, never the ones after.
 
 use std::cell::RefCell;
 
-use super::pool::{Busy, Pool};
-use crate::store::{self, Location, Store, StoreError, StoreErrorKind, StoreResult};
+use tokio::sync::Semaphore;
+
+use super::pool::Busy;
+use crate::store::{
+    self, Location, Lookups, Store, StoreError, StoreErrorKind, StoreResult, VerifyRow,
+};
 
 /// Where a request's store calls run.
 pub enum Stores {
     /// In place, on the calling thread's own connection (a local file).
     InPlace(Location),
-    /// On the pool's threads, each with its connection (a server).
-    Threads(Pool<StoreSlot>),
+    /// On a server's connections, with room for `room`'s permits of calls at once.
+    Server { lookups: Lookups, room: Semaphore },
 }
 
 thread_local! {
@@ -23,20 +28,46 @@ thread_local! {
 }
 
 impl Stores {
-    /// Runs `f` on a connection to the store; `Busy` when too many calls wait already.
-    pub async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
-    ) -> Result<StoreResult<T>, Busy> {
+    /// The row of token `id`, for verify; `Busy` when too many calls wait already.
+    pub async fn token_for_verify(&self, id: &str) -> Result<StoreResult<Option<VerifyRow>>, Busy> {
         match self {
-            Stores::InPlace(location) => Ok(IN_PLACE.with(|slot| {
-                let mut slot = slot.borrow_mut();
-                slot.get_or_insert_with(|| StoreSlot::unopened(location.clone()))
-                    .call(f)
-            })),
-            Stores::Threads(pool) => pool.run(move |slot| slot.call(f)).await,
+            Stores::InPlace(location) => Ok(in_place(location, |store| store.token_for_verify(id))),
+            Stores::Server { lookups, room } => {
+                let _room = room.try_acquire().map_err(|_| Busy)?;
+                Ok(lookups.find(id).await)
+            }
         }
     }
+
+    /// The server's clock (unix seconds), `None` for a local file; `Busy` as above.
+    pub async fn clock(&self) -> Result<StoreResult<Option<i64>>, Busy> {
+        match self {
+            Stores::InPlace(location) => Ok(in_place(location, |store| store.clock())),
+            Stores::Server { lookups, room } => {
+                let _room = room.try_acquire().map_err(|_| Busy)?;
+                Ok(lookups.clock().await.map(Some))
+            }
+        }
+    }
+
+    /// Lets a server's connections go, once what runs on them is answered.
+    pub fn close(&self) {
+        if let Stores::Server { lookups, .. } = self {
+            lookups.close();
+        }
+    }
+}
+
+/// Runs `f` on this thread's connection to the file at `location`.
+fn in_place<T>(
+    location: &Location,
+    f: impl FnOnce(&dyn Store) -> StoreResult<T>,
+) -> StoreResult<T> {
+    IN_PLACE.with(|slot| {
+        slot.borrow_mut()
+            .get_or_insert_with(|| StoreSlot::unopened(location.clone()))
+            .call(f)
+    })
 }
 
 pub struct StoreSlot {

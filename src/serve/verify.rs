@@ -67,7 +67,7 @@ impl From<Busy> for Unanswered {
 
 pub struct Verifier {
     pub stores: Stores,
-    pub hashing: Pool<()>,
+    pub hashing: Pool,
     pub cache: Cache,
     pub uses: Arc<Uses>,
     pub metrics: Metrics,
@@ -111,10 +111,9 @@ impl Verifier {
             None => Some(self.hashing.admit()?),
             Some(_) => None,
         };
-        let id = token.id().to_string();
         let row = self
             .stores
-            .call(move |store| store.token_for_verify(&id))
+            .token_for_verify(token.id().as_str())
             .await?
             .map_err(Unanswered::Store)?;
         let matched = match (&row, remembered) {
@@ -133,7 +132,7 @@ impl Verifier {
                 let (checked, against) = (token.clone(), row.clone());
                 let matched = self
                     .hashing
-                    .run_admitted(ticket, move |()| secret_matches(&checked, against.as_ref()))
+                    .run_admitted(ticket, move || secret_matches(&checked, against.as_ref()))
                     .await?;
                 if let (true, Some(row)) = (matched, &row) {
                     self.cache

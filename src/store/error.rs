@@ -3,6 +3,7 @@
 //! (its flags and commands), is added by `commands`, which knows them.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What kind of failure a store error is; `commands` picks its advice by this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +49,15 @@ pub enum StoreErrorKind {
     Other,
 }
 
-/// A store error: one line of what happened, naming the database, and what caused it.
-#[derive(Debug)]
+/// A store error: one line of what happened, naming the database, and what caused it. A clone
+/// tells another caller of the same failure (each request a failed statement held).
+#[derive(Debug, Clone)]
 pub struct StoreError {
     kind: StoreErrorKind,
     message: String,
     /// About a database on a server rather than a local file (the advice differs).
     on_server: bool,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -82,7 +84,7 @@ impl StoreError {
 
     /// Keeps `source` as the cause.
     pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 

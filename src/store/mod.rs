@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
+pub use postgres::Lookups;
 pub use postgres::conninfo::{Surroundings, has_password, is_url, names_postgres};
 pub use sqlite::SCHEMA_VERSION;
 

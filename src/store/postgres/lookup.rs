@@ -1,8 +1,11 @@
-//! verify's lookup of a token's row, on a connection that makes it again and again (`autheona
-//! serve`'s, and `scan`'s for its second token): prepared once, so that the server parses and
-//! plans the join once per connection rather than once per request, which was most of the
-//! server's work for a cached answer (benches/README.md, finding 24). The first lookup on a
-//! connection, all that a command's `verify` makes, is sent unnamed, as every other statement.
+//! verify's lookup of a token's row, on a connection that makes it again and again: prepared
+//! once, so that the server parses and plans the join once per connection rather than once per
+//! request, which was most of the server's work for a cached answer (benches/README.md,
+//! finding 24). Two ways in: [`Lookup`], on a blocking connection (`scan`'s, from its second
+//! token; the first lookup on a connection, all that a command's `verify` makes, is sent
+//! unnamed, as every other statement), and [`Lookups`], `autheona serve`'s connections, used
+//! from its async tasks, each prepared as it connects and shared by the requests of the moment
+//! (their statements pipelined on it: no thread between a request and the server).
 //!
 //! Prepared with SQL's `PREPARE` under a name no other client uses (a random suffix), and run
 //! with `EXECUTE`. Through a transaction pooler (PgBouncer), a later `EXECUTE` may reach a
@@ -14,20 +17,38 @@
 //! (`s0`, `s1`, ...) that every tokio-postgres client gives its statements could.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{oneshot, watch};
 
 use postgres::error::SqlState;
 use postgres::types::Type;
-use postgres::{Client, SimpleQueryMessage};
+use postgres::{Client, Row, SimpleQueryMessage, SimpleQueryRow};
 use rand::TryRng;
 use rand::rngs::SysRng;
 
-use crate::store::{Replacement, VerifyRow};
+use super::{SCHEMA_VERSION, Target, statement_error};
+use crate::store::{Replacement, StoreError, StoreErrorKind, StoreResult, VerifyRow};
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
 
-const LOOKUP: &str = "SELECT t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
-     FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
-     WHERE t.id = $1";
+/// Tokens' rows for verify, each with its id and its project's name, where `$which`.
+macro_rules! rows_where {
+    ($which:literal) => {
+        concat!(
+            "SELECT t.id, t.secret_hash, p.name, t.expires_at, t.replaced_by, t.stops_at
+             FROM autheona.tokens t JOIN autheona.projects p ON p.id = t.project_id
+             WHERE ",
+            $which
+        )
+    };
+}
+
+/// The row of the token $1.
+const LOOKUP: &str = rows_where!("t.id = $1");
+/// The rows of the tokens in the array $1.
+const LOOKUP_ALL: &str = rows_where!("t.id = ANY ($1)");
 
 /// How this connection looks tokens up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +63,7 @@ enum State {
     Unnamed,
 }
 
-/// A connection's way of looking tokens up for verify.
+/// A blocking connection's way of looking tokens up for verify.
 #[derive(Debug)]
 pub struct Lookup(Cell<State>);
 
@@ -55,19 +76,16 @@ impl Default for Lookup {
 impl Lookup {
     /// The row of token `id`, with its project's name.
     pub fn find(&self, client: &mut Client, id: &str) -> PgResult<Option<VerifyRow>> {
-        // The id is written into the statement only when it has a token id's shape, which
-        // every id verify asks for has: it was parsed from a token first.
-        let plain = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
         match self.0.get() {
             State::Fresh => self.0.set(State::Again),
-            State::Again if plain => match SysRng.try_next_u64() {
+            State::Again if inlinable(id) => match SysRng.try_next_u64() {
                 Ok(suffix) => {
                     let name = name(suffix);
                     let both = format!("PREPARE {name}(text) AS {LOOKUP}; EXECUTE {name}('{id}')");
-                    match executed(client, &both) {
-                        Ok(row) => {
+                    match client.simple_query(&both) {
+                        Ok(messages) => {
                             self.0.set(State::Prepared(suffix));
-                            return Ok(row);
+                            return Ok(first(simple_rows(&messages)));
                         }
                         // Refused by the server or a pooler in between (a pooler that takes
                         // no PREPARE, a name taken): unnamed from now on, and for this lookup
@@ -78,56 +96,320 @@ impl Lookup {
                 }
                 Err(_) => self.0.set(State::Unnamed),
             },
-            State::Prepared(suffix) if plain => {
-                match executed(client, &format!("EXECUTE {}('{id}')", name(suffix))) {
+            State::Prepared(suffix) if inlinable(id) => {
+                match client.simple_query(&execute(suffix, id)) {
                     Err(err) if err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) => {
                         self.0.set(State::Unnamed);
                     }
-                    done => return done,
+                    done => return done.map(|messages| first(simple_rows(&messages))),
                 }
             }
             State::Again | State::Prepared(_) | State::Unnamed => {}
         }
-        unnamed(client, id)
+        Ok(client
+            .query_typed_opt(LOOKUP, &[(&id, Type::TEXT)])?
+            .map(|row| typed_row(&row)))
     }
+}
+
+/// `autheona serve`'s connections to a PostgreSQL store, for verify's lookup and the server's
+/// clock, asked from async tasks. Each connection is a line, a task of the runtime: it takes
+/// every lookup that waits for it, all at once, and finds their rows in one statement (`id =
+/// ANY (...)`), whose parsing, planning, transaction and round trip are then paid once for all
+/// the requests of that moment instead of once each, which is most of what a lookup costs the
+/// server (benches/README.md, finding 27). Nothing is ever answered from an earlier statement:
+/// a request's lookup is taken by its line after the request came, and the statement it is in
+/// sent after that, so it sees every change that committed before the request came (every
+/// revoke that returned), as a lookup of its own would.
+///
+/// A connection that fails is made again for the lookups after: a server restarted, or a
+/// connection cut, costs the requests of that moment, never the ones after.
+pub struct Lookups {
+    lines: Vec<UnboundedSender<Ask>>,
+    next: AtomicUsize,
+    /// Set to end the lines.
+    stop: watch::Sender<bool>,
+}
+
+/// What a request asks of a line, and where the answer goes.
+enum Ask {
+    Find(String, oneshot::Sender<StoreResult<Option<VerifyRow>>>),
+    Clock(oneshot::Sender<StoreResult<i64>>),
+}
+
+/// The most lookups in one statement.
+const MOST_AT_ONCE: usize = 64;
+
+struct Connection {
+    client: tokio_postgres::Client,
+    /// The prepared lookup's suffix ([`name`]), if it was made and stayed.
+    prepared: Option<u64>,
+}
+
+impl Lookups {
+    /// `connections` lines to the store at `target`, their connections all made now: a store
+    /// that cannot be reached is an error at once, not at the first request. Call from within
+    /// the runtime the lines are to run on.
+    pub async fn open(target: &Target, connections: usize) -> StoreResult<Lookups> {
+        let (stop, stopping) = watch::channel(false);
+        let mut lines = Vec::new();
+        for _ in 0..connections.max(1) {
+            let connection = Connection::make(target).await?;
+            let (asks, taken) = tokio::sync::mpsc::unbounded_channel();
+            let stopping = stopping.clone();
+            tokio::spawn(line(target.clone(), Some(connection), taken, stopping));
+            lines.push(asks);
+        }
+        Ok(Lookups {
+            lines,
+            next: AtomicUsize::new(0),
+            stop,
+        })
+    }
+
+    /// How many connections there are.
+    pub fn connections(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The row of token `id`, with its project's name.
+    pub async fn find(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
+        let (answer, answered) = oneshot::channel();
+        self.ask(Ask::Find(id.to_owned(), answer));
+        answered.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// The server's clock, in unix seconds.
+    pub async fn clock(&self) -> StoreResult<i64> {
+        let (answer, answered) = oneshot::channel();
+        self.ask(Ask::Clock(answer));
+        answered.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Ends the lines, each once it has answered what it holds; its connection is then closed.
+    /// What is asked after that is answered with [`closed`].
+    pub fn close(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Hands `ask` to the next line, in turn; an ask no line takes is answered, by its
+    /// dropped sender, with [`closed`].
+    fn ask(&self, ask: Ask) {
+        let line = &self.lines[self.next.fetch_add(1, Ordering::Relaxed) % self.lines.len()];
+        let _ = line.send(ask);
+    }
+}
+
+/// The answer to a request asked while `autheona serve` stops.
+fn closed() -> StoreError {
+    StoreError::new(StoreErrorKind::ConnectionLost, "autheona serve is stopping").on_server()
+}
+
+/// One line: everything that waits is taken at once (up to [`MOST_AT_ONCE`]) and answered,
+/// the lookups in one statement; the connection is made again when it is not there.
+async fn line(
+    target: Target,
+    mut connection: Option<Connection>,
+    mut asks: UnboundedReceiver<Ask>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut taken = Vec::with_capacity(MOST_AT_ONCE);
+    loop {
+        let count = tokio::select! {
+            biased;
+            count = asks.recv_many(&mut taken, MOST_AT_ONCE) => count,
+            _ = stopping.wait_for(|stop| *stop) => 0,
+        };
+        if count == 0 {
+            return;
+        }
+        let open = match connection.take() {
+            Some(open) => Ok(open),
+            None => Connection::make(&target).await,
+        };
+        let mut open = match open {
+            Ok(open) => open,
+            Err(err) => {
+                for ask in taken.drain(..) {
+                    ask.fail(err.clone());
+                }
+                continue;
+            }
+        };
+        let (finds, clocks): (Vec<Ask>, Vec<Ask>) = taken
+            .drain(..)
+            .partition(|ask| matches!(ask, Ask::Find(..)));
+        let mut failed = false;
+        if !finds.is_empty() {
+            let ids: Vec<&str> = finds.iter().filter_map(Ask::id).collect();
+            match open.find_all(&ids).await {
+                Ok(rows) => {
+                    for ask in finds {
+                        if let Ask::Find(id, answer) = ask {
+                            let row = rows.iter().find(|(of, _)| *of == id);
+                            let _ = answer.send(Ok(row.map(|(_, row)| row.clone())));
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = statement_error(&target, &err);
+                    for ask in finds {
+                        ask.fail(err.clone());
+                    }
+                    failed = true;
+                }
+            }
+        }
+        for ask in clocks {
+            if let Ask::Clock(answer) = ask {
+                let row = open
+                    .client
+                    .query_typed_one("SELECT extract(epoch FROM now())::int8", &[])
+                    .await;
+                if row.is_err() {
+                    failed = true;
+                }
+                let _ = answer.send(
+                    row.map(|row| row.get(0))
+                        .map_err(|err| statement_error(&target, &err)),
+                );
+            }
+        }
+        // A connection that failed is let go: the next lookups get a new one.
+        if !failed {
+            connection = Some(open);
+        }
+    }
+}
+
+impl Ask {
+    fn id(&self) -> Option<&str> {
+        match self {
+            Ask::Find(id, _) => Some(id),
+            Ask::Clock(_) => None,
+        }
+    }
+
+    fn fail(self, err: StoreError) {
+        match self {
+            Ask::Find(_, answer) => drop(answer.send(Err(err))),
+            Ask::Clock(answer) => drop(answer.send(Err(err))),
+        }
+    }
+}
+
+impl Connection {
+    /// Connects, checks the schema's version and sets the session's timeouts, then prepares
+    /// the lookup (or, refused, goes without).
+    async fn make(target: &Target) -> StoreResult<Connection> {
+        let client = super::connect_async(target).await?;
+        let failed = |err: postgres::Error| statement_error(target, &err);
+        let rows = client
+            .query_typed(&super::session_query(), &[])
+            .await
+            .map_err(failed)?;
+        let version: Option<i32> = rows.first().map(|row| row.get(0));
+        if version != Some(SCHEMA_VERSION) {
+            return Err(StoreError::new(
+                StoreErrorKind::NotOurs,
+                format!(
+                    "PostgreSQL database {target} holds schema version {}, not this autheona's \
+                     ({SCHEMA_VERSION}): restart the server with the autheona it was made for",
+                    version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+                ),
+            )
+            .on_server());
+        }
+        let prepared = match SysRng.try_next_u64() {
+            Ok(suffix) => {
+                let prepare = format!("PREPARE {}(text[]) AS {LOOKUP_ALL}", name(suffix));
+                match client.simple_query(&prepare).await {
+                    Ok(_) => Some(suffix),
+                    Err(err) if err.as_db_error().is_some() => None,
+                    Err(err) => return Err(failed(err)),
+                }
+            }
+            Err(_) => None,
+        };
+        Ok(Connection { client, prepared })
+    }
+
+    /// The rows of the tokens `ids` that exist, each with its id.
+    async fn find_all(&mut self, ids: &[&str]) -> PgResult<Vec<(String, VerifyRow)>> {
+        if let Some(suffix) = self.prepared
+            && ids.iter().all(|id| inlinable(id))
+        {
+            let execute = format!("EXECUTE {}('{{{}}}')", name(suffix), ids.join(","));
+            match self.client.simple_query(&execute).await {
+                Err(err) if err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) => {
+                    self.prepared = None;
+                }
+                done => return done.map(|messages| simple_rows(&messages)),
+            }
+        }
+        let rows = self
+            .client
+            .query_typed(LOOKUP_ALL, &[(&ids, Type::TEXT_ARRAY)])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), typed_row(row)))
+            .collect())
+    }
+}
+
+/// Whether `id` may be written into a statement: only when it has a token id's shape, which
+/// every id verify asks for has (it was parsed from a token first).
+fn inlinable(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn name(suffix: u64) -> String {
     format!("autheona_verify_{suffix:016x}")
 }
 
-fn unnamed(client: &mut Client, id: &str) -> PgResult<Option<VerifyRow>> {
-    Ok(client
-        .query_typed_opt(LOOKUP, &[(&id, Type::TEXT)])?
-        .map(|row| VerifyRow {
-            secret_hash: row.get(0),
-            project: row.get(1),
-            expires_at: row.get(2),
-            replacement: Replacement::from_columns(row.get(3), row.get(4)),
-        }))
+/// The prepared lookup of `id`, whose shape [`inlinable`] checked.
+fn execute(suffix: u64, id: &str) -> String {
+    format!("EXECUTE {}('{id}')", name(suffix))
 }
 
-/// The row a simple query's last statement returned, read from its text.
-fn executed(client: &mut Client, sql: &str) -> PgResult<Option<VerifyRow>> {
-    let row = client
-        .simple_query(sql)?
-        .into_iter()
-        .find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        });
-    // A value that does not read as its column's type (never, from these columns) makes no
-    // row: the token is then unknown, never valid for longer than it is.
-    Ok(row.and_then(|row| {
+/// A row of [`rows_where`], but its id.
+fn typed_row(row: &Row) -> VerifyRow {
+    VerifyRow {
+        secret_hash: row.get(1),
+        project: row.get(2),
+        expires_at: row.get(3),
+        replacement: Replacement::from_columns(row.get(4), row.get(5)),
+    }
+}
+
+/// The rows of [`rows_where`] a simple query's statements returned, read from their text,
+/// each with its id. A value that does not read as its column's type (never, from these
+/// columns) leaves its row out: the token is then unknown, never valid for longer than it is.
+fn simple_rows(messages: &[SimpleQueryMessage]) -> Vec<(String, VerifyRow)> {
+    let read = |row: &SimpleQueryRow| {
         let number = |i: usize| match row.get(i) {
             None => Some(None),
             Some(text) => text.parse::<i64>().ok().map(Some),
         };
-        Some(VerifyRow {
-            secret_hash: row.get(0)?.to_owned(),
-            project: row.get(1)?.to_owned(),
-            expires_at: number(2)?,
-            replacement: Replacement::from_columns(row.get(3).map(str::to_owned), number(4)?),
+        let found = VerifyRow {
+            secret_hash: row.get(1)?.to_owned(),
+            project: row.get(2)?.to_owned(),
+            expires_at: number(3)?,
+            replacement: Replacement::from_columns(row.get(4).map(str::to_owned), number(5)?),
+        };
+        Some((row.get(0)?.to_owned(), found))
+    };
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => read(row),
+            _ => None,
         })
-    }))
+        .collect()
+}
+
+/// The one row a lookup of one id returned, if any.
+fn first(rows: Vec<(String, VerifyRow)>) -> Option<VerifyRow> {
+    rows.into_iter().next().map(|(_, row)| row)
 }

@@ -22,9 +22,11 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
+use tokio_postgres::config::SslMode;
 
 use conninfo::Host;
 pub use conninfo::Target;
+pub use lookup::Lookups;
 
 use super::audit::Acting;
 use super::{StoreError, StoreErrorKind as Kind, StoreResult as Result};
@@ -158,41 +160,8 @@ impl Postgres {
     }
 
     fn connect(target: &Target) -> Result<Postgres> {
-        let mut config = postgres::Config::new();
-        match &target.host {
-            Host::Tcp(name) => config.host(name),
-            Host::Socket(dir) => config.host_path(dir),
-        };
-        config
-            .port(target.port)
-            .user(&target.user)
-            .dbname(&target.dbname)
-            .application_name(&target.application_name)
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES)
-            .tcp_user_timeout(TCP_USER_TIMEOUT);
-        if let Some(timeout) = target.connect_timeout {
-            config.connect_timeout(timeout);
-        }
-        if let Some(password) = &target.password {
-            config.password(password.expose());
-        }
-        let tls =
-            matches!(target.host, Host::Tcp(_)) && target.sslmode != conninfo::SslMode::Disable;
-        let tls_config = if tls {
-            config.ssl_mode(match target.sslmode {
-                conninfo::SslMode::Prefer => postgres::config::SslMode::Prefer,
-                _ => postgres::config::SslMode::Require,
-            });
-            Some(tls::client_config(target).map_err(|message| {
-                StoreError::new(Kind::Tls, format!("PostgreSQL {target}: {message}")).on_server()
-            })?)
-        } else {
-            config.ssl_mode(postgres::config::SslMode::Disable);
-            None
-        };
+        let (config, tls_config) = config(target)?;
+        let config = postgres::Config::from(config);
         let attempt = move || match tls_config {
             Some(tls_config) => {
                 config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config))
@@ -200,17 +169,7 @@ impl Postgres {
             None => config.connect(NoTls),
         };
         let client = match target.connect_timeout {
-            Some(timeout) => within(timeout, attempt).ok_or_else(|| {
-                StoreError::new(
-                    Kind::ServerDown,
-                    format!(
-                        "cannot connect to PostgreSQL {target}: no answer within {} s \
-                         (connect_timeout)",
-                        timeout.as_secs()
-                    ),
-                )
-                .on_server()
-            })?,
+            Some(timeout) => within(timeout, attempt).ok_or_else(|| no_answer(target, timeout))?,
             None => attempt(),
         };
         let client = client.map_err(|err| connect_error(target, &err))?;
@@ -232,13 +191,7 @@ impl Postgres {
     /// [`Postgres::schema_state`]; `again`: a schema found made meanwhile may be read once
     /// more.
     fn read_schema_state(&mut self, again: bool) -> Result<SchemaState> {
-        let query = format!(
-            "SELECT v.version, extract(epoch FROM now())::bigint,
-                    set_config('lock_timeout', '{LOCK_TIMEOUT}', false),
-                    set_config('statement_timeout', '{STATEMENT_TIMEOUT}', false)
-             FROM autheona.schema_version v"
-        );
-        let rows = self.client.get_mut().query_typed(&query, &[]);
+        let rows = self.client.get_mut().query_typed(&session_query(), &[]);
         let rows = match rows {
             Ok(rows) => rows,
             Err(err)
@@ -397,6 +350,96 @@ impl Postgres {
             .on_server()),
         }
     }
+}
+
+/// The schema's version and the server's clock, read as the session's timeouts are set: what
+/// every connection runs first, one statement, one round trip.
+fn session_query() -> String {
+    format!(
+        "SELECT v.version, extract(epoch FROM now())::bigint,
+                set_config('lock_timeout', '{LOCK_TIMEOUT}', false),
+                set_config('statement_timeout', '{STATEMENT_TIMEOUT}', false)
+         FROM autheona.schema_version v"
+    )
+}
+
+/// How to connect to `target`, as libpq would: the client's configuration, and TLS's unless
+/// the connection goes without.
+fn config(target: &Target) -> Result<(tokio_postgres::Config, Option<rustls::ClientConfig>)> {
+    let mut config = tokio_postgres::Config::new();
+    match &target.host {
+        Host::Tcp(name) => config.host(name),
+        Host::Socket(dir) => config.host_path(dir),
+    };
+    config
+        .port(target.port)
+        .user(&target.user)
+        .dbname(&target.dbname)
+        .application_name(&target.application_name)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES)
+        .tcp_user_timeout(TCP_USER_TIMEOUT);
+    if let Some(timeout) = target.connect_timeout {
+        config.connect_timeout(timeout);
+    }
+    if let Some(password) = &target.password {
+        config.password(password.expose());
+    }
+    let tls = matches!(target.host, Host::Tcp(_)) && target.sslmode != conninfo::SslMode::Disable;
+    if !tls {
+        config.ssl_mode(SslMode::Disable);
+        return Ok((config, None));
+    }
+    config.ssl_mode(match target.sslmode {
+        conninfo::SslMode::Prefer => SslMode::Prefer,
+        _ => SslMode::Require,
+    });
+    let tls_config = tls::client_config(target).map_err(|message| {
+        StoreError::new(Kind::Tls, format!("PostgreSQL {target}: {message}")).on_server()
+    })?;
+    Ok((config, Some(tls_config)))
+}
+
+/// Connects from async code (`autheona serve`'s [`Lookups`]), as [`Postgres::connect`] does;
+/// the connection runs as a task of the runtime this is called in.
+async fn connect_async(target: &Target) -> Result<tokio_postgres::Client> {
+    let (config, tls_config) = config(target)?;
+    let attempt = async {
+        match tls_config {
+            Some(tls_config) => {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+                let (client, connection) = config.connect(tls).await?;
+                tokio::spawn(connection);
+                Ok(client)
+            }
+            None => {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(connection);
+                Ok(client)
+            }
+        }
+    };
+    let client = match target.connect_timeout {
+        Some(timeout) => tokio::time::timeout(timeout, attempt)
+            .await
+            .map_err(|_| no_answer(target, timeout))?,
+        None => attempt.await,
+    };
+    client.map_err(|err| connect_error(target, &err))
+}
+
+/// The error of a server that did not let a connection be made within `timeout`.
+fn no_answer(target: &Target, timeout: Duration) -> StoreError {
+    StoreError::new(
+        Kind::ServerDown,
+        format!(
+            "cannot connect to PostgreSQL {target}: no answer within {} s (connect_timeout)",
+            timeout.as_secs()
+        ),
+    )
+    .on_server()
 }
 
 /// `connect`'s result if it comes within `timeout`. libpq's `connect_timeout` bounds the whole

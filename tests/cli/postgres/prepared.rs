@@ -1,11 +1,12 @@
 //! `autheona serve` prepares its lookup on each of its connections, once: the server then
-//! plans the join once per connection instead of once per request. Revocation is seen all the
-//! same, at the very next request: a prepared statement reads the rows as they are when it
-//! runs.
+//! plans the join once per connection instead of once per request; and the lookups that wait
+//! for a connection together are made in one statement. Revocation is seen all the same, at the
+//! very next request: a statement reads the rows as they are when it runs, and a request's
+//! lookup is never in a statement sent before the request came.
 
-use super::PgEnv;
-use crate::common::id_of;
-use crate::serve::harness::{Addr, Server, free_port};
+use super::{Locked, PgEnv, wait_for};
+use crate::common::{created_token, id_of};
+use crate::serve::harness::{Addr, Connection, Server, free_port};
 
 #[test]
 fn serve_prepares_its_lookup_once_and_still_refuses_a_token_at_once_when_revoked() {
@@ -42,6 +43,77 @@ fn serve_prepares_its_lookup_once_and_still_refuses_a_token_at_once_when_revoked
     env.run(&["token", "revoke", id_of(&token), "--yes"])
         .success();
     assert_eq!(server.auth(&token, None).status, 401, "revoked");
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// Lookups that wait for serve's connection at the same moment are made in one statement, and
+/// each request is answered from its own token's row: a revoked token among them is refused,
+/// a valid one gets its own id. Here they wait behind a lock another session holds.
+#[test]
+fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token() {
+    let Some(env) = PgEnv::new() else { return };
+    let mut tokens = vec![env.demo_token()];
+    for _ in 0..5 {
+        tokens.push(created_token(
+            &env.run(&["token", "create", "-p", "demo", "-e", "30"])
+                .success(),
+        ));
+    }
+    env.run(&["token", "revoke", id_of(&tokens[5]), "--yes"])
+        .success();
+    let server = Server::start_cmd(
+        env.std_cmd(),
+        Addr::Tcp(free_port()),
+        &["--store-connections", "1"],
+    );
+    let locked = Locked::take(env.sql());
+    let asking: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let (addr, token) = (server.addr.clone(), token.clone());
+            std::thread::spawn(move || Connection::open(&addr).auth(&token))
+        })
+        .collect();
+    let mut admin = env.sql();
+    wait_for("serve's lookup waited for the lock", &[], || {
+        let waiting = admin
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .expect("read pg_stat_activity");
+        waiting.map(|_| ())
+    });
+    // Every request reaches serve and waits for the connection meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    locked.release();
+    let answers: Vec<_> = asking
+        .into_iter()
+        .map(|asking| asking.join().expect("a request's thread"))
+        .collect();
+    for (token, answer) in tokens.iter().zip(&answers).take(5) {
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.header("x-autheona-token-id"), Some(id_of(token)));
+    }
+    assert_eq!(answers[5].status, 401, "revoked: {:?}", answers[5]);
+    let last: String = admin
+        .query_one(
+            "SELECT query FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'EXECUTE autheona_verify_%'",
+            &[],
+        )
+        .expect("serve's lookup connection")
+        .get(0);
+    let ids = tokens
+        .iter()
+        .filter(|token| last.contains(id_of(token)))
+        .count();
+    assert!(
+        ids >= 2,
+        "the lookups after the lock in one statement: {last}"
+    );
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
 }

@@ -140,3 +140,45 @@ fn rotated_pruned_and_project_deleted_tokens_are_refused_by_the_next_request() {
         "accepted after the command returned: {late:?}"
     );
 }
+
+/// Under load from other clients, whose lookups a PostgreSQL store's connection makes in one
+/// statement with this one's: a revoked token is still refused by the very next request.
+#[test]
+fn under_load_a_revoked_token_is_refused_by_the_next_request() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let server = Server::start(&env, &["--store-connections", "1"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loading: Vec<_> = (0..6)
+        .map(|_| {
+            let (addr, token, stop) = (server.addr.clone(), env.token("demo", "30"), stop.clone());
+            std::thread::spawn(move || {
+                let mut connection = Connection::open(&addr);
+                let mut answered = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(connection.auth(&token).status, 200);
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut connection = Connection::open(&server.addr);
+    let mut late = Vec::new();
+    for round in 0..50 {
+        let token = env.token("demo", "30");
+        assert_eq!(connection.auth(&token).status, 200);
+        assert_eq!(connection.auth(&token).status, 200);
+        env.run(&["token", "revoke", id_of(&token), "--yes"])
+            .success();
+        let after = connection.auth(&token).status;
+        if after != 401 {
+            late.push((round, after));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for load in loading {
+        assert!(load.join().expect("a loading client") > 0);
+    }
+    assert!(late.is_empty(), "accepted after revoke returned: {late:?}");
+}

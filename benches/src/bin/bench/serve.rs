@@ -1481,13 +1481,14 @@ pub fn run(
         "{wrk_version} (keep-alive; -t min(connections, {cores}); {} s a point, {} rounds after a \
          1 s warm-up pass; the flood's wrk -t {cores} -c {FLOOD_CONNECTIONS}) on the same {cores} \
          cores as the servers; {} with {} workers (worker_processes auto); autheona serve's \
-         defaults ({cores} HTTP threads, {cores} argon2 threads, {} store connections); \
+         defaults ({cores} HTTP threads, {cores} argon2 threads, {} PostgreSQL connection(s), one \
+         per 4 cores); \
          fixtures of {} tokens",
         options.seconds,
         options.rounds,
         servers.nginx.version,
         servers.nginx.daemon.forked.len(),
-        (2 * cores).max(4),
+        cores.div_ceil(4),
         thousands(FIXTURE_TOKENS),
     );
     Printed {
