@@ -223,60 +223,20 @@ async fn line(
         if count == 0 {
             return;
         }
-        let open = match connection.take() {
-            Some(open) => Ok(open),
-            None => Connection::make(&target).await,
-        };
-        let mut open = match open {
-            Ok(open) => open,
-            Err(err) => {
-                for ask in taken.drain(..) {
-                    ask.fail(err.clone());
-                }
-                continue;
-            }
-        };
-        let (finds, clocks): (Vec<Ask>, Vec<Ask>) = taken
-            .drain(..)
-            .partition(|ask| matches!(ask, Ask::Find(..)));
-        let mut failed = false;
-        if !finds.is_empty() {
-            let ids: Vec<&str> = finds.iter().filter_map(Ask::id).collect();
-            match open.find_all(&ids).await {
-                Ok(rows) => {
-                    for ask in finds {
-                        if let Ask::Find(id, answer) = ask {
-                            let row = rows.iter().find(|(of, _)| *of == id);
-                            let _ = answer.send(Ok(row.map(|(_, row)| row.clone())));
-                        }
-                    }
-                }
+        let mut open = match connection.take() {
+            Some(open) => open,
+            None => match Connection::make(&target).await {
+                Ok(open) => open,
                 Err(err) => {
-                    let err = statement_error(&target, &err);
-                    for ask in finds {
+                    for ask in taken.drain(..) {
                         ask.fail(err.clone());
                     }
-                    failed = true;
+                    continue;
                 }
-            }
-        }
-        for ask in clocks {
-            if let Ask::Clock(answer) = ask {
-                let row = open
-                    .client
-                    .query_typed_one("SELECT extract(epoch FROM now())::int8", &[])
-                    .await;
-                if row.is_err() {
-                    failed = true;
-                }
-                let _ = answer.send(
-                    row.map(|row| row.get(0))
-                        .map_err(|err| statement_error(&target, &err)),
-                );
-            }
-        }
+            },
+        };
         // A connection that failed is let go: the next lookups get a new one.
-        if !failed {
+        if open.answer(&target, &mut taken).await {
             connection = Some(open);
         }
     }
@@ -332,6 +292,48 @@ impl Connection {
             Err(_) => None,
         };
         Ok(Connection { client, prepared })
+    }
+
+    /// Answers `asks`, which it empties, the lookups in one statement; whether the
+    /// connection still works.
+    async fn answer(&mut self, target: &Target, asks: &mut Vec<Ask>) -> bool {
+        let (finds, clocks): (Vec<Ask>, Vec<Ask>) =
+            asks.drain(..).partition(|ask| matches!(ask, Ask::Find(..)));
+        let mut works = true;
+        if !finds.is_empty() {
+            let ids: Vec<&str> = finds.iter().filter_map(Ask::id).collect();
+            match self.find_all(&ids).await {
+                Ok(rows) => {
+                    for ask in finds {
+                        if let Ask::Find(id, answer) = ask {
+                            let row = rows.iter().find(|(of, _)| *of == id);
+                            let _ = answer.send(Ok(row.map(|(_, row)| row.clone())));
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = statement_error(target, &err);
+                    for ask in finds {
+                        ask.fail(err.clone());
+                    }
+                    works = false;
+                }
+            }
+        }
+        for ask in clocks {
+            if let Ask::Clock(answer) = ask {
+                let row = self
+                    .client
+                    .query_typed_one("SELECT extract(epoch FROM now())::int8", &[])
+                    .await;
+                works &= row.is_ok();
+                let _ = answer.send(
+                    row.map(|row| row.get(0))
+                        .map_err(|err| statement_error(target, &err)),
+                );
+            }
+        }
+        works
     }
 
     /// The rows of the tokens `ids` that exist, each with its id.
