@@ -339,8 +339,10 @@ fn process_cpu(pid: libc::pid_t) -> Duration {
     Duration::from_secs_f64(ticks as f64 / clock_ticks())
 }
 
-/// The machine's busy and total time so far, from `/proc/stat` (in clock ticks).
-fn machine_ticks() -> (u64, u64) {
+/// The machine's busy, total and stolen time so far, from `/proc/stat` (in clock ticks).
+/// Stolen time, which the hypervisor gave another machine while this one had work, counts as
+/// busy: a run with much of it measured a slower machine.
+fn machine_ticks() -> (u64, u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let values: Vec<u64> = stat
         .lines()
@@ -353,7 +355,7 @@ fn machine_ticks() -> (u64, u64) {
     let total: u64 = values.iter().take(8).sum();
     // idle and iowait
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    (total - idle, total, values.get(7).copied().unwrap_or(0))
 }
 
 /// The CPU time this thread has used so far.
@@ -429,6 +431,8 @@ struct Load {
     answers: u64,
     /// The share of the machine's CPU time that was busy, 0 to 1.
     busy: f64,
+    /// The share of the machine's CPU time stolen by the hypervisor, 0 to 1.
+    stolen: f64,
     /// serve's counters over the run (the instance answering, or behind nginx).
     serve: Counters,
     /// The flood's answers: 401, 503, anything else.
@@ -557,7 +561,7 @@ struct Target {
 /// What the servers and the machine had spent at a moment.
 struct Spent {
     servers: Duration,
-    machine: (u64, u64),
+    machine: (u64, u64, u64),
     serve: Counters,
 }
 
@@ -576,11 +580,16 @@ impl Spent {
         load.server_cpu = now.servers.saturating_sub(self.servers);
         let busy = now.machine.0.saturating_sub(self.machine.0);
         let total = now.machine.1.saturating_sub(self.machine.1);
-        load.busy = if total == 0 {
-            0.0
-        } else {
-            busy as f64 / total as f64
+        let stolen = now.machine.2.saturating_sub(self.machine.2);
+        let share = |ticks: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                ticks as f64 / total as f64
+            }
         };
+        load.busy = share(busy);
+        load.stolen = share(stolen);
         let (a, b) = (self.serve, now.serve);
         load.serve = Counters {
             valid: b.valid - a.valid,
@@ -947,6 +956,7 @@ fn flood_pair(files: &Files, target: &Target, seconds: u64) -> (Load, Load, Load
     flooding.answers = beside.answers;
     flooding.server_cpu = beside.server_cpu;
     flooding.busy = beside.busy;
+    flooding.stolen = beside.stolen;
     flooding.serve = beside.serve;
     (alone, beside, flooding)
 }
@@ -1501,8 +1511,8 @@ pub fn run(
 fn details(results: &Results, cores: usize) -> String {
     let mut out = String::from(
         "| load point | requests/s | p50 | p99 | non-2xx | refused (503) | cache hits | \
-         servers' CPU / answer | wrk's CPU, of the machine | machine busy |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         servers' CPU / answer | wrk's CPU, of the machine | machine busy | of it stolen |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut line = |what: String, runs: &[Load], rate: &dyn Fn(&Load) -> f64| {
         let median = |f: &dyn Fn(&Load) -> f64| spread(runs.iter().map(f).collect()).0;
@@ -1514,7 +1524,8 @@ fn details(results: &Results, cores: usize) -> String {
         let server_cpu: f64 = runs.iter().map(|l| l.server_cpu.as_secs_f64()).sum();
         let _ = writeln!(
             out,
-            "| {what} | {} | {} | {} | {non_2xx} | {refused} | {} | {:.0} µs | {:.0}% | {:.0}% |",
+            "| {what} | {} | {} | {} | {non_2xx} | {refused} | {} | {:.0} µs | {:.0}% | {:.0}% | \
+             {:.0}% |",
             per_second(median(rate)),
             millis(median(&|l| l.p50.as_secs_f64())),
             millis(median(&|l| l.p99.as_secs_f64())),
@@ -1526,6 +1537,7 @@ fn details(results: &Results, cores: usize) -> String {
             1e6 * server_cpu / answers.max(1) as f64,
             100.0 * median(&|l| l.wrk_cpu.as_secs_f64() / (l.seconds * cores as f64)),
             100.0 * median(&|l| l.busy),
+            100.0 * median(&|l| l.stolen),
         );
     };
     // In the order of the rows.
