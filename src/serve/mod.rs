@@ -199,7 +199,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
 
     let signal = runtime.block_on(async {
         let signal = serve(bound, &app, &limits, &announced).await;
-        app.verifier.stores.close();
+        app.verifier.stores.close().await;
         signal
     });
     runtime.shutdown_timeout(Duration::from_secs(1));

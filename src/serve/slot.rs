@@ -51,9 +51,9 @@ impl Stores {
     }
 
     /// Lets a server's connections go, once what runs on them is answered.
-    pub fn close(&self) {
+    pub async fn close(&self) {
         if let Stores::Server { lookups, .. } = self {
-            lookups.close();
+            lookups.close().await;
         }
     }
 }

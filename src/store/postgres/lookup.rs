@@ -129,6 +129,8 @@ pub struct Lookups {
     next: AtomicUsize,
     /// Set to end the lines.
     stop: watch::Sender<bool>,
+    /// The lines' tasks, until they are waited for.
+    running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// What a request asks of a line, and where the answer goes.
@@ -142,6 +144,8 @@ const MOST_AT_ONCE: usize = 64;
 
 struct Connection {
     client: tokio_postgres::Client,
+    /// The connection's own task, which ends once `client` is dropped.
+    running: tokio::task::JoinHandle<()>,
     /// The prepared lookup's suffix ([`name`]), if it was made and stayed.
     prepared: Option<u64>,
 }
@@ -152,18 +156,24 @@ impl Lookups {
     /// the runtime the lines are to run on.
     pub async fn open(target: &Target, connections: usize) -> StoreResult<Lookups> {
         let (stop, stopping) = watch::channel(false);
-        let mut lines = Vec::new();
+        let (mut lines, mut running) = (Vec::new(), Vec::new());
         for _ in 0..connections.max(1) {
             let connection = Connection::make(target).await?;
             let (asks, taken) = tokio::sync::mpsc::unbounded_channel();
             let stopping = stopping.clone();
-            tokio::spawn(line(target.clone(), Some(connection), taken, stopping));
+            running.push(tokio::spawn(line(
+                target.clone(),
+                Some(connection),
+                taken,
+                stopping,
+            )));
             lines.push(asks);
         }
         Ok(Lookups {
             lines,
             next: AtomicUsize::new(0),
             stop,
+            running: std::sync::Mutex::new(running),
         })
     }
 
@@ -186,10 +196,14 @@ impl Lookups {
         answered.await.unwrap_or_else(|_| Err(closed()))
     }
 
-    /// Ends the lines, each once it has answered what it holds; its connection is then closed.
+    /// Ends the lines, each once it has answered what it holds, and closes their connections.
     /// What is asked after that is answered with [`closed`].
-    pub fn close(&self) {
+    pub async fn close(&self) {
         self.stop.send_replace(true);
+        let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|e| e.into_inner()));
+        for line in running {
+            let _ = line.await;
+        }
     }
 
     /// Hands `ask` to the next line, in turn; an ask no line takes is answered, by its
@@ -221,7 +235,7 @@ async fn line(
             _ = stopping.wait_for(|stop| *stop) => 0,
         };
         if count == 0 {
-            return;
+            break;
         }
         let mut open = match connection.take() {
             Some(open) => open,
@@ -239,6 +253,9 @@ async fn line(
         if open.answer(&target, &mut taken).await {
             connection = Some(open);
         }
+    }
+    if let Some(open) = connection {
+        open.close().await;
     }
 }
 
@@ -262,7 +279,7 @@ impl Connection {
     /// Connects, checks the schema's version and sets the session's timeouts, then prepares
     /// the lookup (or, refused, goes without).
     async fn make(target: &Target) -> StoreResult<Connection> {
-        let client = super::connect_async(target).await?;
+        let (client, running) = super::connect_async(target).await?;
         let failed = |err: postgres::Error| statement_error(target, &err);
         let rows = client
             .query_typed(&super::session_query(), &[])
@@ -291,7 +308,17 @@ impl Connection {
             }
             Err(_) => None,
         };
-        Ok(Connection { client, prepared })
+        Ok(Connection {
+            client,
+            running,
+            prepared,
+        })
+    }
+
+    /// Lets the server know the connection ends, and waits until it has (a second at most).
+    async fn close(self) {
+        drop(self.client);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.running).await;
     }
 
     /// Answers `asks`, which it empties, the lookups in one statement; whether the

@@ -402,32 +402,33 @@ fn config(target: &Target) -> Result<(tokio_postgres::Config, Option<rustls::Cli
     Ok((config, Some(tls_config)))
 }
 
-/// Connects from async code (`autheona serve`'s [`Lookups`]), as [`Postgres::connect`] does;
-/// the connection runs as a task of the runtime this is called in.
-async fn connect_async(target: &Target) -> Result<tokio_postgres::Client> {
+/// Connects from async code (`autheona serve`'s [`Lookups`]), as [`Postgres::connect`] does:
+/// the client, and its connection running as a task of the runtime this is called in, which
+/// ends once the client is dropped (having told the server).
+async fn connect_async(
+    target: &Target,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let (config, tls_config) = config(target)?;
     let attempt = async {
         match tls_config {
             Some(tls_config) => {
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
                 let (client, connection) = config.connect(tls).await?;
-                tokio::spawn(connection);
-                Ok(client)
+                Ok((client, tokio::spawn(async { drop(connection.await) })))
             }
             None => {
                 let (client, connection) = config.connect(NoTls).await?;
-                tokio::spawn(connection);
-                Ok(client)
+                Ok((client, tokio::spawn(async { drop(connection.await) })))
             }
         }
     };
-    let client = match target.connect_timeout {
+    let connected = match target.connect_timeout {
         Some(timeout) => tokio::time::timeout(timeout, attempt)
             .await
             .map_err(|_| no_answer(target, timeout))?,
         None => attempt.await,
     };
-    client.map_err(|err| connect_error(target, &err))
+    connected.map_err(|err| connect_error(target, &err))
 }
 
 /// The error of a server that did not let a connection be made within `timeout`.

@@ -117,3 +117,39 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
 }
+
+/// serve's lookup connections end as a client's should when it stops: each tells the server
+/// (PostgreSQL counts a connection dropped without a word as an abandoned session).
+#[test]
+fn serve_closes_its_connections_to_the_server_when_it_stops() {
+    let Some(env) = PgEnv::new() else { return };
+    let token = env.demo_token();
+    let server = Server::start_cmd(
+        env.std_cmd(),
+        Addr::Tcp(free_port()),
+        &["--store-connections", "3"],
+    );
+    assert_eq!(server.auth(&token, None).status, 200);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    let mut admin = env.sql();
+    wait_for("serve's backends to end", &[], || {
+        let count: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("read pg_stat_activity")
+            .get(0);
+        (count == 0).then_some(())
+    });
+    let abandoned: i64 = admin
+        .query_one(
+            "SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .expect("read pg_stat_database")
+        .get(0);
+    assert_eq!(abandoned, 0, "sessions dropped without a word");
+}
