@@ -18,7 +18,7 @@ use crate::store::{
 pub enum Stores {
     /// In place, on the calling thread's own connection (a local file).
     InPlace(Location),
-    /// On a server's connections, with room for `room`'s permits of calls at once.
+    /// On a server's connections, with room for as many calls at once as `room` has permits.
     Server { lookups: Lookups, room: Semaphore },
 }
 
