@@ -8,15 +8,21 @@ use super::{Locked, PgEnv, wait_for};
 use crate::common::{created_token, id_of};
 use crate::serve::harness::{Addr, Connection, Server, free_port};
 
+/// `autheona serve` on the test's database, with `connections` store connections.
+fn serve_on(env: &PgEnv, connections: u32) -> Server {
+    let connections = connections.to_string();
+    Server::start_cmd(
+        env.std_cmd(),
+        Addr::Tcp(free_port()),
+        &["--store-connections", &connections],
+    )
+}
+
 #[test]
 fn serve_prepares_its_lookup_once_and_still_refuses_a_token_at_once_when_revoked() {
     let Some(env) = PgEnv::new() else { return };
     let token = env.demo_token();
-    let server = Server::start_cmd(
-        env.std_cmd(),
-        Addr::Tcp(free_port()),
-        &["--store-connections", "1"],
-    );
+    let server = serve_on(&env, 1);
     for round in 0..5 {
         let answer = server.auth(&token, Some("demo"));
         assert_eq!(answer.status, 200, "request {round}: {}", server.stderr());
@@ -62,11 +68,7 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
     }
     env.run(&["token", "revoke", id_of(&tokens[5]), "--yes"])
         .success();
-    let server = Server::start_cmd(
-        env.std_cmd(),
-        Addr::Tcp(free_port()),
-        &["--store-connections", "1"],
-    );
+    let server = serve_on(&env, 1);
     let locked = Locked::take(env.sql());
     let asking: Vec<_> = tokens
         .iter()
@@ -124,11 +126,7 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
 fn serve_closes_its_connections_to_the_server_when_it_stops() {
     let Some(env) = PgEnv::new() else { return };
     let token = env.demo_token();
-    let server = Server::start_cmd(
-        env.std_cmd(),
-        Addr::Tcp(free_port()),
-        &["--store-connections", "3"],
-    );
+    let server = serve_on(&env, 3);
     assert_eq!(server.auth(&token, None).status, 200);
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
