@@ -2,9 +2,10 @@
 //! proxies. Routes and answers are in `http`; the verification of a request in `verify`, with
 //! the verified-secret cache (`cache`) in front of argon2 only, never of the store lookup;
 //! last-used times written behind (`uses`); `/metrics` (`metrics`); the addresses
-//! (`listen`). A local file is read on each runtime thread's own connection, a server asked on
-//! connections the requests share (`slot`); argon2, blocking work, runs on threads of its own
-//! (`pool`).
+//! (`listen`). Connections are served by threads that each run a runtime of their own
+//! (`workers`). A local file is read on each such thread's own connection, a server asked on
+//! connections the requests share, each kept by one thread (`slot`); argon2, blocking work,
+//! runs on threads of its own (`pool`).
 //!
 //! Built into `autheona-serve` only (see `commands::serve`).
 
@@ -17,6 +18,7 @@ mod pool;
 mod slot;
 mod uses;
 mod verify;
+mod workers;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,8 +47,6 @@ const HASHING_QUEUE_PER_THREAD: usize = 64;
 /// How much the argon2 threads yield the cores to the threads answering cached tokens: a
 /// flood of tokens that need argon2 work slows those a little, not to a stop.
 const HASHING_NICE: i32 = 10;
-/// The cores per connection to a PostgreSQL store, by default.
-const CORES_PER_STORE_CONNECTION: usize = 4;
 /// Store calls that may wait for the server at once before more get 503.
 const STORE_QUEUE: usize = 1024;
 
@@ -102,27 +102,33 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("autheona-http")
+    // The accept loops and the signals run here, on a runtime of this thread; the connections
+    // on the workers, each on its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(spawn_failed)?;
+    let workers = workers::Workers::start("autheona-http", cores).map_err(spawn_failed)?;
 
-    // A local file is read in place by each runtime thread, on a connection of its own; a
-    // server is asked on connections the runtime's tasks share, all made now. Either way the
-    // store was opened once already, and every address is bound before anything is served: a
-    // store that cannot be reached or an address taken is an error first.
+    // A local file is read in place by each worker, on a connection of its own; a server is
+    // asked on connections the workers' requests share, each kept by one worker, all made
+    // now. Either way the store was opened once already, and every address is bound before
+    // anything is served: a store that cannot be reached or an address taken is an error
+    // first.
     let stores = match &start.location {
         Location::File(_) => slot::Stores::InPlace(start.location.clone()),
         Location::Postgres(target) => {
             // A connection makes the lookups waiting for it in one statement, so one takes a
-            // growing load; more keep the server's side of it on more than one core.
+            // growing load; one per worker spares a request the wake-ups of another thread.
             let connections = args
                 .store_connections
-                .map_or(cores.div_ceil(CORES_PER_STORE_CONNECTION), |n| n as usize);
+                .map_or(workers.hands().all().len(), |n| n as usize);
             slot::Stores::Server {
-                lookups: runtime.block_on(Lookups::open(target, connections))?,
+                lookups: runtime.block_on(Lookups::open(
+                    target,
+                    connections,
+                    workers.hands().all(),
+                ))?,
                 room: Semaphore::new(STORE_QUEUE),
             }
         }
@@ -198,10 +204,11 @@ pub fn run(start: Start<'_>) -> Result<()> {
     }
 
     let signal = runtime.block_on(async {
-        let signal = serve(bound, &app, &limits, &announced).await;
+        let signal = serve(bound, &app, &limits, workers.hands(), &announced).await;
         app.verifier.stores.close().await;
         signal
     });
+    workers.stop();
     runtime.shutdown_timeout(Duration::from_secs(1));
 
     // The pools finish what they hold; then the last uses are written.
@@ -235,6 +242,7 @@ async fn serve(
     bound: Vec<Bound>,
     app: &Arc<App>,
     limits: &Limits,
+    hands: &workers::Hands,
     announced: &str,
 ) -> Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -246,16 +254,17 @@ async fn serve(
     let mut accepting = Vec::new();
     for bound in bound {
         let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+        let hands = hands.clone();
         accepting.push(match bound {
             Bound::Tcp(listener) => {
                 let listener =
                     tokio::net::TcpListener::from_std(listener).map_err(listen_failed)?;
-                tokio::spawn(accept_loop(listener, stopping, limits, app))
+                tokio::spawn(accept_loop(listener, stopping, limits, app, hands))
             }
             Bound::Unix(listener, _) => {
                 let listener =
                     tokio::net::UnixListener::from_std(listener).map_err(listen_failed)?;
-                tokio::spawn(accept_loop(listener, stopping, limits, app))
+                tokio::spawn(accept_loop(listener, stopping, limits, app, hands))
             }
         });
     }
@@ -286,36 +295,48 @@ struct Limits {
     idle_timeout: Duration,
 }
 
-/// A listener the accept loop takes connections from.
+/// A listener the accept loop takes connections from, each as a socket no runtime watches
+/// yet, for the worker it is handed to to [`Accept::attach`].
 trait Accept: Send + 'static {
+    type Accepted: Send + 'static;
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Accepted>> + Send;
+    fn attach(accepted: Self::Accepted) -> std::io::Result<Self::Stream>;
 }
 
 impl Accept for tokio::net::TcpListener {
+    type Accepted = std::net::TcpStream;
     type Stream = tokio::net::TcpStream;
-    async fn accept(&self) -> std::io::Result<Self::Stream> {
+    async fn accept(&self) -> std::io::Result<Self::Accepted> {
         let (stream, _) = tokio::net::TcpListener::accept(self).await?;
         // Answers are small and sent whole: Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        stream.into_std()
+    }
+    fn attach(accepted: Self::Accepted) -> std::io::Result<Self::Stream> {
+        tokio::net::TcpStream::from_std(accepted)
     }
 }
 
 impl Accept for tokio::net::UnixListener {
+    type Accepted = std::os::unix::net::UnixStream;
     type Stream = tokio::net::UnixStream;
-    async fn accept(&self) -> std::io::Result<Self::Stream> {
-        Ok(tokio::net::UnixListener::accept(self).await?.0)
+    async fn accept(&self) -> std::io::Result<Self::Accepted> {
+        tokio::net::UnixListener::accept(self).await?.0.into_std()
+    }
+    fn attach(accepted: Self::Accepted) -> std::io::Result<Self::Stream> {
+        tokio::net::UnixStream::from_std(accepted)
     }
 }
 
 /// Accepts connections until a stop is asked for, each while a connection permit is free
-/// (beyond the limit, clients wait in the listen queue).
+/// (beyond the limit, clients wait in the listen queue), and hands each to a worker in turn.
 async fn accept_loop<L: Accept>(
     listener: L,
     mut stopping: watch::Receiver<bool>,
     limits: Limits,
     app: Arc<App>,
+    hands: workers::Hands,
 ) {
     let mut complained = false;
     loop {
@@ -334,8 +355,12 @@ async fn accept_loop<L: Accept>(
             Ok(stream) => {
                 complained = false;
                 let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
-                tokio::spawn(async move {
-                    connection::serve(stream, &app, &limits, stopping).await;
+                hands.next().spawn(async move {
+                    // Watched by this worker's reactor from now on; a socket it cannot
+                    // watch (out of memory for it) is closed.
+                    if let Ok(stream) = L::attach(stream) {
+                        connection::serve(stream, &app, &limits, stopping).await;
+                    }
                     drop(permit);
                 });
             }

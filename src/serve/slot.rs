@@ -1,7 +1,8 @@
-//! The store's connections: one per runtime thread for a local file, whose calls return
+//! The store's connections: one per HTTP thread for a local file, whose calls return
 //! in microseconds without waiting on anything else (SQLite readers never wait for a
-//! writer), and for a server, connections the runtime's tasks share ([`Lookups`]), whose
-//! statements wait on the network without holding a thread. Each connection is opened again
+//! writer), and for a server, connections the requests share ([`Lookups`]), each kept by one
+//! HTTP thread and asked first by the requests on it, whose statements wait on the network
+//! without holding a thread. Each connection is opened again
 //! after it fails: a server restarted, or a connection dropped, costs the requests of that
 //! moment, never the ones after.
 
@@ -34,7 +35,7 @@ impl Stores {
             Stores::InPlace(location) => Ok(in_place(location, |store| store.token_for_verify(id))),
             Stores::Server { lookups, room } => {
                 let _room = room.try_acquire().map_err(|_| Busy)?;
-                Ok(lookups.find(id).await)
+                Ok(lookups.find(id, super::workers::here()).await)
             }
         }
     }
@@ -45,7 +46,7 @@ impl Stores {
             Stores::InPlace(location) => Ok(in_place(location, |store| store.clock())),
             Stores::Server { lookups, room } => {
                 let _room = room.try_acquire().map_err(|_| Busy)?;
-                Ok(lookups.clock().await.map(Some))
+                Ok(lookups.clock(super::workers::here()).await.map(Some))
             }
         }
     }

@@ -113,7 +113,7 @@ impl Lookup {
 }
 
 /// `autheona serve`'s connections to a PostgreSQL store, for verify's lookup and the server's
-/// clock, asked from async tasks. Each connection is a line, a task of the runtime: it takes
+/// clock, asked from async tasks. Each connection is a line, a task on one runtime: it takes
 /// every lookup that waits for it, all at once, and finds their rows in one statement (`id =
 /// ANY (...)`), whose parsing, planning, transaction and round trip are then paid once for all
 /// the requests of that moment instead of once each, which is most of what a lookup costs the
@@ -126,6 +126,8 @@ impl Lookup {
 /// connection cut, costs the requests of that moment, never the ones after.
 pub struct Lookups {
     lines: Vec<UnboundedSender<Ask>>,
+    /// How many runtimes the lines are spread over.
+    homes: usize,
     next: AtomicUsize,
     /// Set to end the lines.
     stop: watch::Sender<bool>,
@@ -152,29 +154,47 @@ struct Connection {
 
 impl Lookups {
     /// `connections` lines to the store at `target`, their connections all made now: a store
-    /// that cannot be reached is an error at once, not at the first request. Call from within
-    /// the runtime the lines are to run on.
-    pub async fn open(target: &Target, connections: usize) -> StoreResult<Lookups> {
+    /// that cannot be reached is an error at once, not at the first request. Each line runs
+    /// on one of `homes` in turn (the line `i` on `homes[i % homes.len()]`), its connection
+    /// made there: a request asks a line of its own runtime first ([`Lookups::find`]).
+    pub async fn open(
+        target: &Target,
+        connections: usize,
+        homes: &[tokio::runtime::Handle],
+    ) -> StoreResult<Lookups> {
         let (stop, stopping) = watch::channel(false);
-        let (mut lines, mut running) = (Vec::new(), Vec::new());
-        for _ in 0..connections.max(1) {
-            let connection = Connection::make(target).await?;
-            let (asks, taken) = tokio::sync::mpsc::unbounded_channel();
-            let stopping = stopping.clone();
-            running.push(tokio::spawn(line(
-                target.clone(),
-                Some(connection),
-                taken,
-                stopping,
-            )));
-            lines.push(asks);
-        }
-        Ok(Lookups {
-            lines,
+        let lookups = Lookups {
+            lines: Vec::new(),
+            homes: homes.len().max(1),
             next: AtomicUsize::new(0),
             stop,
-            running: std::sync::Mutex::new(running),
-        })
+            running: std::sync::Mutex::new(Vec::new()),
+        };
+        let mut lines = Vec::new();
+        for index in 0..connections.max(1) {
+            let (asks, taken) = tokio::sync::mpsc::unbounded_channel();
+            let (made, connected) = oneshot::channel();
+            let (target, stopping) = (target.clone(), stopping.clone());
+            let running = homes[index % homes.len()].spawn(async move {
+                match Connection::make(&target).await {
+                    Ok(connection) => {
+                        let _ = made.send(Ok(()));
+                        line(target, Some(connection), taken, stopping).await;
+                    }
+                    Err(err) => drop(made.send(Err(err))),
+                }
+            });
+            lookups
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(running);
+            // A line that could not connect is an error; the lines made are closed with
+            // `lookups` when it is dropped (their senders gone).
+            connected.await.unwrap_or_else(|_| Err(closed()))?;
+            lines.push(asks);
+        }
+        Ok(Lookups { lines, ..lookups })
     }
 
     /// How many connections there are.
@@ -182,17 +202,18 @@ impl Lookups {
         self.lines.len()
     }
 
-    /// The row of token `id`, with its project's name.
-    pub async fn find(&self, id: &str) -> StoreResult<Option<VerifyRow>> {
+    /// The row of token `id`, with its project's name, asked from the runtime `home` (an
+    /// index into the `homes` the lookups were opened with).
+    pub async fn find(&self, id: &str, home: usize) -> StoreResult<Option<VerifyRow>> {
         let (answer, answered) = oneshot::channel();
-        self.ask(Ask::Find(id.to_owned(), answer));
+        self.ask(Ask::Find(id.to_owned(), answer), home);
         answered.await.unwrap_or_else(|_| Err(closed()))
     }
 
-    /// The server's clock, in unix seconds.
-    pub async fn clock(&self) -> StoreResult<i64> {
+    /// The server's clock, in unix seconds, asked from the runtime `home`.
+    pub async fn clock(&self, home: usize) -> StoreResult<i64> {
         let (answer, answered) = oneshot::channel();
-        self.ask(Ask::Clock(answer));
+        self.ask(Ask::Clock(answer), home);
         answered.await.unwrap_or_else(|_| Err(closed()))
     }
 
@@ -206,11 +227,24 @@ impl Lookups {
         }
     }
 
-    /// Hands `ask` to the next line, in turn; an ask no line takes is answered, by its
-    /// dropped sender, with [`closed`].
-    fn ask(&self, ask: Ask) {
-        let line = &self.lines[self.next.fetch_add(1, Ordering::Relaxed) % self.lines.len()];
+    /// Hands `ask` to a line, in turn among those that run on `home` (among all, when there
+    /// are fewer lines than runtimes); an ask no line takes is answered, by its dropped
+    /// sender, with [`closed`].
+    fn ask(&self, ask: Ask, home: usize) {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let line = &self.lines[line_for(home, turn, self.homes, self.lines.len())];
         let _ = line.send(ask);
+    }
+}
+
+/// The line a request from runtime `home` asks at its `turn`, of `lines` spread over `homes`
+/// runtimes (the line `i` on `i % homes`): its own runtime's lines in turn, or, when that has
+/// none, all of them in turn.
+fn line_for(home: usize, turn: usize, homes: usize, lines: usize) -> usize {
+    let home = home % homes;
+    match lines.saturating_sub(home).div_ceil(homes) {
+        0 => turn % lines,
+        own => home + homes * (turn % own),
     }
 }
 
@@ -441,4 +475,49 @@ fn simple_rows(messages: &[SimpleQueryMessage]) -> Vec<(String, VerifyRow)> {
 /// The one row a lookup of one id returned, if any.
 fn first(rows: Vec<(String, VerifyRow)>) -> Option<VerifyRow> {
     rows.into_iter().next().map(|(_, row)| row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_for;
+    use std::collections::BTreeSet;
+
+    /// The lines each of `homes` runtimes asks, over many turns.
+    fn asked(homes: usize, lines: usize) -> Vec<BTreeSet<usize>> {
+        (0..homes)
+            .map(|home| {
+                (0..100)
+                    .map(|turn| line_for(home, turn, homes, lines))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_request_asks_the_lines_of_its_own_runtime_in_turn() {
+        // Two runtimes, four lines: 0 and 2 on the first, 1 and 3 on the second.
+        assert_eq!(
+            asked(2, 4),
+            [BTreeSet::from([0, 2]), BTreeSet::from([1, 3])]
+        );
+        assert_eq!(asked(2, 2), [BTreeSet::from([0]), BTreeSet::from([1])]);
+        assert_eq!(asked(1, 3), [BTreeSet::from([0, 1, 2])]);
+        // Lines that do not divide among the runtimes: still each its own.
+        assert_eq!(asked(2, 3), [BTreeSet::from([0, 2]), BTreeSet::from([1])]);
+    }
+
+    #[test]
+    fn with_fewer_lines_than_runtimes_every_line_is_asked() {
+        assert_eq!(asked(4, 1), vec![BTreeSet::from([0]); 4]);
+        // The fourth runtime has no line: it asks them all; the others their own.
+        assert_eq!(
+            asked(4, 3),
+            [
+                BTreeSet::from([0]),
+                BTreeSet::from([1]),
+                BTreeSet::from([2]),
+                BTreeSet::from([0, 1, 2])
+            ]
+        );
+    }
 }

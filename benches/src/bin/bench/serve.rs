@@ -605,6 +605,8 @@ impl Spent {
 struct Serve {
     daemon: Daemon,
     port: u16,
+    /// What its store's connections are, as it said when it started ("2 connections").
+    connections: String,
 }
 
 /// Starts `autheona serve` on a free port of 127.0.0.1 against `db`, and waits until it
@@ -631,7 +633,7 @@ fn start_serve(autheona: &Path, db: &str, cached: bool, log: &Path) -> Serve {
             let Ok(line) = line else { break };
             let _ = writeln!(file, "{line}");
             if line.contains("listening on") {
-                let _ = ready.send(());
+                let _ = ready.send(line.clone());
             }
         }
     });
@@ -642,13 +644,23 @@ fn start_serve(autheona: &Path, db: &str, cached: bool, log: &Path) -> Serve {
         log: log.to_owned(),
         copier: Some(copier),
     };
-    if listening.recv_timeout(Duration::from_secs(60)).is_err() {
+    let Ok(announced) = listening.recv_timeout(Duration::from_secs(60)) else {
         panic!(
             "autheona serve did not say it listens within 60 s:\n{}",
             daemon.log_text()
         );
+    };
+    // "listening on ADDRESS (store: LOCATION, N connections)"
+    let connections = announced
+        .rsplit_once(", ")
+        .map_or("", |(_, last)| last)
+        .trim_end_matches(')')
+        .to_owned();
+    Serve {
+        daemon,
+        port,
+        connections,
     }
-    Serve { daemon, port }
 }
 
 /// The nginx of the section: one server block per nginx row.
@@ -1491,14 +1503,13 @@ pub fn run(
         "{wrk_version} (keep-alive; -t min(connections, {cores}); {} s a point, {} rounds after a \
          1 s warm-up pass; the flood's wrk -t {cores} -c {FLOOD_CONNECTIONS}) on the same {cores} \
          cores as the servers; {} with {} workers (worker_processes auto); autheona serve's \
-         defaults ({cores} HTTP threads, {cores} argon2 threads, {} PostgreSQL connection(s), one \
-         per 4 cores); \
-         fixtures of {} tokens",
+         defaults ({cores} HTTP threads, {cores} argon2 threads, on PostgreSQL {}); fixtures of {} \
+         tokens",
         options.seconds,
         options.rounds,
         servers.nginx.version,
         servers.nginx.daemon.forked.len(),
-        cores.div_ceil(4),
+        servers.cached[&StoreKind::Postgres].connections,
         thousands(FIXTURE_TOKENS),
     );
     Printed {
