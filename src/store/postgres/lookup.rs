@@ -150,7 +150,19 @@ struct Connection {
     running: tokio::task::JoinHandle<()>,
     /// The prepared lookup's suffix ([`name`]), if it was made and stayed.
     prepared: Option<u64>,
+    /// Whether its statements ask for the generic plan ([`GENERIC`]).
+    generic: bool,
 }
+
+/// What each prepared lookup is sent after, in the same query: PostgreSQL plans a prepared
+/// statement anew at every execution for as long as a plan made for its values looks cheaper
+/// than the generic one, and it costs the generic plan of `id = ANY ($1)` for 10 ids, more than
+/// most statements hold; so, left to choose, it planned the join again for every statement
+/// (benches/README.md, finding 30), the work that preparing was to spare. The generic plan is
+/// the one every statement wants (the unique index on the ids, then the project's row).
+/// `LOCAL` holds for the query's own transaction only: nothing stays on a connection that a
+/// pooler gives to other clients after.
+const GENERIC: &str = "SET LOCAL plan_cache_mode = force_generic_plan; ";
 
 impl Lookups {
     /// `connections` lines to the store at `target`, their connections all made now: a store
@@ -346,6 +358,7 @@ impl Connection {
             client,
             running,
             prepared,
+            generic: true,
         })
     }
 
@@ -399,13 +412,22 @@ impl Connection {
 
     /// The rows of the tokens `ids` that exist, each with its id.
     async fn find_all(&mut self, ids: &[&str]) -> PgResult<Vec<(String, VerifyRow)>> {
-        if let Some(suffix) = self.prepared
+        while let Some(suffix) = self.prepared
             && ids.iter().all(|id| inlinable(id))
         {
-            let execute = format!("EXECUTE {}('{{{}}}')", name(suffix), ids.join(","));
+            let execute = format!(
+                "{}EXECUTE {}('{{{}}}')",
+                if self.generic { GENERIC } else { "" },
+                name(suffix),
+                ids.join(",")
+            );
             match self.client.simple_query(&execute).await {
                 Err(err) if err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) => {
                     self.prepared = None;
+                }
+                // A server before PostgreSQL 12 has no plan_cache_mode: it plans as it does.
+                Err(err) if self.generic && err.code() == Some(&SqlState::UNDEFINED_OBJECT) => {
+                    self.generic = false;
                 }
                 done => return done.map(|messages| simple_rows(&messages)),
             }

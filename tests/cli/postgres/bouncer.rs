@@ -83,14 +83,7 @@ server_tls_sslmode = disable
     fn wait_until_ready(&mut self, db: &str) {
         let start = Instant::now();
         loop {
-            let connected = postgres::Config::new()
-                .host("127.0.0.1")
-                .port(self.port)
-                .user(&pg::var("PGUSER"))
-                .password(pg::var("PGPASSWORD"))
-                .dbname(db)
-                .connect(postgres::NoTls);
-            if connected.is_ok() {
+            if self.connect(db).is_ok() {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -109,18 +102,7 @@ server_tls_sslmode = disable
     /// need them): as many transactions through it at once.
     fn open_every_server_connection(&self, db: &str) {
         let mut clients: Vec<postgres::Client> = (0..POOL_SIZE)
-            .map(|_| {
-                let mut config = postgres::Config::new();
-                config
-                    .host("127.0.0.1")
-                    .port(self.port)
-                    .user(&pg::var("PGUSER"))
-                    .password(pg::var("PGPASSWORD"))
-                    .dbname(db);
-                config
-                    .connect(postgres::NoTls)
-                    .expect("connect to PgBouncer")
-            })
+            .map(|_| self.connect(db).expect("connect to PgBouncer"))
             .collect();
         for client in &mut clients {
             client
@@ -130,6 +112,17 @@ server_tls_sslmode = disable
         for client in &mut clients {
             client.batch_execute("COMMIT").expect("commit");
         }
+    }
+
+    /// A client of database `db` through PgBouncer.
+    fn connect(&self, db: &str) -> Result<postgres::Client, postgres::Error> {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(&pg::var("PGUSER"))
+            .password(pg::var("PGPASSWORD"))
+            .dbname(db)
+            .connect(postgres::NoTls)
     }
 
     fn log(&self) -> String {
@@ -347,6 +340,20 @@ fn serve_answers_every_request_through_pgbouncer_in_transaction_mode() {
     assert_eq!(server.auth(&unknown, None).status, 401);
     bouncer.run(&env, &["token", "revoke", id_of(&token), "--yes"]);
     assert_eq!(server.auth(&token, None).status, 401, "revoked");
+    // serve's lookups ask for their generic plan in their own transactions only: none of the
+    // server connections, which other clients get next, keeps it.
+    let mut client = bouncer.connect(&env.db).expect("connect to PgBouncer");
+    for round in 0..2 * POOL_SIZE {
+        // Simple queries: a statement prepared on one server connection is not on the next.
+        let shown = client
+            .simple_query("SHOW plan_cache_mode")
+            .expect("SHOW through PgBouncer");
+        let mode = shown.iter().find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        });
+        assert_eq!(mode.as_deref(), Some("auto"), "transaction {round}");
+    }
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
     assert_eq!(
