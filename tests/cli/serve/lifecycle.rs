@@ -390,12 +390,37 @@ fn a_warning_about_the_environment_is_given_once() {
     assert_eq!(warnings, 1, "{}", stopped.stderr);
 }
 
+/// Puts the program `from` at `to`, ready to run. A hard link if it can be. A copy's file is
+/// open for writing while it is written, and a process that another test's thread forks in
+/// that moment holds it open until it execs: running the copy meanwhile fails with ETXTBSY
+/// ("Text file busy"), so the copy is run until it no longer does.
+fn runnable_copy(from: &Path, to: &Path) {
+    if std::fs::hard_link(from, to).is_ok() {
+        return;
+    }
+    std::fs::copy(from, to).unwrap();
+    let start = std::time::Instant::now();
+    while let Err(err) = std::process::Command::new(to)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        assert!(
+            err.raw_os_error() == Some(libc::ETXTBSY) && start.elapsed() < HANG_GUARD,
+            "cannot run {}: {err}",
+            to.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// `autheona` copied alone into a directory of the test's, run there with `args` in the
 /// test's environment; the path it would find `autheona-serve` at.
 fn run_alone(env: &TestEnv, args: &[&str]) -> (assert_cmd::assert::Assert, PathBuf) {
     let alone = env.dir().join("bin");
     std::fs::create_dir(&alone).unwrap();
-    std::fs::copy(BIN, alone.join("autheona")).unwrap();
+    runnable_copy(Path::new(BIN), &alone.join("autheona"));
     let assert = assert_cmd::Command::new(alone.join("autheona"))
         .envs(
             env.std_cmd()
