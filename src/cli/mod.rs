@@ -537,7 +537,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Connections to a PostgreSQL store, each making the lookups that wait for it in one
-    /// statement [default: one per core, on each HTTP thread]; a file gets one per core
+    /// statement [default: one per core, on each HTTP thread, at most 16]; a file gets one per
+    /// core
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub store_connections: Option<u32>,
     /// Seconds a client may take to send a request; a slower one is dropped

@@ -47,6 +47,9 @@ const HASHING_QUEUE_PER_THREAD: usize = 64;
 /// How much the argon2 threads yield the cores to the threads answering cached tokens: a
 /// flood of tokens that need argon2 work slows those a little, not to a stop.
 const HASHING_NICE: i32 = 10;
+/// The most connections to a PostgreSQL store by default (one per HTTP thread up to it):
+/// what one host takes of the server's `max_connections` (100 by default) stays small.
+const MOST_STORE_CONNECTIONS: usize = 16;
 /// Store calls that may wait for the server at once before more get 503.
 const STORE_QUEUE: usize = 1024;
 
@@ -120,9 +123,10 @@ pub fn run(start: Start<'_>) -> Result<()> {
         Location::Postgres(target) => {
             // A connection makes the lookups waiting for it in one statement, so one takes a
             // growing load; one per worker spares a request the wake-ups of another thread.
-            let connections = args
-                .store_connections
-                .map_or(workers.hands().all().len(), |n| n as usize);
+            let connections = args.store_connections.map_or(
+                workers.hands().all().len().min(MOST_STORE_CONNECTIONS),
+                |n| n as usize,
+            );
             slot::Stores::Server {
                 lookups: runtime.block_on(Lookups::open(
                     target,

@@ -1,8 +1,8 @@
 //! The store's connections: one per HTTP thread for a local file, whose calls return
 //! in microseconds without waiting on anything else (SQLite readers never wait for a
 //! writer), and for a server, connections the requests share ([`Lookups`]), each kept by one
-//! HTTP thread and asked first by the requests on it, whose statements wait on the network
-//! without holding a thread. Each connection is opened again
+//! HTTP thread and asked by the requests on it, whose statements wait on the network without
+//! holding a thread. Each connection is opened again
 //! after it fails: a server restarted, or a connection dropped, costs the requests of that
 //! moment, never the ones after.
 

@@ -85,10 +85,17 @@ impl Workers {
 
     /// Stops every worker, dropping what still runs on it, and waits for their threads.
     pub fn stop(self) {
-        for stop in self.stops {
+        drop(self);
+    }
+}
+
+impl Drop for Workers {
+    /// Stops the workers also when the server gives up before it serves (an address taken).
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
-        for thread in self.threads {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }

@@ -167,17 +167,19 @@ const GENERIC: &str = "SET LOCAL plan_cache_mode = force_generic_plan; ";
 impl Lookups {
     /// `connections` lines to the store at `target`, their connections all made now: a store
     /// that cannot be reached is an error at once, not at the first request. Each line runs
-    /// on one of `homes` in turn (the line `i` on `homes[i % homes.len()]`), its connection
-    /// made there: a request asks a line of its own runtime first ([`Lookups::find`]).
+    /// on one of `homes` (at least one) in turn (the line `i` on `homes[i % homes.len()]`),
+    /// its connection made there: a request asks only the lines of its own runtime, or all
+    /// of them when its runtime has none ([`line_for`]).
     pub async fn open(
         target: &Target,
         connections: usize,
         homes: &[tokio::runtime::Handle],
     ) -> StoreResult<Lookups> {
+        assert!(!homes.is_empty(), "lines need a runtime to run on");
         let (stop, stopping) = watch::channel(false);
         let lookups = Lookups {
             lines: Vec::new(),
-            homes: homes.len().max(1),
+            homes: homes.len(),
             next: AtomicUsize::new(0),
             stop,
             running: std::sync::Mutex::new(Vec::new()),
@@ -201,8 +203,8 @@ impl Lookups {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(running);
-            // A line that could not connect is an error; the lines made are closed with
-            // `lookups` when it is dropped (their senders gone).
+            // A line that could not connect is an error; the lines made before it end, and
+            // close their connections, once `lines` and `lookups.stop` are dropped.
             connected.await.unwrap_or_else(|_| Err(closed()))?;
             lines.push(asks);
         }
@@ -243,7 +245,7 @@ impl Lookups {
     /// are fewer lines than runtimes); an ask no line takes is answered, by its dropped
     /// sender, with [`closed`].
     fn ask(&self, ask: Ask, home: usize) {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let turn = || self.next.fetch_add(1, Ordering::Relaxed);
         let line = &self.lines[line_for(home, turn, self.homes, self.lines.len())];
         let _ = line.send(ask);
     }
@@ -251,12 +253,15 @@ impl Lookups {
 
 /// The line a request from runtime `home` asks at its `turn`, of `lines` spread over `homes`
 /// runtimes (the line `i` on `i % homes`): its own runtime's lines in turn, or, when that has
-/// none, all of them in turn.
-fn line_for(home: usize, turn: usize, homes: usize, lines: usize) -> usize {
+/// none, all of them in turn. The turn, a counter all runtimes share, is taken only when there
+/// is more than one line to choose from.
+fn line_for(home: usize, turn: impl FnOnce() -> usize, homes: usize, lines: usize) -> usize {
     let home = home % homes;
     match lines.saturating_sub(home).div_ceil(homes) {
-        0 => turn % lines,
-        own => home + homes * (turn % own),
+        0 if lines == 1 => 0,
+        0 => turn() % lines,
+        1 => home,
+        own => home + homes * (turn() % own),
     }
 }
 
@@ -509,7 +514,7 @@ mod tests {
         (0..homes)
             .map(|home| {
                 (0..100)
-                    .map(|turn| line_for(home, turn, homes, lines))
+                    .map(|turn| line_for(home, || turn, homes, lines))
                     .collect()
             })
             .collect()
