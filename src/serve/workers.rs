@@ -1,9 +1,9 @@
 //! The threads that serve connections: each runs a runtime of its own, with its own reactor and
 //! timers, and a connection handed to one stays there, every request of it read, answered and
 //! woken on that one thread. One runtime whose threads share the connections (tokio's
-//! multi-thread scheduler) moves tasks and wake-ups between cores, which on a small machine
-//! was the largest part of serve's cost for a cached answer beside the system calls
-//! (benches/README.md, finding 29).
+//! multi-thread scheduler) moved tasks and wake-ups between cores, and on PostgreSQL a
+//! request's lookup to a connection another thread kept: on 2 cores that cost SQLite about a
+//! tenth of its answers, PostgreSQL about a third (benches/README.md, finding 29).
 
 use std::cell::Cell;
 use std::sync::Arc;
