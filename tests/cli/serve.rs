@@ -6,5 +6,6 @@ mod clock;
 pub(crate) mod harness;
 mod hostile;
 mod lifecycle;
+mod outage;
 mod proxies;
 mod revocation;

@@ -18,6 +18,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, watch};
@@ -123,7 +124,8 @@ impl Lookup {
 /// revoke that returned), as a lookup of its own would.
 ///
 /// A connection that fails is made again for the lookups after: a server restarted, or a
-/// connection cut, costs the requests of that moment, never the ones after.
+/// connection cut, costs the requests of that moment, never the ones after. A server that
+/// stops answering costs each request [`STORE_WAIT`] at most.
 pub struct Lookups {
     lines: Vec<UnboundedSender<Ask>>,
     /// How many runtimes the lines are spread over.
@@ -135,14 +137,32 @@ pub struct Lookups {
     running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// What a request asks of a line, and where the answer goes.
-enum Ask {
+/// What a request asks of a line, when, and where the answer goes.
+struct Ask {
+    asked: Instant,
+    question: Question,
+}
+
+enum Question {
     Find(String, oneshot::Sender<StoreResult<Option<VerifyRow>>>),
     Clock(oneshot::Sender<StoreResult<i64>>),
 }
 
-/// The most lookups in one statement.
+/// The most lookups a line takes at once for one statement (those that gather while its
+/// connection is made again all go in the first statement on it).
 const MOST_AT_ONCE: usize = 64;
+
+/// The longest a request waits for the store: for the statement its lookup is in, or for its
+/// line's connection to be made again; then it gets 503, so that a proxy in front refuses
+/// at once instead of waiting on a server that is gone (a host that went away answers
+/// nothing, and TCP alone would take its 15 s to say so).
+const STORE_WAIT: Duration = Duration::from_secs(2);
+
+/// After a connection could not be made, lookups are refused at once for this long before
+/// the next try, the pause doubling at each failure up to [`LONGEST_PAUSE`]; the first
+/// success ends it.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
 struct Connection {
     client: tokio_postgres::Client,
@@ -220,14 +240,14 @@ impl Lookups {
     /// index into the `homes` the lookups were opened with).
     pub async fn find(&self, id: &str, home: usize) -> StoreResult<Option<VerifyRow>> {
         let (answer, answered) = oneshot::channel();
-        self.ask(Ask::Find(id.to_owned(), answer), home);
+        self.ask(Question::Find(id.to_owned(), answer), home);
         answered.await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// The server's clock, in unix seconds, asked from the runtime `home`.
     pub async fn clock(&self, home: usize) -> StoreResult<i64> {
         let (answer, answered) = oneshot::channel();
-        self.ask(Ask::Clock(answer), home);
+        self.ask(Question::Clock(answer), home);
         answered.await.unwrap_or_else(|_| Err(closed()))
     }
 
@@ -244,10 +264,11 @@ impl Lookups {
     /// Hands `ask` to a line, in turn among those that run on `home` (among all, when there
     /// are fewer lines than runtimes); an ask no line takes is answered, by its dropped
     /// sender, with [`closed`].
-    fn ask(&self, ask: Ask, home: usize) {
+    fn ask(&self, question: Question, home: usize) {
         let turn = || self.next.fetch_add(1, Ordering::Relaxed);
         let line = &self.lines[line_for(home, turn, self.homes, self.lines.len())];
-        let _ = line.send(ask);
+        let asked = Instant::now();
+        let _ = line.send(Ask { asked, question });
     }
 }
 
@@ -279,6 +300,7 @@ async fn line(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut taken = Vec::with_capacity(MOST_AT_ONCE);
+    let mut down = None;
     loop {
         let count = tokio::select! {
             biased;
@@ -290,19 +312,23 @@ async fn line(
         }
         let mut open = match connection.take() {
             Some(open) => open,
-            None => match Connection::make(&target).await {
-                Ok(open) => open,
-                Err(err) => {
-                    for ask in taken.drain(..) {
-                        ask.fail(err.clone());
-                    }
-                    continue;
+            None => {
+                let again = Reconnect {
+                    target: &target,
+                    asks: &mut asks,
+                    stopping: &mut stopping,
+                };
+                match again.run(&mut taken, &mut down).await {
+                    Some(open) => open,
+                    None => continue,
                 }
-            },
+            }
         };
         // A connection that failed is let go: the next lookups get a new one.
         if open.answer(&target, &mut taken).await {
             connection = Some(open);
+        } else {
+            open.running.abort();
         }
     }
     if let Some(open) = connection {
@@ -310,18 +336,123 @@ async fn line(
     }
 }
 
+/// Why a line has no connection, and until when it does not try again.
+struct Down {
+    error: StoreError,
+    until: Instant,
+    pause: Duration,
+}
+
+/// A line's connection being made again, while requests keep asking.
+struct Reconnect<'a> {
+    target: &'a Target,
+    asks: &'a mut UnboundedReceiver<Ask>,
+    stopping: &'a mut watch::Receiver<bool>,
+}
+
+impl Reconnect<'_> {
+    /// A new connection for the asks in `taken`, which it answers only when it fails: at once
+    /// while the line pauses after a failure (`down`), else when the try fails. Asks that
+    /// come meanwhile join `taken`; each waits [`STORE_WAIT`] at most, and once the try has
+    /// taken that long the asks that come are refused at once.
+    async fn run(self, taken: &mut Vec<Ask>, down: &mut Option<Down>) -> Option<Connection> {
+        if let Some(down) = down.as_ref().filter(|down| Instant::now() < down.until) {
+            fail_all(taken, &down.error);
+            return None;
+        }
+        let started = Instant::now();
+        let making = Connection::make(self.target);
+        tokio::pin!(making);
+        let mut open = true;
+        loop {
+            let oldest = taken.iter().map(|ask| ask.asked).min();
+            let late = oldest.map(|asked| tokio::time::Instant::from_std(asked + STORE_WAIT));
+            tokio::select! {
+                biased;
+                made = &mut making => {
+                    return match made {
+                        Ok(connection) => {
+                            *down = None;
+                            Some(connection)
+                        }
+                        Err(error) => {
+                            fail_all(taken, &error);
+                            let pause = down
+                                .as_ref()
+                                .map_or(FIRST_PAUSE, |down| (down.pause * 2).min(LONGEST_PAUSE));
+                            let until = Instant::now() + pause;
+                            *down = Some(Down { error, until, pause });
+                            None
+                        }
+                    };
+                }
+                _ = self.stopping.wait_for(|stop| *stop) => {
+                    fail_all(taken, &closed());
+                    return None;
+                }
+                _ = tokio::time::sleep_until(late.unwrap_or_else(tokio::time::Instant::now)),
+                    if late.is_some() =>
+                {
+                    let now = Instant::now();
+                    let (mut waited, waiting): (Vec<Ask>, Vec<Ask>) = std::mem::take(taken)
+                        .into_iter()
+                        .partition(|ask| ask.asked + STORE_WAIT <= now);
+                    *taken = waiting;
+                    fail_all(&mut waited, &unanswered(self.target));
+                }
+                count = self.asks.recv_many(taken, MOST_AT_ONCE), if open => {
+                    open = count > 0;
+                    if started.elapsed() >= STORE_WAIT {
+                        fail_all(taken, &unanswered(self.target));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers every ask in `asks`, which it empties, with `err`.
+fn fail_all(asks: &mut Vec<Ask>, err: &StoreError) {
+    for ask in asks.drain(..) {
+        ask.fail(err.clone());
+    }
+}
+
+/// The answer to a request that waited [`STORE_WAIT`] for the store.
+fn unanswered(target: &Target) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::ServerDown,
+        format!(
+            "PostgreSQL {target} did not answer within {} s",
+            STORE_WAIT.as_secs()
+        ),
+    )
+    .on_server()
+}
+
+/// What `statement` returns, if the server answers within [`STORE_WAIT`].
+async fn within<T>(
+    target: &Target,
+    statement: impl Future<Output = PgResult<T>>,
+) -> StoreResult<T> {
+    match tokio::time::timeout(STORE_WAIT, statement).await {
+        Ok(done) => done.map_err(|err| statement_error(target, &err)),
+        Err(_) => Err(unanswered(target)),
+    }
+}
+
 impl Ask {
     fn id(&self) -> Option<&str> {
-        match self {
-            Ask::Find(id, _) => Some(id),
-            Ask::Clock(_) => None,
+        match &self.question {
+            Question::Find(id, _) => Some(id),
+            Question::Clock(_) => None,
         }
     }
 
     fn fail(self, err: StoreError) {
-        match self {
-            Ask::Find(_, answer) => drop(answer.send(Err(err))),
-            Ask::Clock(answer) => drop(answer.send(Err(err))),
+        match self.question {
+            Question::Find(_, answer) => drop(answer.send(Err(err))),
+            Question::Clock(answer) => drop(answer.send(Err(err))),
         }
     }
 }
@@ -374,45 +505,47 @@ impl Connection {
     }
 
     /// Answers `asks`, which it empties, the lookups in one statement; whether the
-    /// connection still works.
+    /// connection still works. A statement the server does not answer within [`STORE_WAIT`]
+    /// fails its asks, and the connection with it.
     async fn answer(&mut self, target: &Target, asks: &mut Vec<Ask>) -> bool {
-        let (finds, clocks): (Vec<Ask>, Vec<Ask>) =
-            asks.drain(..).partition(|ask| matches!(ask, Ask::Find(..)));
-        let mut works = true;
+        let (finds, clocks): (Vec<Ask>, Vec<Ask>) = asks
+            .drain(..)
+            .partition(|ask| matches!(ask.question, Question::Find(..)));
+        let mut broken = None;
         if !finds.is_empty() {
             let ids: Vec<&str> = finds.iter().filter_map(Ask::id).collect();
-            match self.find_all(&ids).await {
+            match within(target, self.find_all(&ids)).await {
                 Ok(rows) => {
                     for ask in finds {
-                        if let Ask::Find(id, answer) = ask {
+                        if let Question::Find(id, answer) = ask.question {
                             let row = rows.iter().find(|(of, _)| *of == id);
                             let _ = answer.send(Ok(row.map(|(_, row)| row.clone())));
                         }
                     }
                 }
                 Err(err) => {
-                    let err = statement_error(target, &err);
                     for ask in finds {
                         ask.fail(err.clone());
                     }
-                    works = false;
+                    broken = Some(err);
                 }
             }
         }
         for ask in clocks {
-            if let Ask::Clock(answer) = ask {
-                let row = self
+            if let Some(err) = &broken {
+                ask.fail(err.clone());
+                continue;
+            }
+            if let Question::Clock(answer) = ask.question {
+                let asked = self
                     .client
-                    .query_typed_one("SELECT extract(epoch FROM now())::int8", &[])
-                    .await;
-                works &= row.is_ok();
-                let _ = answer.send(
-                    row.map(|row| row.get(0))
-                        .map_err(|err| statement_error(target, &err)),
-                );
+                    .query_typed_one("SELECT extract(epoch FROM now())::int8", &[]);
+                let row = within(target, asked).await;
+                let _ = answer.send(row.as_ref().map(|row| row.get(0)).map_err(Clone::clone));
+                broken = row.err();
             }
         }
-        works
+        broken.is_none()
     }
 
     /// The rows of the tokens `ids` that exist, each with its id.

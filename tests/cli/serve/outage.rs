@@ -1,0 +1,156 @@
+//! A PostgreSQL store that stops answering without closing anything (a host gone, a
+//! middlebox that holds the connections): requests get 503 within seconds, never wait on it,
+//! and the server answers again once the store does.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::harness::*;
+use crate::common::*;
+
+/// A TCP relay to the test's PostgreSQL server that can go silent: it then keeps every
+/// connection open, takes what comes and passes nothing on, and leaves new ones unanswered.
+struct Relay {
+    port: u16,
+    silent: Arc<AtomicBool>,
+    /// Every connection it took, client side, to close when it speaks again.
+    taken: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+/// One direction of a relayed connection, passed on while the relay is not silent.
+fn pass(mut from: impl Read, mut to: impl Write, silent: Arc<AtomicBool>) {
+    let mut chunk = [0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut chunk) {
+        if !silent.load(Ordering::SeqCst) && to.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let (host, server_port) = (
+            std::env::var("PGHOST").expect("PGHOST"),
+            std::env::var("PGPORT").expect("PGPORT"),
+        );
+        let (quiet, held) = (silent.clone(), taken.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                held.lock().unwrap().push(client.try_clone().unwrap());
+                if quiet.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let (reader, writer) = (client.try_clone().unwrap(), client);
+                let passing = quiet.clone();
+                if host.starts_with('/') {
+                    let path = format!("{host}/.s.PGSQL.{server_port}");
+                    let server = std::os::unix::net::UnixStream::connect(path).unwrap();
+                    let back = server.try_clone().unwrap();
+                    let silent = passing.clone();
+                    std::thread::spawn(move || pass(reader, server, passing));
+                    std::thread::spawn(move || pass(back, writer, silent));
+                } else {
+                    let server = TcpStream::connect(format!("{host}:{server_port}")).unwrap();
+                    let back = server.try_clone().unwrap();
+                    let silent = passing.clone();
+                    std::thread::spawn(move || pass(reader, server, passing));
+                    std::thread::spawn(move || pass(back, writer, silent));
+                }
+            }
+        });
+        Relay {
+            port,
+            silent,
+            taken,
+        }
+    }
+
+    fn go_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Speaks again, for new connections; the ones it held are closed.
+    fn speak_again(&self) {
+        self.silent.store(false, Ordering::SeqCst);
+        for stream in self.taken.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Each request asked while the store is silent is answered 503 within this long: the
+/// server's own bound is 2 s, and neither the connect timeout (30 s here) nor TCP's (15 s)
+/// may be what ends the wait.
+const SOON: Duration = Duration::from_secs(10);
+
+#[test]
+fn a_store_that_stops_answering_gets_503_within_seconds_and_the_server_answers_again() {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let (env, token) = demo();
+    let relay = Relay::start();
+    let mut cmd = env.std_cmd();
+    cmd.env("PGHOST", "127.0.0.1")
+        .env("PGPORT", relay.port.to_string())
+        .env("PGCONNECT_TIMEOUT", "30");
+    let server = Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"]);
+    assert_eq!(server.auth(&token, None).status, 200);
+
+    relay.go_silent();
+    // The first meets the silent connection, the next its line making a new one (which the
+    // relay never answers), the last ones the line that gave up waiting.
+    for _ in 0..4 {
+        let started = Instant::now();
+        let response = server.auth(&token, None);
+        assert_eq!(response.status, 503, "{response:?}");
+        assert!(response.header("retry-after").is_some(), "{response:?}");
+        assert!(
+            started.elapsed() < SOON,
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    assert_eq!(server.get("/healthz", &[]).status, 503);
+    assert!(
+        started.elapsed() < SOON,
+        "answered after {:?}",
+        started.elapsed()
+    );
+
+    relay.speak_again();
+    let started = Instant::now();
+    loop {
+        let status = server.auth(&token, None).status;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "the server never answered again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("did not answer within 2 s"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        stopped.stderr.contains("the store answers again"),
+        "{}",
+        stopped.stderr
+    );
+}
