@@ -299,37 +299,45 @@ struct Limits {
     idle_timeout: Duration,
 }
 
-/// A listener the accept loop takes connections from, each as a socket no runtime watches
-/// yet, for the worker it is handed to to [`Accept::attach`].
+/// A listener the accept loop takes connections from, each [`Accept::detach`]ed from the
+/// accepting runtime, for the worker it is handed to to [`Accept::attach`].
 trait Accept: Send + 'static {
-    type Accepted: Send + 'static;
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Accepted>> + Send;
-    fn attach(accepted: Self::Accepted) -> std::io::Result<Self::Stream>;
+    /// A socket no runtime watches.
+    type Detached: Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+    fn detach(stream: Self::Stream) -> std::io::Result<Self::Detached>;
+    fn attach(detached: Self::Detached) -> std::io::Result<Self::Stream>;
 }
 
 impl Accept for tokio::net::TcpListener {
-    type Accepted = std::net::TcpStream;
     type Stream = tokio::net::TcpStream;
-    async fn accept(&self) -> std::io::Result<Self::Accepted> {
+    type Detached = std::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
         let (stream, _) = tokio::net::TcpListener::accept(self).await?;
         // Answers are small and sent whole: Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+    fn detach(stream: Self::Stream) -> std::io::Result<Self::Detached> {
         stream.into_std()
     }
-    fn attach(accepted: Self::Accepted) -> std::io::Result<Self::Stream> {
-        tokio::net::TcpStream::from_std(accepted)
+    fn attach(detached: Self::Detached) -> std::io::Result<Self::Stream> {
+        tokio::net::TcpStream::from_std(detached)
     }
 }
 
 impl Accept for tokio::net::UnixListener {
-    type Accepted = std::os::unix::net::UnixStream;
     type Stream = tokio::net::UnixStream;
-    async fn accept(&self) -> std::io::Result<Self::Accepted> {
-        tokio::net::UnixListener::accept(self).await?.0.into_std()
+    type Detached = std::os::unix::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        Ok(tokio::net::UnixListener::accept(self).await?.0)
     }
-    fn attach(accepted: Self::Accepted) -> std::io::Result<Self::Stream> {
-        tokio::net::UnixStream::from_std(accepted)
+    fn detach(stream: Self::Stream) -> std::io::Result<Self::Detached> {
+        stream.into_std()
+    }
+    fn attach(detached: Self::Detached) -> std::io::Result<Self::Stream> {
+        tokio::net::UnixStream::from_std(detached)
     }
 }
 
@@ -355,8 +363,11 @@ async fn accept_loop<L: Accept>(
             accepted = listener.accept() => accepted,
             _ = stopping.wait_for(|stop| *stop) => return,
         };
-        match stream {
-            Ok(stream) => {
+        // A socket that cannot be taken from this runtime's watch (it practically never
+        // happens) is closed: that one client is refused, and the loop goes on.
+        match stream.map(L::detach) {
+            Ok(Err(_)) => {}
+            Ok(Ok(stream)) => {
                 complained = false;
                 let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
                 hands.next().spawn(async move {
