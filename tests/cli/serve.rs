@@ -9,3 +9,4 @@ mod lifecycle;
 mod outage;
 mod proxies;
 mod revocation;
+mod systemd;

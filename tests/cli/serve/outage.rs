@@ -30,6 +30,19 @@ fn pass(mut from: impl Read, mut to: impl Write, silent: Arc<AtomicBool>) {
     }
 }
 
+/// Passes `client`'s bytes to `server` and `back`'s (the server's other handle) to `client`.
+fn join<S: Read + Write + Send + 'static>(
+    client: TcpStream,
+    server: S,
+    back: S,
+    silent: &Arc<AtomicBool>,
+) {
+    let reader = client.try_clone().unwrap();
+    let (up, down) = (silent.clone(), silent.clone());
+    std::thread::spawn(move || pass(reader, server, up));
+    std::thread::spawn(move || pass(back, client, down));
+}
+
 impl Relay {
     fn start() -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
@@ -47,21 +60,15 @@ impl Relay {
                 if quiet.load(Ordering::SeqCst) {
                     continue;
                 }
-                let (reader, writer) = (client.try_clone().unwrap(), client);
-                let passing = quiet.clone();
                 if host.starts_with('/') {
                     let path = format!("{host}/.s.PGSQL.{server_port}");
                     let server = std::os::unix::net::UnixStream::connect(path).unwrap();
                     let back = server.try_clone().unwrap();
-                    let silent = passing.clone();
-                    std::thread::spawn(move || pass(reader, server, passing));
-                    std::thread::spawn(move || pass(back, writer, silent));
+                    join(client, server, back, &quiet);
                 } else {
                     let server = TcpStream::connect(format!("{host}:{server_port}")).unwrap();
                     let back = server.try_clone().unwrap();
-                    let silent = passing.clone();
-                    std::thread::spawn(move || pass(reader, server, passing));
-                    std::thread::spawn(move || pass(back, writer, silent));
+                    join(client, server, back, &quiet);
                 }
             }
         });
