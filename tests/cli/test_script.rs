@@ -254,7 +254,7 @@ fn without_dpkg_it_names_the_packages_and_runs_the_tests() {
         stderr(&assert),
         "./test: not Debian (no dpkg-query); the tests need: build-essential faketime bash \
          zsh fish mandoc man-db git tzdata sqlite3 postgresql postgresql-common pgbouncer \
-         openssl nginx-light caddy\n"
+         openssl nginx-light caddy systemd\n"
     );
     assert_eq!(
         machine.log(),
