@@ -360,6 +360,10 @@ impl Reconnect<'_> {
             fail_all(taken, &down.error);
             return None;
         }
+        if *self.stopping.borrow() {
+            fail_all(taken, &closed());
+            return None;
+        }
         let started = Instant::now();
         let making = Connection::make(self.target);
         tokio::pin!(making);
@@ -393,17 +397,13 @@ impl Reconnect<'_> {
                 _ = tokio::time::sleep_until(late.unwrap_or_else(tokio::time::Instant::now)),
                     if late.is_some() =>
                 {
-                    let now = Instant::now();
-                    let (mut waited, waiting): (Vec<Ask>, Vec<Ask>) = std::mem::take(taken)
-                        .into_iter()
-                        .partition(|ask| ask.asked + STORE_WAIT <= now);
-                    *taken = waiting;
-                    fail_all(&mut waited, &unanswered(self.target));
+                    fail_overdue(taken, self.target);
                 }
                 count = self.asks.recv_many(taken, MOST_AT_ONCE), if open => {
                     open = count > 0;
                     if started.elapsed() >= STORE_WAIT {
-                        fail_all(taken, &unanswered(self.target));
+                        let mut fresh = taken.split_off(taken.len() - count);
+                        fail_all(&mut fresh, &unanswered(self.target));
                     }
                 }
             }
@@ -430,15 +430,42 @@ fn unanswered(target: &Target) -> StoreError {
     .on_server()
 }
 
-/// What `statement` returns, if the server answers within [`STORE_WAIT`].
-async fn within<T>(
+/// What `statement`, made for `asks`, returns if the server answers within [`STORE_WAIT`] of
+/// its start; meanwhile each ask that has waited [`STORE_WAIT`] since it was asked is failed
+/// and taken out of `asks`.
+async fn bounded<T>(
     target: &Target,
+    asks: &mut Vec<Ask>,
     statement: impl Future<Output = PgResult<T>>,
 ) -> StoreResult<T> {
-    match tokio::time::timeout(STORE_WAIT, statement).await {
-        Ok(done) => done.map_err(|err| statement_error(target, &err)),
-        Err(_) => Err(unanswered(target)),
+    let end = Instant::now() + STORE_WAIT;
+    tokio::pin!(statement);
+    loop {
+        let next = asks
+            .iter()
+            .map(|ask| ask.asked + STORE_WAIT)
+            .fold(end, Instant::min);
+        tokio::select! {
+            biased;
+            done = &mut statement => return done.map_err(|err| statement_error(target, &err)),
+            _ = tokio::time::sleep_until(next.into()) => {
+                if Instant::now() >= end {
+                    return Err(unanswered(target));
+                }
+                fail_overdue(asks, target);
+            }
+        }
     }
+}
+
+/// Fails, and takes out of `asks`, every ask that has waited [`STORE_WAIT`].
+fn fail_overdue(asks: &mut Vec<Ask>, target: &Target) {
+    let now = Instant::now();
+    let (mut waited, waiting): (Vec<Ask>, Vec<Ask>) = std::mem::take(asks)
+        .into_iter()
+        .partition(|ask| ask.asked + STORE_WAIT <= now);
+    *asks = waiting;
+    fail_all(&mut waited, &unanswered(target));
 }
 
 impl Ask {
@@ -462,6 +489,28 @@ impl Connection {
     /// the lookup (or, refused, goes without).
     async fn make(target: &Target) -> StoreResult<Connection> {
         let (client, running) = super::connect_async(target).await?;
+        // Logged in; what follows is bounded as every statement of a line is.
+        match tokio::time::timeout(STORE_WAIT, Self::set_up(target, &client)).await {
+            Ok(Ok(prepared)) => Ok(Connection {
+                client,
+                running,
+                prepared,
+                generic: true,
+            }),
+            Ok(Err(err)) => {
+                running.abort();
+                Err(err)
+            }
+            Err(_) => {
+                running.abort();
+                Err(unanswered(target))
+            }
+        }
+    }
+
+    /// Checks the schema's version and sets the session's timeouts, then prepares the
+    /// lookup: the suffix of its name, or `None` when the server refused it.
+    async fn set_up(target: &Target, client: &tokio_postgres::Client) -> StoreResult<Option<u64>> {
         let failed = |err: postgres::Error| statement_error(target, &err);
         let rows = client
             .query_typed(&super::session_query(), &[])
@@ -479,23 +528,15 @@ impl Connection {
             )
             .on_server());
         }
-        let prepared = match SysRng.try_next_u64() {
-            Ok(suffix) => {
-                let prepare = format!("PREPARE {}(text[]) AS {LOOKUP_ALL}", name(suffix));
-                match client.simple_query(&prepare).await {
-                    Ok(_) => Some(suffix),
-                    Err(err) if err.as_db_error().is_some() => None,
-                    Err(err) => return Err(failed(err)),
-                }
-            }
-            Err(_) => None,
+        let Ok(suffix) = SysRng.try_next_u64() else {
+            return Ok(None);
         };
-        Ok(Connection {
-            client,
-            running,
-            prepared,
-            generic: true,
-        })
+        let prepare = format!("PREPARE {}(text[]) AS {LOOKUP_ALL}", name(suffix));
+        match client.simple_query(&prepare).await {
+            Ok(_) => Ok(Some(suffix)),
+            Err(err) if err.as_db_error().is_some() => Ok(None),
+            Err(err) => Err(failed(err)),
+        }
     }
 
     /// Lets the server know the connection ends, and waits until it has (a second at most).
@@ -504,17 +545,24 @@ impl Connection {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.running).await;
     }
 
-    /// Answers `asks`, which it empties, the lookups in one statement; whether the
-    /// connection still works. A statement the server does not answer within [`STORE_WAIT`]
-    /// fails its asks, and the connection with it.
+    /// Answers `asks`, which it empties, the lookups in one statement and the clocks in one
+    /// more; whether the connection still works. An ask still waiting [`STORE_WAIT`] after it
+    /// was asked is failed then; a statement the server does not answer within
+    /// [`STORE_WAIT`] fails the asks left, and the connection with it.
     async fn answer(&mut self, target: &Target, asks: &mut Vec<Ask>) -> bool {
-        let (finds, clocks): (Vec<Ask>, Vec<Ask>) = asks
+        let (mut finds, mut clocks): (Vec<Ask>, Vec<Ask>) = asks
             .drain(..)
             .partition(|ask| matches!(ask.question, Question::Find(..)));
         let mut broken = None;
         if !finds.is_empty() {
-            let ids: Vec<&str> = finds.iter().filter_map(Ask::id).collect();
-            match within(target, self.find_all(&ids)).await {
+            let ids: Vec<String> = finds
+                .iter()
+                .filter_map(Ask::id)
+                .map(str::to_owned)
+                .collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let found = bounded(target, &mut finds, self.find_all(&ids)).await;
+            match found {
                 Ok(rows) => {
                     for ask in finds {
                         if let Question::Find(id, answer) = ask.question {
@@ -524,26 +572,28 @@ impl Connection {
                     }
                 }
                 Err(err) => {
-                    for ask in finds {
-                        ask.fail(err.clone());
-                    }
+                    fail_all(&mut finds, &err);
                     broken = Some(err);
                 }
             }
         }
-        for ask in clocks {
-            if let Some(err) = &broken {
-                ask.fail(err.clone());
-                continue;
+        if !clocks.is_empty() {
+            let read = match &broken {
+                Some(err) => Err(err.clone()),
+                None => {
+                    let asked = self
+                        .client
+                        .query_typed_one("SELECT extract(epoch FROM now())::int8", &[]);
+                    bounded(target, &mut clocks, asked).await
+                }
+            };
+            let read = read.map(|row| row.get::<_, i64>(0));
+            for ask in clocks {
+                if let Question::Clock(answer) = ask.question {
+                    let _ = answer.send(read.clone());
+                }
             }
-            if let Question::Clock(answer) = ask.question {
-                let asked = self
-                    .client
-                    .query_typed_one("SELECT extract(epoch FROM now())::int8", &[]);
-                let row = within(target, asked).await;
-                let _ = answer.send(row.as_ref().map(|row| row.get(0)).map_err(Clone::clone));
-                broken = row.err();
-            }
+            broken = broken.or(read.err());
         }
         broken.is_none()
     }
@@ -639,8 +689,77 @@ fn first(rows: Vec<(String, VerifyRow)>) -> Option<VerifyRow> {
 
 #[cfg(test)]
 mod tests {
-    use super::line_for;
+    use super::*;
+    use crate::store::postgres::conninfo::{Host, SslMode};
     use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    /// A line to a "server" that closes every connection at once, and how many it took.
+    fn line_to_a_closing_server() -> (UnboundedSender<Ask>, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = tries.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let target = Target {
+            host: Host::Tcp("127.0.0.1".into()),
+            port,
+            user: "someone".into(),
+            dbname: "db".into(),
+            password: None,
+            passfile: None,
+            warning: None,
+            sslmode: SslMode::Disable,
+            root_cert: None,
+            root_cert_given: false,
+            connect_timeout: Some(Duration::from_secs(5)),
+            application_name: "autheona".into(),
+        };
+        let (asks, taken) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stopping) = watch::channel(false);
+        tokio::spawn(async move {
+            line(target, None, taken, stopping).await;
+            drop(stop);
+        });
+        (asks, tries)
+    }
+
+    async fn clock(line: &UnboundedSender<Ask>) -> StoreResult<i64> {
+        let (answer, answered) = oneshot::channel();
+        let question = Question::Clock(answer);
+        line.send(Ask {
+            asked: Instant::now(),
+            question,
+        })
+        .unwrap();
+        answered.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_connection_a_line_refuses_at_once_for_a_pause_that_doubles() {
+        let (line, tries) = line_to_a_closing_server();
+        let tried = || tries.load(Ordering::SeqCst);
+        assert!(clock(&line).await.is_err());
+        assert_eq!(tried(), 1);
+        assert!(clock(&line).await.is_err());
+        assert_eq!(tried(), 1, "refused within the pause, without a try");
+        // Each wait outlasts the pause it follows (a slow machine only makes it longer).
+        tokio::time::sleep(FIRST_PAUSE + Duration::from_millis(50)).await;
+        assert!(clock(&line).await.is_err());
+        assert_eq!(tried(), 2, "tried again after the pause");
+        tokio::time::sleep(2 * FIRST_PAUSE + Duration::from_millis(50)).await;
+        assert!(clock(&line).await.is_err());
+        assert_eq!(tried(), 3, "tried again after the doubled pause");
+        // The pause is now four times the first: a wait of one and a half is within it.
+        tokio::time::sleep(FIRST_PAUSE + Duration::from_millis(50)).await;
+        assert!(clock(&line).await.is_err());
+        assert_eq!(tried(), 3, "refused within the pause, which doubled again");
+    }
 
     /// The lines each of `homes` runtimes asks, over many turns.
     fn asked(homes: usize, lines: usize) -> Vec<BTreeSet<usize>> {
