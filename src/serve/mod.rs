@@ -22,6 +22,7 @@ mod workers;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +42,10 @@ use verify::Verifier;
 const MAX_HEAD: usize = 8 * 1024;
 /// How long requests in flight get to finish once a stop is asked for.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How long a stop waits for the last-used times to be written, after [`DRAIN`]: longer than
+/// a write waits for SQLite's lock, and the two together within the README unit's
+/// `TimeoutStopSec` (20 s).
+const LAST_WRITE: Duration = Duration::from_secs(8);
 /// Argon2 verifications that may wait for a thread, per thread, before more get 503: about
 /// 50 ms of work at most, and more than a proxy's connections to serve usually are.
 const HASHING_QUEUE_PER_THREAD: usize = 64;
@@ -178,11 +183,14 @@ pub fn run(start: Start<'_>) -> Result<()> {
         clocks_apart: AtomicBool::new(false),
     });
     let (stop_writer, writer_stops) = std::sync::mpsc::channel::<()>();
-    let writer = std::thread::Builder::new()
+    let (wrote, written) = std::sync::mpsc::sync_channel::<bool>(1);
+    std::thread::Builder::new()
         .name("autheona-last-used".into())
         .spawn({
             let uses = uses.clone();
-            move || uses::write_behind(&uses, writer_slot, writer_stops)
+            move || {
+                let _ = wrote.send(uses::write_behind(&uses, writer_slot, writer_stops));
+            }
         })
         .map_err(spawn_failed)?;
     let limits = Limits {
@@ -219,18 +227,24 @@ pub fn run(start: Start<'_>) -> Result<()> {
     let requests = app.requests.load(Ordering::Relaxed);
     drop(app);
     let _ = stop_writer.send(());
-    let written = writer.join().unwrap_or(false);
+    // A store that does not answer (its server gone, the connection held open) does not
+    // hold the stop: the writer is left to the process's exit.
+    let written = match written.recv_timeout(LAST_WRITE) {
+        Ok(true) => "last-used times written".to_owned(),
+        Ok(false) | Err(RecvTimeoutError::Disconnected) => {
+            "some last-used times could not be written".to_owned()
+        }
+        Err(RecvTimeoutError::Timeout) => format!(
+            "some last-used times could not be written: the store did not answer within {} s",
+            LAST_WRITE.as_secs()
+        ),
+    };
     for socket in &sockets {
         socket.remove();
     }
     ui::status(&format!(
-        "autheona serve: stopped by {} after {requests} requests; {}",
+        "autheona serve: stopped by {} after {requests} requests; {written}",
         signal?,
-        if written {
-            "last-used times written"
-        } else {
-            "some last-used times could not be written"
-        }
     ));
     Ok(())
 }

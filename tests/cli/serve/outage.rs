@@ -163,3 +163,36 @@ fn a_store_that_stops_answering_gets_503_within_seconds_and_the_server_answers_a
         stopped.stderr
     );
 }
+
+/// The last-used times a stop writes wait 8 s at most for a store that does not answer: the
+/// stop ends (exit 0, saying so) instead of waiting on it, within the README unit's 20 s.
+#[test]
+fn a_stop_waits_for_a_silent_store_8_s_at_most_to_write_last_used_times() {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let (env, token) = demo();
+    let relay = Relay::start();
+    let mut cmd = env.std_cmd();
+    cmd.env("PGHOST", "127.0.0.1")
+        .env("PGPORT", relay.port.to_string());
+    let server = Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"]);
+    // A use noted, and the store silent before the writer's next round (every second)
+    // writes it: that write, and the stop's, wait on the silent connection.
+    assert_eq!(server.auth(&token, None).status, 200);
+    relay.go_silent();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let stopped = server.stop();
+    let took = started.elapsed();
+    relay.speak_again();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains(
+            "some last-used times could not be written: the store did not answer within 8 s"
+        ),
+        "{}",
+        stopped.stderr
+    );
+    assert!(took < Duration::from_secs(20), "stopped after {took:?}");
+}
