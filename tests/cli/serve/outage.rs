@@ -79,6 +79,16 @@ impl Relay {
         }
     }
 
+    /// `autheona serve` on the test's store through this relay, on one store connection, with
+    /// a connect timeout (30 s) far beyond what any wait the tests allow.
+    fn serve(&self, env: &TestEnv) -> Server {
+        let mut cmd = env.std_cmd();
+        cmd.env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGCONNECT_TIMEOUT", "30");
+        Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"])
+    }
+
     fn go_silent(&self) {
         self.silent.store(true, Ordering::SeqCst);
     }
@@ -106,11 +116,7 @@ fn a_store_that_stops_answering_gets_503_within_seconds_and_the_server_answers_a
     }
     let (env, token) = demo();
     let relay = Relay::start();
-    let mut cmd = env.std_cmd();
-    cmd.env("PGHOST", "127.0.0.1")
-        .env("PGPORT", relay.port.to_string())
-        .env("PGCONNECT_TIMEOUT", "30");
-    let server = Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"]);
+    let server = relay.serve(&env);
     assert_eq!(server.auth(&token, None).status, 200);
 
     relay.go_silent();
@@ -173,10 +179,7 @@ fn a_stop_waits_for_a_silent_store_8_s_at_most_to_write_last_used_times() {
     }
     let (env, token) = demo();
     let relay = Relay::start();
-    let mut cmd = env.std_cmd();
-    cmd.env("PGHOST", "127.0.0.1")
-        .env("PGPORT", relay.port.to_string());
-    let server = Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"]);
+    let server = relay.serve(&env);
     // A use noted, and the store silent before the writer's next round (every second)
     // writes it: that write, and the stop's, wait on the silent connection.
     assert_eq!(server.auth(&token, None).status, 200);
