@@ -1,6 +1,8 @@
 //! `autheona serve`: the HTTP adapter over [`crate::ops::verify`], for APIs and reverse
 //! proxies. Routes and answers are in `http`; the verification of a request in `verify`, with
-//! the verified-secret cache (`cache`) in front of argon2 only, never of the store lookup;
+//! the verified-secret cache (`cache`) in front of argon2 only, never of the store lookup
+//! (which, on PostgreSQL, the store itself answers from rows it read while it holds a lease
+//! that every revoke waits for: `store::postgres::lease`);
 //! last-used times written behind (`uses`); `/metrics` (`metrics`); the addresses
 //! (`listen`). Connections are served by threads that each run a runtime of their own
 //! (`workers`). A local file is read on each such thread's own connection, a server asked on
@@ -32,7 +34,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::commands::Start;
 use crate::error::{Error, Result};
-use crate::store::{Location, Lookups};
+use crate::store::{Location, Lookups, Say};
 use crate::ui;
 use listen::{Address, Bound};
 use slot::StoreSlot;
@@ -137,6 +139,11 @@ pub fn run(start: Start<'_>) -> Result<()> {
                     target,
                     connections,
                     workers.hands().all(),
+                    args.cache_size,
+                    Say {
+                        warning: ui::warning,
+                        status: ui::status,
+                    },
                 ))?,
                 room: Semaphore::new(STORE_QUEUE),
             }

@@ -1,8 +1,10 @@
 //! A request's verification: the same steps and rules as `autheona verify`
-//! ([`crate::ops::verify`]), arranged for a server. The token's row is looked up on every
-//! request; only the argon2 work is spared, by the cache, for a token already verified against
-//! the very hash its row holds now; the rules are judged with the time of the request; the
-//! use is noted for [`super::uses`] to write.
+//! ([`crate::ops::verify`]), arranged for a server. The token's row is asked of the store on
+//! every request (on PostgreSQL it may answer from a row it read while it holds a lease, which
+//! every change that refuses a token waits for: as current as a lookup); only the argon2 work
+//! is spared, by the cache, for a token already verified against the very hash its row holds
+//! now; the rules are judged with the time of the request; the use is noted for
+//! [`super::uses`] to write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

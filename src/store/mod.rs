@@ -13,8 +13,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
-pub use postgres::Lookups;
 pub use postgres::conninfo::{Surroundings, has_password, is_url, names_postgres};
+pub use postgres::{Lookups, Say};
 pub use sqlite::SCHEMA_VERSION;
 
 /// The TLS configuration of a PostgreSQL connection with the default sslmode (`prefer`):

@@ -495,17 +495,21 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
         Backend::Postgres => {
             let schema = pairs(&mut conn, crate::common::POSTGRES_SCHEMA_OBJECTS);
             let expected = [
+                "function announce_change",
                 "function refuse_event_change",
                 "function refuse_stop_change",
                 "function refuse_token_change",
+                "relation S changes",
                 "relation S events_seq_seq",
                 "relation S projects_id_seq",
+                "relation S servers_id_seq",
                 "relation S tokens_seq_seq",
                 "relation i events_by_project",
                 "relation i events_by_token",
                 "relation i events_pkey",
                 "relation i projects_name_key",
                 "relation i projects_pkey",
+                "relation i servers_pkey",
                 "relation i tokens_by_creation",
                 "relation i tokens_by_project_and_creation",
                 "relation i tokens_by_stop",
@@ -514,11 +518,15 @@ fn check_fresh_schema(env: &TestEnv, round: usize) {
                 "relation r events",
                 "relation r projects",
                 "relation r schema_version",
+                "relation r servers",
                 "relation r tokens",
                 "trigger events_are_append_only",
                 "trigger events_are_not_truncated",
+                "trigger projects_change_announced",
                 "trigger token_stop_is_set_once",
                 "trigger tokens_are_immutable",
+                "trigger tokens_change_announced",
+                "trigger tokens_truncate_announced",
             ];
             (schema, expected.to_vec())
         }

@@ -5,6 +5,7 @@ mod api;
 mod clock;
 pub(crate) mod harness;
 mod hostile;
+mod lease;
 mod lifecycle;
 mod outage;
 mod proxies;

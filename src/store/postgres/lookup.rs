@@ -17,6 +17,7 @@
 //! (`s0`, `s1`, ...) that every tokio-postgres client gives its statements could.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use postgres::{Client, Row, SimpleQueryMessage, SimpleQueryRow};
 use rand::TryRng;
 use rand::rngs::SysRng;
 
+use super::lease::{self, Known};
 use super::{SCHEMA_VERSION, Target, statement_error};
 use crate::store::{Replacement, StoreError, StoreErrorKind, StoreResult, VerifyRow};
 
@@ -118,16 +120,22 @@ impl Lookup {
 /// every lookup that waits for it, all at once, and finds their rows in one statement (`id =
 /// ANY (...)`), whose parsing, planning, transaction and round trip are then paid once for all
 /// the requests of that moment instead of once each, which is most of what a lookup costs the
-/// server (benches/README.md, finding 27). Nothing is ever answered from an earlier statement:
-/// a request's lookup is taken by its line after the request came, and the statement it is in
-/// sent after that, so it sees every change that committed before the request came (every
-/// revoke that returned), as a lookup of its own would.
+/// server (benches/README.md, finding 27). No lookup is answered from a statement already
+/// under way: a request's lookup is taken by its line after the request came, and the
+/// statement it is in sent after that, so it sees every change that committed before the
+/// request came (every revoke that returned), as a lookup of its own would.
+///
+/// While the server holds a lease on the store ([`super::lease`]), a token whose row a lookup
+/// found is answered from that row after, with no statement at all, until a change is
+/// announced; every command that can refuse a token waits until each server has heard it.
 ///
 /// A connection that fails is made again for the lookups after: a server restarted, or a
 /// connection cut, costs the requests of that moment, never the ones after. A server that
 /// stops answering costs each request [`STORE_WAIT`] at most.
 pub struct Lookups {
     lines: Vec<UnboundedSender<Ask>>,
+    /// The rows the lookups may be answered from, while the server holds a lease.
+    known: Arc<Known>,
     /// How many runtimes the lines are spread over.
     homes: usize,
     next: AtomicUsize,
@@ -194,11 +202,14 @@ impl Lookups {
         target: &Target,
         connections: usize,
         homes: &[tokio::runtime::Handle],
+        remember: usize,
+        say: lease::Say,
     ) -> StoreResult<Lookups> {
         assert!(!homes.is_empty(), "lines need a runtime to run on");
         let (stop, stopping) = watch::channel(false);
         let lookups = Lookups {
             lines: Vec::new(),
+            known: Arc::new(Known::new(remember)),
             homes: homes.len(),
             next: AtomicUsize::new(0),
             stop,
@@ -228,6 +239,15 @@ impl Lookups {
             connected.await.unwrap_or_else(|_| Err(closed()))?;
             lines.push(asks);
         }
+        if lookups.known.remembers() {
+            let keeping = lease::keep(target.clone(), lookups.known.clone(), stopping, say);
+            let keeping = homes[0].spawn(keeping);
+            lookups
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(keeping);
+        }
         Ok(Lookups { lines, ..lookups })
     }
 
@@ -239,9 +259,17 @@ impl Lookups {
     /// The row of token `id`, with its project's name, asked from the runtime `home` (an
     /// index into the `homes` the lookups were opened with).
     pub async fn find(&self, id: &str, home: usize) -> StoreResult<Option<VerifyRow>> {
+        if let Some(row) = self.known.row(id) {
+            return Ok(Some(row));
+        }
+        let generation = self.known.generation();
         let (answer, answered) = oneshot::channel();
         self.ask(Question::Find(id.to_owned(), answer), home);
-        answered.await.unwrap_or_else(|_| Err(closed()))
+        let found = answered.await.unwrap_or_else(|_| Err(closed()));
+        if let Ok(Some(row)) = &found {
+            self.known.remember(id, row, generation);
+        }
+        found
     }
 
     /// The server's clock, in unix seconds, asked from the runtime `home`.
@@ -692,7 +720,6 @@ mod tests {
     use super::*;
     use crate::store::postgres::conninfo::{Host, SslMode};
     use std::collections::BTreeSet;
-    use std::sync::Arc;
 
     /// A line to a "server" that closes every connection at once, and how many it took.
     fn line_to_a_closing_server() -> (UnboundedSender<Ask>, Arc<AtomicUsize>) {

@@ -12,6 +12,7 @@
 //! connection, so nothing relies on them.
 
 pub mod conninfo;
+mod lease;
 mod lookup;
 mod queries;
 pub(super) mod tls;
@@ -22,23 +23,27 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Notification};
 
 use conninfo::Host;
 pub use conninfo::Target;
+pub use lease::Say;
 pub use lookup::Lookups;
 
 use super::audit::Acting;
 use super::{StoreError, StoreErrorKind as Kind, StoreResult as Result};
 
 /// The schema version this binary makes and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The migrations, in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("migrate-1.sql"),
     include_str!("migrate-2.sql"),
     include_str!("migrate-3.sql"),
+    include_str!("migrate-4.sql"),
 ];
 
 /// The first version whose tokens may hold a scheduled end (`stops_at`, `replaced_by`).
@@ -408,17 +413,38 @@ fn config(target: &Target) -> Result<(tokio_postgres::Config, Option<rustls::Cli
 async fn connect_async(
     target: &Target,
 ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+    connect_with(target, None).await
+}
+
+/// [`connect_async`], the notifications the connection receives (`LISTEN`) sent to the
+/// receiver, which ends when the connection does.
+async fn connect_listening(
+    target: &Target,
+) -> Result<(
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<()>,
+    UnboundedReceiver<Notification>,
+)> {
+    let (heard, hearing) = tokio::sync::mpsc::unbounded_channel();
+    let (client, running) = connect_with(target, Some(heard)).await?;
+    Ok((client, running, hearing))
+}
+
+async fn connect_with(
+    target: &Target,
+    heard: Option<UnboundedSender<Notification>>,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let (config, tls_config) = config(target)?;
     let attempt = async {
         match tls_config {
             Some(tls_config) => {
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
                 let (client, connection) = config.connect(tls).await?;
-                Ok((client, tokio::spawn(async { drop(connection.await) })))
+                Ok((client, tokio::spawn(drive(connection, heard))))
             }
             None => {
                 let (client, connection) = config.connect(NoTls).await?;
-                Ok((client, tokio::spawn(async { drop(connection.await) })))
+                Ok((client, tokio::spawn(drive(connection, heard))))
             }
         }
     };
@@ -429,6 +455,26 @@ async fn connect_async(
         None => attempt.await,
     };
     connected.map_err(|err| connect_error(target, &err))
+}
+
+/// Runs `connection` until it ends, sending the notifications it receives to `heard`.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    heard: Option<UnboundedSender<Notification>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some(heard) = heard else {
+        return drop(connection.await);
+    };
+    while let Some(Ok(message)) =
+        std::future::poll_fn(|context| connection.poll_message(context)).await
+    {
+        if let AsyncMessage::Notification(note) = message {
+            let _ = heard.send(note);
+        }
+    }
 }
 
 /// The error of a server that did not let a connection be made within `timeout`.

@@ -231,6 +231,14 @@ impl Postgres {
         Ok(())
     }
 
+    /// After a change that refuses tokens committed (`changed`): waits until every
+    /// `autheona serve` running on the store knows ([`super::lease`]).
+    fn refused(&self, changed: bool) {
+        if changed {
+            super::lease::tell_servers(&mut self.client.borrow_mut());
+        }
+    }
+
     /// Runs `f` on the connection; its error becomes the store's, naming the database.
     fn run<T>(&self, f: impl FnOnce(&mut Client) -> PgResult<T>) -> StoreResult<T> {
         let mut client = self.client.borrow_mut();
@@ -402,6 +410,7 @@ impl Store for Postgres {
             self.append(client, &event.project(name))?;
             Ok(End::Commit(Some(tokens)))
         })
+        .inspect(|deleted| self.refused(deleted.is_some()))
     }
 
     /// Always durable on commit, whatever `durability` asks: PostgreSQL has no way to make an
@@ -560,6 +569,7 @@ impl Store for Postgres {
             )?;
             Ok(End::Commit(true))
         })
+        .inspect(|&deleted| self.refused(deleted))
     }
 
     fn delete_tokens(
@@ -601,6 +611,7 @@ impl Store for Postgres {
             }
             Ok(End::Commit(gone.len() as u64))
         })
+        .inspect(|&gone| self.refused(gone > 0))
     }
 
     fn insert_replacement(&self, old_id: &str, new: &NewToken<'_>) -> StoreResult<Inserted> {
@@ -669,6 +680,7 @@ impl Store for Postgres {
                 None => Retired::Gone,
             }))
         })
+        .inspect(|retired| self.refused(matches!(retired, Retired::Done)))
     }
 
     /// Looks first, in the partial index of scheduled ends (one round trip, and nearly always

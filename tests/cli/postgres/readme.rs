@@ -8,6 +8,7 @@ use std::process::Command;
 use super::server::{HBA_ANY, Server};
 use super::{PgEnv, has_schema};
 use crate::common::{BIN, Run, output, printed_token, readme_block};
+use crate::serve::harness::{Addr, Server as Serve, free_port};
 
 /// The README's passwords for the two roles.
 const OWNER_PASSWORD: &str = "choose-one";
@@ -118,6 +119,40 @@ fn the_readme_least_privilege_setup_works_as_written() {
     ok(&["token", "revoke", &new_id, "--yes"]);
     ok(&["project", "delete", "first", "--yes"]);
     ok(&["project", "list"]);
+
+    // ... serve holds a lease as it, and a revoke by it is acknowledged by that server.
+    let kept = ok(&["token", "create", "-p", "billing", "-e", "30"]);
+    let kept = printed_token(&kept.stdout).expect("a token on stdout");
+    let serve = Serve::start_cmd(app(), Addr::Tcp(free_port()), &[]);
+    let count = |sql: &str| -> String {
+        let run = psql(
+            &server,
+            "autheona_app",
+            APP_PASSWORD,
+            &format!("\\pset tuples_only\n{sql}"),
+        );
+        assert_ok(&run, sql);
+        String::from_utf8_lossy(&run.stdout).trim().to_owned()
+    };
+    super::wait_for("serve's lease", &[], || {
+        (count("SELECT count(*) FROM autheona.servers") == "1").then_some(())
+    });
+    assert_eq!(serve.auth(&kept, None).status, 200);
+    ok(&["token", "revoke", crate::common::id_of(&kept), "--yes"]);
+    assert_eq!(serve.auth(&kept, None).status, 401);
+    assert_eq!(
+        count("SELECT s.acked = c.last_value FROM autheona.servers s, autheona.changes c"),
+        "t",
+        "the revoke's number, acknowledged"
+    );
+    let stopped = serve.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_eq!(stopped.stderr.lines().count(), 2, "{}", stopped.stderr);
+    assert_eq!(
+        count("SELECT count(*) FROM autheona.servers"),
+        "0",
+        "the lease given back"
+    );
 
     // ... and can neither change a token nor touch the schema.
     ok(&["token", "create", "-p", "billing", "-e", "never"]);

@@ -394,6 +394,22 @@ impl Server {
         }
     }
 
+    /// Stops the process where it is (SIGSTOP), as a host that hangs would.
+    pub fn pause(&self) {
+        self.kill_with(libc::SIGSTOP);
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.kill_with(libc::SIGCONT);
+    }
+
+    fn kill_with(&self, signal: i32) {
+        let child = self.child.as_ref().expect("a running server");
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
     /// SIGTERM, then the exit.
     pub fn stop(self) -> Stopped {
         self.signal(libc::SIGTERM)

@@ -1,0 +1,158 @@
+//! On PostgreSQL, a server answers from the rows it read earlier only while it holds a lease
+//! in `autheona.servers`, and a command that refuses a token waits until every live server
+//! has acknowledged it (`src/store/postgres/lease.rs`). These are the cases where a server
+//! does not acknowledge: stopped, or renewing its lease without hearing anything. The revoke
+//! must neither hang on it nor return before it can no longer answer from an old row.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::harness::*;
+use crate::common::*;
+
+/// The lease a server holds, and how long a change waits for an acknowledgement before it
+/// evicts the server that did not give one (`lease::LEASE`, `lease::ACK_WAIT`).
+const LEASE: Duration = Duration::from_secs(2);
+const ACK_WAIT: Duration = Duration::from_secs(1);
+/// A revoke that waits for a server that does not answer takes at most ACK_WAIT and LEASE;
+/// room here for a loaded machine.
+const WAITED_OUT: Duration = Duration::from_secs(8);
+
+/// How many servers hold a lease that is not evicted.
+fn leases(env: &TestEnv) -> u64 {
+    env.sql()
+        .value("SELECT count(*) FROM servers WHERE NOT evicted")
+        .and_then(|count| count.parse().ok())
+        .expect("count the leases")
+}
+
+/// Waits until `count` servers hold a lease.
+pub(super) fn wait_for_leases(env: &TestEnv, count: u64) {
+    let started = Instant::now();
+    while leases(env) != count {
+        assert!(started.elapsed() < HANG_GUARD, "no {count} leases");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `args` and how long it took.
+fn timed(env: &TestEnv, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    env.run(args).success();
+    started.elapsed()
+}
+
+#[test]
+fn a_stopped_server_holds_a_revoke_no_longer_than_its_lease_and_refuses_the_token_after() {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let env = TestEnv::new();
+    env.project("demo");
+    let (running, stopped) = (Server::start(&env, &[]), Server::start(&env, &[]));
+    wait_for_leases(&env, 2);
+    let token = env.token("demo", "30");
+    for _ in 0..2 {
+        assert_eq!(running.auth(&token, None).status, 200);
+        assert_eq!(stopped.auth(&token, None).status, 200);
+    }
+    // Nothing acknowledged by a server that does not run: its lease, no longer renewed,
+    // ends the wait.
+    stopped.pause();
+    let took = timed(&env, &["token", "revoke", id_of(&token), "--yes"]);
+    assert_eq!(running.auth(&token, None).status, 401);
+    stopped.resume();
+    assert_eq!(
+        stopped.auth(&token, None).status,
+        401,
+        "{}",
+        stopped.stderr()
+    );
+    assert!(took < WAITED_OUT, "the revoke took {took:?}");
+    // It takes a lease again, and answers from rows read under it.
+    wait_for_leases(&env, 2);
+    let token = env.token("demo", "30");
+    assert_eq!(stopped.auth(&token, None).status, 200);
+    let took = timed(&env, &["token", "revoke", id_of(&token), "--yes"]);
+    assert_eq!(stopped.auth(&token, None).status, 401);
+    assert!(
+        took < ACK_WAIT,
+        "both servers acknowledged, yet it took {took:?}"
+    );
+}
+
+/// A server whose lease is renewed but which hears no announcement (what a transaction pooler
+/// between it and the database could make of it): here a lease renewed by the test itself, as
+/// a server renews it. The revoke evicts it after a second, so that it is renewed no more,
+/// and waits out the lease it may still hold.
+#[test]
+fn a_lease_renewed_without_acknowledging_is_evicted_and_waited_out() {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let env = TestEnv::new();
+    env.project("demo");
+    let server = Server::start(&env, &[]);
+    wait_for_leases(&env, 1);
+    let deaf: String = env
+        .sql()
+        .value(
+            "INSERT INTO servers (lease_until, acked) VALUES (now() + interval '2 seconds', 0)
+             RETURNING id",
+        )
+        .expect("a lease");
+    let stop = Arc::new(AtomicBool::new(false));
+    let renewing = {
+        let (mut sql, stop, deaf) = (env.sql(), stop.clone(), deaf.clone());
+        std::thread::spawn(move || {
+            let mut renewed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let renew = format!(
+                    "UPDATE servers SET lease_until = now() + interval '2 seconds'
+                     WHERE id = {deaf} AND NOT evicted"
+                );
+                if sql.execute(&renew, &[]).expect("renew the lease") == 0 {
+                    return renewed;
+                }
+                renewed += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the lease was never evicted");
+        })
+    };
+    let token = env.token("demo", "30");
+    assert_eq!(server.auth(&token, None).status, 200);
+    let took = timed(&env, &["token", "revoke", id_of(&token), "--yes"]);
+    assert_eq!(server.auth(&token, None).status, 401);
+    stop.store(true, Ordering::Relaxed);
+    assert!(renewing.join().expect("the renewing thread") > 0);
+    assert!(
+        took >= ACK_WAIT + LEASE && took < WAITED_OUT,
+        "the revoke took {took:?}"
+    );
+    let evicted = env
+        .sql()
+        .value(&format!("SELECT evicted FROM servers WHERE id = {deaf}"));
+    assert_eq!(evicted.as_deref(), Some("t"));
+    // The real server acknowledged, and was not evicted.
+    assert_eq!(leases(&env), 1);
+}
+
+/// A server that stops gives its lease back: no revoke waits for it after.
+#[test]
+fn a_stop_gives_the_lease_back() {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let env = TestEnv::new();
+    env.project("demo");
+    let server = Server::start(&env, &[]);
+    wait_for_leases(&env, 1);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_eq!(
+        env.sql().value("SELECT count(*) FROM servers").as_deref(),
+        Some("0")
+    );
+}
