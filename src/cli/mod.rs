@@ -507,8 +507,9 @@ answer or too much work waits.
 POST /v1/verify with {\"token\": \"...\", \"project\": \"...\"} answers what verify --json prints.
 GET /healthz is 200 when the store answers, else 503. GET /metrics is for Prometheus.
 
-Every request looks the token up in the store, so a token revoked, rotated, pruned or
-deleted with its project is refused from the next request on; only the argon2 work is cached.
+A token revoked, rotated, pruned or deleted with its project is refused from the next request
+on: every request looks its token up in the store, or on PostgreSQL answers from the row it
+read while it holds a lease that every such change waits for; argon2's work is cached.
 A token in a URL is refused with 400. Last-used times are written at most a second late.
 SIGTERM or SIGINT stops it: requests in flight are answered and last-used times written.
 
@@ -529,8 +530,8 @@ pub struct ServeArgs {
     /// Log a line per request on stderr: method, path (no query), status, token id, duration
     #[arg(long)]
     pub access_log: bool,
-    /// How many verified tokens to remember, sparing their argon2 work (never the store
-    /// lookup); 0 turns the cache off
+    /// How many verified tokens to remember, sparing their argon2 work, and on PostgreSQL how
+    /// many tokens' rows read under the lease; 0 turns both off
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub cache_size: usize,
     /// Connections open at once; more wait to be accepted

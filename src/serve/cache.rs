@@ -1,8 +1,9 @@
 //! The verified-secret cache: which tokens' secrets were found to match which hash, so that a
-//! token used again needs no argon2 work. It spares only that work: every request still finds
-//! the token's row, and an entry counts only while the row holds the very hash it was
-//! verified against, so a token revoked, rotated, pruned or deleted with its project is
-//! refused by the next request whatever the cache holds.
+//! token used again needs no argon2 work. It spares only that work: every request still asks
+//! the store for the token's row (which the store may answer from memory only while every
+//! change that refuses a token waits for it), and an entry counts only while the row holds the
+//! very hash it was verified against, so a token revoked, rotated, pruned or deleted with its
+//! project is refused by the next request whatever the cache holds.
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;

@@ -1,8 +1,8 @@
 //! `autheona serve`: the HTTP adapter over [`crate::ops::verify`], for APIs and reverse
 //! proxies. Routes and answers are in `http`; the verification of a request in `verify`, with
-//! the verified-secret cache (`cache`) in front of argon2 only, never of the store lookup
-//! (which, on PostgreSQL, the store itself answers from rows it read while it holds a lease
-//! that every revoke waits for: `store::postgres::lease`);
+//! the verified-secret cache (`cache`) in front of argon2 only: the row is asked of the store
+//! at every request (a server store answers it from memory while it holds a lease that every
+//! refusing change waits for, which is the store's business);
 //! last-used times written behind (`uses`); `/metrics` (`metrics`); the addresses
 //! (`listen`). Connections are served by threads that each run a runtime of their own
 //! (`workers`). A local file is read on each such thread's own connection, a server asked on

@@ -61,33 +61,41 @@ const RENEW_WAIT: Duration = Duration::from_secs(1);
 /// not.
 pub const ACK_WAIT: Duration = Duration::from_secs(1);
 /// How long a server waits to hear its own check on the channel before it concludes that
-/// announcements do not reach it, for good.
+/// announcements do not reach it.
 const HEARING_WAIT: Duration = Duration::from_secs(5);
 /// How long the lease's connection may take to be made.
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// After a lease could not be had, the next try is this much later.
 const RETRY: Duration = Duration::from_secs(1);
+/// ... and this much later when announcements were not heard.
+const UNHEARD_RETRY: Duration = Duration::from_secs(60);
 
-/// The servers a change waits for: not evicted, their lease live on the database's clock (or
-/// ended less than a second ago: a margin for that clock's steps).
-const LIVE: &str = "NOT evicted AND lease_until > now() - interval '1 second'";
+/// The servers a change may have to wait for: their lease live on the database's clock, or
+/// ended less than a second ago (a margin for that clock's steps), evicted or not (an evicted
+/// one may still hold the lease it had until that lease ends).
+const LIVE: &str = "lease_until > now() - interval '1 second'";
+
+/// The longest a change waits: for the acknowledgements, then for the leases of the servers
+/// evicted to end (with the margin of [`LIVE`]), with room for the statements themselves.
+const LONGEST_WAIT: Duration = Duration::from_secs(5);
 
 /// Announces a change that just committed to the servers running on the store, and waits
-/// until every one of them knows (the module's comment): a few milliseconds, or [`ACK_WAIT`]
-/// and a [`LEASE`] when a server does not answer. When the announcement itself fails (the
-/// connection lost, a role that may not use `autheona.changes`), the change's own
-/// announcement has still reached every server that holds a lease: it waits a [`LEASE`], after
-/// which any server that did not hear it has lost its lease.
+/// until every one of them knows (the module's comment): a few milliseconds, or about
+/// [`ACK_WAIT`] and a [`LEASE`] when a server does not answer. When a statement of it fails
+/// (the connection lost, a role that may not use `autheona.servers` or `autheona.changes`),
+/// it waits [`ACK_WAIT`] and a [`LEASE`] instead: by then every server that heard the change's
+/// own announcement has forgotten its rows, and every server that stopped renewing its lease
+/// has lost it. (A server that renews its lease and hears nothing, which the check at each
+/// lease's start rules out but for a fault that began after it, is then not evicted.)
 pub fn tell_servers(client: &mut Client) {
-    let started = Instant::now();
-    if !matches!(announce_and_wait(client, started), Ok(true)) {
-        std::thread::sleep(LEASE);
+    if announce_and_wait(client).is_err() {
+        std::thread::sleep(ACK_WAIT + LEASE);
     }
 }
 
-/// [`tell_servers`]'s work: whether every server acknowledged (`false`: one was evicted, its
-/// lease to be waited out).
-fn announce_and_wait(client: &mut Client, started: Instant) -> PgResult<bool> {
+/// [`tell_servers`]'s work.
+fn announce_and_wait(client: &mut Client) -> PgResult<()> {
+    let started = Instant::now();
     let row = client.query_typed_one(
         &format!(
             "SELECT n.n, (SELECT count(*) FROM autheona.servers WHERE {LIVE})
@@ -97,17 +105,27 @@ fn announce_and_wait(client: &mut Client, started: Instant) -> PgResult<bool> {
         &[],
     )?;
     let (change, mut waiting): (i64, i64) = (row.get(0), row.get(1));
+    // Once this process has evicted a server, until when it waits out its lease, on its own
+    // clock (the server's lease ends within a lease of its last renewal, which came before).
+    let mut evicted_until = None;
     let mut pause = Duration::from_micros(250);
-    while waiting > 0 {
-        if started.elapsed() >= ACK_WAIT {
+    loop {
+        let waited_out = evicted_until.is_none_or(|until| Instant::now() >= until);
+        if (waiting == 0 && waited_out) || started.elapsed() >= LONGEST_WAIT {
+            return Ok(());
+        }
+        if evicted_until.is_none() && started.elapsed() >= ACK_WAIT {
             let evicted = client.execute_typed(
-                &format!("UPDATE autheona.servers SET evicted = true WHERE {LIVE} AND acked < $1"),
+                "UPDATE autheona.servers SET evicted = true
+                 WHERE lease_until > now() AND acked < $1 AND NOT evicted",
                 &[(&change, Type::INT8)],
             )?;
-            return Ok(evicted == 0);
+            evicted_until = Some(Instant::now() + if evicted > 0 { LEASE } else { Duration::ZERO });
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(4));
+        // Those evicted (by this process or another) never acknowledge: they are counted
+        // until their lease has ended.
         waiting = client
             .query_typed_one(
                 &format!("SELECT count(*) FROM autheona.servers WHERE {LIVE} AND acked < $1"),
@@ -115,15 +133,12 @@ fn announce_and_wait(client: &mut Client, started: Instant) -> PgResult<bool> {
             )?
             .get(0);
     }
-    Ok(true)
 }
 
 /// The rows a server may answer from while its lease holds, the least recently used forgotten
 /// first.
 pub struct Known {
-    /// What `until` counts from.
-    base: Instant,
-    /// Until when the rows may be used, in nanoseconds after `base`; 0: not now.
+    /// Until when the rows may be used, on [`boot_clock`]; 0: not now.
     until: AtomicU64,
     rows: Option<Mutex<Rows>>,
 }
@@ -138,7 +153,6 @@ impl Known {
     /// Room for `size` rows; 0 remembers none.
     pub fn new(size: usize) -> Known {
         Known {
-            base: Instant::now(),
             until: AtomicU64::new(0),
             rows: NonZeroUsize::new(size).map(|size| {
                 Mutex::new(Rows {
@@ -156,23 +170,28 @@ impl Known {
 
     /// The row of token `id`, if it is remembered and the lease holds.
     pub fn row(&self, id: &str) -> Option<VerifyRow> {
-        let mut rows = self.lock()?;
         if !self.holds() {
             return None;
         }
-        rows.rows.get(id).cloned()
+        let mut rows = self.lock()?;
+        // Checked again under the lock, which a lapse takes to forget.
+        self.holds().then(|| rows.rows.get(id).cloned()).flatten()
     }
 
     /// What to hand [`Known::remember`] with a row whose lookup is asked now.
-    pub fn generation(&self) -> u64 {
-        self.lock().map_or(0, |rows| rows.generation)
+    pub fn generation(&self) -> Option<u64> {
+        if !self.holds() {
+            return None;
+        }
+        self.lock().map(|rows| rows.generation)
     }
 
-    /// Remembers `row` as token `id`'s, read by a lookup asked at `generation`: unless
-    /// something was forgotten since (the row may be older than that), or the lease does not
-    /// hold.
-    pub fn remember(&self, id: &str, row: &VerifyRow, generation: u64) {
-        if let Some(mut rows) = self.lock()
+    /// Remembers `row` as token `id`'s, read by a lookup asked at `generation` (`None`: asked
+    /// while the lease did not hold): unless something was forgotten since (the row may be
+    /// older than that), or the lease does not hold.
+    pub fn remember(&self, id: &str, row: &VerifyRow, generation: Option<u64>) {
+        if let Some(generation) = generation
+            && let Some(mut rows) = self.lock()
             && rows.generation == generation
             && self.holds()
         {
@@ -187,18 +206,15 @@ impl Known {
         }
     }
 
-    /// The lease holds until `until`: after forgetting everything if it had lapsed.
-    fn hold_until(&self, until: Instant) {
+    /// The lease holds until `until` ([`boot_clock`]): after forgetting everything if it had
+    /// lapsed.
+    fn hold_until(&self, until: u64) {
         // Under the lock: no row is remembered between the check and the new end.
         let mut rows = self.lock();
         if let Some(rows) = rows.as_mut().filter(|_| !self.holds()) {
             rows.forget();
         }
-        let nanos = until.saturating_duration_since(self.base).as_nanos();
-        self.until.store(
-            u64::try_from(nanos).unwrap_or(u64::MAX).max(1),
-            Ordering::Release,
-        );
+        self.until.store(until.max(1), Ordering::Release);
     }
 
     /// The lease is lost, and everything forgotten.
@@ -212,7 +228,7 @@ impl Known {
 
     fn holds(&self) -> bool {
         let until = self.until.load(Ordering::Acquire);
-        until != 0 && (self.base.elapsed().as_nanos() as u64) < until
+        until != 0 && boot_clock() < until
     }
 
     fn lock(&self) -> Option<std::sync::MutexGuard<'_, Rows>> {
@@ -223,6 +239,29 @@ impl Known {
                 .unwrap_or_else(|e| e.into_inner()),
         )
     }
+}
+
+/// Nanoseconds on the system's boot clock (`CLOCK_BOOTTIME`), monotonic and, unlike
+/// `Instant`'s, counting the time the host was suspended: a lease held when a virtual machine
+/// was paused has ended when it resumes.
+fn boot_clock() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given; CLOCK_BOOTTIME exists on Linux
+    // since 2.6.39. Should it fail, every lease counts as ended.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return u64::MAX;
+    }
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+/// `duration` in nanoseconds, for [`boot_clock`].
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Rows {
@@ -236,7 +275,8 @@ impl Rows {
 enum Ended {
     /// The server stops.
     Stopping,
-    /// A change waited too long for this server, which may not renew its lease any more.
+    /// A change waited too long for this server (or its lease ran out on the database's
+    /// clock): it may not renew it any more.
     Evicted,
     /// Announcements do not reach this server's connection (a transaction pooler between).
     Unheard,
@@ -253,7 +293,9 @@ pub struct Say {
 }
 
 /// Holds a lease for `known` on the store at `target` until `stopping`, taking a new one
-/// whenever one ends, and tells the operator through `say`.
+/// whenever one ends, and tells the operator through `say`: once when leases cannot be had
+/// (the next try a second later, or a minute when announcements were not heard), once when
+/// one is held again.
 pub async fn keep(
     target: Target,
     known: std::sync::Arc<Known>,
@@ -261,9 +303,12 @@ pub async fn keep(
     say: Say,
 ) {
     let mut failing = false;
+    // The row of the lease before, if it may still be there: the next one deletes it, so
+    // that no change waits for a lease that nothing holds.
+    let mut before = None;
     loop {
         let taken = tokio::select! {
-            taken = Lease::take(&target, &known) => taken,
+            taken = Lease::take(&target, &known, before) => taken,
             _ = stopping.wait_for(|stop| *stop) => return,
         };
         let ended = match taken {
@@ -273,37 +318,43 @@ pub async fn keep(
                 }
                 let ended = lease.keep(&known, &mut stopping).await;
                 known.lapse();
-                lease.end(&ended).await;
+                before = lease.end(&ended).await;
                 ended
             }
             Err(ended) => ended,
         };
-        match ended {
+        let retry = match ended {
             Ended::Stopping => return,
+            Ended::Evicted => {
+                (say.warning)(
+                    "this server's lease on the store was ended (a change waited a second for \
+                     it, or it was not renewed in time): it reads every token's row until it \
+                     holds a new one",
+                );
+                RETRY
+            }
             Ended::Unheard => {
-                (say.warning)(&format!(
-                    "the store's announcements ({CHANNEL}) do not reach this \
-                     server (a transaction pooler in between?): every request reads its \
-                     token's row; connect it to the database directly, or through a session \
-                     pool"
-                ));
-                return;
+                if !std::mem::replace(&mut failing, true) {
+                    (say.warning)(&format!(
+                        "the store's announcements ({CHANNEL}) do not reach this server (a \
+                         transaction pooler in between?): every request reads its token's \
+                         row; connect it to the database directly, or through a session pool"
+                    ));
+                }
+                UNHEARD_RETRY
             }
-            Ended::Evicted => (say.warning)(
-                "a change to the store waited a second for this server: its \
-                 lease was ended, and it reads every row again",
-            ),
-            Ended::Failed(err) if !failing => {
-                failing = true;
-                (say.warning)(&format!(
-                    "cannot hold a lease on the store, so every request reads \
-                     its token's row until it can: {err}"
-                ));
+            Ended::Failed(err) => {
+                if !std::mem::replace(&mut failing, true) {
+                    (say.warning)(&format!(
+                        "cannot hold a lease on the store, so every request reads its token's \
+                         row until it can: {err}"
+                    ));
+                }
+                RETRY
             }
-            Ended::Failed(_) => {}
-        }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(RETRY) => {}
+            _ = tokio::time::sleep(retry) => {}
             _ = stopping.wait_for(|stop| *stop) => return,
         }
     }
@@ -318,10 +369,15 @@ struct Lease {
     id: i64,
 }
 
+/// The last change number, in SQL: what a lease acknowledges once the rows are forgotten.
+const LAST_CHANGE: &str =
+    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM autheona.changes";
+
 impl Lease {
     /// Connects, listens, checks that an announcement from another connection is heard, and
-    /// takes a lease, the rows being forgotten once it is taken.
-    async fn take(target: &Target, known: &Known) -> Result<Lease, Ended> {
+    /// takes a lease (deleting the row of the one `before`), the rows being forgotten once it
+    /// is taken.
+    async fn take(target: &Target, known: &Known, before: Option<i64>) -> Result<Lease, Ended> {
         let (client, running, heard) = connected(target, super::connect_listening(target)).await?;
         let mut lease = Lease {
             target: target.clone(),
@@ -344,43 +400,44 @@ impl Lease {
         let hearing = async {
             while let Some(note) = lease.heard.recv().await {
                 if note.payload() == word {
-                    return true;
+                    return Ok(());
                 }
             }
-            false
+            Err(Ended::Failed(lost(target)))
         };
-        if !matches!(tokio::time::timeout(HEARING_WAIT, hearing).await, Ok(true)) {
-            return Err(Ended::Unheard);
-        }
+        tokio::time::timeout(HEARING_WAIT, hearing)
+            .await
+            .map_err(|_| Ended::Unheard)??;
 
-        // Everything committed before the number read here is older than the rows this lease
-        // lets the server keep: they are all read after it is taken (the rows are forgotten
-        // then).
+        // Every change numbered up to the number read here committed before it was read, and
+        // so before the rows this lease lets the server keep are read: they are all read after
+        // it is taken (the rows are forgotten then).
         let take = format!(
             "WITH gone AS (DELETE FROM autheona.servers
-                           WHERE lease_until < now() - interval '1 minute')
+                           WHERE lease_until < now() - interval '1 minute' OR id = {})
              INSERT INTO autheona.servers (lease_until, acked)
-             SELECT now() + {LEASE_SQL}, CASE WHEN is_called THEN last_value ELSE 0 END
-             FROM autheona.changes
-             RETURNING id"
+             SELECT now() + {LEASE_SQL}, ({LAST_CHANGE})
+             RETURNING id",
+            before.unwrap_or(0)
         );
-        let asked = Instant::now();
+        let asked = boot_clock();
         let taken = lease.client.query_typed_one(&take, &[]);
         lease.id = lease.bounded(taken).await?.get(0);
         known.lapse();
-        known.hold_until(asked + LEASE);
+        known.hold_until(asked.saturating_add(nanos(LEASE)));
         Ok(lease)
     }
 
-    /// Renews the lease, and acknowledges what it hears, until it ends.
+    /// Renews the lease, and acknowledges the changes it hears, until it ends.
     async fn keep(&mut self, known: &Known, stopping: &mut watch::Receiver<bool>) -> Ended {
         let mut renewals = tokio::time::interval(RENEW_EVERY);
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         renewals.reset();
         loop {
-            let acked = tokio::select! {
+            let numbered = tokio::select! {
                 biased;
                 _ = stopping.wait_for(|stop| *stop) => return Ended::Stopping,
+                _ = renewals.tick() => false,
                 note = self.heard.recv() => {
                     let Some(note) = note else {
                         return Ended::Failed(lost(&self.target));
@@ -393,13 +450,26 @@ impl Lease {
                     if changes.is_empty() {
                         continue;
                     }
-                    known.forget();
-                    match changes.iter().filter_map(|change| change.0).max() {
-                        Some(acked) => Some(acked),
-                        None => continue,
+                    if !changes.iter().any(|change| change.numbered) {
+                        known.forget();
+                        continue;
                     }
+                    true
                 }
-                _ = renewals.tick() => None,
+            };
+            let acked = if numbered {
+                // The number is read before the rows are forgotten, and from the database, not
+                // from the announcement (which anyone connected may send): every change up to
+                // it committed before the rows were forgotten.
+                let last = self.client.query_typed_one(LAST_CHANGE, &[]);
+                let last: i64 = match self.bounded(last).await {
+                    Ok(row) => row.get(0),
+                    Err(ended) => return ended,
+                };
+                known.forget();
+                Some(last)
+            } else {
+                None
             };
             if let Err(ended) = self.renew(known, acked).await {
                 return ended;
@@ -407,18 +477,21 @@ impl Lease {
         }
     }
 
-    /// Renews the lease, acknowledging change number `acked` if given.
+    /// Renews the lease, acknowledging change number `acked` if given; a lease the database
+    /// holds as ended (evicted, or run out on its clock) is not renewed.
     async fn renew(&self, known: &Known, acked: Option<i64>) -> Result<(), Ended> {
-        let asked = Instant::now();
+        let asked = boot_clock();
         let renew = format!(
             "BEGIN;
              SET LOCAL synchronous_commit = off;
+             SET LOCAL statement_timeout = '{}ms';
              UPDATE autheona.servers
-             SET lease_until = now() + {LEASE_SQL}, acked = greatest(acked, {})
-             WHERE id = {} AND NOT evicted
+             SET lease_until = now() + {LEASE_SQL}, acked = {}
+             WHERE id = {} AND NOT evicted AND lease_until > now()
              RETURNING id;
              COMMIT",
-            acked.unwrap_or(0),
+            RENEW_WAIT.as_millis(),
+            acked.map_or_else(|| "acked".to_owned(), |acked| acked.to_string()),
             self.id
         );
         let messages = self.bounded(self.client.simple_query(&renew)).await?;
@@ -428,19 +501,27 @@ impl Lease {
         {
             return Err(Ended::Evicted);
         }
-        known.hold_until(asked + LEASE);
+        known.hold_until(asked.saturating_add(nanos(LEASE)));
         Ok(())
     }
 
     /// Gives the lease back when the server stops (a second at most), and closes the
-    /// connection.
-    async fn end(self, ended: &Ended) {
+    /// connection; the lease's id if its row may still be there.
+    async fn end(self, ended: &Ended) -> Option<i64> {
+        let mut left = Some(self.id);
         if matches!(ended, Ended::Stopping) {
             let give_back = format!("DELETE FROM autheona.servers WHERE id = {}", self.id);
-            let _ = self.bounded(self.client.batch_execute(&give_back)).await;
+            if self
+                .bounded(self.client.batch_execute(&give_back))
+                .await
+                .is_ok()
+            {
+                left = None;
+            }
         }
         drop(self.client);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.running).await;
+        left
     }
 
     /// What `statement` returns, if the server answers within [`RENEW_WAIT`].
@@ -483,15 +564,19 @@ async fn connected<T>(
     }
 }
 
-/// A change announced, with the number to acknowledge if it carries one (`None`: a change's
-/// own announcement, from the triggers).
-struct Change(Option<i64>);
+/// A change announced: by the triggers, in the change's own transaction, or by the command
+/// that made it (`numbered`), which waits for the servers to acknowledge it.
+struct Change {
+    numbered: bool,
+}
 
 /// The change `note` announces; `None` for a server's check that it hears ([`HEARD`]), which
 /// changes nothing.
 fn change(note: &Notification) -> Option<Change> {
     let payload = note.payload();
-    (!payload.starts_with(HEARD)).then(|| Change(payload.parse().ok()))
+    (!payload.starts_with(HEARD)).then_some(Change {
+        numbered: !payload.is_empty(),
+    })
 }
 
 fn lost(target: &Target) -> StoreError {
@@ -515,9 +600,14 @@ mod tests {
         }
     }
 
+    /// A minute from now.
+    fn later() -> u64 {
+        boot_clock() + nanos(Duration::from_secs(60))
+    }
+
     fn held() -> Known {
         let known = Known::new(8);
-        known.hold_until(Instant::now() + Duration::from_secs(60));
+        known.hold_until(later());
         known
     }
 
@@ -526,10 +616,10 @@ mod tests {
         let known = Known::new(8);
         known.remember("a", &row("h"), known.generation());
         assert!(known.row("a").is_none(), "remembered without a lease");
-        known.hold_until(Instant::now() + Duration::from_secs(60));
+        known.hold_until(later());
         known.remember("a", &row("h"), known.generation());
         assert_eq!(known.row("a").map(|row| row.secret_hash), Some("h".into()));
-        known.hold_until(Instant::now());
+        known.hold_until(boot_clock());
         assert!(known.row("a").is_none(), "answered after the lease ended");
     }
 
@@ -550,13 +640,13 @@ mod tests {
         known.remember("a", &row("h"), known.generation());
         let before = known.generation();
         // It lapsed (a renewal late), then a renewal came through.
-        known.hold_until(Instant::now());
-        known.hold_until(Instant::now() + Duration::from_secs(60));
+        known.hold_until(boot_clock());
+        known.hold_until(later());
         assert!(known.row("a").is_none(), "a row from before the lapse");
         assert_ne!(known.generation(), before);
         // A renewal in time keeps what is known.
         known.remember("b", &row("h"), known.generation());
-        known.hold_until(Instant::now() + Duration::from_secs(60));
+        known.hold_until(later());
         assert!(known.row("b").is_some());
     }
 
@@ -566,7 +656,7 @@ mod tests {
         let asked = known.generation();
         known.remember("a", &row("h"), asked);
         known.lapse();
-        known.hold_until(Instant::now() + Duration::from_secs(60));
+        known.hold_until(later());
         assert!(known.row("a").is_none());
         known.remember("a", &row("h"), asked);
         assert!(known.row("a").is_none(), "a lookup from before the loss");
@@ -575,7 +665,7 @@ mod tests {
     #[test]
     fn nothing_is_remembered_with_no_room() {
         let known = Known::new(0);
-        known.hold_until(Instant::now() + Duration::from_secs(60));
+        known.hold_until(later());
         known.remember("a", &row("h"), known.generation());
         assert!(!known.remembers());
         assert!(known.row("a").is_none());

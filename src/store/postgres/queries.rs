@@ -231,8 +231,9 @@ impl Postgres {
         Ok(())
     }
 
-    /// After a change that refuses tokens committed (`changed`): waits until every
-    /// `autheona serve` running on the store knows ([`super::lease`]).
+    /// After a change that refuses tokens committed (`changed`), or found them gone (another
+    /// process's change, which may not have returned yet): waits until every `autheona serve`
+    /// running on the store knows ([`super::lease`]).
     fn refused(&self, changed: bool) {
         if changed {
             super::lease::tell_servers(&mut self.client.borrow_mut());
@@ -410,7 +411,8 @@ impl Store for Postgres {
             self.append(client, &event.project(name))?;
             Ok(End::Commit(Some(tokens)))
         })
-        .inspect(|deleted| self.refused(deleted.is_some()))
+        // Deleted meanwhile by another process, it may still be waiting for the servers.
+        .inspect(|_| self.refused(true))
     }
 
     /// Always durable on commit, whatever `durability` asks: PostgreSQL has no way to make an
@@ -569,7 +571,8 @@ impl Store for Postgres {
             )?;
             Ok(End::Commit(true))
         })
-        .inspect(|&deleted| self.refused(deleted))
+        // Gone meanwhile (another revoke), that one may still be waiting for the servers.
+        .inspect(|_| self.refused(true))
     }
 
     fn delete_tokens(
@@ -680,7 +683,7 @@ impl Store for Postgres {
                 None => Retired::Gone,
             }))
         })
-        .inspect(|retired| self.refused(matches!(retired, Retired::Done)))
+        .inspect(|retired| self.refused(matches!(retired, Retired::Done | Retired::Gone)))
     }
 
     /// Looks first, in the partial index of scheduled ends (one round trip, and nearly always
