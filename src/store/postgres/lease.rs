@@ -307,9 +307,20 @@ pub async fn keep(
     // that no change waits for a lease that nothing holds.
     let mut before = None;
     loop {
+        let take = Lease::take(&target, &known, before);
+        tokio::pin!(take);
         let taken = tokio::select! {
-            taken = Lease::take(&target, &known, before) => taken,
-            _ = stopping.wait_for(|stop| *stop) => return,
+            taken = &mut take => Some(taken),
+            _ = stopping.wait_for(|stop| *stop) => None,
+        };
+        let Some(taken) = taken else {
+            // A lease being taken is let finish (a second at most), so that its connections
+            // close as a client's should and its row is given back.
+            if let Ok(Ok(lease)) = tokio::time::timeout(RENEW_WAIT, &mut take).await {
+                known.lapse();
+                lease.end(&Ended::Stopping).await;
+            }
+            return;
         };
         let ended = match taken {
             Ok(mut lease) => {
@@ -386,6 +397,19 @@ impl Lease {
             heard,
             id: 0,
         };
+        match lease.set_up(known, before).await {
+            Ok(()) => Ok(lease),
+            Err(ended) => {
+                lease.end(&ended).await;
+                Err(ended)
+            }
+        }
+    }
+
+    /// [`Lease::take`]'s work once connected.
+    async fn set_up(&mut self, known: &Known, before: Option<i64>) -> Result<(), Ended> {
+        let target = &self.target.clone();
+        let lease = self;
         let listen = format!("LISTEN {CHANNEL}");
         lease.bounded(lease.client.batch_execute(&listen)).await?;
 
@@ -425,7 +449,7 @@ impl Lease {
         lease.id = lease.bounded(taken).await?.get(0);
         known.lapse();
         known.hold_until(asked.saturating_add(nanos(LEASE)));
-        Ok(lease)
+        Ok(())
     }
 
     /// Renews the lease, and acknowledges the changes it hears, until it ends.
