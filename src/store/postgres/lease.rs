@@ -4,18 +4,20 @@
 //!
 //! A server may answer from the rows it remembers ([`Known`]) only while it holds a lease in
 //! `autheona.servers`, renewed every [`RENEW_EVERY`] for [`LEASE`] on the database's clock;
-//! it counts its own lease from before it asked for it, on its own clock, so that its lease
-//! always ends before the database's record of it does. Every change that can refuse a token
-//! (revoke, rotate, prune, a project deleted, or anyone's `UPDATE` or `DELETE` of those rows)
-//! is announced on [`CHANNEL`] by a trigger, in the change's own transaction; a server that
-//! hears an announcement forgets every row it remembers. The command that made the change then
+//! it counts its own lease from before it asked for it, on its boot clock, so that its lease
+//! always ends before the database's record of it does, and a lease the database holds as
+//! ended is never renewed. Every change that can refuse a token (revoke, rotate, prune, a
+//! project deleted, or anyone's `UPDATE` or `DELETE` of those rows) is announced on
+//! [`CHANNEL`] by a trigger, in the change's own transaction; a server that hears an
+//! announcement forgets every row it remembers. The command that made the change then
 //! announces a number of the `autheona.changes` sequence ([`tell_servers`]) and waits until
-//! every server whose lease is live has acknowledged that number, which a server does only
-//! after it forgot its rows, the change's announcement having reached it first (PostgreSQL
-//! delivers notifications in the order their transactions committed). A server that has not
-//! acknowledged within [`ACK_WAIT`] is marked evicted, so that its lease is never renewed
-//! again, and the command waits out the lease it may still hold. So the command returns only
-//! once no server can answer from a row read before the change.
+//! every server whose lease is live has acknowledged that number or a later one. A server,
+//! when it hears such an announcement, reads the last number from the database, then forgets
+//! its rows, then acknowledges what it read: every change numbered up to it committed before
+//! the rows were forgotten (the number in the announcement, which any client may send, is not
+//! trusted). A server that has not acknowledged within [`ACK_WAIT`] is marked evicted, so that
+//! its lease is never renewed again, and every change waits out the lease it may still hold.
+//! So a command returns only once no server can answer from a row read before its change.
 //!
 //! A row read for a request is remembered only if nothing was forgotten since the read was
 //! asked ([`Known::remember`]): a lookup that started before a change and answered after it
