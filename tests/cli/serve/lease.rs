@@ -36,6 +36,18 @@ pub(super) fn wait_for_leases(env: &TestEnv, count: u64) {
     }
 }
 
+/// On PostgreSQL only: a store with a project "demo", and `N` servers on it holding leases.
+fn leased<const N: usize>() -> Option<(TestEnv, [Server; N])> {
+    if backend() != Backend::Postgres {
+        return None;
+    }
+    let env = TestEnv::new();
+    env.project("demo");
+    let servers = std::array::from_fn(|_| Server::start(&env, &[]));
+    wait_for_leases(&env, N as u64);
+    Some((env, servers))
+}
+
 /// Runs `args` and how long it took.
 fn timed(env: &TestEnv, args: &[&str]) -> Duration {
     let started = Instant::now();
@@ -45,13 +57,9 @@ fn timed(env: &TestEnv, args: &[&str]) -> Duration {
 
 #[test]
 fn a_stopped_server_holds_a_revoke_no_longer_than_its_lease_and_refuses_the_token_after() {
-    if backend() != Backend::Postgres {
+    let Some((env, [running, stopped])) = leased() else {
         return;
-    }
-    let env = TestEnv::new();
-    env.project("demo");
-    let (running, stopped) = (Server::start(&env, &[]), Server::start(&env, &[]));
-    wait_for_leases(&env, 2);
+    };
     let token = env.token("demo", "30");
     for _ in 0..2 {
         assert_eq!(running.auth(&token, None).status, 200);
@@ -88,13 +96,9 @@ fn a_stopped_server_holds_a_revoke_no_longer_than_its_lease_and_refuses_the_toke
 /// and waits out the lease it may still hold.
 #[test]
 fn a_lease_renewed_without_acknowledging_is_evicted_and_waited_out() {
-    if backend() != Backend::Postgres {
+    let Some((env, [server])) = leased() else {
         return;
-    }
-    let env = TestEnv::new();
-    env.project("demo");
-    let server = Server::start(&env, &[]);
-    wait_for_leases(&env, 1);
+    };
     let deaf: String = env
         .sql()
         .value(
@@ -142,13 +146,9 @@ fn a_lease_renewed_without_acknowledging_is_evicted_and_waited_out() {
 /// A server that stops gives its lease back: no revoke waits for it after.
 #[test]
 fn a_stop_gives_the_lease_back() {
-    if backend() != Backend::Postgres {
+    let Some((env, [server])) = leased() else {
         return;
-    }
-    let env = TestEnv::new();
-    env.project("demo");
-    let server = Server::start(&env, &[]);
-    wait_for_leases(&env, 1);
+    };
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
     assert_eq!(
