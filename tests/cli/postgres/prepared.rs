@@ -6,7 +6,7 @@
 
 use super::{Locked, PgEnv, wait_for};
 use crate::common::{created_token, id_of};
-use crate::serve::harness::{Addr, Connection, Server, free_port};
+use crate::serve::harness::{Addr, Connection, Server, bearer_request, free_port};
 
 /// `autheona serve` on the test's database, with `connections` store connections.
 fn serve_on(env: &PgEnv, connections: u32) -> Server {
@@ -74,11 +74,19 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
         .success();
     let server = serve_on(&env, 1);
     let locked = Locked::take(env.sql());
+    let (sent, all_sent) = std::sync::mpsc::channel();
     let asking: Vec<_> = tokens
         .iter()
         .map(|token| {
-            let (addr, token) = (server.addr.clone(), token.clone());
-            std::thread::spawn(move || Connection::open(&addr).auth(&token))
+            let (addr, token, sent) = (server.addr.clone(), token.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut connection = Connection::open(&addr);
+                connection
+                    .send(&bearer_request(&token))
+                    .expect("send the request");
+                sent.send(()).expect("the test waits for every request");
+                connection.receive().expect("an answer")
+            })
         })
         .collect();
     let mut admin = env.sql();
@@ -92,7 +100,13 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
             .expect("read pg_stat_activity");
         waiting.map(|_| ())
     });
-    // Every request reaches serve and waits for the connection meanwhile.
+    // Every request is sent (a thread on a busy machine can take its time to connect), then
+    // read by serve and put behind the waiting lookup meanwhile.
+    for _ in &tokens {
+        all_sent
+            .recv()
+            .expect("a request's thread sent its request");
+    }
     std::thread::sleep(std::time::Duration::from_millis(300));
     locked.release();
     let answers: Vec<_> = asking
