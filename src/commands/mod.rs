@@ -114,10 +114,12 @@ impl Context {
         Ok(self.ready(store))
     }
 
-    /// A store just opened, checked, and recording its changes as this user's on this host.
+    /// A store just opened, checked, recording its changes as this user's on this host, and
+    /// warning on stderr.
     fn ready(&self, mut store: Box<dyn Store>) -> Box<dyn Store> {
         self.check(&*store);
         store.act_as(environment::actor::who);
+        store.warn_with(ui::warning);
         store
     }
 

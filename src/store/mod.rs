@@ -376,6 +376,10 @@ pub trait Store: Send {
     fn file(&self) -> Option<&Path>;
     /// Who the changes made from now on are recorded as made by.
     fn act_as(&mut self, who: WhoActs);
+    /// Where the store says what it did instead of what could not be done, when the command
+    /// still succeeds (a revoke whose announcement to the running servers failed); by default,
+    /// nowhere.
+    fn warn_with(&mut self, _warn: fn(&str)) {}
     /// The database server's clock when the store was opened (unix seconds), for a store on
     /// a server: hosts sharing it must agree on the time, since each judges expiry by its
     /// own clock.

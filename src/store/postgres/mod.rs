@@ -85,6 +85,8 @@ pub struct Postgres {
     server_time: i64,
     acting: Acting,
     lookup: lookup::Lookup,
+    /// Where warnings go ([`super::Store::warn_with`]).
+    warn: fn(&str),
 }
 
 /// What the schema in the database is.
@@ -183,6 +185,7 @@ impl Postgres {
             target: target.clone(),
             server_time: 0,
             acting: Acting::default(),
+            warn: |_| {},
             lookup: lookup::Lookup::default(),
         })
     }

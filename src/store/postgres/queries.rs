@@ -233,11 +233,29 @@ impl Postgres {
 
     /// After a change that refuses tokens committed (`changed`), or found them gone (another
     /// process's change, which may not have returned yet): waits until every `autheona serve`
-    /// running on the store knows ([`super::lease`]).
+    /// running on the store knows ([`super::lease`]). When they cannot be told, the wait is
+    /// longer, and the warning says why: the change stands either way.
     fn refused(&self, changed: bool) {
-        if changed {
-            super::lease::tell_servers(&mut self.client.borrow_mut());
+        if !changed {
+            return;
         }
+        let Err(err) = super::lease::tell_servers(&mut self.client.borrow_mut()) else {
+            return;
+        };
+        let err = self.error(&err);
+        let advice = match err.kind() {
+            StoreErrorKind::Permission => {
+                "; grant the role what README's least-privilege setup grants on \
+                 autheona.servers and autheona.changes"
+            }
+            _ => "",
+        };
+        (self.warn)(&format!(
+            "the change is made, but the running `autheona serve`s could not be told of it, so \
+             it waited {} s for their leases to end instead: {}{advice}",
+            super::lease::UNTOLD_WAIT.as_secs(),
+            err.message()
+        ));
     }
 
     /// Runs `f` on the connection; its error becomes the store's, naming the database.
@@ -324,6 +342,10 @@ impl Store for Postgres {
 
     fn act_as(&mut self, who: WhoActs) {
         self.acting.set(who);
+    }
+
+    fn warn_with(&mut self, warn: fn(&str)) {
+        self.warn = warn;
     }
 
     fn insert_project(&self, name: &str, created_at: i64) -> StoreResult<bool> {

@@ -156,3 +156,61 @@ fn a_stop_gives_the_lease_back() {
         Some("0")
     );
 }
+
+/// A role not given the grants on `autheona.servers` and `autheona.changes` (a setup upgraded
+/// to schema version 4 without them) still revokes: the running server refuses the token at
+/// the next request (the change's own trigger told it), and the revoke says on stderr why it
+/// waited the longer way, and what to grant.
+#[test]
+fn a_revoke_by_a_role_that_may_not_announce_still_refuses_the_token_and_says_why() {
+    let Some((env, [server])) = leased() else {
+        return;
+    };
+    let token = env.token("demo", "30");
+    for _ in 0..2 {
+        assert_eq!(server.auth(&token, None).status, 200);
+    }
+    let mut sql = env.sql();
+    let database = sql
+        .value("SELECT current_database()")
+        .expect("the database's name");
+    let role = format!("{database}_app");
+    sql.batch(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'pw';
+         GRANT USAGE ON SCHEMA autheona TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA autheona TO {role};
+         GRANT INSERT, DELETE ON autheona.projects, autheona.tokens TO {role};
+         GRANT UPDATE (last_used_at, stops_at, replaced_by) ON autheona.tokens TO {role};
+         GRANT INSERT ON autheona.events TO {role};"
+    ))
+    .expect("a role with the grants of schema version 3");
+    let revoke = env
+        .cmd()
+        .env("PGUSER", &role)
+        .env("PGPASSWORD", "pw")
+        .args(["token", "revoke", id_of(&token), "--yes"])
+        .assert()
+        .success();
+    assert_eq!(server.auth(&token, None).status, 401, "{}", server.stderr());
+    let stderr = String::from_utf8_lossy(&revoke.get_output().stderr).into_owned();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    for said in [
+        "the running `autheona serve`s could not be told of it, so it waited 3 s",
+        "permission denied for sequence changes",
+        "grant the role what README's least-privilege setup grants",
+    ] {
+        assert!(warnings[0].contains(said), "{said:?} in {stderr}");
+    }
+    assert!(!stderr.contains("pw"), "the password shown: {stderr}");
+    // The token is gone all the same, for every command.
+    assert!(!verifies(&env, &token), "verify accepts the revoked token");
+    sql.batch(&format!("DROP OWNED BY {role}"))
+        .expect("the role's grants dropped");
+    crate::pg::admin()
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .expect("the role dropped");
+}
