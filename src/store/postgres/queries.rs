@@ -550,22 +550,28 @@ impl Store for Postgres {
         Ok(changed == 1)
     }
 
+    /// One autocommit statement, as [`Store::record_use`]'s, committed asynchronously; its
+    /// rows locked in the order of their ids, so that two servers writing the same tokens never
+    /// deadlock. Not a transaction of several round trips: the server commits the statement
+    /// as soon as it has run, so a server that stops (paused, cut off) between two messages
+    /// never leaves these rows locked, and a revoke waiting for them with them.
     fn record_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
         let ids: Vec<&str> = uses.iter().map(|(id, _)| id.as_str()).collect();
         let times: Vec<i64> = uses.iter().map(|&(_, at)| at).collect();
-        self.write(Durability::Deferred, |client| {
+        self.run(|client| {
             client.execute_typed(
-                "WITH used AS (SELECT t.id, u.at
+                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true)),
+                      used AS (SELECT t.id, u.at
                                FROM autheona.tokens t
                                JOIN unnest($1::text[], $2::int8[]) AS u (id, at) ON t.id = u.id
                                WHERE t.last_used_at IS NULL OR t.last_used_at < u.at
                                ORDER BY t.id FOR NO KEY UPDATE OF t)
-                 UPDATE autheona.tokens t SET last_used_at = used.at FROM used
+                 UPDATE autheona.tokens t SET last_used_at = used.at FROM used, deferred
                  WHERE t.id = used.id",
                 &[(&ids, Type::TEXT_ARRAY), (&times, Type::INT8_ARRAY)],
-            )?;
-            Ok(End::Commit(()))
-        })
+            )
+        })?;
+        Ok(())
     }
 
     fn clock(&self) -> StoreResult<Option<i64>> {

@@ -4,6 +4,8 @@
 //!
 //! Each test makes the bad interleaving happen on purpose: another session holds one row
 //! (`FOR UPDATE`) while both commands start and each takes what it can, then lets go.
+//!
+//! And a server that stops while its write waits for a row leaves no row locked after it.
 
 use std::process::Command;
 
@@ -188,4 +190,53 @@ fn two_servers_writing_last_used_times_of_the_same_tokens_never_deadlock() {
         .expect("read last-used times")
         .get::<_, i64>(0);
     assert_eq!(recorded, 3);
+}
+
+/// A server that stops (here paused) while its write of last-used times waits for a token's
+/// row leaves no row locked: the write is one statement, which the database commits once it
+/// has run, without a word more from the server. A revoke of the token then goes through,
+/// where it would otherwise wait for the lock and fail as busy.
+#[test]
+fn a_server_paused_during_its_last_used_write_leaves_no_row_locked() {
+    use crate::serve::harness::{Addr, Server};
+    let Some(env) = PgEnv::new() else { return };
+    let token = env.demo_token();
+    let server = Server::start_cmd(
+        env.std_cmd(),
+        Addr::Tcp(crate::serve::harness::free_port()),
+        &[],
+    );
+    let holder = hold_row(&env, id_of(&token));
+    assert_eq!(server.auth(&token, None).status, 200);
+    let mut sql = env.sql();
+    wait_for("serve's last-used write to wait for the row", &[], || {
+        (waiting(&mut sql, &env.db) == 1).then_some(())
+    });
+    server.pause();
+    holder.close().expect("commit the holder's transaction");
+    wait_for("serve's write to run", &[], || {
+        (waiting(&mut sql, &env.db) == 0).then_some(())
+    });
+    let revoke = env
+        .cmd()
+        .args(["token", "revoke", id_of(&token), "--yes"])
+        .output()
+        .expect("run the revoke");
+    server.resume();
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    let left: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM autheona.tokens WHERE id = $1",
+            &[&id_of(&token)],
+        )
+        .expect("read the token's row")
+        .get(0);
+    assert_eq!(left, 0, "the revoked token's row is gone");
+    assert_eq!(server.auth(&token, None).status, 401);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
 }
