@@ -77,6 +77,35 @@ impl SocketFile {
     }
 }
 
+/// Binds every address, or none: when one cannot be bound, the socket files made for those
+/// before it are removed.
+pub fn bind_all(addresses: &[Address], mode: u32) -> Result<Vec<Bound>> {
+    let mut bound = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        match bind(address, mode) {
+            Ok(one) => bound.push(one),
+            Err(err) => {
+                for file in socket_files(&bound) {
+                    file.remove();
+                }
+                return Err(err);
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// The files of the unix sockets among `bound`.
+pub fn socket_files(bound: &[Bound]) -> Vec<SocketFile> {
+    bound
+        .iter()
+        .filter_map(|bound| match bound {
+            Bound::Unix(_, file) => Some(file.clone()),
+            Bound::Tcp(_) => None,
+        })
+        .collect()
+}
+
 /// Binds `address`; a unix socket is made with `mode` (never looser, not even for a moment).
 pub fn bind(address: &Address, mode: u32) -> Result<Bound> {
     let failed =

@@ -154,18 +154,19 @@ pub fn run(start: Start<'_>) -> Result<()> {
         slot::Stores::InPlace(_) => cores,
         slot::Stores::Server { lookups, .. } => lookups.connections(),
     };
-    let writer_slot = StoreSlot::open(&start.location)?;
-    let bound = addresses
-        .iter()
-        .map(|address| listen::bind(address, args.socket_mode))
-        .collect::<Result<Vec<_>>>()?;
-    let sockets: Vec<listen::SocketFile> = bound
-        .iter()
-        .filter_map(|bound| match bound {
-            Bound::Unix(_, file) => Some(file.clone()),
-            Bound::Tcp(_) => None,
-        })
-        .collect();
+    // A start that fails from here gives back what the store's connections hold (on
+    // PostgreSQL a lease, which revokes would otherwise wait out).
+    let opened = StoreSlot::open(&start.location)
+        .map_err(Error::from)
+        .and_then(|writer_slot| Ok((writer_slot, listen::bind_all(&addresses, args.socket_mode)?)));
+    let (writer_slot, bound) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            runtime.block_on(stores.close());
+            return Err(err);
+        }
+    };
+    let sockets = listen::socket_files(&bound);
 
     let uses = Arc::new(uses::Uses::default());
     let app = Arc::new(App {
