@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::{Cli, Command};
 use crate::environment;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{Location, Store};
+use crate::store::{Location, Store, StoreErrorKind, Untold};
 use crate::ui;
 
 pub use beside::EXECUTABLE as SERVER_EXECUTABLE;
@@ -119,7 +119,7 @@ impl Context {
     fn ready(&self, mut store: Box<dyn Store>) -> Box<dyn Store> {
         self.check(&*store);
         store.act_as(environment::actor::who);
-        store.warn_with(ui::warning);
+        store.warn_with(warn_untold);
         store
     }
 
@@ -131,6 +131,24 @@ impl Context {
             warn_if_clocks_differ(self.now.timestamp(), server);
         }
     }
+}
+
+/// Says that the running servers could not be told of a change, so the command waited for
+/// their leases to end instead, and what to grant when that is why.
+fn warn_untold(untold: &Untold) {
+    let mut warning = format!(
+        "the running `autheona serve`s could not be told of the change, so this waited {:.0} s \
+         for their leases to end instead: {}",
+        untold.waited.as_secs_f64(),
+        untold.error.message()
+    );
+    if untold.error.kind() == StoreErrorKind::Permission {
+        warning.push_str(
+            "; as the schema's owner, grant the role INSERT, UPDATE and DELETE on \
+             autheona.servers, and USAGE and SELECT on the sequence autheona.changes",
+        );
+    }
+    ui::warning(&warning);
 }
 
 /// Hosts sharing a store each judge expiry by their own clock, so they must agree on the time.

@@ -130,25 +130,35 @@ pub fn bind(address: &Address, mode: u32) -> Result<Bound> {
         Address::Unix(path) => {
             clear_stale_socket(path)?;
             // Made 0600 (the umask takes the rest), then given its mode: no moment with more.
-            // SAFETY: umask only swaps the process's file creation mask; nothing else runs yet.
+            // SAFETY: umask only swaps the process's file creation mask. The other threads
+            // make no file meanwhile (they wait for requests), and a mask that only takes
+            // bits away could but make one stricter.
             let before = unsafe { libc::umask(0o177) };
             let listener = UnixListener::bind(path);
             unsafe { libc::umask(before) };
             let listener = listener.map_err(|err| {
                 failed(err).with_hint("the socket's directory must exist and be writable")
             })?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(failed)?;
-            let meta = std::fs::symlink_metadata(path).map_err(failed)?;
-            listener.set_nonblocking(true).map_err(failed)?;
-            Ok(Bound::Unix(
-                listener,
-                SocketFile {
-                    path: path.clone(),
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                },
-            ))
+            let ready = || {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                listener.set_nonblocking(true)?;
+                std::fs::symlink_metadata(path)
+            };
+            match ready() {
+                Ok(meta) => Ok(Bound::Unix(
+                    listener,
+                    SocketFile {
+                        path: path.clone(),
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    },
+                )),
+                // The socket just made is no use to anyone: it goes, as it would on exit.
+                Err(err) => {
+                    let _ = std::fs::remove_file(path);
+                    Err(failed(err))
+                }
+            }
         }
     }
 }

@@ -120,6 +120,17 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .map_err(spawn_failed)?;
     let workers = workers::Workers::start("autheona-http", cores).map_err(spawn_failed)?;
 
+    // What can fail to start without a store or an address to give back, first.
+    let hashing = pool::Pool::start(
+        "autheona-argon2",
+        cores,
+        HASHING_QUEUE_PER_THREAD * cores,
+        HASHING_NICE,
+    )
+    .map_err(spawn_failed)?;
+    let cache = cache::Cache::new(args.cache_size)
+        .map_err(|err| Error::environment(format!("cannot draw the cache's key: {err}")))?;
+
     // A local file is read in place by each worker, on a connection of its own; a server is
     // asked on connections the workers' requests share, each kept by one worker, all made
     // now. Either way the store was opened once already, and every address is bound before
@@ -155,12 +166,25 @@ pub fn run(start: Start<'_>) -> Result<()> {
         slot::Stores::Server { lookups, .. } => lookups.connections(),
     };
     // A start that fails from here gives back what the store's connections hold (on
-    // PostgreSQL a lease, which revokes would otherwise wait out).
-    let opened = StoreSlot::open(&start.location)
+    // PostgreSQL a lease, which revokes would otherwise wait out); the writer, told nothing
+    // more, ends.
+    let uses = Arc::new(uses::Uses::default());
+    let (stop_writer, writer_stops) = std::sync::mpsc::channel::<()>();
+    let (wrote, written) = std::sync::mpsc::sync_channel::<bool>(1);
+    let started = StoreSlot::open(&start.location)
         .map_err(Error::from)
-        .and_then(|writer_slot| Ok((writer_slot, listen::bind_all(&addresses, args.socket_mode)?)));
-    let (writer_slot, bound) = match opened {
-        Ok(opened) => opened,
+        .and_then(|writer_slot| {
+            let uses = uses.clone();
+            std::thread::Builder::new()
+                .name("autheona-last-used".into())
+                .spawn(move || {
+                    let _ = wrote.send(uses::write_behind(&uses, writer_slot, writer_stops));
+                })
+                .map_err(spawn_failed)?;
+            listen::bind_all(&addresses, args.socket_mode)
+        });
+    let bound = match started {
+        Ok(bound) => bound,
         Err(err) => {
             runtime.block_on(stores.close());
             return Err(err);
@@ -168,20 +192,12 @@ pub fn run(start: Start<'_>) -> Result<()> {
     };
     let sockets = listen::socket_files(&bound);
 
-    let uses = Arc::new(uses::Uses::default());
     let app = Arc::new(App {
         verifier: Verifier {
             stores,
-            hashing: pool::Pool::start(
-                "autheona-argon2",
-                cores,
-                HASHING_QUEUE_PER_THREAD * cores,
-                HASHING_NICE,
-            )
-            .map_err(spawn_failed)?,
-            cache: cache::Cache::new(args.cache_size)
-                .map_err(|err| Error::environment(format!("cannot draw the cache's key: {err}")))?,
-            uses: uses.clone(),
+            hashing,
+            cache,
+            uses,
             metrics: metrics::Metrics::new(),
             store_failing: AtomicBool::new(false),
         },
@@ -190,17 +206,6 @@ pub fn run(start: Start<'_>) -> Result<()> {
         requests: AtomicU64::new(0),
         clocks_apart: AtomicBool::new(false),
     });
-    let (stop_writer, writer_stops) = std::sync::mpsc::channel::<()>();
-    let (wrote, written) = std::sync::mpsc::sync_channel::<bool>(1);
-    std::thread::Builder::new()
-        .name("autheona-last-used".into())
-        .spawn({
-            let uses = uses.clone();
-            move || {
-                let _ = wrote.send(uses::write_behind(&uses, writer_slot, writer_stops));
-            }
-        })
-        .map_err(spawn_failed)?;
     let limits = Limits {
         connections: Arc::new(Semaphore::new(args.max_connections as usize)),
         max_connections: args.max_connections,

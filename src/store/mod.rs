@@ -67,6 +67,17 @@ impl fmt::Display for Location {
     }
 }
 
+/// A change that refuses tokens whose announcement to the `autheona serve`s running on the
+/// store failed (the connection lost, a role without the grants on the servers' table):
+/// instead, the store waited long enough for every server's lease to end. The change stands
+/// either way, and the command succeeds as it would have.
+#[derive(Debug)]
+pub struct Untold {
+    pub error: StoreError,
+    /// How long the command waited for the servers, in all.
+    pub waited: std::time::Duration,
+}
+
 /// Who made a change, as the audit log records it: the operating-system user and host (the
 /// database role, on a server, is the store's own to add). `None` where it cannot be told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -376,10 +387,9 @@ pub trait Store: Send {
     fn file(&self) -> Option<&Path>;
     /// Who the changes made from now on are recorded as made by.
     fn act_as(&mut self, who: WhoActs);
-    /// Where the store says what it did instead of what could not be done, when the command
-    /// still succeeds (a revoke whose announcement to the running servers failed); by default,
-    /// nowhere.
-    fn warn_with(&mut self, _warn: fn(&str)) {}
+    /// Where the store reports the running servers it could not tell of a change
+    /// ([`Untold`]); by default, nowhere.
+    fn warn_with(&mut self, _warn: fn(&Untold)) {}
     /// The database server's clock when the store was opened (unix seconds), for a store on
     /// a server: hosts sharing it must agree on the time, since each judges expiry by its
     /// own clock.

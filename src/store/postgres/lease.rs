@@ -85,16 +85,16 @@ const LONGEST_WAIT: Duration = Duration::from_secs(5);
 /// until every one of them knows (the module's comment): a few milliseconds, or about
 /// [`ACK_WAIT`] and a [`LEASE`] when a server does not answer. When a statement of it fails
 /// (the connection lost, a role that may not use `autheona.servers` or `autheona.changes`),
-/// it waits [`UNTOLD_WAIT`] instead, then returns the error: by then every server that heard the change's
-/// own announcement has forgotten its rows, and every server that stopped renewing its lease
-/// has lost it. (A server that renews its lease and hears nothing, which the check at each
+/// it waits [`UNTOLD_WAIT`] more instead, then returns the error: by then every server that
+/// heard the change's own announcement has forgotten its rows, and every server that stopped
+/// renewing its lease has lost it. (A server that renews its lease and hears nothing, which the check at each
 /// lease's start rules out but for a fault that began after it, is then not evicted.)
 pub fn tell_servers(client: &mut Client) -> PgResult<()> {
     announce_and_wait(client).inspect_err(|_| std::thread::sleep(UNTOLD_WAIT))
 }
 
 /// How long [`tell_servers`] waits when it cannot tell the servers.
-pub const UNTOLD_WAIT: Duration = ACK_WAIT.saturating_add(LEASE);
+const UNTOLD_WAIT: Duration = ACK_WAIT.saturating_add(LEASE);
 
 /// [`tell_servers`]'s work.
 fn announce_and_wait(client: &mut Client) -> PgResult<()> {

@@ -85,8 +85,8 @@ pub struct Postgres {
     server_time: i64,
     acting: Acting,
     lookup: lookup::Lookup,
-    /// Where warnings go ([`super::Store::warn_with`]).
-    warn: fn(&str),
+    /// Where the servers not told of a change are reported ([`super::Store::warn_with`]).
+    warn: fn(&super::Untold),
 }
 
 /// What the schema in the database is.

@@ -19,13 +19,15 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
+use postgres_protocol::escape::escape_literal;
 
 use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
 use crate::store::audit::{NewEvent, created, detail, revoked};
 use crate::store::{
     Action, Contents, Durability, EventQuery, EventRow, Import, Imported, Inserted, NewToken,
     ProjectRecord, ProjectRow, Record, Removal, Replacement, Retired, Selection, Store, StoreError,
-    StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow, VerifyRow, Visit, WhoActs,
+    StoreErrorKind, StoreResult, TokenQuery, TokenRecord, TokenRow, Untold, VerifyRow, Visit,
+    WhoActs,
 };
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -233,29 +235,19 @@ impl Postgres {
 
     /// After a change that refuses tokens committed (`changed`), or found them gone (another
     /// process's change, which may not have returned yet): waits until every `autheona serve`
-    /// running on the store knows ([`super::lease`]). When they cannot be told, the wait is
-    /// longer, and the warning says why: the change stands either way.
+    /// running on the store knows ([`super::lease`]); when they cannot be told, it waits
+    /// longer instead, and reports why ([`Untold`]).
     fn refused(&self, changed: bool) {
         if !changed {
             return;
         }
-        let Err(err) = super::lease::tell_servers(&mut self.client.borrow_mut()) else {
-            return;
-        };
-        let err = self.error(&err);
-        let advice = match err.kind() {
-            StoreErrorKind::Permission => {
-                "; grant the role what README's least-privilege setup grants on \
-                 autheona.servers and autheona.changes"
-            }
-            _ => "",
-        };
-        (self.warn)(&format!(
-            "the change is made, but the running `autheona serve`s could not be told of it, so \
-             it waited {} s for their leases to end instead: {}{advice}",
-            super::lease::UNTOLD_WAIT.as_secs(),
-            err.message()
-        ));
+        let started = std::time::Instant::now();
+        if let Err(err) = super::lease::tell_servers(&mut self.client.borrow_mut()) {
+            (self.warn)(&Untold {
+                error: self.error(&err),
+                waited: started.elapsed(),
+            });
+        }
     }
 
     /// Runs `f` on the connection; its error becomes the store's, naming the database.
@@ -344,7 +336,7 @@ impl Store for Postgres {
         self.acting.set(who);
     }
 
-    fn warn_with(&mut self, warn: fn(&str)) {
+    fn warn_with(&mut self, warn: fn(&Untold)) {
         self.warn = warn;
     }
 
@@ -550,28 +542,36 @@ impl Store for Postgres {
         Ok(changed == 1)
     }
 
-    /// One autocommit statement, as [`Store::record_use`]'s, committed asynchronously; its
-    /// rows locked in the order of their ids, so that two servers writing the same tokens never
-    /// deadlock. Not a transaction of several round trips: the server commits the statement
-    /// as soon as it has run, so a server that stops (paused, cut off) between two messages
-    /// never leaves these rows locked, and a revoke waiting for them with them.
+    /// One query of the simple protocol, so one implicit transaction, committed
+    /// asynchronously as [`Store::record_use`]'s, with its own timeouts; its rows locked in
+    /// the order of their ids, so that two servers writing the same tokens never deadlock.
+    /// Not a transaction of several round trips: the database commits it as soon as it has
+    /// run, so a server that stops between two messages (paused, cut off) never leaves a
+    /// token's row locked, for a revoke to wait on. The simple protocol takes no parameters:
+    /// the ids are quoted as literals by the protocol's own function.
     fn record_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
-        let ids: Vec<&str> = uses.iter().map(|(id, _)| id.as_str()).collect();
-        let times: Vec<i64> = uses.iter().map(|&(_, at)| at).collect();
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let used = uses
+            .iter()
+            .map(|(id, at)| format!("({}, {at}::int8)", escape_literal(id)))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.run(|client| {
-            client.execute_typed(
-                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true)),
-                      used AS (SELECT t.id, u.at
+            client.batch_execute(&format!(
+                "SET LOCAL synchronous_commit = off;
+                 SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+                 SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}';
+                 WITH used AS (SELECT t.id, u.at
                                FROM autheona.tokens t
-                               JOIN unnest($1::text[], $2::int8[]) AS u (id, at) ON t.id = u.id
+                               JOIN (VALUES {used}) AS u (id, at) ON t.id = u.id
                                WHERE t.last_used_at IS NULL OR t.last_used_at < u.at
                                ORDER BY t.id FOR NO KEY UPDATE OF t)
-                 UPDATE autheona.tokens t SET last_used_at = used.at FROM used, deferred
-                 WHERE t.id = used.id",
-                &[(&ids, Type::TEXT_ARRAY), (&times, Type::INT8_ARRAY)],
-            )
-        })?;
-        Ok(())
+                 UPDATE autheona.tokens t SET last_used_at = used.at FROM used
+                 WHERE t.id = used.id"
+            ))
+        })
     }
 
     fn clock(&self) -> StoreResult<Option<i64>> {

@@ -5,7 +5,7 @@
 //! lookup is never in a statement sent before the request came.
 
 use super::{Locked, PgEnv, wait_for};
-use crate::common::{created_token, id_of};
+use crate::common::{HANG_GUARD, created_token, id_of};
 use crate::serve::harness::{Addr, Connection, Server, bearer_request, free_port};
 
 /// `autheona serve` on the test's database, with `connections` store connections.
@@ -89,6 +89,7 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
             })
         })
         .collect();
+    drop(sent);
     let mut admin = env.sql();
     wait_for("serve's lookup waited for the lock", &[], || {
         let waiting = admin
@@ -104,7 +105,7 @@ fn lookups_that_wait_together_are_made_in_one_statement_each_for_its_own_token()
     // read by serve and put behind the waiting lookup meanwhile.
     for _ in &tokens {
         all_sent
-            .recv()
+            .recv_timeout(HANG_GUARD)
             .expect("a request's thread sent its request");
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
