@@ -39,7 +39,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio_postgres::Notification;
 
-use super::{Target, statement_error};
+use super::{Target, statement_error, unanswered};
 use crate::store::{StoreError, StoreErrorKind, VerifyRow};
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -556,17 +556,7 @@ impl Lease {
         match tokio::time::timeout(RENEW_WAIT, statement).await {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(err)) => Err(Ended::Failed(statement_error(&self.target, &err))),
-            Err(_) => Err(Ended::Failed(
-                StoreError::new(
-                    StoreErrorKind::ServerDown,
-                    format!(
-                        "PostgreSQL {} did not answer within {} s",
-                        self.target,
-                        RENEW_WAIT.as_secs()
-                    ),
-                )
-                .on_server(),
-            )),
+            Err(_) => Err(Ended::Failed(unanswered(&self.target, RENEW_WAIT))),
         }
     }
 }

@@ -31,7 +31,7 @@ use rand::TryRng;
 use rand::rngs::SysRng;
 
 use super::lease::{self, Known};
-use super::{SCHEMA_VERSION, Target, statement_error};
+use super::{SCHEMA_VERSION, Target, statement_error, unanswered};
 use crate::store::{Replacement, StoreError, StoreErrorKind, StoreResult, VerifyRow};
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -431,7 +431,7 @@ impl Reconnect<'_> {
                     open = count > 0;
                     if started.elapsed() >= STORE_WAIT {
                         let mut fresh = taken.split_off(taken.len() - count);
-                        fail_all(&mut fresh, &unanswered(self.target));
+                        fail_all(&mut fresh, &unanswered(self.target, STORE_WAIT));
                     }
                 }
             }
@@ -444,18 +444,6 @@ fn fail_all(asks: &mut Vec<Ask>, err: &StoreError) {
     for ask in asks.drain(..) {
         ask.fail(err.clone());
     }
-}
-
-/// The answer to a request that waited [`STORE_WAIT`] for the store.
-fn unanswered(target: &Target) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::ServerDown,
-        format!(
-            "PostgreSQL {target} did not answer within {} s",
-            STORE_WAIT.as_secs()
-        ),
-    )
-    .on_server()
 }
 
 /// What `statement`, made for `asks`, returns if the server answers within [`STORE_WAIT`] of
@@ -478,7 +466,7 @@ async fn bounded<T>(
             done = &mut statement => return done.map_err(|err| statement_error(target, &err)),
             _ = tokio::time::sleep_until(next.into()) => {
                 if Instant::now() >= end {
-                    return Err(unanswered(target));
+                    return Err(unanswered(target, STORE_WAIT));
                 }
                 fail_overdue(asks, target);
             }
@@ -493,7 +481,7 @@ fn fail_overdue(asks: &mut Vec<Ask>, target: &Target) {
         .into_iter()
         .partition(|ask| ask.asked + STORE_WAIT <= now);
     *asks = waiting;
-    fail_all(&mut waited, &unanswered(target));
+    fail_all(&mut waited, &unanswered(target, STORE_WAIT));
 }
 
 impl Ask {
@@ -531,7 +519,7 @@ impl Connection {
             }
             Err(_) => {
                 running.abort();
-                Err(unanswered(target))
+                Err(unanswered(target, STORE_WAIT))
             }
         }
     }

@@ -480,6 +480,18 @@ async fn drive<S, T>(
     }
 }
 
+/// The error of a server that did not answer a statement within `wait`.
+fn unanswered(target: &Target, wait: Duration) -> StoreError {
+    StoreError::new(
+        Kind::ServerDown,
+        format!(
+            "PostgreSQL {target} did not answer within {} s",
+            wait.as_secs()
+        ),
+    )
+    .on_server()
+}
+
 /// The error of a server that did not let a connection be made within `timeout`.
 fn no_answer(target: &Target, timeout: Duration) -> StoreError {
     StoreError::new(
