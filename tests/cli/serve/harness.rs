@@ -272,6 +272,8 @@ pub struct Server {
     child: Option<Child>,
     pub addr: Addr,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// The thread collecting `stderr`, which ends when the server's stderr does (at its exit).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// How a server ended.
@@ -282,9 +284,17 @@ pub struct Stopped {
 }
 
 impl Server {
-    /// `autheona serve` on the test's store, on a free loopback port, with `args`.
+    /// `autheona serve` on the test's store, on a free loopback port, with `args`. The port
+    /// was free a moment before serve binds it; when another process took it meanwhile (a
+    /// connection's ephemeral port is drawn from the same range), serve starts on another.
     pub fn start(env: &TestEnv, args: &[&str]) -> Server {
-        Server::start_cmd(env.std_cmd(), Addr::Tcp(free_port()), args)
+        for _ in 0..3 {
+            let server = Server::spawn(env.std_cmd(), Addr::Tcp(free_port()), args);
+            if server.listening() {
+                return server;
+            }
+        }
+        panic!("three free ports were taken before serve could bind them");
     }
 
     /// `autheona serve` on the test's store, on a unix socket at `path`, with `args`.
@@ -293,7 +303,19 @@ impl Server {
     }
 
     /// `cmd serve --listen ADDR args...`, waited for until it listens.
-    pub fn start_cmd(mut cmd: std::process::Command, addr: Addr, args: &[&str]) -> Server {
+    pub fn start_cmd(cmd: std::process::Command, addr: Addr, args: &[&str]) -> Server {
+        let server = Server::spawn(cmd, addr, args);
+        server.wait_for_stderr("listening on");
+        server
+    }
+
+    /// Waits until the server listens: `false` if it exited because its port was taken.
+    fn listening(&self) -> bool {
+        self.written("listening on", Some("another process listens there"))
+    }
+
+    /// `cmd serve --listen ADDR args...`, started.
+    fn spawn(mut cmd: std::process::Command, addr: Addr, args: &[&str]) -> Server {
         cmd.arg("serve")
             .arg("--listen")
             .arg(addr.arg())
@@ -305,7 +327,7 @@ impl Server {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().unwrap();
         let collected = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             loop {
                 match pipe.read(&mut chunk) {
@@ -316,24 +338,42 @@ impl Server {
                 }
             }
         });
-        let server = Server {
+        Server {
             child: Some(child),
             addr,
             stderr,
-        };
-        server.wait_for_stderr("listening on");
-        server
+            reader: Some(reader),
+        }
     }
 
     /// Waits until the server has written `text` on stderr; panics with what it wrote if it
     /// exits or takes longer than [`HANG_GUARD`].
     pub fn wait_for_stderr(&self, text: &str) {
+        self.written(text, None);
+    }
+
+    /// Waits until the server has written `text` on stderr: `false` if it ended its stderr
+    /// without it but having written `unless`; panics with what it wrote if it ended it
+    /// otherwise, or takes longer than [`HANG_GUARD`].
+    fn written(&self, text: &str, unless: Option<&str>) -> bool {
         let started = Instant::now();
-        while !self.stderr().contains(text) {
+        loop {
+            // Whether it ended, read before what it wrote: all of it, then.
+            let ended = self.reader.as_ref().is_none_or(|r| r.is_finished());
+            let written = self.stderr();
+            if written.contains(text) {
+                return true;
+            }
+            if ended && unless.is_some_and(|unless| written.contains(unless)) {
+                return false;
+            }
+            assert!(
+                !ended,
+                "the server ended its stderr before {text:?}: {written}"
+            );
             assert!(
                 started.elapsed() < HANG_GUARD,
-                "no {text:?} from the server: {}",
-                self.stderr()
+                "no {text:?} from the server: {written}"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -386,8 +426,17 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        // The reader thread ends with the pipe; give it a moment to take the last bytes.
-        std::thread::sleep(Duration::from_millis(50));
+        // The reader thread ends with the pipe, once it has taken the last bytes.
+        if let Some(reader) = self.reader.take() {
+            while !reader.is_finished() {
+                assert!(
+                    started.elapsed() < HANG_GUARD,
+                    "the server's stderr stayed open after its exit"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            reader.join().expect("the stderr reader");
+        }
         Stopped {
             status,
             stderr: self.stderr(),

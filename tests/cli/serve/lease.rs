@@ -82,11 +82,19 @@ fn a_stopped_server_holds_a_revoke_no_longer_than_its_lease_and_refuses_the_toke
     wait_for_leases(&env, 2);
     let token = env.token("demo", "30");
     assert_eq!(stopped.auth(&token, None).status, 200);
-    let took = timed(&env, &["token", "revoke", id_of(&token), "--yes"]);
+    env.run(&["token", "revoke", id_of(&token), "--yes"])
+        .success();
     assert_eq!(stopped.auth(&token, None).status, 401);
-    assert!(
-        took < ACK_WAIT,
-        "both servers acknowledged, yet it took {took:?}"
+    // Both acknowledged: the revoke evicted neither (it would have after ACK_WAIT). Not timed:
+    // the revoke's own start and login are most of its time, and a busy machine's.
+    assert_eq!(
+        env.sql()
+            .value("SELECT count(*) FROM servers WHERE evicted")
+            .as_deref(),
+        Some("0"),
+        "{}{}",
+        running.stderr(),
+        stopped.stderr()
     );
 }
 

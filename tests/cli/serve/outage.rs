@@ -201,11 +201,19 @@ fn a_stop_waits_for_a_silent_store_8_s_at_most_to_write_last_used_times() {
     // hold a backend in authentication for the server's 60 s (authentication_timeout), and
     // with it every DROP DATABASE of the cluster, this test's own at its end.
     super::lease::wait_for_leases(&env, 1);
-    // A use noted, and the store silent before the writer's next round (every second)
-    // writes it: that write, and the stop's, wait on the silent connection.
+    // A use noted, which the writer cannot write before the store is silent: the token's row
+    // is held by a session of the test's own (not through the relay) until then. Its write
+    // then waits on the silent connection, whether it was sent before or after.
+    let mut holder = env.sql();
+    holder
+        .batch(&format!(
+            "BEGIN; SELECT id FROM tokens WHERE id = '{}' FOR UPDATE",
+            id_of(&token)
+        ))
+        .expect("hold the token's row");
     assert_eq!(server.auth(&token, None).status, 200);
     relay.go_silent();
-    std::thread::sleep(Duration::from_millis(1500));
+    holder.batch("COMMIT").expect("let the row go");
     let started = Instant::now();
     let stopped = server.stop();
     let took = started.elapsed();

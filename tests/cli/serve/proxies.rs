@@ -199,8 +199,21 @@ struct Proxy {
 
 impl Proxy {
     /// `kind` in `dir`, in front of serve at `serve` (`HOST:PORT`) and of `upstream`; waits
-    /// until it serves the site.
+    /// until it serves the site. Its ports were free a moment before it binds them; when
+    /// another process took one meanwhile (a connection's ephemeral port is drawn from the
+    /// same range), it starts again on others.
     fn start(kind: Kind, dir: &Path, serve: &str, upstream: SocketAddr) -> Proxy {
+        for _ in 0..3 {
+            let (mut proxy, ca) = Proxy::spawn(kind, dir, serve, upstream);
+            if proxy.wait_until_serving(&ca) {
+                return proxy;
+            }
+        }
+        panic!("{} found its ports taken three times", kind.name());
+    }
+
+    /// `kind` started, and where the site's CA certificate will be.
+    fn spawn(kind: Kind, dir: &Path, serve: &str, upstream: SocketAddr) -> (Proxy, PathBuf) {
         let executable = kind.executable();
         let dir = dir.join(kind.name());
         std::fs::create_dir_all(&dir).unwrap();
@@ -219,23 +232,31 @@ impl Proxy {
             .unwrap_or_else(|err| panic!("start {}: {err}", executable.display()));
         // A proxy already, so that it is stopped if it never serves; its client trusts
         // nothing until the site's CA certificate exists.
-        let mut proxy = Proxy {
+        let proxy = Proxy {
             kind,
             child: Some(child),
             port,
             tls: Arc::new(client_config(None)),
             dir,
         };
-        proxy.wait_until_serving(&ca);
-        proxy
+        (proxy, ca)
     }
 
     /// Waits until the site's CA certificate is there and a TLS handshake with the site
-    /// succeeds (Caddy issues its certificate once it runs).
-    fn wait_until_serving(&mut self, ca: &Path) {
+    /// succeeds (Caddy issues its certificate once it runs); `false` when it exited because
+    /// a port was taken.
+    fn wait_until_serving(&mut self, ca: &Path) -> bool {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                if self
+                    .log()
+                    .to_ascii_lowercase()
+                    .contains("address already in use")
+                {
+                    return false;
+                }
                 panic!(
                     "{} exited ({status}) before it served:\n{}",
                     self.kind.name(),
@@ -245,7 +266,7 @@ impl Proxy {
             if ca.exists() {
                 self.tls = Arc::new(client_config(Some(ca)));
                 if self.handshake().is_ok() {
-                    return;
+                    return true;
                 }
             }
             assert!(

@@ -75,7 +75,19 @@ fn a_request_racing_a_revoke_is_never_accepted_once_the_revoke_returned() {
         env.run(&["token", "revoke", id_of(&token), "--yes"])
             .success();
         let returned = Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Until a request sent after the revoke returned is answered.
+        while !answers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(sent, _)| *sent > returned)
+        {
+            assert!(
+                returned.elapsed() < HANG_GUARD,
+                "no answer after the revoke"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         stop.store(true, Ordering::Relaxed);
         asking.join().unwrap();
         let answers = answers.lock().unwrap();
