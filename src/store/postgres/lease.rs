@@ -56,9 +56,15 @@ pub const LEASE: Duration = Duration::from_secs(2);
 const LEASE_SQL: &str = "interval '2 seconds'";
 /// How often a server renews its lease.
 const RENEW_EVERY: Duration = Duration::from_millis(500);
-/// How long a renewal, or any other statement of the lease's connection, may take: then the
-/// connection is given up and made again.
+/// How long a statement of the lease's connection may take while the lease is taken or given
+/// back: then the connection is given up (and made again).
 const RENEW_WAIT: Duration = Duration::from_secs(1);
+/// How long a renewal, or the read of the last change it acknowledges, may take: a lease. A
+/// slow one only lets the rows lapse meanwhile, since they are answered from until a lease
+/// after the last renewal was sent, whenever its answer comes; giving up sooner ends the lease
+/// on a machine that is merely busy, and with it every row it read (with a bound of 1 s, the
+/// benchmark's server lost its lease 5 times in 8 minutes of full load).
+const RENEWAL_WAIT: Duration = LEASE;
 /// How long a change waits for the servers to acknowledge it before it evicts those that did
 /// not.
 pub const ACK_WAIT: Duration = Duration::from_secs(1);
@@ -489,7 +495,7 @@ impl Lease {
                 // from the announcement (which anyone connected may send): every change up to
                 // it committed before the rows were forgotten.
                 let last = self.client.query_typed_one(LAST_CHANGE, &[]);
-                let last: i64 = match self.bounded(last).await {
+                let last: i64 = match self.bounded_by(RENEWAL_WAIT, last).await {
                     Ok(row) => row.get(0),
                     Err(ended) => return ended,
                 };
@@ -498,7 +504,13 @@ impl Lease {
             } else {
                 None
             };
-            if let Err(ended) = self.renew(known, acked).await {
+            // A renewal waits up to a lease; a stop does not wait for it.
+            let renewed = tokio::select! {
+                biased;
+                _ = stopping.wait_for(|stop| *stop) => return Ended::Stopping,
+                renewed = self.renew(known, acked) => renewed,
+            };
+            if let Err(ended) = renewed {
                 return ended;
             }
         }
@@ -517,11 +529,13 @@ impl Lease {
              WHERE id = {} AND NOT evicted AND lease_until > now()
              RETURNING id;
              COMMIT",
-            RENEW_WAIT.as_millis(),
+            RENEWAL_WAIT.as_millis(),
             acked.map_or_else(|| "acked".to_owned(), |acked| acked.to_string()),
             self.id
         );
-        let messages = self.bounded(self.client.simple_query(&renew)).await?;
+        let messages = self
+            .bounded_by(RENEWAL_WAIT, self.client.simple_query(&renew))
+            .await?;
         if !messages
             .iter()
             .any(|message| matches!(message, SimpleQueryMessage::Row(_)))
@@ -553,10 +567,19 @@ impl Lease {
 
     /// What `statement` returns, if the server answers within [`RENEW_WAIT`].
     async fn bounded<T>(&self, statement: impl Future<Output = PgResult<T>>) -> Result<T, Ended> {
-        match tokio::time::timeout(RENEW_WAIT, statement).await {
+        self.bounded_by(RENEW_WAIT, statement).await
+    }
+
+    /// What `statement` returns, if the server answers within `wait`.
+    async fn bounded_by<T>(
+        &self,
+        wait: Duration,
+        statement: impl Future<Output = PgResult<T>>,
+    ) -> Result<T, Ended> {
+        match tokio::time::timeout(wait, statement).await {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(err)) => Err(Ended::Failed(statement_error(&self.target, &err))),
-            Err(_) => Err(Ended::Failed(unanswered(&self.target, RENEW_WAIT))),
+            Err(_) => Err(Ended::Failed(unanswered(&self.target, wait))),
         }
     }
 }
