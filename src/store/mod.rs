@@ -67,10 +67,11 @@ impl fmt::Display for Location {
     }
 }
 
-/// A change that refuses tokens whose announcement to the `autheona serve`s running on the
-/// store failed (the connection lost, a role without the grants on the servers' table):
-/// instead, the store waited long enough for every server's lease to end. The change stands
-/// either way, and the command succeeds as it would have.
+/// A change that refuses tokens (this command's, or another process's it found made) whose
+/// announcement to the `autheona serve`s running on the store failed (the connection lost, a
+/// role without the grants on the servers' table): instead, the store waited long enough for
+/// every server's lease to end. The change stands either way, and the command ends as it
+/// would have.
 #[derive(Debug)]
 pub struct Untold {
     pub error: StoreError,

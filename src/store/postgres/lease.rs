@@ -93,8 +93,9 @@ const LONGEST_WAIT: Duration = Duration::from_secs(5);
 /// (the connection lost, a role that may not use `autheona.servers` or `autheona.changes`),
 /// it waits [`UNTOLD_WAIT`] more instead, then returns the error: by then every server that
 /// heard the change's own announcement has forgotten its rows, and every server that stopped
-/// renewing its lease has lost it. (A server that renews its lease and hears nothing, which the check at each
-/// lease's start rules out but for a fault that began after it, is then not evicted.)
+/// renewing its lease has lost it. (A server that renews its lease and hears nothing, which
+/// the check at each lease's start rules out but for a fault that began after it, is then not
+/// evicted.)
 pub fn tell_servers(client: &mut Client) -> PgResult<()> {
     announce_and_wait(client).inspect_err(|_| std::thread::sleep(UNTOLD_WAIT))
 }
