@@ -7,9 +7,10 @@
 //! unnamed (`query_typed`: parse, bind and execute in one round trip; the one prepared
 //! statement goes back to that when it does not stay on the connection), and what a transaction
 //! needs (its lock and statement timeouts, whether its commit waits for the disk) it sets
-//! itself with `SET LOCAL`. Session settings are set too, at no extra round trip, for the
-//! autocommit statements of `verify`; through a pool they may land on another server
-//! connection, so nothing relies on them.
+//! itself with `SET LOCAL`, as does verify's last-used write, a query of its own. Session
+//! settings are set too, at no extra round trip, for the autocommit reads (verify's lookup);
+//! through a pool they may land on another server connection, so nothing that writes relies
+//! on them.
 
 pub mod conninfo;
 mod lease;

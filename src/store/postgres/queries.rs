@@ -18,7 +18,7 @@ use std::path::Path;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Row};
+use postgres::{Client, Row, SimpleQueryMessage};
 use postgres_protocol::escape::escape_literal;
 
 use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
@@ -525,21 +525,30 @@ impl Store for Postgres {
         self.run(|client| self.lookup.find(client, id))
     }
 
-    /// One autocommit statement, committed asynchronously whatever the server's default
-    /// ([`Durability::Deferred`]): last-used is a hint, and a verify must not wait for the
-    /// server's disk, or a synchronous replica, on every use (benches/README.md, finding 16).
-    /// The setting is made for the statement's own transaction (`set_config(..., true)`), in
-    /// the statement: no round trip more, and nothing left on the session, which PgBouncer
-    /// may hand to another client.
+    /// One query of the simple protocol, so one implicit transaction, committed
+    /// asynchronously whatever the server's default ([`Durability::Deferred`]): last-used is a
+    /// hint, and a verify must not wait for the server's disk, or a synchronous replica, on
+    /// every use (benches/README.md, finding 16). It sets its own lock and statement timeouts
+    /// with `SET LOCAL`, in the same round trip: through a transaction pooler it may run on a
+    /// server connection where the session's were never set, and a row held by a stalled
+    /// transaction would then keep the verify waiting for as long as that transaction lives.
+    /// Nothing is left on the session, which PgBouncer may hand to another client.
     fn record_use(&self, id: &str, at: i64) -> StoreResult<bool> {
-        let changed = self.run(|client| {
-            client.execute_typed(
-                "WITH deferred AS (SELECT set_config('synchronous_commit', 'off', true))
-                 UPDATE autheona.tokens SET last_used_at = $1 FROM deferred WHERE id = $2",
-                &[(&at, Type::INT8), (&id, Type::TEXT)],
-            )
+        let messages = self.run(|client| {
+            client.simple_query(&format!(
+                "SET LOCAL synchronous_commit = off;
+                 SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+                 SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}';
+                 UPDATE autheona.tokens SET last_used_at = {at}::int8 WHERE id = {}",
+                escape_literal(id)
+            ))
         })?;
-        Ok(changed == 1)
+        // The last command's count is the update's.
+        let changed = messages.iter().rev().find_map(|message| match message {
+            SimpleQueryMessage::CommandComplete(rows) => Some(*rows),
+            _ => None,
+        });
+        Ok(changed == Some(1))
     }
 
     /// One query of the simple protocol, so one implicit transaction, committed

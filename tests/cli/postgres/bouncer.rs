@@ -7,11 +7,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::server::{as_server_user, server_user};
 use super::{PgEnv, finished, free_port, in_background, verifies_with};
-use crate::common::{HANG_GUARD, created_token, faketime_lib, id_of, output};
+use crate::common::{HANG_GUARD, Process, Stdin, created_token, faketime_lib, id_of, output};
 use crate::pg;
 
 /// How many server connections PgBouncer keeps for all its clients.
@@ -29,6 +29,11 @@ impl Bouncer {
     /// connection in turn (`server_round_robin`), not to the one used last: what relied on its
     /// session would find another's at the next transaction, not by luck.
     fn start(db: &str) -> Bouncer {
+        Bouncer::start_with(db, "")
+    }
+
+    /// As [`Bouncer::start`], with `settings` (lines of pgbouncer.ini) added to its own.
+    fn start_with(db: &str, settings: &str) -> Bouncer {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
@@ -56,7 +61,7 @@ default_pool_size = {POOL_SIZE}
 server_round_robin = 1
 max_client_conn = 100
 server_tls_sslmode = disable
-",
+{settings}",
                 host = pg::var("PGHOST"),
                 server_port = pg::var("PGPORT"),
                 auth_file = file("userlist.txt").display(),
@@ -305,6 +310,61 @@ fn every_command_works_through_pgbouncer_in_transaction_mode_several_at_once() {
     bouncer.run(&env, &["project", "delete", "demo", "--yes"]);
     let run = bouncer.run(&env, &["project", "list", "--json"]);
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "[]");
+}
+
+/// Through a transaction pooler each statement of a verify may run on a server connection its
+/// session's timeouts were never set on; here PgBouncer resets every server connection after
+/// each transaction (`server_reset_query_always`), so none keeps them. A verify whose
+/// last-used write meets a row another transaction holds still gives up after the lock
+/// timeout: the token is valid, its use is said to be unrecorded, and the verify does not wait
+/// for as long as that transaction lives.
+#[test]
+fn a_verify_through_a_pooler_never_waits_for_good_on_a_row_another_transaction_holds() {
+    let Some(env) = PgEnv::new() else { return };
+    let bouncer = Bouncer::start_with(
+        &env.db,
+        "server_reset_query = RESET ALL\nserver_reset_query_always = 1\n",
+    );
+    bouncer.run(&env, &["project", "create", "demo"]);
+    let token = created_token(
+        &assert_cmd::Command::from_std(
+            bouncer.cmd(&env, &["token", "create", "-p", "demo", "-e", "30"]),
+        )
+        .assert()
+        .success(),
+    );
+    let mut holder = env.sql();
+    holder
+        .batch_execute("BEGIN")
+        .expect("begin the holder's transaction");
+    holder
+        .query_one(
+            "SELECT id FROM autheona.tokens WHERE id = $1 FOR UPDATE",
+            &[&id_of(&token)],
+        )
+        .expect("lock the row");
+
+    // Far longer than the lock timeout (5 s), far shorter than the holder would wait.
+    let run = Process::new(bouncer.cmd(&env, &["verify"]))
+        .stdin(Stdin::Bytes(format!("{token}\n").into_bytes()))
+        .kill_after(Duration::from_secs(20))
+        .run();
+    holder.batch_execute("ROLLBACK").expect("let the row go");
+    assert!(
+        !run.killed_at_deadline,
+        "verify waited 20 s for the held row\nPgBouncer's log:\n{}",
+        bouncer.log()
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "verify failed: {stderr}");
+    assert!(
+        stderr.contains("the token is valid, but its last use was not recorded"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&token),
+        "the token is in verify's stderr: {stderr}"
+    );
 }
 
 /// `autheona serve` through PgBouncer: its connections' transactions go to the server
