@@ -83,20 +83,37 @@ const UNHEARD_RETRY: Duration = Duration::from_secs(60);
 /// one may still hold the lease it had until that lease ends).
 const LIVE: &str = "lease_until > now() - interval '1 second'";
 
-/// The longest a change waits: for the acknowledgements, then for the leases of the servers
-/// evicted to end (with the margin of [`LIVE`]), with room for the statements themselves.
-const LONGEST_WAIT: Duration = Duration::from_secs(5);
+/// How long after this process's eviction returned a server may still be counted: the lease
+/// it renewed before, the margin of [`LIVE`], and room for the statements. One counted after
+/// that is reported ([`NotTold::Unconfirmed`]).
+const STILL_COUNTED: Duration = LEASE.saturating_add(Duration::from_secs(2));
+
+/// Why [`tell_servers`] could not confirm that every server knows of a change.
+#[derive(Debug)]
+pub enum NotTold {
+    /// A statement failed: the connection lost, a role that may not use `autheona.servers`
+    /// or `autheona.changes`.
+    Statement(postgres::Error),
+    /// Servers neither acknowledged nor let their lease end, [`STILL_COUNTED`] after they were
+    /// evicted (a database clock that steps back, a lease renewed by hand): this many.
+    Unconfirmed(i64),
+}
+
+impl From<postgres::Error> for NotTold {
+    fn from(err: postgres::Error) -> NotTold {
+        NotTold::Statement(err)
+    }
+}
 
 /// Announces a change that just committed to the servers running on the store, and waits
 /// until every one of them knows (the module's comment): a few milliseconds, or about
-/// [`ACK_WAIT`] and a [`LEASE`] when a server does not answer. When a statement of it fails
-/// (the connection lost, a role that may not use `autheona.servers` or `autheona.changes`),
-/// it waits [`UNTOLD_WAIT`] more instead, then returns the error: by then every server that
-/// heard the change's own announcement has forgotten its rows, and every server that stopped
-/// renewing its lease has lost it. (A server that renews its lease and hears nothing, which
-/// the check at each lease's start rules out but for a fault that began after it, is then not
-/// evicted.)
-pub fn tell_servers(client: &mut Client) -> PgResult<()> {
+/// [`ACK_WAIT`] and a [`LEASE`] when a server does not answer. When that cannot be confirmed
+/// (a statement failed, or servers are still counted [`STILL_COUNTED`] after the eviction), it
+/// waits [`UNTOLD_WAIT`] more instead, then says why: by then every server that heard the
+/// change's own announcement has forgotten its rows, and every server that stopped renewing its
+/// lease has lost it. (A server that renews its lease and hears nothing, which the check at each
+/// lease's start rules out but for a fault that began after it, is then not evicted.)
+pub fn tell_servers(client: &mut Client) -> Result<(), NotTold> {
     announce_and_wait(client).inspect_err(|_| std::thread::sleep(UNTOLD_WAIT))
 }
 
@@ -104,7 +121,7 @@ pub fn tell_servers(client: &mut Client) -> PgResult<()> {
 const UNTOLD_WAIT: Duration = ACK_WAIT.saturating_add(LEASE);
 
 /// [`tell_servers`]'s work.
-fn announce_and_wait(client: &mut Client) -> PgResult<()> {
+fn announce_and_wait(client: &mut Client) -> Result<(), NotTold> {
     let started = Instant::now();
     let row = client.query_typed_one(
         &format!(
@@ -115,22 +132,30 @@ fn announce_and_wait(client: &mut Client) -> PgResult<()> {
         &[],
     )?;
     let (change, mut waiting): (i64, i64) = (row.get(0), row.get(1));
-    // Once this process has evicted a server, until when it waits out its lease, on its own
-    // clock (the server's lease ends within a lease of its last renewal, which came before).
-    let mut evicted_until = None;
+    // Once this process has evicted the servers that did not acknowledge in time: when the
+    // eviction returned, and until when it waits out their leases, on its own clock (a
+    // server's lease ends within a lease of its last renewal, which came before the eviction
+    // returned, however long that took).
+    let mut evicted: Option<(Instant, Instant)> = None;
     let mut pause = Duration::from_micros(250);
     loop {
-        let waited_out = evicted_until.is_none_or(|until| Instant::now() >= until);
-        if (waiting == 0 && waited_out) || started.elapsed() >= LONGEST_WAIT {
-            return Ok(());
-        }
-        if evicted_until.is_none() && started.elapsed() >= ACK_WAIT {
-            let evicted = client.execute_typed(
+        // Evicted even when the first statement itself took longer than the wait.
+        if waiting > 0 && evicted.is_none() && started.elapsed() >= ACK_WAIT {
+            let count = client.execute_typed(
                 "UPDATE autheona.servers SET evicted = true
                  WHERE lease_until > now() AND acked < $1 AND NOT evicted",
                 &[(&change, Type::INT8)],
             )?;
-            evicted_until = Some(Instant::now() + if evicted > 0 { LEASE } else { Duration::ZERO });
+            let at = Instant::now();
+            evicted = Some((at, at + if count > 0 { LEASE } else { Duration::ZERO }));
+        }
+        match evicted {
+            None if waiting == 0 => return Ok(()),
+            Some((_, until)) if waiting == 0 && Instant::now() >= until => return Ok(()),
+            Some((at, _)) if at.elapsed() >= STILL_COUNTED => {
+                return Err(NotTold::Unconfirmed(waiting));
+            }
+            _ => {}
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(4));
@@ -471,24 +496,29 @@ impl Lease {
             let numbered = tokio::select! {
                 biased;
                 _ = stopping.wait_for(|stop| *stop) => return Ended::Stopping,
-                _ = renewals.tick() => false,
+                // The announcements heard meanwhile go with the renewal: one that takes longer
+                // than RENEW_EVERY finds the next tick due at once, and this branch, first,
+                // would otherwise keep them unread for as long as renewals are slow.
+                _ = renewals.tick() => match self.take_heard(None) {
+                    Heard::Numbered => true,
+                    Heard::Unnumbered => {
+                        known.forget();
+                        false
+                    }
+                    Heard::Nothing => false,
+                },
                 note = self.heard.recv() => {
                     let Some(note) = note else {
                         return Ended::Failed(lost(&self.target));
                     };
-                    let mut heard = vec![note];
-                    while let Ok(note) = self.heard.try_recv() {
-                        heard.push(note);
+                    match self.take_heard(Some(note)) {
+                        Heard::Numbered => true,
+                        Heard::Unnumbered => {
+                            known.forget();
+                            continue;
+                        }
+                        Heard::Nothing => continue,
                     }
-                    let changes: Vec<Change> = heard.iter().filter_map(change).collect();
-                    if changes.is_empty() {
-                        continue;
-                    }
-                    if !changes.iter().any(|change| change.numbered) {
-                        known.forget();
-                        continue;
-                    }
-                    true
                 }
             };
             let acked = if numbered {
@@ -515,6 +545,21 @@ impl Lease {
                 return ended;
             }
         }
+    }
+
+    /// What `first` and every announcement already waiting tell, all taken.
+    fn take_heard(&mut self, first: Option<Notification>) -> Heard {
+        let mut heard = Heard::Nothing;
+        let mut note = first.or_else(|| self.heard.try_recv().ok());
+        while let Some(taken) = note {
+            heard = match change(&taken) {
+                Some(Change { numbered: true }) => Heard::Numbered,
+                Some(Change { numbered: false }) if heard == Heard::Nothing => Heard::Unnumbered,
+                _ => heard,
+            };
+            note = self.heard.try_recv().ok();
+        }
+        heard
     }
 
     /// Renews the lease, acknowledging change number `acked` if given; a lease the database
@@ -603,6 +648,18 @@ async fn connected<T>(
             .on_server(),
         )),
     }
+}
+
+/// What the announcements taken at once tell the lease to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// Nothing changed (none, or only servers' checks that they hear).
+    Nothing,
+    /// Changes announced by the triggers only: the rows are forgotten.
+    Unnumbered,
+    /// A command waits for an acknowledgement: the last number is read, the rows forgotten,
+    /// and the number acknowledged.
+    Numbered,
 }
 
 /// A change announced: by the triggers, in the change's own transaction, or by the command

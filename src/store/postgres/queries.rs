@@ -21,6 +21,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, SimpleQueryMessage};
 use postgres_protocol::escape::escape_literal;
 
+use super::lease::NotTold;
 use super::{LOCK_TIMEOUT, Postgres, STATEMENT_TIMEOUT};
 use crate::store::audit::{NewEvent, created, detail, revoked};
 use crate::store::{
@@ -242,12 +243,25 @@ impl Postgres {
             return;
         }
         let started = std::time::Instant::now();
-        if let Err(err) = super::lease::tell_servers(&mut self.client.borrow_mut()) {
-            (self.warn)(&Untold {
-                error: self.error(&err),
-                waited: started.elapsed(),
-            });
-        }
+        let told = super::lease::tell_servers(&mut self.client.borrow_mut());
+        let error = match told {
+            Ok(()) => return,
+            Err(NotTold::Statement(err)) => self.error(&err),
+            Err(NotTold::Unconfirmed(servers)) => StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "{servers} server{} on PostgreSQL {} neither acknowledged it nor let a \
+                     lease end in time (is the database server's clock stepping back?)",
+                    if servers == 1 { "" } else { "s" },
+                    self.target
+                ),
+            )
+            .on_server(),
+        };
+        (self.warn)(&Untold {
+            error,
+            waited: started.elapsed(),
+        });
     }
 
     /// Runs `f` on the connection; its error becomes the store's, naming the database.

@@ -151,6 +151,103 @@ fn a_lease_renewed_without_acknowledging_is_evicted_and_waited_out() {
     assert_eq!(leases(&env), 1);
 }
 
+/// A lease renewed by another session, as in the test above, but whose row the eviction
+/// finds locked: that session holds it (`FOR UPDATE`) from the revoke's start for 4.5 s (the
+/// revoke's lock timeout is 5 s), then renews it once more, so the revoke's eviction returns
+/// only after that renewal, about 4.5 s in, and the lease then ends 2 s later. The lease it may hold then is waited out from there, not from the revoke's start: when
+/// the revoke returns, the lease has ended on the database's clock.
+#[test]
+fn an_eviction_that_returns_late_is_still_waited_out() {
+    let Some((env, [server])) = leased() else {
+        return;
+    };
+    let deaf: String = env
+        .sql()
+        .value(
+            "INSERT INTO servers (lease_until, acked) VALUES (now() + interval '1 minute', 0)
+             RETURNING id",
+        )
+        .expect("a lease");
+    let token = env.token("demo", "30");
+    assert_eq!(server.auth(&token, None).status, 200);
+    let (held, holding) = std::sync::mpsc::channel();
+    let holder = {
+        let (mut sql, deaf) = (env.sql(), deaf.clone());
+        std::thread::spawn(move || {
+            sql.batch(&format!(
+                "BEGIN; SELECT id FROM servers WHERE id = {deaf} FOR UPDATE"
+            ))
+            .expect("hold the lease's row");
+            held.send(()).expect("say the row is held");
+            std::thread::sleep(Duration::from_millis(4500));
+            sql.batch(&format!(
+                "UPDATE servers SET lease_until = clock_timestamp() + interval '2 seconds'
+                 WHERE id = {deaf};
+                 COMMIT"
+            ))
+            .expect("renew the lease");
+        })
+    };
+    holding.recv().expect("the row held");
+    let took = timed(&env, &["token", "revoke", id_of(&token), "--yes"]);
+    let ended = env.sql().value(&format!(
+        "SELECT lease_until <= now() FROM servers WHERE id = {deaf}"
+    ));
+    holder.join().expect("the holding thread");
+    assert_eq!(
+        ended.as_deref(),
+        Some("t"),
+        "the revoke returned after {took:?}, while the evicted server's lease still held"
+    );
+    assert_eq!(server.auth(&token, None).status, 401);
+    let evicted = env
+        .sql()
+        .value(&format!("SELECT evicted FROM servers WHERE id = {deaf}"));
+    assert_eq!(evicted.as_deref(), Some("t"));
+    assert!(took < HANG_GUARD, "the revoke took {took:?}");
+}
+
+/// Every renewal of the server's lease takes 0.6 s here (a trigger on `autheona.servers`),
+/// longer than the 0.5 s between them, so the next one is due as soon as one returns: the
+/// server must still read what it hears between them. A token's row deleted by hand is
+/// announced by the trigger alone, and no command waits for the server: it must refuse the
+/// token within a renewal or two, not answer it from memory for as long as renewals are slow.
+#[test]
+fn a_server_whose_renewals_are_slow_still_hears_every_change() {
+    let Some((env, [server])) = leased() else {
+        return;
+    };
+    let token = env.token("demo", "30");
+    for _ in 0..2 {
+        assert_eq!(server.auth(&token, None).status, 200);
+    }
+    let mut sql = env.sql();
+    sql.batch(
+        "CREATE FUNCTION public.slow_renewal() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN PERFORM pg_sleep(0.6); RETURN NEW; END $$;
+         CREATE TRIGGER slow_renewal BEFORE UPDATE ON servers
+             FOR EACH ROW EXECUTE FUNCTION public.slow_renewal();",
+    )
+    .expect("slow the renewals");
+    // Renewals are slow from now on, and the server still holds its lease.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(server.auth(&token, None).status, 200);
+    assert_eq!(leases(&env), 1, "{}", server.stderr());
+    sql.execute("DELETE FROM tokens WHERE id = $1", &[id_of(&token)])
+        .expect("delete the token's row");
+    let deleted = Instant::now();
+    while server.auth(&token, None).status == 200 {
+        assert!(
+            deleted.elapsed() < Duration::from_secs(10),
+            "still answered from memory 10 s after its row was deleted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.auth(&token, None).status, 401);
+    // It kept its lease through it.
+    assert_eq!(leases(&env), 1, "{}", server.stderr());
+}
+
 /// A server that stops gives its lease back: no revoke waits for it after.
 #[test]
 fn a_stop_gives_the_lease_back() {
