@@ -534,7 +534,8 @@ pub struct ServeArgs {
     /// many tokens' rows read under the lease; 0 turns both off
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub cache_size: usize,
-    /// Connections open at once; more wait to be accepted
+    /// Connections open at once; at the limit an idle keep-alive one is closed for each new
+    /// one, and with none idle new ones wait to be accepted
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Connections to a PostgreSQL store, each making the lookups that wait for it in one

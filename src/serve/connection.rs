@@ -16,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::{App, Limits, MAX_HEAD, http, lock};
 
@@ -114,9 +114,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
-/// Serves the connection's requests until the client closes it, a clock runs out, or a stop is
-/// asked for: then a connection with a request in flight answers it and closes, any other
-/// closes at once.
+/// Serves the connection's requests until the client closes it, a clock runs out, a stop is
+/// asked for (then a connection with a request in flight, or an answer still to write, finishes
+/// it and closes; any other closes at once), or, while it is idle, the accept loop wants room
+/// for another.
 pub async fn serve<S>(
     stream: S,
     app: &Arc<App>,
@@ -126,15 +127,18 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let phase = Arc::new(Mutex::new(Phase::Reading(Instant::now())));
+    // Told when a request's answer is ready, so that the loop below sees the connection idle.
+    let answered = Arc::new(Notify::new());
     let service = {
-        let (app, phase) = (app.clone(), phase.clone());
+        let (app, phase, answered) = (app.clone(), phase.clone(), answered.clone());
         service_fn(move |request| {
-            let (app, phase) = (app.clone(), phase.clone());
+            let (app, phase, answered) = (app.clone(), phase.clone(), answered.clone());
             async move {
                 lock(&phase).begin();
                 app.requests.fetch_add(1, Ordering::Relaxed);
                 let response = http::handle(&app, request).await;
                 lock(&phase).end();
+                answered.notify_one();
                 Ok::<_, Infallible>(response)
             }
         })
@@ -147,9 +151,14 @@ pub async fn serve<S>(
     builder.header_read_timeout(None).max_buf_size(MAX_HEAD);
     let served = builder.serve_connection(TokioIo::new(watched), service);
     tokio::pin!(served);
-    let mut stopped = false;
+    // Once a stop is asked for, or room is wanted for another connection: hyper closes the
+    // connection at once if nothing is under way, or once the answer under way is written (the
+    // phase is idle as soon as the answer is ready, before hyper has written it).
+    let mut closing = false;
     loop {
-        let deadline = lock(&phase).deadline(limits);
+        let now = *lock(&phase);
+        let deadline = now.deadline(limits);
+        let idle = matches!(now, Phase::Idle(_));
         let sleep = tokio::time::sleep_until(
             deadline
                 .unwrap_or_else(|| Instant::now() + limits.idle_timeout)
@@ -157,13 +166,24 @@ pub async fn serve<S>(
         );
         tokio::select! {
             _ = served.as_mut() => return,
-            _ = stopping.wait_for(|stop| *stop), if !stopped => {
-                stopped = true;
-                if !matches!(*lock(&phase), Phase::Busy(_)) {
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                // A head still coming is no request in flight: not waited for.
+                if matches!(*lock(&phase), Phase::Reading(_)) {
                     return;
                 }
+                closing = true;
                 served.as_mut().graceful_shutdown();
             }
+            _ = limits.reclaim.notified(), if idle && !closing => {
+                if matches!(*lock(&phase), Phase::Idle(_)) {
+                    closing = true;
+                    served.as_mut().graceful_shutdown();
+                } else {
+                    // A request began meanwhile: the next idle connection makes the room.
+                    limits.reclaim.notify_one();
+                }
+            }
+            _ = answered.notified() => {}
             _ = sleep => {
                 if lock(&phase).deadline(limits).is_some_and(|at| at <= Instant::now()) {
                     return;

@@ -32,13 +32,41 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     // Never a query in the log: it may hold anything.
     let logged = app
         .access_log
-        .then(|| (request.method().clone(), request.uri().path().to_owned()));
+        .then(|| (logged_method(request.method()), logged_path(request.uri())));
     let mut noted = Noted::default();
     let response = route(app, request, &mut noted).await;
     if let Some((method, path)) = logged {
-        app.log_request(&method, &path, response.status(), &noted, started.elapsed());
+        app.log_request(method, &path, response.status(), &noted, started.elapsed());
     }
     response
+}
+
+/// The request's method as the access log shows it: any method is served on `/v1/auth`, and
+/// one that is not HTTP's own may be any word a client sent, a token too.
+fn logged_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
+/// The request's path as the access log shows it (never its query): a path with any
+/// percent-escape is not shown, since decoding it, once or more, may give back a token that
+/// no check of its text could find.
+fn logged_path(uri: &Uri) -> String {
+    let path = uri.path();
+    match path.contains('%') {
+        true => "<percent-encoded path>".to_owned(),
+        false => path.to_owned(),
+    }
 }
 
 async fn route(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Response<Body> {
@@ -211,7 +239,7 @@ fn bearer(headers: &HeaderMap) -> Credential<'_> {
         };
     };
     let bytes = value.as_bytes();
-    let Some(scheme_end) = bytes.iter().position(|&b| b == b' ') else {
+    let Some(scheme_end) = bytes.iter().position(|&b| b == b' ' || b == b'\t') else {
         return Credential::None;
     };
     if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
@@ -219,7 +247,7 @@ fn bearer(headers: &HeaderMap) -> Credential<'_> {
     }
     // Not visible ASCII cannot be a token: malformed, as any other junk.
     let rest = std::str::from_utf8(&bytes[scheme_end..]).unwrap_or("\u{fffd}");
-    match rest.trim_matches(' ') {
+    match rest.trim_matches([' ', '\t']) {
         "" => Credential::None,
         token => Credential::Token(token),
     }

@@ -28,9 +28,9 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, watch};
 
 use crate::commands::Start;
 use crate::error::{Error, Result};
@@ -73,7 +73,7 @@ pub struct App {
 impl App {
     fn log_request(
         &self,
-        method: &Method,
+        method: &str,
         path: &str,
         status: StatusCode,
         noted: &http::Noted,
@@ -208,6 +208,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
     });
     let limits = Limits {
         connections: Arc::new(Semaphore::new(args.max_connections as usize)),
+        reclaim: Arc::new(Notify::new()),
         max_connections: args.max_connections,
         read_timeout: Duration::from_secs(args.read_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
@@ -321,6 +322,10 @@ async fn serve(
 #[derive(Clone)]
 struct Limits {
     connections: Arc<Semaphore>,
+    /// Told once for each connection the accept loop waits for at the limit: an idle
+    /// keep-alive connection closes to make room (the one idle longest, as the waiters queue),
+    /// or the next to become idle does.
+    reclaim: Arc<Notify>,
     max_connections: u32,
     read_timeout: Duration,
     idle_timeout: Duration,
@@ -368,8 +373,11 @@ impl Accept for tokio::net::UnixListener {
     }
 }
 
-/// Accepts connections until a stop is asked for, each while a connection permit is free
-/// (beyond the limit, clients wait in the listen queue), and hands each to a worker in turn.
+/// Accepts connections until a stop is asked for, each while a connection permit is free, and
+/// hands each to a worker in turn. At the limit, an idle keep-alive connection is closed to
+/// make room (as nginx does), so that clients which open connections and leave them idle
+/// cannot keep others out for the idle timeout; beyond connections that all have a request
+/// under way, clients wait in the listen queue.
 async fn accept_loop<L: Accept>(
     listener: L,
     mut stopping: watch::Receiver<bool>,
@@ -379,12 +387,19 @@ async fn accept_loop<L: Accept>(
 ) {
     let mut complained = false;
     loop {
-        let permit = tokio::select! {
-            permit = limits.connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = stopping.wait_for(|stop| *stop) => return,
+        let permit = match limits.connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => {
+                limits.reclaim.notify_one();
+                tokio::select! {
+                    permit = limits.connections.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                    _ = stopping.wait_for(|stop| *stop) => return,
+                }
+            }
         };
         let stream = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -46,6 +46,16 @@ fn hostile_requests_get_their_documented_answers_and_the_server_keeps_serving() 
             Expect::Status(200),
         ),
         (
+            "a tab after Bearer (as a space)",
+            request("GET", "/v1/auth", &[&format!("Authorization: Bearer\t{token}")]),
+            Expect::Status(200),
+        ),
+        (
+            "a tab after Bearer, then junk",
+            request("GET", "/v1/auth", &["Authorization: Bearer\taut_junk"]),
+            Expect::Unauthorized(invalid),
+        ),
+        (
             "a token with trailing junk",
             request("GET", "/v1/auth", &[&format!("{bearer}x")]),
             Expect::Unauthorized(invalid),
@@ -169,13 +179,17 @@ fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_kept() {
     );
 }
 
+/// Connections sending a request's head, at the limit: a client beyond it waits in the listen
+/// queue, and is served in turn once one of them closes.
 #[test]
-fn connections_beyond_the_limit_wait_and_are_served_in_turn() {
-    let (env, token) = demo();
+fn connections_beyond_the_limit_wait_for_a_request_under_way_and_are_served_in_turn() {
+    let (env, _token) = demo();
     let server = Server::start(&env, &["--max-connections", "2"]);
     let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
     for connection in &mut held {
-        assert_eq!(connection.auth(&token).status, 200);
+        connection
+            .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
     }
     // A third waits in the listen queue: no answer while the two stay open.
     let mut third = Connection::open(&server.addr);
@@ -185,6 +199,43 @@ fn connections_beyond_the_limit_wait_and_are_served_in_turn() {
     assert!(!third.closed_within(Duration::from_millis(500)));
     drop(held);
     assert_eq!(third.receive().expect("served once one closed").status, 200);
+}
+
+/// Connections left idle after their answers, at the limit (the default idle timeout is
+/// 75 s): a client beyond it is served at once, and one idle connection, not more, is closed
+/// for it. Otherwise a client could keep every other out by opening connections and leaving
+/// them idle.
+#[test]
+fn at_the_limit_an_idle_connection_makes_room_for_a_new_one() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &["--max-connections", "3"]);
+    let mut held: Vec<Connection> = (0..3).map(|_| Connection::open(&server.addr)).collect();
+    for connection in &mut held {
+        assert_eq!(connection.auth(&token).status, 200);
+    }
+    for round in 0..3 {
+        let mut next = Connection::open(&server.addr);
+        next.send(&request("GET", "/healthz", &["Connection: close"]))
+            .unwrap();
+        let started = Instant::now();
+        let response = next.receive();
+        assert_eq!(
+            response.map(|r| r.status),
+            Some(200),
+            "round {round}: no answer beyond the limit"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "round {round}: waited {:?}",
+            started.elapsed()
+        );
+    }
+    // Those held that were not closed for the new ones still serve.
+    for connection in &mut held {
+        if !connection.closed_within(Duration::from_millis(100)) {
+            assert_eq!(connection.auth(&token).status, 200);
+        }
+    }
 }
 
 #[test]

@@ -325,13 +325,27 @@ fn the_access_log_has_a_line_per_request_and_no_byte_of_any_secret() {
     server.get(&format!("/v1/auth?x={token}"), &[]);
     server.get(&format!("/{}", secret_of(&token)), &[]);
     server.get("/metrics?secret=hunter2", &[]);
+    // The token percent-encoded whole, or one character of its secret, in the path; and the
+    // token as the method, which HTTP's grammar allows and `/v1/auth` serves.
+    let encoded: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let secret = secret_of(&token);
+    let split = format!(
+        "/{}%{:02X}{}",
+        &secret[..20],
+        secret.as_bytes()[20],
+        &secret[21..]
+    );
+    for path in [format!("/{encoded}"), split] {
+        assert_eq!(server.get(&path, &[]).status, 400, "{path}");
+    }
+    assert_eq!(server.send(&request(&token, "/v1/auth", &[])).status, 401);
     let stopped = server.stop();
     let log = stopped.stderr;
     let requests: Vec<&str> = log
         .lines()
         .filter(|l| !l.starts_with("autheona serve:"))
         .collect();
-    assert_eq!(requests.len(), 6, "{log}");
+    assert_eq!(requests.len(), 9, "{log}");
     let fields: Vec<&str> = requests[0].split(' ').collect();
     assert_eq!(
         fields[1..],
@@ -359,9 +373,18 @@ fn the_access_log_has_a_line_per_request_and_no_byte_of_any_secret() {
         "{}",
         requests[3]
     );
+    for (line, shown) in requests[6..].iter().zip([
+        " GET <percent-encoded path> 400 token=- ",
+        " GET <percent-encoded path> 400 token=- ",
+        " OTHER /v1/auth 401 token=- ",
+    ]) {
+        assert!(line.contains(shown), "{shown:?} in {line}");
+    }
     for secret in [
         token.as_str(),
         secret_of(&token),
+        &secret[..20],
+        &secret[21..],
         &wrong,
         "hunter2",
         "Bearer",
