@@ -333,16 +333,7 @@ fn a_verify_through_a_pooler_never_waits_for_good_on_a_row_another_transaction_h
         .assert()
         .success(),
     );
-    let mut holder = env.sql();
-    holder
-        .batch_execute("BEGIN")
-        .expect("begin the holder's transaction");
-    holder
-        .query_one(
-            "SELECT id FROM autheona.tokens WHERE id = $1 FOR UPDATE",
-            &[&id_of(&token)],
-        )
-        .expect("lock the row");
+    let mut holder = super::locks::hold_row(&env, id_of(&token));
 
     // Far longer than the lock timeout (5 s), far shorter than the holder would wait.
     let run = Process::new(bouncer.cmd(&env, &["verify"]))

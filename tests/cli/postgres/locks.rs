@@ -24,7 +24,7 @@ fn waiting(sql: &mut postgres::Client, db: &str) -> i64 {
 }
 
 /// A session holding token `id`'s row until it commits.
-fn hold_row(env: &PgEnv, id: &str) -> postgres::Client {
+pub(super) fn hold_row(env: &PgEnv, id: &str) -> postgres::Client {
     let mut holder = env.sql();
     holder
         .batch_execute("BEGIN")
