@@ -493,34 +493,27 @@ impl Lease {
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         renewals.reset();
         loop {
-            let numbered = tokio::select! {
+            let (heard, renewing) = tokio::select! {
                 biased;
                 _ = stopping.wait_for(|stop| *stop) => return Ended::Stopping,
                 // The announcements heard meanwhile go with the renewal: one that takes longer
                 // than RENEW_EVERY finds the next tick due at once, and this branch, first,
                 // would otherwise keep them unread for as long as renewals are slow.
-                _ = renewals.tick() => match self.take_heard(None) {
-                    Heard::Numbered => true,
-                    Heard::Unnumbered => {
-                        known.forget();
-                        false
-                    }
-                    Heard::Nothing => false,
-                },
+                _ = renewals.tick() => (self.take_heard(None), true),
                 note = self.heard.recv() => {
                     let Some(note) = note else {
                         return Ended::Failed(lost(&self.target));
                     };
-                    match self.take_heard(Some(note)) {
-                        Heard::Numbered => true,
-                        Heard::Unnumbered => {
-                            known.forget();
-                            continue;
-                        }
-                        Heard::Nothing => continue,
-                    }
+                    (self.take_heard(Some(note)), false)
                 }
             };
+            let numbered = heard == Heard::Numbered;
+            if heard == Heard::Unnumbered {
+                known.forget();
+            }
+            if !numbered && !renewing {
+                continue;
+            }
             let acked = if numbered {
                 // The number is read before the rows are forgotten, and from the database, not
                 // from the announcement (which anyone connected may send): every change up to

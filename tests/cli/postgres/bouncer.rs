@@ -151,6 +151,17 @@ server_tls_sslmode = disable
         cmd
     }
 
+    /// A token of `project` made through PgBouncer, expiring in 30 days.
+    fn token(&self, env: &PgEnv, project: &str) -> String {
+        created_token(
+            &assert_cmd::Command::from_std(
+                self.cmd(env, &["token", "create", "-p", project, "-e", "30"]),
+            )
+            .assert()
+            .success(),
+        )
+    }
+
     fn run(&self, env: &PgEnv, args: &[&str]) -> crate::common::Run {
         let run = output(self.cmd(env, args));
         assert!(
@@ -326,13 +337,7 @@ fn a_verify_through_a_pooler_never_waits_for_good_on_a_row_another_transaction_h
         "server_reset_query = RESET ALL\nserver_reset_query_always = 1\n",
     );
     bouncer.run(&env, &["project", "create", "demo"]);
-    let token = created_token(
-        &assert_cmd::Command::from_std(
-            bouncer.cmd(&env, &["token", "create", "-p", "demo", "-e", "30"]),
-        )
-        .assert()
-        .success(),
-    );
+    let token = bouncer.token(&env, "demo");
     let mut holder = super::locks::hold_row(&env, id_of(&token));
 
     // Far longer than the lock timeout (5 s), far shorter than the holder would wait.
@@ -370,13 +375,7 @@ fn serve_answers_every_request_through_pgbouncer_in_transaction_mode() {
     let Some(env) = PgEnv::new() else { return };
     let bouncer = Bouncer::start(&env.db);
     bouncer.run(&env, &["project", "create", "demo"]);
-    let token = created_token(
-        &assert_cmd::Command::from_std(
-            bouncer.cmd(&env, &["token", "create", "-p", "demo", "-e", "30"]),
-        )
-        .assert()
-        .success(),
-    );
+    let token = bouncer.token(&env, "demo");
     bouncer.open_every_server_connection(&env.db);
     let server = Server::start_cmd(
         bouncer.cmd(&env, &[]),

@@ -48,6 +48,17 @@ fn leased<const N: usize>() -> Option<(TestEnv, [Server; N])> {
     Some((env, servers))
 }
 
+/// A lease in `autheona.servers` that no server holds, live for `interval` (SQL) and
+/// acknowledging nothing; its id.
+fn deaf_lease(env: &TestEnv, interval: &str) -> String {
+    env.sql()
+        .value(&format!(
+            "INSERT INTO servers (lease_until, acked) VALUES (now() + interval '{interval}', 0)
+             RETURNING id"
+        ))
+        .expect("a lease")
+}
+
 /// Runs `args` and how long it took.
 fn timed(env: &TestEnv, args: &[&str]) -> Duration {
     let started = Instant::now();
@@ -107,13 +118,7 @@ fn a_lease_renewed_without_acknowledging_is_evicted_and_waited_out() {
     let Some((env, [server])) = leased() else {
         return;
     };
-    let deaf: String = env
-        .sql()
-        .value(
-            "INSERT INTO servers (lease_until, acked) VALUES (now() + interval '2 seconds', 0)
-             RETURNING id",
-        )
-        .expect("a lease");
+    let deaf = deaf_lease(&env, "2 seconds");
     let stop = Arc::new(AtomicBool::new(false));
     let renewing = {
         let (mut sql, stop, deaf) = (env.sql(), stop.clone(), deaf.clone());
@@ -154,20 +159,15 @@ fn a_lease_renewed_without_acknowledging_is_evicted_and_waited_out() {
 /// A lease renewed by another session, as in the test above, but whose row the eviction
 /// finds locked: that session holds it (`FOR UPDATE`) from the revoke's start for 4.5 s (the
 /// revoke's lock timeout is 5 s), then renews it once more, so the revoke's eviction returns
-/// only after that renewal, about 4.5 s in, and the lease then ends 2 s later. The lease it may hold then is waited out from there, not from the revoke's start: when
-/// the revoke returns, the lease has ended on the database's clock.
+/// only after that renewal, about 4.5 s in, and the lease then ends 2 s later. The lease it
+/// may hold then is waited out from there, not from the revoke's start: when the revoke
+/// returns, the lease has ended on the database's clock.
 #[test]
 fn an_eviction_that_returns_late_is_still_waited_out() {
     let Some((env, [server])) = leased() else {
         return;
     };
-    let deaf: String = env
-        .sql()
-        .value(
-            "INSERT INTO servers (lease_until, acked) VALUES (now() + interval '1 minute', 0)
-             RETURNING id",
-        )
-        .expect("a lease");
+    let deaf = deaf_lease(&env, "1 minute");
     let token = env.token("demo", "30");
     assert_eq!(server.auth(&token, None).status, 200);
     let (held, holding) = std::sync::mpsc::channel();
