@@ -80,8 +80,15 @@ async fn route(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Resp
     let method = request.method();
     let path = request.uri().path();
     if path.starts_with("/v1/auth/") {
-        // Envoy's ext_authz appends the client's own path and query: neither is serve's.
-        return auth(app, &request, None, noted).await;
+        // Envoy's ext_authz appends the client's own path and query: neither is serve's. At
+        // `/v1/auth/` itself a `project` is still read, so that a stray slash in a proxy's
+        // URL (`/v1/auth/?project=billing`) cannot pass every project's tokens; a client's
+        // own `?project=` there can only narrow what it is let through.
+        let projects = match path {
+            "/v1/auth/" => request.uri().query().map(project_parameters),
+            _ => None,
+        };
+        return auth(app, &request, projects.as_deref(), noted).await;
     }
     match path {
         "/v1/auth" => auth(app, &request, request.uri().query(), noted).await,
@@ -160,6 +167,15 @@ async fn auth(
         }
         Answer::Invalid(..) => unauthorized(Some("invalid_token")),
     }
+}
+
+/// The `project` parameters of `query`, without the others (a client's own, behind Envoy).
+fn project_parameters(query: &str) -> String {
+    let projects: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() == Some("project"))
+        .collect();
+    projects.join("&")
 }
 
 /// The project `?project=NAME` requires; any other parameter is an error in the proxy's

@@ -424,6 +424,12 @@ fn forward_auth_under_a_longer_path_ignores_the_clients_path_and_query() {
     );
     // The client's query cannot require or lift anything there.
     assert_eq!(ask("/v1/auth/x?project=other", &[]), 200);
+    // But `/v1/auth/?project=NAME`, a stray slash in a proxy's URL, still requires NAME; the
+    // other parameters there are the client's.
+    assert_eq!(ask("/v1/auth/?project=other", &[]), 403);
+    assert_eq!(ask("/v1/auth/?page=2&project=demo", &[]), 200);
+    assert_eq!(ask("/v1/auth/?page=2", &[]), 200);
+    assert_eq!(ask("/v1/auth/?project=demo&project=other", &[]), 400);
     assert_eq!(
         ask(
             "/v1/auth/x?project=demo",
