@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -19,6 +19,44 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, watch};
 
 use super::{App, Limits, MAX_HEAD, http, lock};
+
+/// The accept loop's requests for room at the connection limit, made while a client it has
+/// accepted waits: each is taken by one idle connection, which closes (the one idle longest, as
+/// [`Notify`] wakes its waiters in turn), or withdrawn when a connection closed by itself.
+#[derive(Default)]
+pub struct Reclaim {
+    /// Requests neither taken nor withdrawn.
+    wanted: AtomicUsize,
+    told: Notify,
+}
+
+impl Reclaim {
+    /// Asks for one idle connection to close.
+    pub fn ask(&self) {
+        self.wanted.fetch_add(1, Ordering::SeqCst);
+        self.told.notify_one();
+    }
+
+    /// Withdraws a request once room was made: by then a connection has taken it, or none
+    /// needs to.
+    pub fn withdraw(&self) {
+        let _ = self.take();
+    }
+
+    /// Takes one request, if one is still wanted.
+    fn take(&self) -> bool {
+        self.wanted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Leaves a request to the next idle connection, if it is still wanted.
+    fn pass_on(&self) {
+        if self.wanted.load(Ordering::SeqCst) > 0 {
+            self.told.notify_one();
+        }
+    }
+}
 
 /// What a connection is waiting for.
 #[derive(Clone, Copy)]
@@ -174,13 +212,13 @@ pub async fn serve<S>(
                 closing = true;
                 served.as_mut().graceful_shutdown();
             }
-            _ = limits.reclaim.notified(), if idle && !closing => {
-                if matches!(*lock(&phase), Phase::Idle(_)) {
+            _ = limits.reclaim.told.notified(), if idle && !closing => {
+                if !matches!(*lock(&phase), Phase::Idle(_)) {
+                    // A request began meanwhile: the next idle connection makes the room.
+                    limits.reclaim.pass_on();
+                } else if limits.reclaim.take() {
                     closing = true;
                     served.as_mut().graceful_shutdown();
-                } else {
-                    // A request began meanwhile: the next idle connection makes the room.
-                    limits.reclaim.notify_one();
                 }
             }
             _ = answered.notified() => {}

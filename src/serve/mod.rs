@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, Semaphore, TryAcquireError, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 
 use crate::commands::Start;
 use crate::error::{Error, Result};
@@ -208,7 +208,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
     });
     let limits = Limits {
         connections: Arc::new(Semaphore::new(args.max_connections as usize)),
-        reclaim: Arc::new(Notify::new()),
+        reclaim: Arc::default(),
         max_connections: args.max_connections,
         read_timeout: Duration::from_secs(args.read_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
@@ -322,10 +322,9 @@ async fn serve(
 #[derive(Clone)]
 struct Limits {
     connections: Arc<Semaphore>,
-    /// Told once for each connection the accept loop waits for at the limit: an idle
-    /// keep-alive connection closes to make room (the one idle longest, as the waiters queue),
-    /// or the next to become idle does.
-    reclaim: Arc<Notify>,
+    /// Asked once for each client the accept loop has accepted and has no room for: an idle
+    /// keep-alive connection closes to make it, or the next to become idle does.
+    reclaim: Arc<connection::Reclaim>,
     max_connections: u32,
     read_timeout: Duration,
     idle_timeout: Duration,
@@ -373,11 +372,11 @@ impl Accept for tokio::net::UnixListener {
     }
 }
 
-/// Accepts connections until a stop is asked for, each while a connection permit is free, and
-/// hands each to a worker in turn. At the limit, an idle keep-alive connection is closed to
-/// make room (as nginx does), so that clients which open connections and leave them idle
-/// cannot keep others out for the idle timeout; beyond connections that all have a request
-/// under way, clients wait in the listen queue.
+/// Accepts connections until a stop is asked for and hands each, with a connection permit, to
+/// a worker in turn. A client accepted at the limit has an idle keep-alive connection closed
+/// to make room for it (as nginx does), so that clients which open connections and leave them
+/// idle cannot keep others out for the idle timeout; while every connection has a request
+/// under way, it waits for one to end, and the clients after it wait in the listen queue.
 async fn accept_loop<L: Accept>(
     listener: L,
     mut stopping: watch::Receiver<bool>,
@@ -387,40 +386,15 @@ async fn accept_loop<L: Accept>(
 ) {
     let mut complained = false;
     loop {
-        let permit = match limits.connections.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return,
-            Err(TryAcquireError::NoPermits) => {
-                limits.reclaim.notify_one();
-                tokio::select! {
-                    permit = limits.connections.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => return,
-                    },
-                    _ = stopping.wait_for(|stop| *stop) => return,
-                }
-            }
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopping.wait_for(|stop| *stop) => return,
         };
-        // A socket that cannot be taken from this runtime's watch (it practically never
-        // happens) is closed: that one client is refused, and the loop goes on.
-        match stream.map(L::detach) {
-            Ok(Err(_)) => {}
-            Ok(Ok(stream)) => {
-                complained = false;
-                let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
-                hands.next().spawn(async move {
-                    // Watched by this worker's reactor from now on; a socket it cannot
-                    // watch (out of memory for it) is closed.
-                    if let Ok(stream) = L::attach(stream) {
-                        connection::serve(stream, &app, &limits, stopping).await;
-                    }
-                    drop(permit);
-                });
-            }
+        let stream = match stream.map(L::detach) {
+            Ok(Ok(stream)) => stream,
+            // A socket that cannot be taken from this runtime's watch (it practically never
+            // happens) is closed: that one client is refused, and the loop goes on.
+            Ok(Err(_)) => continue,
             Err(err) => {
                 // Out of file descriptors, most likely: say so once, and give it a moment.
                 if !complained {
@@ -428,8 +402,37 @@ async fn accept_loop<L: Accept>(
                     complained = true;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-        }
+        };
+        complained = false;
+        // Room is asked for only with a client accepted and waiting for it, so that
+        // connections idle at the limit are left alone while no one else comes.
+        let permit = match limits.connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => {
+                limits.reclaim.ask();
+                let permit = tokio::select! {
+                    permit = limits.connections.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                    _ = stopping.wait_for(|stop| *stop) => return,
+                };
+                limits.reclaim.withdraw();
+                permit
+            }
+        };
+        let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+        hands.next().spawn(async move {
+            // Watched by this worker's reactor from now on; a socket it cannot watch (out of
+            // memory for it) is closed.
+            if let Ok(stream) = L::attach(stream) {
+                connection::serve(stream, &app, &limits, stopping).await;
+            }
+            drop(permit);
+        });
     }
 }
 

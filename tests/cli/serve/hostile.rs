@@ -238,6 +238,56 @@ fn at_the_limit_an_idle_connection_makes_room_for_a_new_one() {
     }
 }
 
+/// At the limit with no client waiting, idle connections are left alone: a proxy keeping as
+/// many keep-alive connections as the limit must not see one closed after each it opens.
+#[test]
+fn at_the_limit_with_no_one_waiting_no_idle_connection_is_closed() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &["--max-connections", "2"]);
+    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
+    for connection in &mut held {
+        assert_eq!(connection.auth(&token).status, 200);
+    }
+    for (n, connection) in held.iter_mut().enumerate() {
+        assert!(
+            !connection.closed_within(Duration::from_millis(500)),
+            "idle connection {n} was closed with no one waiting"
+        );
+        assert_eq!(connection.auth(&token).status, 200);
+    }
+}
+
+/// At the limit, room that a connection closing by itself made is not made again: the
+/// connection that goes idle next stays open.
+#[test]
+fn room_a_connection_made_by_closing_is_not_made_again_by_an_idle_one() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &["--max-connections", "2"]);
+    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
+    for connection in &mut held {
+        connection
+            .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+    }
+    let mut third = Connection::open(&server.addr);
+    third
+        .send(&request("GET", "/healthz", &["Connection: close"]))
+        .unwrap();
+    // No room for it while both heads are under way; then the first's client goes away.
+    assert!(!third.closed_within(Duration::from_millis(500)));
+    let mut kept = held.pop().expect("two held");
+    drop(held);
+    assert_eq!(third.receive().expect("served once one closed").status, 200);
+    // The second's request ends; its connection, idle now, is not closed for room made already.
+    kept.send(b"\r\n").unwrap();
+    assert_eq!(kept.receive().expect("its answer").status, 200);
+    assert!(
+        !kept.closed_within(Duration::from_millis(500)),
+        "an idle connection was closed for room that was made already"
+    );
+    assert_eq!(kept.auth(&token).status, 200);
+}
+
 #[test]
 fn an_idle_connection_gets_the_idle_timeout_not_the_read_timeout() {
     let (env, token) = demo();
