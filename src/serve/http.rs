@@ -81,11 +81,11 @@ async fn route(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Resp
     let path = request.uri().path();
     if path.starts_with("/v1/auth/") {
         // Envoy's ext_authz appends the client's own path and query: neither is serve's. At
-        // `/v1/auth/` itself a `project` is still read, so that a stray slash in a proxy's
+        // `/v1/auth/` (or `//`) a `project` is still read, so that a stray slash in a proxy's
         // URL (`/v1/auth/?project=billing`) cannot pass every project's tokens; a client's
         // own `?project=` there can only narrow what it is let through.
-        let projects = match path {
-            "/v1/auth/" => request.uri().query().map(project_parameters),
+        let projects = match path.trim_end_matches('/') {
+            "/v1/auth" => request.uri().query().map(project_parameters),
             _ => None,
         };
         return auth(app, &request, projects.as_deref(), noted).await;
@@ -169,11 +169,18 @@ async fn auth(
     }
 }
 
-/// The `project` parameters of `query`, without the others (a client's own, behind Envoy).
+/// The parameters of `query` named `project`, in any case or percent-encoding (so that
+/// [`required_project`] refuses a `Project=`), without the others (a client's own, behind
+/// Envoy).
 fn project_parameters(query: &str) -> String {
     let projects: Vec<&str> = query
         .split('&')
-        .filter(|pair| pair.split('=').next() == Some("project"))
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .eq_ignore_ascii_case("project")
+        })
         .collect();
     projects.join("&")
 }

@@ -430,6 +430,10 @@ fn forward_auth_under_a_longer_path_ignores_the_clients_path_and_query() {
     assert_eq!(ask("/v1/auth/?page=2&project=demo", &[]), 200);
     assert_eq!(ask("/v1/auth/?page=2", &[]), 200);
     assert_eq!(ask("/v1/auth/?project=demo&project=other", &[]), 400);
+    assert_eq!(ask("/v1/auth//?project=other", &[]), 403);
+    // Spelt in another case or percent-encoded, it is refused as on /v1/auth, not ignored.
+    assert_eq!(ask("/v1/auth/?Project=demo", &[]), 400);
+    assert_eq!(ask("/v1/auth/?%70roject=demo", &[]), 400);
     assert_eq!(
         ask(
             "/v1/auth/x?project=demo",
