@@ -20,13 +20,18 @@ use tokio::sync::{Notify, watch};
 
 use super::{App, Limits, MAX_HEAD, http, lock};
 
-/// The accept loop's requests for room at the connection limit, made while a client it has
-/// accepted waits: each is taken by one idle connection, which closes (the one idle longest, as
-/// [`Notify`] wakes its waiters in turn), or withdrawn when a connection closed by itself.
+/// The accept loop's requests for room at the connection limit, each made for a client it has
+/// accepted and has no permit for. Every connection that closes answers one still wanted, as
+/// its permit comes back: an idle one that a request is told to (the one idle longest, as
+/// [`Notify`] wakes its waiters in turn; else the next to become idle) takes it and closes,
+/// and one that closes by itself takes one, so that no idle connection closes for that room
+/// too.
 #[derive(Default)]
 pub struct Reclaim {
-    /// Requests neither taken nor withdrawn.
+    /// Requests not yet taken.
     wanted: AtomicUsize,
+    /// Told once for each request, and again by a connection that took one while more are
+    /// wanted (one stored notification stands for any number of requests).
     told: Notify,
 }
 
@@ -37,9 +42,9 @@ impl Reclaim {
         self.told.notify_one();
     }
 
-    /// Withdraws a request once room was made: by then a connection has taken it, or none
-    /// needs to.
-    pub fn withdraw(&self) {
+    /// A connection closes by itself (its client, a clock, a stop, or a socket its worker
+    /// could not watch): the room it makes answers a request still wanted.
+    pub fn closed(&self) {
         let _ = self.take();
     }
 
@@ -50,7 +55,7 @@ impl Reclaim {
             .is_ok()
     }
 
-    /// Leaves a request to the next idle connection, if it is still wanted.
+    /// Tells the next idle connection, if a request is still wanted.
     fn pass_on(&self) {
         if self.wanted.load(Ordering::SeqCst) > 0 {
             self.told.notify_one();
@@ -193,6 +198,8 @@ pub async fn serve<S>(
     // connection at once if nothing is under way, or once the answer under way is written (the
     // phase is idle as soon as the answer is ready, before hyper has written it).
     let mut closing = false;
+    // Whether it closes for a request for room it took; if not, its room answers another.
+    let mut made_room = false;
     loop {
         let now = *lock(&phase);
         let deadline = now.deadline(limits);
@@ -203,11 +210,11 @@ pub async fn serve<S>(
                 .into(),
         );
         tokio::select! {
-            _ = served.as_mut() => return,
+            _ = served.as_mut() => break,
             _ = stopping.wait_for(|stop| *stop), if !closing => {
                 // A head still coming is no request in flight: not waited for.
                 if matches!(*lock(&phase), Phase::Reading(_)) {
-                    return;
+                    break;
                 }
                 closing = true;
                 served.as_mut().graceful_shutdown();
@@ -217,16 +224,21 @@ pub async fn serve<S>(
                     // A request began meanwhile: the next idle connection makes the room.
                     limits.reclaim.pass_on();
                 } else if limits.reclaim.take() {
+                    made_room = true;
                     closing = true;
                     served.as_mut().graceful_shutdown();
+                    limits.reclaim.pass_on();
                 }
             }
             _ = answered.notified() => {}
             _ = sleep => {
                 if lock(&phase).deadline(limits).is_some_and(|at| at <= Instant::now()) {
-                    return;
+                    break;
                 }
             }
         }
+    }
+    if !made_room {
+        limits.reclaim.closed();
     }
 }

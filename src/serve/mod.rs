@@ -376,7 +376,8 @@ impl Accept for tokio::net::UnixListener {
 /// a worker in turn. A client accepted at the limit has an idle keep-alive connection closed
 /// to make room for it (as nginx does), so that clients which open connections and leave them
 /// idle cannot keep others out for the idle timeout; while every connection has a request
-/// under way, it waits for one to end, and the clients after it wait in the listen queue.
+/// under way, it waits until one goes idle or closes, and the clients after it wait in the
+/// listen queue.
 async fn accept_loop<L: Accept>(
     listener: L,
     mut stopping: watch::Receiver<bool>,
@@ -413,23 +414,22 @@ async fn accept_loop<L: Accept>(
             Err(TryAcquireError::Closed) => return,
             Err(TryAcquireError::NoPermits) => {
                 limits.reclaim.ask();
-                let permit = tokio::select! {
+                tokio::select! {
                     permit = limits.connections.clone().acquire_owned() => match permit {
                         Ok(permit) => permit,
                         Err(_) => return,
                     },
                     _ = stopping.wait_for(|stop| *stop) => return,
-                };
-                limits.reclaim.withdraw();
-                permit
+                }
             }
         };
         let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
         hands.next().spawn(async move {
             // Watched by this worker's reactor from now on; a socket it cannot watch (out of
             // memory for it) is closed.
-            if let Ok(stream) = L::attach(stream) {
-                connection::serve(stream, &app, &limits, stopping).await;
+            match L::attach(stream) {
+                Ok(stream) => connection::serve(stream, &app, &limits, stopping).await,
+                Err(_) => limits.reclaim.closed(),
             }
             drop(permit);
         });

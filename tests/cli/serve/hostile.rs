@@ -288,6 +288,52 @@ fn room_a_connection_made_by_closing_is_not_made_again_by_an_idle_one() {
     assert_eq!(kept.auth(&token).status, 200);
 }
 
+/// Two clients accepted at the limit, one on each of two listeners, while every connection has
+/// a request under way: when those end, an idle connection closes for each client, not one for
+/// both.
+#[test]
+fn at_the_limit_every_client_waiting_on_any_listener_gets_room() {
+    let (env, _token) = demo();
+    let socket = env.dir().join("second.sock");
+    let second = format!("unix:{}", socket.display());
+    let server = Server::start(&env, &["--listen", &second, "--max-connections", "2"]);
+    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
+    for connection in &mut held {
+        connection
+            .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+    }
+    let mut waiting = [
+        Connection::open(&server.addr),
+        Connection::open(&Addr::Unix(socket)),
+    ];
+    // Kept alive once served: the room they are given is made only by idle connections.
+    for connection in &mut waiting {
+        connection.send(&request("GET", "/healthz", &[])).unwrap();
+    }
+    // Both accept loops have asked for room by now; then the two requests end, and their
+    // connections go idle.
+    std::thread::sleep(Duration::from_millis(500));
+    let ended = Instant::now();
+    for connection in &mut held {
+        connection.send(b"\r\n").unwrap();
+        assert_eq!(connection.receive().expect("its answer").status, 200);
+    }
+    for (n, connection) in waiting.iter_mut().enumerate() {
+        assert_eq!(
+            connection.receive().map(|r| r.status),
+            Some(200),
+            "waiting client {n} was given no room"
+        );
+    }
+    // Not room made by the idle timeout (75 s).
+    assert!(
+        ended.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        ended.elapsed()
+    );
+}
+
 #[test]
 fn an_idle_connection_gets_the_idle_timeout_not_the_read_timeout() {
     let (env, token) = demo();
