@@ -179,19 +179,27 @@ fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_kept() {
     );
 }
 
-/// Connections sending a request's head, at the limit: a client beyond it waits in the listen
-/// queue, and is served in turn once one of them closes.
+/// `count` connections to `server`, each with a request's head begun and not ended.
+fn heads_under_way(server: &Server, count: usize) -> Vec<Connection> {
+    (0..count)
+        .map(|_| {
+            let mut connection = Connection::open(&server.addr);
+            connection
+                .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            connection
+        })
+        .collect()
+}
+
+/// Connections sending a request's head, at the limit: a client beyond it waits (accepted, for
+/// room), and is served in turn once one of them closes.
 #[test]
 fn connections_beyond_the_limit_wait_for_a_request_under_way_and_are_served_in_turn() {
     let (env, _token) = demo();
     let server = Server::start(&env, &["--max-connections", "2"]);
-    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
-    for connection in &mut held {
-        connection
-            .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            .unwrap();
-    }
-    // A third waits in the listen queue: no answer while the two stay open.
+    let held = heads_under_way(&server, 2);
+    // A third waits: no answer while the two stay open.
     let mut third = Connection::open(&server.addr);
     third
         .send(&request("GET", "/healthz", &["Connection: close"]))
@@ -263,12 +271,7 @@ fn at_the_limit_with_no_one_waiting_no_idle_connection_is_closed() {
 fn room_a_connection_made_by_closing_is_not_made_again_by_an_idle_one() {
     let (env, token) = demo();
     let server = Server::start(&env, &["--max-connections", "2"]);
-    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
-    for connection in &mut held {
-        connection
-            .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            .unwrap();
-    }
+    let mut held = heads_under_way(&server, 2);
     let mut third = Connection::open(&server.addr);
     third
         .send(&request("GET", "/healthz", &["Connection: close"]))
@@ -297,12 +300,7 @@ fn at_the_limit_every_client_waiting_on_any_listener_gets_room() {
     let socket = env.dir().join("second.sock");
     let second = format!("unix:{}", socket.display());
     let server = Server::start(&env, &["--listen", &second, "--max-connections", "2"]);
-    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(&server.addr)).collect();
-    for connection in &mut held {
-        connection
-            .send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            .unwrap();
-    }
+    let mut held = heads_under_way(&server, 2);
     let mut waiting = [
         Connection::open(&server.addr),
         Connection::open(&Addr::Unix(socket)),
