@@ -34,6 +34,14 @@ pub enum Malformed {
     Checksum,
 }
 
+/// The token in text a person, a file or a program gave: without a UTF-8 byte order mark at
+/// the start (Windows editors save files with one, and `$(cat token.txt)` keeps it) and
+/// without surrounding whitespace. `autheona verify` reads its input so, and serve's
+/// `/v1/verify` the token in its JSON, so that both decide alike.
+pub fn given(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text).trim()
+}
+
 /// A token id: 12 base62 characters. Not secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenId(String);

@@ -10,7 +10,7 @@ use crate::cli::VerifyArgs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ops::verify::{self, Reason, Verification, VerifiedToken};
 use crate::secret::Secret;
-use crate::token::Token;
+use crate::token::{self, Token};
 use crate::ui;
 use crate::ui::time::{self, Zone};
 
@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
         .with_hint("pass it on stdin (printf '%s\\n' \"$TOKEN\" | autheona verify) or in AUTHEONA_TOKEN"));
     }
     let input = read_token()?;
-    let verification = match Token::parse(token_text(input.expose())) {
+    let verification = match Token::parse(token::given(input.expose())) {
         // Shape and checksum are checked before the database is opened.
         Err(_) => Verification::invalid(Reason::Malformed),
         Ok(token) => {
@@ -43,12 +43,6 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<Outcome> {
         }
     };
     render(&verification, args, ctx.zone, ctx.now)
-}
-
-/// The token in what was read: without a UTF-8 byte order mark at the start (Windows editors
-/// save files with one, and `$(cat token.txt)` keeps it) and without surrounding whitespace.
-fn token_text(input: &str) -> &str {
-    input.strip_prefix('\u{feff}').unwrap_or(input).trim()
 }
 
 /// The token from `AUTHEONA_TOKEN`, else the first line of stdin (asked for without echo at a

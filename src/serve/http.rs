@@ -321,7 +321,8 @@ async fn verify(app: &App, request: Request<Incoming>, noted: &mut Noted) -> Res
         }
     };
     let token = zeroize::Zeroizing::new(asked.token);
-    let answer = match app.verifier.verify(&token, asked.project.as_deref()).await {
+    let given = crate::token::given(&token);
+    let answer = match app.verifier.verify(given, asked.project.as_deref()).await {
         Ok(answer) => answer,
         Err(failure) => return unanswered(&failure),
     };

@@ -124,9 +124,15 @@ fn verify_json_is_what_autheona_verify_json_prints_for_every_reason() {
     let (env, token) = demo();
     let expired = token_at(&env, "-31d", "demo", "30");
     let unknown = forge("AAAAAAAAAAAA", secret_of(&token));
+    // As verify reads its input: around the token, whitespace and a byte order mark are not
+    // the token's.
+    let padded = format!(" {token}\n");
+    let marked = format!("\u{feff}{token}");
     let server = Server::start(&env, &[]);
     let cases: Vec<(&str, Option<&str>)> = vec![
         (&token, None),
+        (&padded, None),
+        (&marked, Some("demo")),
         (&token, Some("demo")),
         (&token, Some("other")),
         (&expired, None),
