@@ -42,6 +42,18 @@ impl Reclaim {
         self.told.notify_one();
     }
 
+    /// Asks for one idle connection to close, unless a request is still wanted: for room
+    /// wanted again and again until it is made, not once per try.
+    pub fn ask_unless_asked(&self) {
+        if self
+            .wanted
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.told.notify_one();
+        }
+    }
+
     /// A connection closes by itself (its client, a clock, a stop, or a socket its worker
     /// could not watch): the room it makes answers a request still wanted.
     pub fn closed(&self) {

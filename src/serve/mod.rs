@@ -59,6 +59,13 @@ const HASHING_NICE: i32 = 10;
 const MOST_STORE_CONNECTIONS: usize = 16;
 /// Store calls that may wait for the server at once before more get 503.
 const STORE_QUEUE: usize = 1024;
+/// Files the server keeps open beside its connections, about: its listeners, stdio, a client
+/// accepted while it waits for room, the store's connections (a PostgreSQL store's sockets),
+/// and per core [`FILES_PER_CORE`] more.
+const FILES_BESIDE_CONNECTIONS: u64 = 48;
+/// Files each core's threads keep open: a runtime's reactor and waker, a file store's
+/// database, log and shared-memory files.
+const FILES_PER_CORE: u64 = 6;
 
 /// What every connection's requests share.
 pub struct App {
@@ -111,6 +118,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .map(|text| Address::parse(text))
         .collect::<Result<Vec<_>>>()?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let max_connections = connections_within_open_files(args.max_connections, cores)?;
 
     // The accept loops and the signals run here, on a runtime of this thread; the connections
     // on the workers, each on its own.
@@ -207,9 +215,9 @@ pub fn run(start: Start<'_>) -> Result<()> {
         clocks_apart: AtomicBool::new(false),
     });
     let limits = Limits {
-        connections: Arc::new(Semaphore::new(args.max_connections as usize)),
+        connections: Arc::new(Semaphore::new(max_connections as usize)),
         reclaim: Arc::default(),
-        max_connections: args.max_connections,
+        max_connections,
         read_timeout: Duration::from_secs(args.read_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
@@ -386,6 +394,8 @@ async fn accept_loop<L: Accept>(
     hands: workers::Hands,
 ) {
     let mut complained = false;
+    // Said once for the server's life: at the open-file limit it may come again and again.
+    let mut out_of_files = false;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -396,8 +406,23 @@ async fn accept_loop<L: Accept>(
             // A socket that cannot be taken from this runtime's watch (it practically never
             // happens) is closed: that one client is refused, and the loop goes on.
             Ok(Err(_)) => continue,
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                // Out of files before the connection limit: an idle connection closes to make
+                // room, as at the limit (one asked for at a time, however often this comes).
+                limits.reclaim.ask_unless_asked();
+                if !out_of_files {
+                    ui::warning(&format!(
+                        "cannot accept a connection: {err}: idle connections are closed to \
+                         make room; raise the open-file limit (ulimit -n, or LimitNOFILE= in a \
+                         systemd unit)"
+                    ));
+                    out_of_files = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             Err(err) => {
-                // Out of file descriptors, most likely: say so once, and give it a moment.
+                // Say so once, and give it a moment.
                 if !complained {
                     ui::warning(&format!("cannot accept a connection: {err}"));
                     complained = true;
@@ -434,6 +459,57 @@ async fn accept_loop<L: Accept>(
             drop(permit);
         });
     }
+}
+
+/// The connections to serve at most: `asked`, or fewer if the open-file limit (raised first
+/// to its hard limit) leaves no room for them beside the files the server needs itself, so that
+/// the connections at the limit, not the store's next file, are what waits for room.
+fn connections_within_open_files(asked: u32, cores: usize) -> Result<u32> {
+    let Some(files) = raise_open_files() else {
+        return Ok(asked);
+    };
+    let beside = FILES_BESIDE_CONNECTIONS + FILES_PER_CORE * cores as u64;
+    let room = files.saturating_sub(beside);
+    if room >= u64::from(asked) {
+        return Ok(asked);
+    }
+    let advice = "raise it (ulimit -n, or LimitNOFILE= in a systemd unit)";
+    if room == 0 {
+        return Err(Error::environment(format!(
+            "the open-file limit ({files}) leaves no room for connections beside the {beside} \
+             files serve needs: {advice}"
+        )));
+    }
+    ui::warning(&format!(
+        "the open-file limit ({files}) leaves room for {room} connections beside the files \
+         serve needs, fewer than --max-connections ({asked}): serving at most {room}; {advice}"
+    ));
+    Ok(room as u32)
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as Go's runtime does:
+/// every connection is a file, and the soft limit many systems give (1024) would refuse
+/// connections well before `--max-connections`. The limit then in force, if it can be read.
+fn raise_open_files() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit(2) reads the struct it is given; on failure nothing changes.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Some(limit.rlim_cur)
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -350,3 +350,124 @@ fn an_idle_connection_gets_the_idle_timeout_not_the_read_timeout() {
         "closed after {waited:?}, before the idle timeout"
     );
 }
+
+/// This process's hard limit on open files.
+fn hard_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) fills the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_max
+}
+
+/// `autheona serve` on the test's store, to start with its open-file limits set to `soft` and
+/// `hard`.
+fn serve_with_open_files(env: &TestEnv, soft: u64, hard: u64) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = env.std_cmd();
+    // SAFETY: the closure only calls setrlimit(2), async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    cmd
+}
+
+/// An open-file limit that leaves `room` connections beside the files serve needs itself (48,
+/// and 6 a core).
+fn open_files_for(room: u64) -> u64 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    room + 48 + 6 * cores
+}
+
+/// A soft open-file limit of 64 (systems commonly give 1024, below the default
+/// --max-connections): serve raises it to the hard limit, and keeps a hundred connections open.
+#[test]
+fn serve_raises_its_open_file_limit_to_the_hard_one() {
+    let (env, token) = demo();
+    let hard = hard_open_files();
+    assert!(
+        hard >= 1200,
+        "needs a hard open-file limit of 1200 or more, not {hard}"
+    );
+    let server = Server::start_cmd(
+        serve_with_open_files(&env, 64, hard),
+        Addr::Tcp(free_port()),
+        &[],
+    );
+    let mut held: Vec<Connection> = (0..100).map(|_| Connection::open(&server.addr)).collect();
+    for (n, connection) in held.iter_mut().enumerate() {
+        assert_eq!(connection.auth(&token).status, 200, "connection {n}");
+    }
+    // None was closed to make room for another.
+    for (n, connection) in held.iter_mut().enumerate() {
+        assert_eq!(connection.auth(&token).status, 200, "connection {n} again");
+    }
+    let stopped = server.stop();
+    assert!(
+        !stopped.stderr.contains("open-file limit"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+/// An open-file limit below what --max-connections needs: serve says when it starts how many
+/// connections it serves, and at that limit closes an idle connection for each new client,
+/// rather than running out of files for them or for its store; with no room at all it does
+/// not start.
+#[test]
+fn an_open_file_limit_lowers_the_connection_limit_with_a_warning() {
+    let (env, token) = demo();
+    let none = open_files_for(0);
+    let refused = serve_with_open_files(&env, none, none)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the open-file limit ({none}) leaves no room for connections"
+        )),
+        "{stderr}"
+    );
+
+    let files = open_files_for(100);
+    let server = Server::start_cmd(
+        serve_with_open_files(&env, files, files),
+        Addr::Tcp(free_port()),
+        &[],
+    );
+    server.wait_for_stderr(&format!(
+        "the open-file limit ({files}) leaves room for 100 connections beside the files serve \
+         needs, fewer than --max-connections (1024): serving at most 100"
+    ));
+    let mut held = Vec::new();
+    for n in 0..150 {
+        let mut connection = Connection::open(&server.addr);
+        let started = Instant::now();
+        assert_eq!(connection.auth(&token).status, 200, "connection {n}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "connection {n} waited {:?}",
+            started.elapsed()
+        );
+        held.push(connection);
+    }
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{stopped:?}");
+}
