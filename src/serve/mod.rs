@@ -60,8 +60,9 @@ const MOST_STORE_CONNECTIONS: usize = 16;
 /// Store calls that may wait for the server at once before more get 503.
 const STORE_QUEUE: usize = 1024;
 /// Files the server keeps open beside its connections, about: its listeners, stdio, a client
-/// accepted while it waits for room, the store's connections (a PostgreSQL store's sockets),
-/// and per core [`FILES_PER_CORE`] more.
+/// accepted while it waits for room, a PostgreSQL store's sockets (as many as the cores, at
+/// most 16, unless `--store-connections` gives more, which are counted too), and per core
+/// [`FILES_PER_CORE`] more.
 const FILES_BESIDE_CONNECTIONS: u64 = 48;
 /// Files each core's threads keep open: a runtime's reactor and waker, a file store's
 /// database, log and shared-memory files.
@@ -118,7 +119,9 @@ pub fn run(start: Start<'_>) -> Result<()> {
         .map(|text| Address::parse(text))
         .collect::<Result<Vec<_>>>()?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let max_connections = connections_within_open_files(args.max_connections, cores)?;
+    let store_connections = args.store_connections.map_or(0, u64::from);
+    let max_connections =
+        connections_within_open_files(args.max_connections, cores, store_connections)?;
 
     // The accept loops and the signals run here, on a runtime of this thread; the connections
     // on the workers, each on its own.
@@ -464,11 +467,11 @@ async fn accept_loop<L: Accept>(
 /// The connections to serve at most: `asked`, or fewer if the open-file limit (raised first
 /// to its hard limit) leaves no room for them beside the files the server needs itself, so that
 /// the connections at the limit, not the store's next file, are what waits for room.
-fn connections_within_open_files(asked: u32, cores: usize) -> Result<u32> {
+fn connections_within_open_files(asked: u32, cores: usize, store: u64) -> Result<u32> {
     let Some(files) = raise_open_files() else {
         return Ok(asked);
     };
-    let beside = FILES_BESIDE_CONNECTIONS + FILES_PER_CORE * cores as u64;
+    let beside = FILES_BESIDE_CONNECTIONS + FILES_PER_CORE * cores as u64 + store;
     let room = files.saturating_sub(beside);
     if room >= u64::from(asked) {
         return Ok(asked);
