@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -16,60 +16,77 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
 
 use super::{App, Limits, MAX_HEAD, http, lock};
 
 /// The accept loop's requests for room at the connection limit, each made for a client it has
-/// accepted and has no permit for. Every connection that closes answers one still wanted, as
-/// its permit comes back: an idle one that a request is told to (the one idle longest, as
+/// accepted and has no permit for. Every connection's permit that comes back answers one
+/// still wanted: an idle connection that a request is told to (the one idle longest, as
 /// [`Notify`] wakes its waiters in turn; else the next to become idle) takes it and closes,
-/// and one that closes by itself takes one, so that no idle connection closes for that room
-/// too.
+/// and one that closes by itself takes one as it gives its permit back, so that no idle
+/// connection closes for that room too. Taking a permit or asking, and giving one back with
+/// what it answers, are one step each under the lock: a connection closing between a failed
+/// try for a permit and the request would otherwise leave the request to close another.
 #[derive(Default)]
 pub struct Reclaim {
     /// Requests not yet taken.
-    wanted: AtomicUsize,
+    wanted: Mutex<usize>,
     /// Told once for each request, and again by a connection that took one while more are
     /// wanted (one stored notification stands for any number of requests).
     told: Notify,
 }
 
 impl Reclaim {
-    /// Asks for one idle connection to close.
-    pub fn ask(&self) {
-        self.wanted.fetch_add(1, Ordering::SeqCst);
-        self.told.notify_one();
+    /// A connection permit for a client the accept loop has accepted; with none free, a
+    /// request for room is made for it (`NoPermits`: then wait for one).
+    pub fn permit_or_ask(
+        &self,
+        permits: &Arc<Semaphore>,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let mut wanted = lock(&self.wanted);
+        let permit = permits.clone().try_acquire_owned();
+        if let Err(TryAcquireError::NoPermits) = permit {
+            *wanted += 1;
+            self.told.notify_one();
+        }
+        permit
     }
 
     /// Asks for one idle connection to close, unless a request is still wanted: for room
-    /// wanted again and again until it is made, not once per try.
+    /// wanted again and again until it is made (out of files), not once per try.
     pub fn ask_unless_asked(&self) {
-        if self
-            .wanted
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+        let mut wanted = lock(&self.wanted);
+        if *wanted == 0 {
+            *wanted = 1;
             self.told.notify_one();
         }
     }
 
-    /// A connection closes by itself (its client, a clock, a stop, or a socket its worker
-    /// could not watch): the room it makes answers a request still wanted.
-    pub fn closed(&self) {
-        let _ = self.take();
+    /// Gives back the permit of a connection that ended: one that closed by itself (its
+    /// client, a clock, a stop, a socket its worker could not watch) answers a request still
+    /// wanted with it; one that closed for a request took that already.
+    pub fn release(&self, permit: OwnedSemaphorePermit, made_room: bool) {
+        let mut wanted = lock(&self.wanted);
+        if !made_room {
+            *wanted = wanted.saturating_sub(1);
+        }
+        drop(permit);
     }
 
     /// Takes one request, if one is still wanted.
     fn take(&self) -> bool {
-        self.wanted
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+        let mut wanted = lock(&self.wanted);
+        let taken = *wanted > 0;
+        if taken {
+            *wanted -= 1;
+        }
+        taken
     }
 
     /// Tells the next idle connection, if a request is still wanted.
     fn pass_on(&self) {
-        if self.wanted.load(Ordering::SeqCst) > 0 {
+        if *lock(&self.wanted) > 0 {
             self.told.notify_one();
         }
     }
@@ -172,13 +189,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// Serves the connection's requests until the client closes it, a clock runs out, a stop is
 /// asked for (then a connection with a request in flight, or an answer still to write, finishes
 /// it and closes; any other closes at once), or, while it is idle, the accept loop wants room
-/// for another.
+/// for another. Whether it closed for such a request, which it took (for [`Reclaim::release`]).
 pub async fn serve<S>(
     stream: S,
     app: &Arc<App>,
     limits: &Limits,
     mut stopping: watch::Receiver<bool>,
-) where
+) -> bool
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let phase = Arc::new(Mutex::new(Phase::Reading(Instant::now())));
@@ -210,7 +228,7 @@ pub async fn serve<S>(
     // connection at once if nothing is under way, or once the answer under way is written (the
     // phase is idle as soon as the answer is ready, before hyper has written it).
     let mut closing = false;
-    // Whether it closes for a request for room it took; if not, its room answers another.
+    // Whether it closes for a request for room it took.
     let mut made_room = false;
     loop {
         let now = *lock(&phase);
@@ -250,7 +268,5 @@ pub async fn serve<S>(
             }
         }
     }
-    if !made_room {
-        limits.reclaim.closed();
-    }
+    made_room
 }

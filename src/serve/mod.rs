@@ -397,7 +397,7 @@ async fn accept_loop<L: Accept>(
     hands: workers::Hands,
 ) {
     let mut complained = false;
-    // Said once for the server's life: at the open-file limit it may come again and again.
+    // Said once for this listener: at the open-file limit it may come again and again.
     let mut out_of_files = false;
     loop {
         let stream = tokio::select! {
@@ -409,7 +409,7 @@ async fn accept_loop<L: Accept>(
             // A socket that cannot be taken from this runtime's watch (it practically never
             // happens) is closed: that one client is refused, and the loop goes on.
             Ok(Err(_)) => continue,
-            Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
                 // Out of files before the connection limit: an idle connection closes to make
                 // room, as at the limit (one asked for at a time, however often this comes).
                 limits.reclaim.ask_unless_asked();
@@ -437,11 +437,10 @@ async fn accept_loop<L: Accept>(
         complained = false;
         // Room is asked for only with a client accepted and waiting for it, so that
         // connections idle at the limit are left alone while no one else comes.
-        let permit = match limits.connections.clone().try_acquire_owned() {
+        let permit = match limits.reclaim.permit_or_ask(&limits.connections) {
             Ok(permit) => permit,
             Err(TryAcquireError::Closed) => return,
             Err(TryAcquireError::NoPermits) => {
-                limits.reclaim.ask();
                 tokio::select! {
                     permit = limits.connections.clone().acquire_owned() => match permit {
                         Ok(permit) => permit,
@@ -455,11 +454,11 @@ async fn accept_loop<L: Accept>(
         hands.next().spawn(async move {
             // Watched by this worker's reactor from now on; a socket it cannot watch (out of
             // memory for it) is closed.
-            match L::attach(stream) {
+            let made_room = match L::attach(stream) {
                 Ok(stream) => connection::serve(stream, &app, &limits, stopping).await,
-                Err(_) => limits.reclaim.closed(),
-            }
-            drop(permit);
+                Err(_) => false,
+            };
+            limits.reclaim.release(permit, made_room);
         });
     }
 }
