@@ -270,3 +270,53 @@ where
     }
     made_room
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(reclaim: &Reclaim) -> usize {
+        *lock(&reclaim.wanted)
+    }
+
+    #[test]
+    fn a_permit_given_back_by_itself_answers_the_request_for_it() {
+        let (reclaim, permits) = (Reclaim::default(), Arc::new(Semaphore::new(1)));
+        let held = reclaim.permit_or_ask(&permits).expect("one free");
+        assert!(matches!(
+            reclaim.permit_or_ask(&permits),
+            Err(TryAcquireError::NoPermits)
+        ));
+        assert_eq!(wanted(&reclaim), 1);
+        reclaim.release(held, false);
+        assert_eq!(
+            wanted(&reclaim),
+            0,
+            "no idle connection is to close for it too"
+        );
+        assert!(permits.clone().try_acquire_owned().is_ok());
+    }
+
+    #[test]
+    fn a_permit_given_back_before_the_request_leaves_none_behind() {
+        let (reclaim, permits) = (Reclaim::default(), Arc::new(Semaphore::new(1)));
+        let held = reclaim.permit_or_ask(&permits).expect("one free");
+        reclaim.release(held, false);
+        let _next = reclaim.permit_or_ask(&permits).expect("the one given back");
+        assert_eq!(wanted(&reclaim), 0);
+    }
+
+    #[test]
+    fn a_connection_that_closed_for_a_request_answers_no_other() {
+        let (reclaim, permits) = (Reclaim::default(), Arc::new(Semaphore::new(1)));
+        let held = reclaim.permit_or_ask(&permits).expect("one free");
+        let _ = reclaim.permit_or_ask(&permits);
+        let _ = reclaim.permit_or_ask(&permits);
+        assert_eq!(wanted(&reclaim), 2);
+        assert!(reclaim.take());
+        reclaim.release(held, true);
+        assert_eq!(wanted(&reclaim), 1, "the second request still wants room");
+        reclaim.ask_unless_asked();
+        assert_eq!(wanted(&reclaim), 1, "asked already");
+    }
+}
