@@ -30,16 +30,42 @@ use super::{App, Limits, MAX_HEAD, http, lock};
 /// try for a permit and the request would otherwise leave the request to close another.
 #[derive(Default)]
 pub struct Reclaim {
-    /// Requests not yet taken.
-    wanted: Mutex<usize>,
+    wanted: Mutex<Wanted>,
     /// Told once for each request, and again by a connection that took one while more are
     /// wanted (one stored notification stands for any number of requests).
     told: Notify,
 }
 
+/// The requests for room not yet taken.
+#[derive(Default, Clone, Copy)]
+struct Wanted {
+    /// One for each client accepted and waiting for a permit.
+    clients: usize,
+    /// An accept that failed for want of files, until a connection closes or an accept works.
+    files: bool,
+}
+
+impl Wanted {
+    /// Takes one request, if one is still wanted: a client's first.
+    fn take(&mut self) -> bool {
+        if self.clients > 0 {
+            self.clients -= 1;
+            true
+        } else {
+            std::mem::take(&mut self.files)
+        }
+    }
+
+    fn any(self) -> bool {
+        self.clients > 0 || self.files
+    }
+}
+
 impl Reclaim {
     /// A connection permit for a client the accept loop has accepted; with none free, a
-    /// request for room is made for it (`NoPermits`: then wait for one).
+    /// request for room is made for it (`NoPermits`: then wait for one). A permit given back
+    /// between the failed try and that wait stays for this client: the accept loops all run on
+    /// one thread, so none other takes it meanwhile.
     pub fn permit_or_ask(
         &self,
         permits: &Arc<Semaphore>,
@@ -47,47 +73,75 @@ impl Reclaim {
         let mut wanted = lock(&self.wanted);
         let permit = permits.clone().try_acquire_owned();
         if let Err(TryAcquireError::NoPermits) = permit {
-            *wanted += 1;
+            wanted.clients += 1;
             self.told.notify_one();
         }
         permit
     }
 
-    /// Asks for one idle connection to close, unless a request is still wanted: for room
-    /// wanted again and again until it is made (out of files), not once per try.
-    pub fn ask_unless_asked(&self) {
+    /// Asks for one idle connection to close for want of files, unless a request is still
+    /// wanted: asked for again and again until room is made, not once per try.
+    pub fn ask_for_files(&self) {
         let mut wanted = lock(&self.wanted);
-        if *wanted == 0 {
-            *wanted = 1;
+        if !wanted.any() {
+            wanted.files = true;
             self.told.notify_one();
+        }
+    }
+
+    /// An accept worked: files were found without a connection closing for them.
+    pub fn accepted(&self) {
+        lock(&self.wanted).files = false;
+    }
+
+    /// Holds a connection's permit until the connection ends, then gives it back with
+    /// [`Reclaim::release`] (also when serving it panicked).
+    pub fn hold(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Held {
+        Held {
+            reclaim: self.clone(),
+            permit: Some(permit),
+            made_room: false,
         }
     }
 
     /// Gives back the permit of a connection that ended: one that closed by itself (its
     /// client, a clock, a stop, a socket its worker could not watch) answers a request still
-    /// wanted with it; one that closed for a request took that already.
-    pub fn release(&self, permit: OwnedSemaphorePermit, made_room: bool) {
+    /// wanted with it; one that closed for a request took that already. (Should one close by
+    /// itself while another that took a request is still closing, this one answers it and the
+    /// other's permit comes back unasked for: a moment's spare room.)
+    fn release(&self, permit: OwnedSemaphorePermit, made_room: bool) {
         let mut wanted = lock(&self.wanted);
         if !made_room {
-            *wanted = wanted.saturating_sub(1);
+            wanted.take();
         }
         drop(permit);
     }
 
     /// Takes one request, if one is still wanted.
     fn take(&self) -> bool {
-        let mut wanted = lock(&self.wanted);
-        let taken = *wanted > 0;
-        if taken {
-            *wanted -= 1;
-        }
-        taken
+        lock(&self.wanted).take()
     }
 
     /// Tells the next idle connection, if a request is still wanted.
     fn pass_on(&self) {
-        if *lock(&self.wanted) > 0 {
+        if lock(&self.wanted).any() {
             self.told.notify_one();
+        }
+    }
+}
+
+/// A connection's permit, given back when this is dropped.
+pub struct Held {
+    reclaim: Arc<Reclaim>,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Whether the connection closed for a request for room it took.
+    pub made_room: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.reclaim.release(permit, self.made_room);
         }
     }
 }
@@ -189,7 +243,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// Serves the connection's requests until the client closes it, a clock runs out, a stop is
 /// asked for (then a connection with a request in flight, or an answer still to write, finishes
 /// it and closes; any other closes at once), or, while it is idle, the accept loop wants room
-/// for another. Whether it closed for such a request, which it took (for [`Reclaim::release`]).
+/// for another. Whether it closed for such a request, which it took (for [`Held::made_room`]).
 pub async fn serve<S>(
     stream: S,
     app: &Arc<App>,
@@ -276,7 +330,8 @@ mod tests {
     use super::*;
 
     fn wanted(reclaim: &Reclaim) -> usize {
-        *lock(&reclaim.wanted)
+        let wanted = lock(&reclaim.wanted);
+        wanted.clients + usize::from(wanted.files)
     }
 
     #[test]
@@ -316,7 +371,21 @@ mod tests {
         assert!(reclaim.take());
         reclaim.release(held, true);
         assert_eq!(wanted(&reclaim), 1, "the second request still wants room");
-        reclaim.ask_unless_asked();
+        reclaim.ask_for_files();
         assert_eq!(wanted(&reclaim), 1, "asked already");
+    }
+
+    #[test]
+    fn room_wanted_for_files_lasts_until_a_connection_closes_or_an_accept_works() {
+        let (reclaim, permits) = (Reclaim::default(), Arc::new(Semaphore::new(2)));
+        let reclaim = Arc::new(reclaim);
+        reclaim.ask_for_files();
+        reclaim.ask_for_files();
+        assert_eq!(wanted(&reclaim), 1, "once, however often accept fails");
+        reclaim.accepted();
+        assert_eq!(wanted(&reclaim), 0, "files were found otherwise");
+        reclaim.ask_for_files();
+        drop(reclaim.hold(reclaim.permit_or_ask(&permits).unwrap()));
+        assert_eq!(wanted(&reclaim), 0, "a connection that ended made the room");
     }
 }

@@ -412,7 +412,7 @@ async fn accept_loop<L: Accept>(
             Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
                 // Out of files before the connection limit: an idle connection closes to make
                 // room, as at the limit (one asked for at a time, however often this comes).
-                limits.reclaim.ask_unless_asked();
+                limits.reclaim.ask_for_files();
                 if !out_of_files {
                     ui::warning(&format!(
                         "cannot accept a connection: {err}: idle connections are closed to \
@@ -435,6 +435,7 @@ async fn accept_loop<L: Accept>(
             }
         };
         complained = false;
+        limits.reclaim.accepted();
         // Room is asked for only with a client accepted and waiting for it, so that
         // connections idle at the limit are left alone while no one else comes.
         let permit = match limits.reclaim.permit_or_ask(&limits.connections) {
@@ -450,15 +451,15 @@ async fn accept_loop<L: Accept>(
                 }
             }
         };
+        let held = limits.reclaim.hold(permit);
         let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
         hands.next().spawn(async move {
+            let mut held = held;
             // Watched by this worker's reactor from now on; a socket it cannot watch (out of
             // memory for it) is closed.
-            let made_room = match L::attach(stream) {
-                Ok(stream) => connection::serve(stream, &app, &limits, stopping).await,
-                Err(_) => false,
-            };
-            limits.reclaim.release(permit, made_room);
+            if let Ok(stream) = L::attach(stream) {
+                held.made_room = connection::serve(stream, &app, &limits, stopping).await;
+            }
         });
     }
 }
