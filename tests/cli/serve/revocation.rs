@@ -177,20 +177,36 @@ fn under_load_a_revoked_token_is_refused_by_the_next_request() {
         .collect();
     let mut connection = Connection::open(&server.addr);
     let mut late = Vec::new();
+    let mut unanswered = Vec::new();
     for round in 0..50 {
         let token = env.token("demo", "30");
         assert_eq!(connection.auth(&token).status, 200);
         assert_eq!(connection.auth(&token).status, 200);
         env.run(&["token", "revoke", id_of(&token), "--yes"])
             .success();
-        let after = connection.auth(&token).status;
-        if after != 401 {
-            late.push((round, after));
+        match connection.auth(&token).status {
+            401 => {}
+            // The store did not answer in time (2 s) on a loaded machine: refused too, as a
+            // proxy fails closed; the request after it must find the token gone.
+            503 => {
+                unanswered.push(round);
+                let again = connection.auth(&token).status;
+                if again != 401 {
+                    late.push((round, again));
+                }
+            }
+            other => late.push((round, other)),
         }
     }
     stop.store(true, Ordering::Relaxed);
     for load in loading {
         assert!(load.join().expect("a loading client") > 0);
     }
-    assert!(late.is_empty(), "accepted after revoke returned: {late:?}");
+    let stopped = server.stop();
+    assert!(
+        late.is_empty() && unanswered.len() <= 2,
+        "after revoke returned: not refused {late:?}, unanswered (503) in rounds \
+         {unanswered:?}; serve said: {}",
+        stopped.stderr
+    );
 }
