@@ -204,7 +204,8 @@ fn stream_table(store: &dyn Store, filter: &Filter<'_>, zone: Zone) -> Result<us
 }
 
 /// `--follow`: the events committed from now on (or since `--since`), oldest first, as they
-/// come, until interrupted (exit 130) or until stdout's reader goes (then quietly).
+/// come, until interrupted (exit 130) or until what is written would be lost (then quietly):
+/// stdout's reader has gone, or stdout was closed from the start.
 fn follow(
     ctx: &Context,
     args: &LogArgs,
@@ -218,7 +219,7 @@ fn follow(
         None => 0,
     };
     loop {
-        if ui::stdout_reader_gone() {
+        if ui::stdout_loses_output() {
             return Ok(Outcome::Success);
         }
         if store.is_none() {

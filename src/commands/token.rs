@@ -193,11 +193,11 @@ fn undelivered(why: &str, replacing: Option<&str>) -> Error {
 }
 
 /// Refuses a stdout that would lose the token before it is written: a device, a closed
-/// stdout, a pipe whose reader has gone.
+/// stdout, one open for reading only, a pipe whose reader has gone.
 fn refuse_lost_stdout(replacing: Option<&str>) -> Result<()> {
     if ui::stdout_loses_output() {
         return Err(undelivered(
-            "stdout is a device other than a terminal (such as /dev/null or /dev/zero), was closed, or has no reader, so the token would be lost",
+            "stdout is a device other than a terminal (such as /dev/null or /dev/zero), was closed, is open for reading only, or has no reader, so the token would be lost",
             replacing,
         ));
     }

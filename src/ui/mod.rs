@@ -93,13 +93,18 @@ pub fn report_clap(err: &clap::Error) -> u8 {
 
 /// Whether stdout would lose what is written: it is a character device other than a terminal
 /// (`/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/full`: nobody reads it back), it was
-/// closed when autheona started (Rust's runtime then opens `/dev/null` on it), or it is a pipe
-/// or socket whose reader has gone. Regular files, pipes, sockets and terminals keep it for
-/// someone.
+/// closed when autheona started (Rust's runtime then opens `/dev/null` on it), it is open for
+/// reading only (`1<file`: every write fails), or it is a pipe or socket whose reader has
+/// gone. Regular files, pipes, sockets and terminals keep it for someone.
 pub fn stdout_loses_output() -> bool {
     use std::os::fd::AsFd;
     use std::os::unix::fs::FileTypeExt;
     let stdout = std::io::stdout();
+    // SAFETY: fcntl(2) F_GETFL on fd 1 reads its flags and changes nothing.
+    let flags = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFL) };
+    if flags == -1 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return true;
+    }
     if stdout.is_terminal() {
         return false;
     }
@@ -113,7 +118,7 @@ pub fn stdout_loses_output() -> bool {
 
 /// Whether stdout is a pipe or socket whose reader has gone (closed its end): what is written
 /// would fail. Asked without waiting.
-pub fn stdout_reader_gone() -> bool {
+fn stdout_reader_gone() -> bool {
     let mut stdout = libc::pollfd {
         fd: libc::STDOUT_FILENO,
         events: libc::POLLOUT,
@@ -124,27 +129,38 @@ pub fn stdout_reader_gone() -> bool {
     ready == 1 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
-/// Writes one line of data to stdout.
-pub fn print_line(line: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
+/// stdout as the file it is, for data. Unbuffered: bytes that failed to be written are not
+/// written at exit after all, as they would be from std's buffer (a token whose row was
+/// removed for the failure). And every failure is an error: std's stdout takes EBADF (a
+/// descriptor open for reading only) as success.
+pub fn stdout_file() -> Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
         .map_err(Error::output)
+}
+
+/// Writes one line of data to stdout, in one write: the line may be a token, and its copy
+/// here is wiped.
+pub fn print_line(line: &str) -> Result<()> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(line.len() + 1));
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    print_bytes(&bytes)
 }
 
 /// Writes raw bytes to stdout.
 pub fn print_bytes(bytes: &[u8]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .map_err(Error::output)
+    stdout_file()?.write_all(bytes).map_err(Error::output)
 }
 
 /// Writes a value to stdout as pretty JSON as it is serialized, never whole in memory: for
 /// listings that read their rows from the store while they are written (a million tokens
 /// are 200 MB of JSON). Not for a value holding a secret: see [`print_json`].
 pub fn print_json_streamed<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout_file()?);
     let mut serializer =
         serde_json::Serializer::with_formatter(&mut out, json::SafeFormatter::default());
     if let Err(err) = value.serialize(&mut serializer) {

@@ -152,7 +152,7 @@ impl<'h> Streamed<'h> {
                         each.set_constraint(ColumnConstraint::ContentWidth);
                     }
                 }
-                let (mut out, _) = output(self.stream);
+                let (mut out, _) = output(self.stream)?;
                 writeln!(out, "{}", table.trim_fmt())
                     .and_then(|()| out.flush())
                     .map_err(Error::output)
@@ -163,7 +163,7 @@ impl<'h> Streamed<'h> {
     /// Chooses how to print, once every row is measured, and prints the header if it is
     /// printed directly.
     fn start(&self) -> Result<Printer> {
-        let (out, term) = output(self.stream);
+        let (out, term) = output(self.stream)?;
         let terminal = term
             .size_checked()
             .map(|(_, columns)| usize::from(columns))
@@ -208,11 +208,11 @@ fn safe_width(cell: &str) -> usize {
     }
 }
 
-fn output(stream: Stream) -> (Box<dyn Write>, console::Term) {
-    match stream {
-        Stream::Stdout => (Box::new(std::io::stdout().lock()), console::Term::stdout()),
+fn output(stream: Stream) -> Result<(Box<dyn Write>, console::Term)> {
+    Ok(match stream {
+        Stream::Stdout => (Box::new(super::stdout_file()?), console::Term::stdout()),
         Stream::Stderr => (Box::new(std::io::stderr().lock()), console::Term::stderr()),
-    }
+    })
 }
 
 /// One line of cells in columns of `widths`, two spaces apart, without trailing blanks.

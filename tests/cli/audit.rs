@@ -734,6 +734,11 @@ fn into_undeliverable(env: &TestEnv, args: &[&str], way: &str) -> std::process::
         "reader gone" => {
             cmd.stdout(closed_pipe());
         }
+        "read only" => {
+            let path = env.dir().join("read-only stdout");
+            std::fs::write(&path, "kept\n").unwrap();
+            cmd.stdout(std::fs::File::open(&path).unwrap());
+        }
         _ => unreachable!(),
     }
     cmd.output().unwrap()
@@ -801,7 +806,7 @@ fn changes_refused_or_cancelled_record_nothing() {
         &["token", "create", "-p", "demo", "-e", "30"][..],
         &["token", "rotate", id, "--yes"],
     ] {
-        for way in ["closed", "/dev/null", "reader gone"] {
+        for way in ["closed", "/dev/null", "reader gone", "read only"] {
             let out = into_undeliverable(&env, args, way);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(3), "{args:?}, stdout {way}: {err}");
@@ -1986,6 +1991,35 @@ fn follow_ends_quietly_when_its_reader_goes_away() {
         assert!(!run.killed_at_deadline, "{args:?}: still running 5 s after");
         assert_eq!(run.status.code(), Some(0), "{args:?}: {}", run.status);
         assert_eq!(String::from_utf8_lossy(&run.stderr), "", "{args:?}");
+    }
+
+    // No stdout at all (`>&-`): Rust's runtime opens /dev/null on it, where every event would
+    // be lost; it ends as if its reader had gone.
+    for args in [&[][..], &["--json", "--since", "1h"]] {
+        let mut cmd = env.std_cmd();
+        cmd.args(["log", "--follow"]).args(args);
+        // SAFETY: the hook only calls close(2), which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::close(1) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let run = Process::new(cmd).kill_after(Duration::from_secs(5)).run();
+        assert!(
+            !run.killed_at_deadline,
+            "{args:?}, closed: still running 5 s after"
+        );
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{args:?}, closed: {}",
+            run.status
+        );
+        assert_eq!(String::from_utf8_lossy(&run.stderr), "", "{args:?}, closed");
     }
 
     // The reader goes away while it waits, after the past was printed, no event coming.

@@ -268,6 +268,9 @@ enum Undeliverable {
     DevNull,
     /// Writing fails with ENOSPC.
     DevFull,
+    /// A file open for reading only (`1<file`): writing fails with EBADF, which Rust's own
+    /// stdout takes as success.
+    ReadOnly,
 }
 
 fn rotate_into(env: &TestEnv, id: &str, json: bool, stdout: Undeliverable) -> Output {
@@ -298,6 +301,11 @@ fn rotate_into(env: &TestEnv, id: &str, json: bool, stdout: Undeliverable) -> Ou
         Undeliverable::DevFull => {
             cmd.stdout(std::fs::File::create("/dev/full").unwrap());
         }
+        Undeliverable::ReadOnly => {
+            let path = env.dir().join("read-only stdout");
+            std::fs::write(&path, "kept\n").unwrap();
+            cmd.stdout(std::fs::File::open(&path).unwrap());
+        }
     }
     cmd.output().unwrap()
 }
@@ -313,6 +321,7 @@ fn a_replacement_that_cannot_be_delivered_changes_nothing() {
         Undeliverable::Closed,
         Undeliverable::DevNull,
         Undeliverable::DevFull,
+        Undeliverable::ReadOnly,
     ] {
         for json in [false, true] {
             let case = format!("{way:?}, json {json}");

@@ -801,6 +801,53 @@ fn create_refuses_a_stdout_of_dev_urandom() {
 }
 
 #[test]
+fn a_stdout_open_for_reading_only_keeps_no_token_and_fails_every_listing() {
+    // `1<file`: every write fails with EBADF, which Rust's own stdout takes as success.
+    let env = TestEnv::new();
+    env.project("demo");
+    env.token("demo", "30");
+    let path = env.dir().join("read-only stdout");
+    std::fs::write(&path, "kept\n").unwrap();
+    let run = |args: &[&str]| {
+        env.std_cmd()
+            .args(args)
+            .stdout(std::fs::File::open(&path).unwrap())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["token", "create", "-p", "demo", "-e", "30"][..],
+        &["token", "create", "-p", "demo", "-e", "30", "--json"],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.contains("is open for reading only") && err.contains("it was not kept"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(list_json(&env, &[]).len(), 1, "a token nobody saw was kept");
+    for args in [
+        &["token", "list"][..],
+        &["token", "list", "--json"],
+        &["project", "list"],
+        &["project", "list", "--json"],
+        &["log"],
+        &["log", "--json"],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: cannot write to stdout"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept\n");
+}
+
+#[test]
 fn create_writes_the_token_to_a_regular_file() {
     let env = TestEnv::new();
     env.project("demo");
