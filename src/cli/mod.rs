@@ -616,15 +616,15 @@ pub enum StoreCommand {
 }
 
 const STORE_COPY_HELP: &str = "\
-Copies every project and every token, with its hash, description, creation, expiry and last
-use, so that every token works on DESTINATION as it did on SOURCE, and token list shows the
-same. Each of SOURCE and DESTINATION is an SQLite file or a postgres:// URL (--db and
-AUTHEONA_DB are not used).
+Copies every project and every token, with its hash, description, creation, expiry, last
+use and scheduled end, and the whole audit log, so that every token works on DESTINATION as
+it did on SOURCE, and token list and log show the same. Each of SOURCE and DESTINATION is an
+SQLite file or a postgres:// URL (--db and AUTHEONA_DB are not used; --db is refused).
 
 SOURCE is only read: nothing is written to it, and an older schema is read as it is, not
 migrated. DESTINATION must be empty or not exist: a missing file (or a database without
-autheona's schema) is created; one that holds anything is refused (exit 1) and left
-unchanged. The copy is one transaction on DESTINATION: if it fails, DESTINATION holds
+autheona's schema) is created; one that holds anything, an audit log too, is refused
+(exit 1) and left unchanged. The copy is one transaction on DESTINATION: if it fails, DESTINATION holds
 nothing (a store it created stays, empty).
 
 A URL may not hold a password, since every user of this machine can read the command line:
@@ -644,7 +644,7 @@ pub struct StoreCopyArgs {
     /// The store to copy into, new or empty: a file path or a postgres:// URL
     #[arg(value_name = "DESTINATION", value_hint = ValueHint::AnyPath)]
     pub destination: OsString,
-    /// Print {projects, tokens}, the numbers copied, as JSON
+    /// Print {projects, tokens, events}, the numbers copied, as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -8,7 +8,7 @@ use super::{Outcome, warn_if_exposed};
 use crate::cli::{StoreCommand, StoreCopyArgs};
 use crate::environment;
 use crate::error::{Error, Result, Topic};
-use crate::ops::store::{self as copying, Copied};
+use crate::ops::store as copying;
 use crate::store::{self, Location, StoreErrorKind};
 use crate::ui;
 
@@ -28,6 +28,8 @@ pub fn db_given() -> Error {
 struct CopiedJson {
     projects: u64,
     tokens: u64,
+    /// Of the source's audit log.
+    events: u64,
 }
 
 /// Opens SOURCE as it is and DESTINATION if it is empty (creating it if there is none), then
@@ -51,16 +53,19 @@ fn copy(args: &StoreCopyArgs) -> Result<Outcome> {
     warn_if_exposed(&*destination);
     destination.act_as(environment::actor::who);
     let now = environment::clock::now()?;
-    let Copied {
-        projects, tokens, ..
-    } = copying::copy(&*source, &from, &*destination, &to, now)?;
+    let copied = copying::copy(&*source, &from, &*destination, &to, now)?;
     ui::status(&format!(
-        "Copied {} and {} from {from} to {to}.",
-        copying::count(projects, "project"),
-        copying::count(tokens, "token")
+        "Copied {}, {} and {} from {from} to {to}.",
+        copying::count(copied.projects, "project"),
+        copying::count(copied.tokens, "token"),
+        copying::count(copied.events, "event")
     ));
     if args.json {
-        ui::print_json(&CopiedJson { projects, tokens })?;
+        ui::print_json(&CopiedJson {
+            projects: copied.projects,
+            tokens: copied.tokens,
+            events: copied.events,
+        })?;
     }
     Ok(Outcome::Success)
 }

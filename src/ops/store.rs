@@ -25,15 +25,6 @@ pub fn clocks_apart(host: i64, server: i64) -> Option<String> {
     })
 }
 
-/// What a copy copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Copied {
-    pub projects: u64,
-    pub tokens: u64,
-    /// Of the source's audit log.
-    pub events: u64,
-}
-
 /// Copies everything in `source` (at `from`) into `destination` (at `named`), which must be
 /// empty, in one transaction on it: projects, tokens and the audit log's events, then the event
 /// of the copy itself, at `now`. The rows stream from the one into the other, so memory stays
@@ -45,7 +36,7 @@ pub fn copy(
     destination: &dyn Store,
     named: &Location,
     now: DateTime<Utc>,
-) -> Result<Copied> {
+) -> Result<Contents> {
     let imported = destination.import(now.timestamp(), &from.to_string(), &mut |sink| {
         let mut failed: Option<StoreError> = None;
         source.export(&mut |record| match sink.add(record) {
@@ -58,22 +49,26 @@ pub fn copy(
         failed.map_or(Ok(()), Err)
     })?;
     match imported {
-        Imported::Done(added, events) => Ok(Copied {
-            projects: added.projects,
-            tokens: added.tokens,
-            events,
-        }),
+        Imported::Done(added) => Ok(added),
         Imported::NotEmpty(held) => Err(not_empty(named, held)),
     }
 }
 
 /// The refusal of a destination that holds something, saying what.
 pub fn not_empty(named: &Location, held: Contents) -> Error {
-    Error::refused(format!(
-        "{named} is not empty: it holds {} and {}; nothing was copied",
+    let refused = Error::refused(format!(
+        "{named} is not empty: it holds {}, {} and {}; nothing was copied",
         count(held.projects, "project"),
-        count(held.tokens, "token")
-    ))
+        count(held.tokens, "token"),
+        count(held.events, "event")
+    ));
+    if held.projects == 0 && held.tokens == 0 {
+        // Only a log, which no command can empty: the history of projects since deleted.
+        return refused.with_hint(
+            "its audit log keeps the history of what it held; copy into a new file, or a database without autheona's schema",
+        );
+    }
+    refused
 }
 
 /// `1 project`, `2 projects`.
@@ -152,7 +147,7 @@ mod tests {
         let copied = copy(&*source, &named(), &*destination, &named(), at(9)).unwrap();
         assert_eq!(
             copied,
-            Copied {
+            Contents {
                 projects: 2,
                 tokens: 3,
                 events: 2
@@ -207,7 +202,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             copied,
-            Copied {
+            Contents {
                 projects: 0,
                 tokens: 0,
                 events: 0
@@ -225,8 +220,26 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Refused);
         assert_eq!(
             err.message(),
-            "copy.db is not empty: it holds 1 project and 0 tokens; nothing was copied"
+            "copy.db is not empty: it holds 1 project, 0 tokens and 1 event; nothing was copied"
         );
+        assert_eq!(everything(&*destination), before);
+    }
+
+    #[test]
+    fn a_destination_that_holds_only_a_log_is_refused_and_left_alone() {
+        // Its projects deleted: their history stays, and would be merged with the source's.
+        let source = filled();
+        let destination = store::in_memory();
+        crate::ops::project::create(&*destination, "tried", at(5)).unwrap();
+        crate::ops::project::delete(&*destination, "tried", at(6)).unwrap();
+        let before = everything(&*destination);
+        let err = copy(&*source, &named(), &*destination, &named(), at(9)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Refused);
+        assert_eq!(
+            err.message(),
+            "copy.db is not empty: it holds 0 projects, 0 tokens and 2 events; nothing was copied"
+        );
+        assert!(err.hint().is_some_and(|hint| hint.contains("audit log")));
         assert_eq!(everything(&*destination), before);
     }
 

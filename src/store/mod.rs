@@ -249,17 +249,19 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
-/// How much a store holds. Events do not count: a store whose projects were all deleted is
-/// empty, though its log remembers them.
+/// How much a store holds. Its events count: a store whose projects were all deleted still
+/// holds their history, which a copy would merge with another store's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Contents {
     pub projects: u64,
     pub tokens: u64,
+    /// Events of its audit log.
+    pub events: u64,
 }
 
 impl Contents {
     pub fn is_empty(&self) -> bool {
-        self.projects == 0 && self.tokens == 0
+        self.projects == 0 && self.tokens == 0 && self.events == 0
     }
 }
 
@@ -318,8 +320,8 @@ pub trait Import {
 /// How [`Store::import`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Imported {
-    /// Committed: this much was added, and this many events of the source's log.
-    Done(Contents, u64),
+    /// Committed: this much was added (the source's events, not the copy's own).
+    Done(Contents),
     /// The store was not empty (it holds this much); nothing was added.
     NotEmpty(Contents),
 }

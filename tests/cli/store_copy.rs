@@ -302,7 +302,8 @@ fn copies_everything(env: &TestEnv, from: Side, to: Side) {
     let assert = copy(env, &from, &to).assert().success().stdout("");
     let status = stderr(&assert);
     assert!(
-        status.starts_with("Copied 3 projects and 6 tokens from ")
+        status.starts_with("Copied 3 projects, 6 tokens and ")
+            && status.contains(" events from ")
             && status.ends_with(".\n")
             && status.lines().count() == 1,
         "{status}"
@@ -371,8 +372,11 @@ fn json_gives_the_numbers_copied() {
     let to = Side::file(&env, "to.db");
     let assert = copy(&env, &from, &to).arg("--json").assert().success();
     let json: serde_json::Value = serde_json::from_str(&stdout(&assert)).unwrap();
-    assert_eq!(json, serde_json::json!({"projects": 1, "tokens": 1}));
-    assert!(stderr(&assert).starts_with("Copied 1 project and 1 token from "));
+    assert_eq!(
+        json,
+        serde_json::json!({"projects": 1, "tokens": 1, "events": 2})
+    );
+    assert!(stderr(&assert).starts_with("Copied 1 project, 1 token and 2 events from "));
 }
 
 /// A destination holding anything is refused with exit 1 and one line saying what it holds;
@@ -384,12 +388,16 @@ fn a_destination_that_is_not_empty_is_refused(env: &TestEnv, from: Side, to: Sid
     let bytes = to.bytes();
     let assert = copy(env, &from, &to).assert().code(1);
     assert_eq!(
-        assert_error(&assert, "is not empty: it holds 1 project and 0 tokens"),
+        assert_error(
+            &assert,
+            "is not empty: it holds 1 project, 0 tokens and 1 event"
+        ),
         None
     );
     assert!(
-        stderr(&assert)
-            .ends_with(" is not empty: it holds 1 project and 0 tokens; nothing was copied\n"),
+        stderr(&assert).ends_with(
+            " is not empty: it holds 1 project, 0 tokens and 1 event; nothing was copied\n"
+        ),
         "{}",
         stderr(&assert)
     );
@@ -417,26 +425,43 @@ fn a_destination_database_that_is_not_empty_is_refused_and_left_unchanged() {
     a_destination_that_is_not_empty_is_refused(&env, Side::file(&env, "from.db"), Side::postgres());
 }
 
-/// A store emptied by hand (its schema there, no rows) counts as empty.
-#[test]
-fn a_destination_emptied_of_its_projects_is_filled() {
-    let env = TestEnv::new();
-    let from = Side::file(&env, "from.db");
-    let tokens = fill(&env, &from);
-    let to = Side::file(&env, "to.db");
-    to.run(&env, &["project", "create", "gone"]);
-    to.run(&env, &["project", "delete", "gone", "--yes"]);
-    copy(&env, &from, &to).assert().success();
-    assert_eq!(to.rows(), from.rows());
-    assert!(
-        to.cmd(&env)
-            .arg("verify")
-            .write_stdin(format!("{}\n", tokens[0]))
-            .assert()
-            .get_output()
-            .status
-            .success()
+/// A store whose projects were all deleted still holds their history, which no command can
+/// remove: refused, as a store that holds anything, rather than merging two stores' logs.
+fn a_destination_that_holds_only_a_log_is_refused(env: &TestEnv, to: Side) {
+    let from = Side::file(env, "from.db");
+    fill(env, &from);
+    to.run(env, &["project", "create", "gone"]);
+    to.run(env, &["project", "delete", "gone", "--yes"]);
+    let rows = to.rows();
+    let bytes = to.bytes();
+    let assert = copy(env, &from, &to).assert().code(1);
+    let hint = assert_error(
+        &assert,
+        "is not empty: it holds 0 projects, 0 tokens and 2 events; nothing was copied",
     );
+    assert!(
+        hint.as_deref()
+            .is_some_and(|hint| hint.contains("audit log")
+                && hint.contains("a database without autheona's schema")),
+        "{hint:?}"
+    );
+    assert_eq!(to.bytes(), bytes, "the destination file changed");
+    assert_eq!(to.rows(), rows, "the destination changed");
+}
+
+#[test]
+fn a_destination_file_that_holds_only_a_log_is_refused_and_left_unchanged() {
+    let env = TestEnv::new();
+    a_destination_that_holds_only_a_log_is_refused(&env, Side::file(&env, "to.db"));
+}
+
+#[test]
+fn a_destination_database_that_holds_only_a_log_is_refused_and_left_unchanged() {
+    if !pg::available() {
+        return;
+    }
+    let env = TestEnv::new();
+    a_destination_that_holds_only_a_log_is_refused(&env, Side::postgres());
 }
 
 /// A zero-length file is no store yet: it is made one and filled.
@@ -601,7 +626,10 @@ fn a_destination_of_an_older_schema_that_is_not_empty_is_not_migrated() {
     let bytes = to.bytes();
     let from = Side::file(&env, "scratch.db");
     let assert = copy(&env, &from, &to).assert().code(1);
-    assert_error(&assert, "is not empty: it holds 3 projects and 5 tokens");
+    assert_error(
+        &assert,
+        "is not empty: it holds 3 projects, 5 tokens and 0 events",
+    );
     assert_eq!(to.bytes(), bytes, "the destination file changed");
 }
 
@@ -810,15 +838,19 @@ fn a_postgres_copy_that_fails_midway_keeps_nothing() {
     let Side::Postgres(name) = &to else {
         unreachable!()
     };
-    // The schema, made by its owner; then a user who may not insert tokens.
+    // The schema, made by its owner, and emptied of the log that made it (as a superuser,
+    // past the log's triggers); then a user who may not insert tokens.
     to.run(&env, &["project", "create", "gone"]);
     to.run(&env, &["project", "delete", "gone", "--yes"]);
     let user = format!("{name}_user");
     pg::connect(name)
         .batch_execute(&format!(
-            "CREATE ROLE {user} LOGIN PASSWORD 'pw';
+            "SET session_replication_role = replica;
+             DELETE FROM autheona.events;
+             RESET session_replication_role;
+             CREATE ROLE {user} LOGIN PASSWORD 'pw';
              GRANT USAGE ON SCHEMA autheona TO {user};
-             GRANT SELECT ON autheona.schema_version TO {user};
+             GRANT SELECT ON autheona.schema_version, autheona.events TO {user};
              GRANT SELECT, INSERT, DELETE ON autheona.projects TO {user};
              GRANT SELECT, DELETE ON autheona.tokens TO {user};"
         ))

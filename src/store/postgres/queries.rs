@@ -893,22 +893,21 @@ impl Store for Postgres {
                     tokens: Vec::new(),
                     events: Vec::new(),
                     added: Contents::default(),
-                    events_added: 0,
                 };
                 fill(&mut sink).and_then(|()| sink.flush()).and_then(|()| {
-                    let (added, events) = (sink.added, sink.events_added);
-                    let detail = detail::copy(source, added.projects, added.tokens, events);
+                    let added = sink.added;
+                    let detail = detail::copy(source, added.projects, added.tokens, added.events);
                     self.append(sink.client, &NewEvent::new(at, Action::StoreCopy, detail))
                         .map_err(|err| self.error(&err))?;
-                    Ok(Imported::Done(added, events))
+                    Ok(Imported::Done(added))
                 })
             }
             Err(err) => Err(self.error(&err)),
         };
         match result {
-            Ok(Imported::Done(added, events)) => client
+            Ok(Imported::Done(added)) => client
                 .batch_execute("COMMIT")
-                .map(|()| Imported::Done(added, events))
+                .map(|()| Imported::Done(added))
                 .map_err(|err| self.error(&err)),
             other => {
                 // Nothing to keep; a lost connection has nothing left to roll back.
@@ -920,13 +919,26 @@ impl Store for Postgres {
 }
 
 fn contents(client: &mut Client) -> PgResult<Contents> {
+    // An older store, read as it is, has no log.
+    let version: i32 = client
+        .query_typed_one("SELECT version FROM autheona.schema_version", &[])?
+        .get(0);
+    let events = if version >= super::AUDIT_LOG {
+        "(SELECT count(*) FROM autheona.events)"
+    } else {
+        "0::int8"
+    };
     let row = client.query_typed_one(
-        "SELECT (SELECT count(*) FROM autheona.projects), (SELECT count(*) FROM autheona.tokens)",
+        &format!(
+            "SELECT (SELECT count(*) FROM autheona.projects), \
+                    (SELECT count(*) FROM autheona.tokens), {events}"
+        ),
         &[],
     )?;
     Ok(Contents {
         projects: row.get::<_, i64>(0).unsigned_abs(),
         tokens: row.get::<_, i64>(1).unsigned_abs(),
+        events: row.get::<_, i64>(2).unsigned_abs(),
     })
 }
 
@@ -990,7 +1002,6 @@ struct PgImport<'c> {
     tokens: Vec<TokenRecord>,
     events: Vec<EventRow>,
     added: Contents,
-    events_added: u64,
 }
 
 impl PgImport<'_> {
@@ -1036,7 +1047,7 @@ impl PgImport<'_> {
                 ],
             )
             .map_err(|err| self.store.error(&err))?;
-        self.events_added += added;
+        self.added.events += added;
         self.events.clear();
         Ok(())
     }

@@ -806,18 +806,17 @@ impl Store for Sqlite {
             token: tx.prepare(IMPORT_TOKEN).map_err(|err| self.error(&err))?,
             event: tx.prepare(IMPORT_EVENT).map_err(|err| self.error(&err))?,
             added: Contents::default(),
-            events: 0,
         };
         fill(&mut sink)?;
-        let (added, events) = (sink.added, sink.events);
+        let added = sink.added;
         drop(sink);
-        let detail = detail::copy(source, added.projects, added.tokens, events);
+        let detail = detail::copy(source, added.projects, added.tokens, added.events);
         self.append(&tx, &NewEvent::new(at, Action::StoreCopy, detail))
             .and_then(|()| tx.commit())
             .map_err(|err| self.error(&err))?;
         // Leave no large log behind for the next process to read.
         self.scrub_log();
-        Ok(Imported::Done(added, events))
+        Ok(Imported::Done(added))
     }
 }
 
@@ -834,13 +833,21 @@ const IMPORT_TOKEN: &str = "INSERT INTO tokens
      SELECT ?1, id, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM projects WHERE name = ?2";
 
 fn contents(conn: &Connection) -> rusqlite::Result<Contents> {
+    // An older store, read as it is, has no log.
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let events = if version >= super::schema::AUDIT_LOG {
+        "(SELECT count(*) FROM events)"
+    } else {
+        "0"
+    };
     conn.query_row(
-        "SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM tokens)",
+        &format!("SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM tokens), {events}"),
         [],
         |row| {
             Ok(Contents {
                 projects: row.get::<_, i64>(0)?.unsigned_abs(),
                 tokens: row.get::<_, i64>(1)?.unsigned_abs(),
+                events: row.get::<_, i64>(2)?.unsigned_abs(),
             })
         },
     )
@@ -854,7 +861,6 @@ struct SqliteImport<'t> {
     token: rusqlite::Statement<'t>,
     event: rusqlite::Statement<'t>,
     added: Contents,
-    events: u64,
 }
 
 impl Import for SqliteImport<'_> {
@@ -887,7 +893,7 @@ impl Import for SqliteImport<'_> {
         }
         .map_err(|err| self.store.error(&err))?;
         match record {
-            Record::Event(_) => self.events += 1,
+            Record::Event(_) => self.added.events += 1,
             Record::Project(_) => self.added.projects += 1,
             Record::Token(_) if inserted == 1 => self.added.tokens += 1,
             Record::Token(t) => return Err(orphan(&self.store.path, &t)),
