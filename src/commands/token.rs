@@ -653,12 +653,12 @@ fn prune(ctx: &Context, args: &TokenPruneArgs) -> Result<Outcome> {
     if args.dry_run {
         return dry_run(ctx, args, &*store, &filter);
     }
-    // A prune writes even when it finds nothing to revoke: the tokens whose grace period is
-    // over go (they are listed by no one, and refused already).
-    token::remove_stopped(&*store, ctx.now)?;
-    // In memory: they are revoked by id, those still selected when the person agrees.
+    // In memory: they are revoked by id, those still selected when the person agrees. The
+    // list leaves out tokens whose grace period is over; `revoke_all` removes them.
     let tokens = token::list(&*store, args.project.as_deref(), &filter, ctx.now)?;
     if tokens.is_empty() {
+        // With nothing to ask, a prune still removes them: it is a prune that ran.
+        token::remove_stopped(&*store, ctx.now)?;
         return report_pruned(args, &tokens, 0);
     }
     let count = tokens.len();

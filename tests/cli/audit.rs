@@ -851,6 +851,48 @@ fn answer_at_a_terminal(env: &TestEnv, args: &[&str], answer: &str) -> i32 {
 }
 
 #[test]
+fn a_change_declined_or_not_confirmed_does_not_sweep_a_finished_grace_period() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let kept = env.token("demo", "30");
+    token_at(&env, "-40d", "demo", "30");
+    // Rotated two hours ago with an hour's grace: stopped an hour ago, its row still there.
+    let old = token_at(&env, "-2h", "demo", "30");
+    moved_clock(&env, "-2h")
+        .args(["token", "rotate", id_of(&old), "--grace", "1h", "--yes"])
+        .assert()
+        .success();
+    let before = logged(&env);
+    let unconfirmed: &[&[&str]] = &[
+        &["token", "prune", "--expired"],
+        &["token", "revoke", id_of(&kept)],
+        &["token", "rotate", id_of(&kept)],
+        &["project", "delete", "demo"],
+    ];
+    for args in unconfirmed {
+        env.run(args).code(2);
+        assert_eq!(
+            logged(&env),
+            before,
+            "{args:?}: not confirmed, yet recorded"
+        );
+    }
+    assert_eq!(
+        answer_at_a_terminal(&env, &["token", "prune", "--expired"], "n"),
+        1
+    );
+    assert_eq!(logged(&env), before, "a declined prune recorded");
+    // Made, the prune sweeps first: the stop, then the expired token's prune.
+    env.run(&["token", "prune", "--expired", "--yes"]).success();
+    let after = logged(&env);
+    let new: Vec<&str> = after[..after.len() - before.len()]
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(new, ["token.prune", "token.stop"], "{after:#?}");
+}
+
+#[test]
 fn answering_no_at_a_terminal_records_nothing_and_yes_records_the_change() {
     let env = TestEnv::new();
     env.project("demo");
