@@ -33,7 +33,10 @@ pub fn db_location(given: Option<&OsStr>) -> Result<Location> {
         // and looking the user name up (NSS: /etc/nsswitch.conf, /etc/passwd) cost every
         // command on an SQLite file 20 system calls and 4% of verify (benches/README.md,
         // finding 18).
-        Some(given) if !store::names_postgres(given) => Ok(Location::File(PathBuf::from(given))),
+        Some(given) if !store::names_postgres(given) => match url_scheme(given) {
+            Some(scheme) => Err(not_a_store_url(scheme)),
+            None => Ok(Location::File(PathBuf::from(given))),
+        },
         Some(given) => {
             let home = std::env::home_dir();
             let around = Surroundings {
@@ -53,6 +56,17 @@ pub fn db_location(given: Option<&OsStr>) -> Result<Location> {
                     .with_hint("pass a file path with --db or AUTHEONA_DB")
             }),
     }
+}
+
+/// Refuses a store location given empty (`--db "$UNSET"`): taken as a path it names no file,
+/// and falling back to `AUTHEONA_DB` or the default would use a store the script did not name.
+pub fn refuse_empty(name: &str, given: Option<&OsStr>) -> Result<()> {
+    if given.is_some_and(OsStr::is_empty) {
+        return Err(Error::usage(format!(
+            "{name} is empty: give an SQLite file's path or a postgres:// URL"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a database URL holding a password on the command line, where every user of the
@@ -80,7 +94,33 @@ pub fn refuse_password_in_argument(name: &str, given: &OsStr) -> Result<()> {
 }
 
 fn holds_password(given: &OsStr) -> bool {
-    given
-        .to_str()
-        .is_some_and(|url| store::is_url(url) && store::has_password(url))
+    url_scheme(given).is_some() && given.to_str().is_some_and(store::has_password)
+}
+
+/// The scheme of a location written as a URL (`SCHEME:/...`, RFC 3986's `ALPHA *( ALPHA /
+/// DIGIT / "+" / "-" / "." )`), `postgres://` included: `Postgres://...` or `postgres:/...`,
+/// taken for a file path, would make directories named after its user and password.
+fn url_scheme(given: &OsStr) -> Option<&str> {
+    let (scheme, _) = given.to_str()?.split_once(":/")?;
+    let mut chars = scheme.chars();
+    let shaped = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    shaped.then_some(scheme)
+}
+
+/// A location shaped like a URL that names no store autheona knows. Only its scheme is
+/// repeated: the rest may hold a password.
+fn not_a_store_url(scheme: &str) -> Error {
+    let postgres = ["postgres", "postgresql"]
+        .iter()
+        .any(|known| scheme.eq_ignore_ascii_case(known));
+    let what = if postgres {
+        format!(
+            "'{scheme}:/...' is not a database URL autheona reads: write postgres:// or \
+             postgresql://, in lower case"
+        )
+    } else {
+        format!("'{scheme}:/...' looks like a URL, and autheona reads only postgres:// URLs")
+    };
+    Error::usage(what).with_hint("a file whose path begins so is written with ./ before it")
 }

@@ -193,6 +193,7 @@ pub fn run(cli: Cli, server: Server) -> Result<Outcome> {
 }
 
 fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
+    environment::refuse_empty("--db", cli.db.as_deref())?;
     environment::refuse_password_in_argv(cli.db.as_deref())?;
     // The one command that names its stores itself.
     if let (Command::Store(_), Some(_)) = (&cli.command, &cli.db) {

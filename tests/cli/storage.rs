@@ -175,6 +175,114 @@ fn the_db_flag_wins_over_the_environment() {
         .stdout(predicates::str::contains("demo"));
 }
 
+/// What a directory holds, names only, for checking that nothing was made in it.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_location_shaped_like_a_url_is_never_taken_for_a_file_path() {
+    // Taken for a path, `Postgres://user:password@host/db` made directories named after the
+    // user and the password, and a store there, and said it had made a project.
+    let env = TestEnv::new();
+    let before = names_in(env.dir());
+    let cases = [
+        (
+            "Postgres://app:hunter2@db.internal/tokens",
+            "'Postgres:/...' is not a database URL",
+        ),
+        (
+            "POSTGRESQL://app@db.internal/tokens",
+            "'POSTGRESQL:/...' is not a database URL",
+        ),
+        (
+            "postgres:/app:hunter2@db.internal/tokens",
+            "'postgres:/...' is not a database URL",
+        ),
+        (
+            "postgress://app:hunter2@db.internal/tokens",
+            "'postgress:/...' looks like a URL",
+        ),
+        (
+            "sqlite:///var/lib/autheona.db",
+            "'sqlite:/...' looks like a URL",
+        ),
+    ];
+    for (location, expected) in cases {
+        let from_env = env
+            .bare_cmd()
+            .env("AUTHEONA_DB", location)
+            .args(["project", "create", "demo"])
+            .assert()
+            .code(2);
+        let from_flag = env
+            .bare_cmd()
+            .args(["--db", location, "project", "list"])
+            .assert()
+            .code(2);
+        let copied = env
+            .bare_cmd()
+            .args(["store", "copy", "nowhere.db", location])
+            .assert()
+            .code(2);
+        for (how, assert) in [
+            ("AUTHEONA_DB", from_env),
+            ("--db", from_flag),
+            ("copy", copied),
+        ] {
+            let err = stderr(&assert);
+            assert!(!err.contains("hunter2"), "{location}, {how}: {err}");
+            // In an argument, a password is refused first, as for any URL.
+            if how != "AUTHEONA_DB" && location.contains("://app:hunter2@") {
+                assert_error(&assert, "must not hold a password");
+            } else {
+                assert_error(&assert, expected);
+            }
+        }
+    }
+    // Written as a path, the same name is a file.
+    env.bare_cmd()
+        .args(["--db", "./sqlite:/x.db", "project", "list"])
+        .assert()
+        .success();
+    assert_eq!(names_in(env.dir()), before, "something was made for a URL");
+}
+
+#[test]
+fn an_empty_location_is_refused_rather_than_taken_for_the_default() {
+    let env = TestEnv::new();
+    env.project("demo");
+    let assert = env
+        .cmd()
+        .args(["--db", "", "project", "list"])
+        .assert()
+        .code(2);
+    assert_error(&assert, "--db is empty");
+    let assert = env
+        .cmd()
+        .args(["--db=", "project", "create", "other"])
+        .assert()
+        .code(2);
+    assert_error(&assert, "--db is empty");
+    for (args, name) in [
+        (["store", "copy", "", "to.db"], "SOURCE is empty"),
+        (["store", "copy", "from.db", ""], "DESTINATION is empty"),
+    ] {
+        let assert = env.bare_cmd().args(args).assert().code(2);
+        assert_error(&assert, name);
+    }
+    let listed = stdout(&env.run(&["project", "list", "--json"]));
+    assert!(
+        listed.contains("\"demo\"") && !listed.contains("other"),
+        "{listed}"
+    );
+}
+
 #[test]
 fn a_file_that_is_not_sqlite_is_refused_and_left_unchanged() {
     sqlite_only!();
