@@ -230,10 +230,17 @@ pub fn wait_for<T>(
 pub struct Locked(postgres::Client);
 
 impl Locked {
-    pub fn take(mut client: postgres::Client) -> Locked {
+    pub fn take(client: postgres::Client) -> Locked {
+        Locked::table(client, "autheona.tokens")
+    }
+
+    /// Holds `table` so instead (DDL, `VACUUM FULL` and `REINDEX` take such a lock).
+    pub fn table(mut client: postgres::Client, table: &str) -> Locked {
         client
-            .batch_execute("BEGIN; LOCK TABLE autheona.tokens IN ACCESS EXCLUSIVE MODE")
-            .expect("lock autheona.tokens");
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .unwrap_or_else(|err| panic!("lock {table}: {err}"));
         Locked(client)
     }
 

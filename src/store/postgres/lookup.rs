@@ -529,10 +529,12 @@ impl Connection {
     async fn set_up(target: &Target, client: &tokio_postgres::Client) -> StoreResult<Option<u64>> {
         let failed = |err: postgres::Error| statement_error(target, &err);
         let rows = client
-            .query_typed(&super::session_query(), &[])
+            .simple_query(&super::session_query())
             .await
             .map_err(failed)?;
-        let version: Option<i32> = rows.first().map(|row| row.get(0));
+        let version = super::session_rows(&rows)
+            .first()
+            .and_then(|row| row.map(|(version, _)| version));
         if version != Some(SCHEMA_VERSION) {
             return Err(StoreError::new(
                 StoreErrorKind::NotOurs,

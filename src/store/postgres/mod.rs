@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::Type;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, SimpleQueryMessage};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Notification};
@@ -191,8 +191,8 @@ impl Postgres {
         })
     }
 
-    /// Reads the schema version and the server's clock, and sets the session's timeouts: one
-    /// statement, one round trip.
+    /// Sets the session's timeouts, and reads the schema version and the server's clock: one
+    /// round trip.
     fn schema_state(&mut self) -> Result<SchemaState> {
         self.read_schema_state(true)
     }
@@ -200,7 +200,7 @@ impl Postgres {
     /// [`Postgres::schema_state`]; `again`: a schema found made meanwhile may be read once
     /// more.
     fn read_schema_state(&mut self, again: bool) -> Result<SchemaState> {
-        let rows = self.client.get_mut().query_typed(&session_query(), &[]);
+        let rows = self.client.get_mut().simple_query(&session_query());
         let rows = match rows {
             Ok(rows) => rows,
             Err(err)
@@ -213,11 +213,10 @@ impl Postgres {
             }
             Err(err) => return Err(self.error(&err)),
         };
-        let [row] = &rows[..] else {
+        let [Some((version, server_time))] = session_rows(&rows)[..] else {
             return Err(self.foreign("its autheona.schema_version table has not one row"));
         };
-        let version: i32 = row.get(0);
-        self.server_time = row.get(1);
+        self.server_time = server_time;
         match version.cmp(&SCHEMA_VERSION) {
             std::cmp::Ordering::Equal => Ok(SchemaState::Current),
             std::cmp::Ordering::Less => Ok(SchemaState::Older),
@@ -361,15 +360,29 @@ impl Postgres {
     }
 }
 
-/// The schema's version and the server's clock, read as the session's timeouts are set: what
-/// every connection runs first, one statement, one round trip.
+/// What every connection runs first, as one simple query (one round trip): the session's
+/// timeouts, then the schema's version and the server's clock. The timeouts come first, as
+/// statements of their own: set by the statement that reads `autheona.schema_version`, they
+/// would come too late for it, and a lock held on that table (DDL, `VACUUM FULL`) would hold
+/// every command for ever.
 fn session_query() -> String {
     format!(
-        "SELECT v.version, extract(epoch FROM now())::bigint,
-                set_config('lock_timeout', '{LOCK_TIMEOUT}', false),
-                set_config('statement_timeout', '{STATEMENT_TIMEOUT}', false)
-         FROM autheona.schema_version v"
+        "SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = '{STATEMENT_TIMEOUT}';
+         SELECT v.version, extract(epoch FROM now())::bigint FROM autheona.schema_version v"
     )
+}
+
+/// The rows [`session_query`] answered, each the schema's version and the server's clock
+/// (unix seconds), or `None` where they are not integers.
+fn session_rows(messages: &[SimpleQueryMessage]) -> Vec<Option<(i32, i64)>> {
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .map(|row| Some((row.get(0)?.parse().ok()?, row.get(1)?.parse().ok()?)))
+        .collect()
 }
 
 /// How to connect to `target`, as libpq would: the client's configuration, and TLS's unless

@@ -116,6 +116,30 @@ fn a_lock_held_too_long_ends_revoke_as_busy_and_the_token_still_works() {
 }
 
 #[test]
+fn a_lock_held_on_the_schema_version_ends_every_command_as_busy() {
+    // Every connection reads autheona.schema_version first: its timeouts must be set by
+    // then, or such a lock holds every command for ever.
+    let Some(env) = PgEnv::new() else { return };
+    let token = env.demo_token();
+    let locked = Locked::table(env.sql(), "autheona.schema_version");
+    for args in [
+        &["token", "list"][..],
+        &["token", "revoke", id_of(&token), "--yes"],
+        &["project", "create", "other"],
+    ] {
+        let mut cmd = env.std_cmd();
+        cmd.args(args);
+        let hint = assert_store_error(&output(cmd), "busy");
+        assert!(hint.is_some(), "{args:?}");
+    }
+    locked.release();
+    assert!(
+        env.verifies(&token),
+        "a command that failed changed the store"
+    );
+}
+
+#[test]
 fn a_backend_the_server_terminates_mid_rotate_ends_in_exit_3_and_changes_nothing() {
     let Some(env) = PgEnv::new() else { return };
     let token = env.demo_token();
