@@ -144,7 +144,7 @@ fn warn_untold(untold: &Untold) {
     );
     if untold.error.kind() == StoreErrorKind::Permission {
         warning.push_str(
-            "; as the schema's owner, grant the role INSERT, UPDATE and DELETE on \
+            "; as the schema's owner, grant the role SELECT, INSERT, UPDATE and DELETE on \
              autheona.servers, and USAGE and SELECT on the sequence autheona.changes",
         );
     }

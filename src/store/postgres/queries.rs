@@ -179,11 +179,16 @@ fn visit_rows<T>(
 /// reader following the log never passes an event that commits after a later one. No
 /// privilege is needed for it, and it ends with the transaction (PgBouncer's transaction
 /// pooling keeps no session state).
-const APPEND_EVENT: &str = "WITH in_order AS (SELECT pg_advisory_xact_lock($10))
+const APPEND_EVENTS: &str = "WITH in_order AS (SELECT pg_advisory_xact_lock($10))
      INSERT INTO autheona.events
          (at, action, project, token_id, description, detail, actor_user, actor_uid, actor_host,
           actor_role)
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, session_user FROM in_order";
+     SELECT n.at, n.action, n.project, n.token_id, n.description, n.detail, $7, $8, $9,
+            session_user
+     FROM in_order,
+          unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+              WITH ORDINALITY AS n (at, action, project, token_id, description, detail, ord)
+     ORDER BY n.ord";
 
 const EVENT_COLUMNS: &str = "seq, at, action, project, token_id, description, detail, \
      actor_user, actor_uid, actor_host, actor_role";
@@ -213,18 +218,32 @@ enum End<T> {
 impl Postgres {
     /// Appends `event` to the audit log, in the transaction of the change it records.
     fn append(&self, client: &mut Client, event: &NewEvent<'_>) -> PgResult<()> {
+        self.append_all(client, std::slice::from_ref(event))
+    }
+
+    /// Appends `events` in this order, in one statement: a prune of many tokens holds the
+    /// log's lock for one round trip, not one for each.
+    fn append_all(&self, client: &mut Client, events: &[NewEvent<'_>]) -> PgResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let actor = self.acting.actor();
         let uid = actor.uid.map(i64::from);
-        let action = event.action.as_str();
+        let at: Vec<i64> = events.iter().map(|e| e.at).collect();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        let projects: Vec<Option<&str>> = events.iter().map(|e| e.project).collect();
+        let token_ids: Vec<Option<&str>> = events.iter().map(|e| e.token_id).collect();
+        let descriptions: Vec<Option<&str>> = events.iter().map(|e| e.description).collect();
+        let details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
         client.execute_typed(
-            APPEND_EVENT,
+            APPEND_EVENTS,
             &[
-                (&event.at, Type::INT8),
-                (&action, Type::TEXT),
-                (&event.project, Type::TEXT),
-                (&event.token_id, Type::TEXT),
-                (&event.description, Type::TEXT),
-                (&event.detail, Type::TEXT),
+                (&at, Type::INT8_ARRAY),
+                (&actions, Type::TEXT_ARRAY),
+                (&projects, Type::TEXT_ARRAY),
+                (&token_ids, Type::TEXT_ARRAY),
+                (&descriptions, Type::TEXT_ARRAY),
+                (&details, Type::TEXT_ARRAY),
                 (&actor.user, Type::TEXT),
                 (&uid, Type::INT8),
                 (&actor.host, Type::TEXT),
@@ -439,8 +458,9 @@ impl Store for Postgres {
             self.append(client, &event.project(name))?;
             Ok(End::Commit(Some(tokens)))
         })
-        // Deleted meanwhile by another process, it may still be waiting for the servers.
-        .inspect(|_| self.refused(true))
+        // Deleted meanwhile by another process, it may still be waiting for the servers; with
+        // no tokens deleted, no server has anything to refuse.
+        .inspect(|deleted| self.refused(*deleted != Some(0)))
     }
 
     /// Always durable on commit, whatever `durability` asks: PostgreSQL has no way to make an
@@ -654,15 +674,15 @@ impl Store for Postgres {
                 ),
                 &values,
             )?;
-            for row in &gone {
-                let (id, project, description): (String, String, Option<String>) =
-                    (row.get(0), row.get(1), row.get(2));
-                let event = NewEvent::new(at, Action::TokenPrune, detail.clone());
-                self.append(
-                    client,
-                    &event.project(&project).token(&id, description.as_deref()),
-                )?;
-            }
+            let events: Vec<NewEvent<'_>> = gone
+                .iter()
+                .map(|row| {
+                    NewEvent::new(at, Action::TokenPrune, detail.clone())
+                        .project(row.get(1))
+                        .token(row.get(0), row.get(2))
+                })
+                .collect();
+            self.append_all(client, &events)?;
             Ok(End::Commit(gone.len() as u64))
         })
         .inspect(|&gone| self.refused(gone > 0))
@@ -762,16 +782,15 @@ impl Store for Postgres {
                  RETURNING t.id, p.name, t.description, t.replaced_by, t.stops_at",
                 &[(&now, Type::INT8)],
             )?;
-            for row in &gone {
-                let (id, project, description): (String, String, Option<String>) =
-                    (row.get(0), row.get(1), row.get(2));
-                let (by, end): (String, i64) = (row.get(3), row.get(4));
-                let event = NewEvent::new(now, Action::TokenStop, detail::stop(&by, end));
-                self.append(
-                    client,
-                    &event.project(&project).token(&id, description.as_deref()),
-                )?;
-            }
+            let events: Vec<NewEvent<'_>> = gone
+                .iter()
+                .map(|row| {
+                    NewEvent::new(now, Action::TokenStop, detail::stop(row.get(3), row.get(4)))
+                        .project(row.get(1))
+                        .token(row.get(0), row.get(2))
+                })
+                .collect();
+            self.append_all(client, &events)?;
             Ok(End::Commit(gone.len() as u64))
         })
     }

@@ -286,10 +286,11 @@ fn a_revoke_by_a_role_that_may_not_announce_still_refuses_the_token_and_says_why
          GRANT SELECT ON ALL TABLES IN SCHEMA autheona TO {role};
          GRANT INSERT, DELETE ON autheona.projects, autheona.tokens TO {role};
          GRANT UPDATE (last_used_at, stops_at, replaced_by) ON autheona.tokens TO {role};
-         GRANT INSERT ON autheona.events TO {role};",
+         GRANT INSERT ON autheona.events TO {role};
+         REVOKE SELECT ON autheona.servers FROM {role};",
         role = role.0
     ))
-    .expect("a role with the grants of schema version 3");
+    .expect("a role with the grants of schema version 3, made before autheona.servers");
     let revoke = env
         .cmd()
         .env("PGUSER", &role.0)
@@ -314,15 +315,47 @@ fn a_revoke_by_a_role_that_may_not_announce_still_refuses_the_token_and_says_why
     for said in [
         "the running `autheona serve`s could not be told of the change, so this waited ",
         " s for their leases to end instead: ",
-        "permission denied for sequence changes",
-        "grant the role INSERT, UPDATE and DELETE on autheona.servers, and USAGE and SELECT on \
-         the sequence autheona.changes",
+        "permission denied for table servers",
+        "grant the role SELECT, INSERT, UPDATE and DELETE on autheona.servers, and USAGE and \
+         SELECT on the sequence autheona.changes",
     ] {
         assert!(warnings[0].contains(said), "{said:?} in {stderr}");
     }
     assert!(!stderr.contains(PASSWORD), "the password shown: {stderr}");
     // The token is gone all the same, for every command.
     assert!(!verifies(&env, &token), "verify accepts the revoked token");
+
+    // A project deleted with no tokens has nothing for a server to refuse: nothing to tell.
+    env.project("empty");
+    let deleted = env
+        .cmd()
+        .env("PGUSER", &role.0)
+        .env("PGPASSWORD", PASSWORD)
+        .args(["project", "delete", "empty", "--yes"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&deleted.get_output().stderr).into_owned();
+    assert!(!stderr.contains("warning:"), "{stderr}");
+
+    // Granted what the warning says, the next revoke announces itself, with no warning.
+    sql.batch(&format!(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON autheona.servers TO {role};
+         GRANT USAGE, SELECT ON SEQUENCE autheona.changes TO {role};",
+        role = role.0
+    ))
+    .expect("the grants the warning names");
+    let next = env.token("demo", "30");
+    assert_eq!(server.auth(&next, None).status, 200);
+    let revoke = env
+        .cmd()
+        .env("PGUSER", &role.0)
+        .env("PGPASSWORD", PASSWORD)
+        .args(["token", "revoke", id_of(&next), "--yes"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&revoke.get_output().stderr).into_owned();
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert_eq!(server.auth(&next, None).status, 401, "{}", server.stderr());
 }
 
 /// The password of the role that may not announce.
