@@ -166,7 +166,21 @@ pub fn has_password(url: &str) -> bool {
         let key = pair.split('=').next().unwrap_or("");
         percent_decode_str(key).decode_utf8_lossy() == "password"
     });
-    in_userinfo || in_query
+    in_userinfo || in_query || password_unescaped(rest)
+}
+
+/// Whether a URL's part after `://` seems to hold a password with a `/` or `?` left
+/// unescaped (`user:abc/def==@host`): a `:` before an `@` that is not in a parameter's value.
+/// Read as the URL is written, part of the password would be the port, the database or a
+/// parameter, and be shown in errors.
+fn password_unescaped(rest: &str) -> bool {
+    let Some((before, _)) = rest.split_once('@') else {
+        return false;
+    };
+    let in_a_value = before
+        .split_once('?')
+        .is_some_and(|(_, query)| query.contains('='));
+    before.contains(':') && !in_a_value
 }
 
 /// The URL's parts, each `None` when it leaves it out.
@@ -201,6 +215,18 @@ fn parse_url(url: &str) -> Result<Given, String> {
         Some((before, query)) => (before, Some(query)),
         None => (rest, None),
     };
+    if password_unescaped(rest)
+        && !before_query
+            .split('/')
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+    {
+        return Err(
+            "the database URL has an '@' after its host: percent-encode a '/', '?' or \
+                    '@' in the user name or password (%2F, %3F, %40)"
+                .into(),
+        );
+    }
     let (authority, path) = match before_query.split_once('/') {
         Some((authority, path)) => (authority, Some(path)),
         None => (before_query, None),

@@ -158,6 +158,23 @@ fn passwords_are_found_and_never_shown() {
     }
     // A malformed URL is still told to hold a password, so argv never carries one.
     assert!(has_password("postgres://u:s3cret@h,,:x/d?&&"));
+    // So is one whose password holds a '/', '?' or '#' unescaped (base64 has '/').
+    for url in [
+        "postgres://u:s3c/ret==@h/d",
+        "postgres://u:12345/s3cret@h/d",
+        "postgres://u:s3c?ret@h/d",
+        "postgres://u:s3c#ret@h:1/d",
+    ] {
+        assert!(has_password(url), "{url}");
+    }
+    // An '@' in a parameter's value is not a password's end.
+    assert!(!has_password(
+        "postgres://h:5432/d?application_name=me@there"
+    ));
+    assert_eq!(
+        target("postgres://h:5432/d?application_name=me@there").port,
+        5432
+    );
 }
 
 #[test]
@@ -177,6 +194,9 @@ fn errors_never_quote_the_url() {
             "postgres://u:s3cret@h/d?sslrootcert=system",
             "not supported",
         ),
+        ("postgres://u:s3c/ret==@h/d", "percent-encode"),
+        ("postgres://u:12345/s3cret@h/d", "percent-encode"),
+        ("postgres://u:s3c?ret@h/d", "percent-encode"),
     ] {
         let err = resolved(url, &[]).expect_err(url);
         assert!(err.contains(words), "{url}: {err}");
