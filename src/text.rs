@@ -197,14 +197,20 @@ fn token_shape(text: &str) -> Option<(usize, usize, usize)> {
 /// Stricter than [`redact_tokens`], which may hide too much in a message but must not refuse
 /// `aut_payments` as a name.
 pub fn has_token_shape(text: &str) -> bool {
+    secret_run(text).is_some() || has_prefixed_token_shape(text)
+}
+
+/// Whether `text` holds a prefix ([`prefixes`]) followed by what reads as a token id or by 40
+/// or more token characters: [`has_token_shape`] without the runs shaped like a secret alone,
+/// for text that holds other people's random strings (a client's URL: base64 cursors, JWTs).
+pub fn has_prefixed_token_shape(text: &str) -> bool {
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    secret_run(text).is_some()
-        || prefixes(text).any(|start| {
-            let tail = &text[start + PREFIX.len()..];
-            let word = &tail[..tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len())];
-            let id = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
-            (id == 12 && matches!(word.as_bytes().get(12), None | Some(b'_'))) || word.len() >= 40
-        })
+    prefixes(text).any(|start| {
+        let tail = &text[start + PREFIX.len()..];
+        let word = &tail[..tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len())];
+        let id = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        (id == 12 && matches!(word.as_bytes().get(12), None | Some(b'_'))) || word.len() >= 40
+    })
 }
 
 /// `text` with anything shaped like a token replaced (after its prefix, when it has one), so

@@ -113,8 +113,15 @@ fn holds_token(uri: &Uri) -> bool {
     let Some(whole) = uri.path_and_query().map(|pq| pq.as_str()) else {
         return false;
     };
+    // Under /v1/auth/ the path and query are a client's (Envoy appends them), whose base64
+    // cursors and JWTs are runs that a secret without its prefix would be: there only a token
+    // with its prefix counts. The access log redacts both kinds wherever they are.
+    let shaped = match uri.path().starts_with("/v1/auth/") {
+        true => text::has_prefixed_token_shape,
+        false => text::has_token_shape,
+    };
     let decoded = percent_encoding::percent_decode_str(whole).decode_utf8_lossy();
-    text::has_token_shape(whole) || text::has_token_shape(&decoded)
+    shaped(whole) || shaped(&decoded)
 }
 
 /// The request header that may name the project a token must belong to, for a proxy that

@@ -419,6 +419,17 @@ fn forward_auth_under_a_longer_path_ignores_the_clients_path_and_query() {
         server.get(target, &all).status
     };
     assert_eq!(ask("/v1/auth/orders/7?page=2&sort=asc", &[]), 200);
+    // A client's random strings are not tokens: a base64 cursor, a JWT, an IPFS hash.
+    for client in [
+        "/v1/auth/orders?cursor=eyJpZCI6MTIzNDU2Nzg5MCwidHMiOjE3MDAwMDAwMDB9",
+        "/v1/auth/me?id_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.\
+         SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "/v1/auth/files/QmXoypizjW3WknFiJnKLwHCnL72vedxjQkDDP1mXWo6uco",
+    ] {
+        assert_eq!(ask(client, &[]), 200, "{client}");
+    }
+    // A token with its prefix is one there too.
+    assert_eq!(ask(&format!("/v1/auth/orders?key={token}"), &[]), 400);
     assert_eq!(ask("/v1/auth/", &[]), 200);
     assert_eq!(
         ask("/v1/auth/orders", &["X-Autheona-Require-Project: demo"]),
