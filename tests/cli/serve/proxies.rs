@@ -607,7 +607,38 @@ for_each_proxy!(
     a_token_revoked_with_the_cli_is_refused_by_the_next_request,
     it_fails_closed_when_serve_is_stopped,
     a_connection_serve_closed_when_idle_costs_no_request,
+    the_clients_other_headers_never_reach_serve,
 );
+
+/// serve reads only `Authorization` and a required project: a client's cookies past serve's
+/// 8 KiB of headers (which the proxy itself takes) would be 431, and nginx makes any 4xx of an
+/// auth request a 500; a client's own `X-Autheona-Require-Project` a 400.
+fn the_clients_other_headers_never_reach_serve(kind: Kind) {
+    let site = site(kind, &[]);
+    let first = format!("Cookie: session={}", "a".repeat(6000));
+    let second = format!("Cookie: theme={}", "b".repeat(4000));
+    for headers in [
+        &[first.as_str(), second.as_str()][..],
+        &["X-Autheona-Require-Project: other"],
+        &[
+            "X-Autheona-Require-Project: billing",
+            "X-Autheona-Require-Project: other",
+        ],
+    ] {
+        let response = site.with_token(&site.token, "/orders", headers);
+        assert_eq!(response.status, 200, "{headers:?}: {response:?}");
+        // The upstream echoes every X-Autheona-* header: the client's own reach it.
+        let echoed = response.text();
+        assert!(
+            echoed.contains("x-autheona-project: billing\n")
+                && echoed.contains(&format!("x-autheona-token-id: {}\n", id_of(&site.token))),
+            "{echoed}"
+        );
+    }
+    let wrong_secret = forge(id_of(&site.token), &"x".repeat(43));
+    let response = site.with_token(&wrong_secret, "/orders", &[first.as_str()]);
+    assert_eq!(response.status, 401, "{response:?}");
+}
 
 fn a_valid_token_reaches_the_upstream_with_its_project_and_id(kind: Kind) {
     let site = site(kind, &[]);

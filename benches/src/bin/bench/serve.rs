@@ -784,6 +784,8 @@ fn start_nginx(dir: &Path, serves: &HashMap<StoreKind, u16>) -> Nginx {
              \x20           proxy_pass http://{upstream}/v1/auth?project=bench;\n\
              \x20           proxy_pass_request_body off;\n\
              \x20           proxy_set_header Content-Length \"\";\n\
+             \x20           proxy_pass_request_headers off;\n\
+             \x20           proxy_set_header Authorization $http_authorization;\n\
              \x20           proxy_http_version 1.1;\n\
              \x20           proxy_set_header Connection \"\";\n\
              \x20       }}\n\
