@@ -74,28 +74,44 @@ fn in_place<T>(
 pub struct StoreSlot {
     location: Location,
     store: Option<Box<dyn Store>>,
+    /// For a file: the device and inode it had when opened.
+    file: Option<(u64, u64)>,
+}
+
+/// The device and inode of the file at `location` now, for a local file; `Ok(None)` for a
+/// server.
+fn file_identity(location: &Location) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    match location {
+        Location::File(path) => std::fs::metadata(path).map(|meta| Some((meta.dev(), meta.ino()))),
+        Location::Postgres(_) => Ok(None),
+    }
 }
 
 impl StoreSlot {
-    pub fn new(location: Location, store: Box<dyn Store>) -> StoreSlot {
-        StoreSlot {
-            location,
-            store: Some(store),
-        }
-    }
-
     /// A slot that connects at its first call.
     pub fn unopened(location: Location) -> StoreSlot {
         StoreSlot {
             location,
             store: None,
+            file: None,
         }
     }
 
     /// Opens the store at `location` for a slot.
     pub fn open(location: &Location) -> StoreResult<StoreSlot> {
-        let store = Self::connect(location)?;
-        Ok(StoreSlot::new(location.clone(), store))
+        let mut slot = StoreSlot::unopened(location.clone());
+        slot.reconnect()?;
+        Ok(slot)
+    }
+
+    /// Opens the store again, and notes which file it is.
+    fn reconnect(&mut self) -> StoreResult<()> {
+        self.store = None;
+        // Noted before opening: a file replaced between the two is opened again next call.
+        self.file = file_identity(&self.location).ok().flatten();
+        self.store = Some(Self::connect(&self.location)?);
+        Ok(())
     }
 
     fn connect(location: &Location) -> StoreResult<Box<dyn Store>> {
@@ -111,16 +127,23 @@ impl StoreSlot {
         Ok(store)
     }
 
-    /// Runs `f` on the store, connecting first if the last call failed; after an error the
-    /// connection is dropped, and the next call makes a new one.
+    /// Runs `f` on the store, connecting first if the last call failed or, for a file, if
+    /// the file at its path is another one now (a backup moved into its place: the open
+    /// connection would read the old one, where a token revoked since is still there); after
+    /// an error the connection is dropped, and the next call makes a new one.
     pub fn call<T>(&mut self, f: impl FnOnce(&dyn Store) -> StoreResult<T>) -> StoreResult<T> {
-        let store = match self.store.take() {
-            Some(store) => store,
-            None => Self::connect(&self.location)?,
+        let replaced = match file_identity(&self.location) {
+            Ok(now) => now != self.file,
+            // Gone, or unreadable: the open connection must not answer for it.
+            Err(_) => true,
         };
-        let result = f(&*store);
-        if result.is_ok() {
-            self.store = Some(store);
+        if self.store.is_none() || replaced {
+            self.reconnect()?;
+        }
+        let store = self.store.as_deref().expect("a store, connected above");
+        let result = f(store);
+        if result.is_err() {
+            self.store = None;
         }
         result
     }

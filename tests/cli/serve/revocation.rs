@@ -215,3 +215,46 @@ fn under_load_a_revoked_token_is_refused_by_the_next_request() {
         stopped.stderr
     );
 }
+
+/// A store file replaced under a running server (a backup moved into its place): every HTTP
+/// thread's connection, open on the old file, reads the new one from the next request on, so
+/// a token revoked in the new file is refused at once, on every connection.
+#[test]
+fn a_store_file_replaced_under_the_server_is_read_anew_by_the_next_request() {
+    sqlite_only!();
+    let env = TestEnv::new();
+    env.project("demo");
+    let token = env.token("demo", "30");
+    let server = Server::start(&env, &[]);
+    // Enough connections to be spread over every HTTP thread, each having read the file.
+    let mut connections: Vec<Connection> = (0..8).map(|_| Connection::open(&server.addr)).collect();
+    assert!(statuses(&mut connections, &token).iter().all(|&s| s == 200));
+    let db = env.db().to_path_buf();
+    let copy = env.dir().join("restored.db");
+    rusqlite::Connection::open(&db)
+        .and_then(|sql| sql.execute_batch(&format!("VACUUM INTO '{}'", copy.display())))
+        .expect("a copy of the store");
+    std::fs::rename(&copy, &db).expect("the copy moved into the store's place");
+    for suffix in ["-wal", "-shm"] {
+        let mut path = db.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    env.run(&["token", "revoke", id_of(&token), "--yes"])
+        .success();
+    assert_eq!(
+        statuses(&mut connections, &token),
+        vec![401; connections.len()],
+        "{}",
+        server.stderr()
+    );
+    // And last-used times go to the new file.
+    let fresh = env.token("demo", "30");
+    assert_eq!(server.auth(&fresh, None).status, 200);
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        !listed(&env, id_of(&fresh))["last_used_at"].is_null(),
+        "last used written to the old file"
+    );
+}
