@@ -531,9 +531,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub access_log: bool,
     /// How many verified tokens to remember, sparing their argon2 work, and on PostgreSQL how
-    /// many tokens' rows read under the lease; 0 turns both off
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub cache_size: usize,
+    /// many tokens' rows read under the lease (at most 1000000); 0 turns both off
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub cache_size: u32,
     /// Connections open at once; at the limit an idle keep-alive one is closed for each new
     /// one, and with none idle new ones wait to be accepted
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]

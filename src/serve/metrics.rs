@@ -15,6 +15,15 @@ use crate::ops::verify::Reason;
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Every result a verification has: valid (`None`), or why not.
+const RESULTS: [Option<Reason>; 5] = [
+    None,
+    Some(Reason::Malformed),
+    Some(Reason::Unknown),
+    Some(Reason::Expired),
+    Some(Reason::WrongProject),
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     result: &'static str,
@@ -35,6 +44,12 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("autheona");
         let verifications = Family::<Outcome, Counter>::default();
+        // Every result from the start, at 0: an alert on `result="expired"` sees a series
+        // before the first expired token comes.
+        for reason in RESULTS {
+            let result = reason.map_or("valid", Reason::as_str);
+            let _ = verifications.get_or_create(&Outcome { result });
+        }
         registry.register(
             "verifications",
             "Tokens verified, by result",
@@ -130,13 +145,7 @@ mod tests {
     #[test]
     fn every_result_and_series_is_named_as_documented() {
         let metrics = Metrics::new();
-        for reason in [
-            None,
-            Some(Reason::Malformed),
-            Some(Reason::Unknown),
-            Some(Reason::Expired),
-            Some(Reason::WrongProject),
-        ] {
+        for reason in RESULTS {
             metrics.verified(reason, Duration::from_micros(70));
         }
         metrics.cache_hit();
@@ -156,6 +165,15 @@ mod tests {
             "autheona_last_used_pending 3",
             "# EOF",
         ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_result_is_there_at_zero_before_any_verification() {
+        let text = Metrics::new().render(0);
+        for result in ["valid", "malformed", "unknown", "expired", "wrong_project"] {
+            let line = format!("autheona_verifications_total{{result=\"{result}\"}} 0");
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
     }

@@ -139,7 +139,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
         HASHING_NICE,
     )
     .map_err(spawn_failed)?;
-    let cache = cache::Cache::new(args.cache_size)
+    let cache = cache::Cache::new(args.cache_size as usize)
         .map_err(|err| Error::environment(format!("cannot draw the cache's key: {err}")))?;
 
     // A local file is read in place by each worker, on a connection of its own; a server is
@@ -161,7 +161,7 @@ pub fn run(start: Start<'_>) -> Result<()> {
                     target,
                     connections,
                     workers.hands().all(),
-                    args.cache_size,
+                    args.cache_size as usize,
                     Say {
                         warning: ui::warning,
                         status: ui::status,

@@ -67,6 +67,8 @@ fn bad_listen_addresses_and_modes_are_usage_errors() {
         (&["--listen", "unix:"], "error: --listen unix: needs a path"),
         (&["--socket-mode", "0400"], "0400"),
         (&["--socket-mode", "abc"], "abc"),
+        // Room for the cache is set aside at start: a number past memory would abort.
+        (&["--cache-size", "1000000000"], "is not in 0..=1000000"),
     ] {
         let assert = env
             .cmd()
