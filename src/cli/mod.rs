@@ -57,11 +57,14 @@ pub const EXIT_CODES: [(u8, &str); 5] = [
         3,
         "environment: database missing, not autheona's, corrupt, newer, locked, unreachable; scan: unreadable path",
     ),
-    (130, "interrupted at a prompt (Ctrl-C)"),
+    (
+        130,
+        "interrupted (Ctrl-C) at a prompt, or log --follow interrupted",
+    ),
 ];
 
 /// Environment variables autheona reads, for `--help` and the man pages.
-pub const ENVIRONMENT: [(&str, &str); 6] = [
+pub const ENVIRONMENT: [(&str, &str); 7] = [
     (
         "AUTHEONA_DB",
         "the database file or postgres:// URL (which may hold a password here), instead of the \
@@ -83,6 +86,11 @@ pub const ENVIRONMENT: [(&str, &str); 6] = [
     (
         "NO_COLOR",
         "when set and not empty, no colour in messages and prompts",
+    ),
+    (
+        "TZ",
+        "the time zone times are shown in and log --since dates are read in; one autheona \
+         cannot read is ignored with a warning",
     ),
     (
         "COMPLETE",
@@ -432,7 +440,7 @@ pub struct TokenRotateArgs {
     pub token_id: String,
     /// Keep the old token working this long: 30m, 1h, 24h, 7d (at most 30d), or 0 [default:
     /// 0, it stops at once]
-    #[arg(long, value_name = "DURATION", value_parser = Grace::parse)]
+    #[arg(long, value_name = "DURATION", value_parser = Grace::parse, allow_hyphen_values = true)]
     pub grace: Option<Grace>,
     /// Do not ask for confirmation (nor for the grace period)
     #[arg(short, long)]

@@ -16,7 +16,9 @@ use crate::error::Error;
 /// quoted as it was: `ui::report` redacts tokens and escapes unsafe text.
 pub(super) fn from_clap(err: &clap::Error) -> Error {
     let error = Error::usage(message(err).unwrap_or_else(|| fallback(err)));
-    let hint = suggestion(err).or_else(|| usage(err).map(|usage| format!("usage: {usage}")));
+    let hint = hyphen_value(err)
+        .or_else(|| suggestion(err))
+        .or_else(|| usage(err).map(|usage| format!("usage: {usage}")));
     match hint {
         Some(hint) => error.with_hint(hint),
         None => error,
@@ -134,6 +136,21 @@ fn fallback(err: &clap::Error) -> String {
 
 /// clap's first suggestion, as its tip would say it: a similar command, flag or value, or
 /// another way to write what was typed (`-- -x` to pass `-x` as a value).
+/// For an option given no value, how to give one that begins with `-` (`-d -prod` reads
+/// `-prod` as flags): clap's own tip, `-- -prod`, would make it an argument instead.
+fn hyphen_value(err: &clap::Error) -> Option<String> {
+    if err.kind() != clap::error::ErrorKind::InvalidValue
+        || !string(err, ContextKind::InvalidValue)?.is_empty()
+    {
+        return None;
+    }
+    let arg = string(err, ContextKind::InvalidArg)?;
+    let long = arg.split([' ', ',']).find(|part| part.starts_with("--"))?;
+    Some(format!(
+        "give {long} a value; one that begins with '-' is written {long}=-VALUE"
+    ))
+}
+
 fn suggestion(err: &clap::Error) -> Option<String> {
     let similar = [
         (ContextKind::SuggestedSubcommand, "subcommand"),

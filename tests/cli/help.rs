@@ -197,7 +197,25 @@ fn an_invalid_number_says_why() {
 fn a_missing_value_is_named() {
     usage_error(
         &["token", "create", "-p"],
-        "error: a value is required for '--project <NAME>' but none was supplied\n",
+        "error: a value is required for '--project <NAME>' but none was supplied\n\
+         hint: give --project a value; one that begins with '-' is written --project=-VALUE\n",
+    );
+}
+
+#[test]
+fn a_value_that_begins_with_a_hyphen_is_shown_how_to_give() {
+    // clap's own tip, `-- -prod`, would make it an argument of the command instead.
+    usage_error(
+        &["token", "create", "-p", "demo", "-e", "30", "-d", "-prod"],
+        "error: a value is required for '--description <TEXT>' but none was supplied\n\
+         hint: give --description a value; one that begins with '-' is written \
+         --description=-VALUE\n",
+    );
+    // A grace period never begins with '-': the value is taken, and told why it is wrong.
+    usage_error(
+        &["token", "rotate", "AAAAAAAAAAAA", "--grace", "-1h"],
+        "error: invalid value '-1h' for '--grace <DURATION>': '-1h' is not a grace period: use \
+         a number of minutes, hours or days, as 30m, 1h, 24h or 7d, or 0 for none\n",
     );
 }
 
