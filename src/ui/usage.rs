@@ -139,8 +139,10 @@ fn fallback(err: &clap::Error) -> String {
 /// For an option given no value, how to give one that begins with `-` (`-d -prod` reads
 /// `-prod` as flags): clap's own tip, `-- -prod`, would make it an argument instead.
 fn hyphen_value(err: &clap::Error) -> Option<String> {
+    // Not where the values are listed: none of them begins with '-'.
     if err.kind() != clap::error::ErrorKind::InvalidValue
         || !string(err, ContextKind::InvalidValue)?.is_empty()
+        || !strings(err, ContextKind::ValidValue).is_empty()
     {
         return None;
     }
