@@ -1,6 +1,7 @@
 //! What `/metrics` reports, in the OpenMetrics text format that Prometheus scrapes
 //! (prometheus-client writes it).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -38,6 +39,9 @@ pub struct Metrics {
     overloaded: Counter,
     store_errors: Counter,
     pending: Gauge,
+    log_dropped: Counter,
+    /// [`crate::ui::stderr::dropped`] when last rendered.
+    log_dropped_seen: AtomicU64,
 }
 
 impl Metrics {
@@ -93,8 +97,16 @@ impl Metrics {
             "Tokens whose last use is noted and not yet written to the store",
             pending.clone(),
         );
+        let log_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Lines of stderr (the access log, warnings) dropped because it was not drained",
+            log_dropped.clone(),
+        );
         Metrics {
             registry,
+            log_dropped,
+            log_dropped_seen: AtomicU64::new(0),
             verifications,
             duration,
             cache_hits,
@@ -131,6 +143,9 @@ impl Metrics {
     /// The text `/metrics` answers, with `pending` last-used writes waiting.
     pub fn render(&self, pending: usize) -> String {
         self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        let dropped = crate::ui::stderr::dropped();
+        let seen = self.log_dropped_seen.swap(dropped, Ordering::Relaxed);
+        self.log_dropped.inc_by(dropped.saturating_sub(seen));
         let mut text = String::with_capacity(4096);
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -22,7 +22,6 @@ mod uses;
 mod verify;
 mod workers;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
@@ -96,7 +95,7 @@ impl App {
             status.as_u16(),
             http::millis(took)
         );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        ui::stderr::write(line);
     }
 
     /// Warns once when this host's clock and the database server's drift apart.
@@ -110,8 +109,23 @@ impl App {
 }
 
 /// Runs the server until SIGTERM or SIGINT, then lets requests in flight finish, writes the
-/// last-used times noted and removes its sockets.
+/// last-used times noted and removes its sockets. Its stderr is written behind
+/// ([`ui::stderr`]): a stderr that stops draining holds neither the requests nor the stop,
+/// which waits [`LOG_FLUSH`] at most for the last lines.
 pub fn run(start: Start<'_>) -> Result<()> {
+    ui::stderr::write_behind(LOG_ROOM).map_err(spawn_failed)?;
+    let served = serve_until_stopped(start);
+    ui::stderr::flush(LOG_FLUSH);
+    served
+}
+
+/// Lines of stderr that may wait for a stderr slower than the server: past them, lines are
+/// dropped (counted in `/metrics`).
+const LOG_ROOM: usize = 4096;
+/// How long the stop waits for its last lines to be written.
+const LOG_FLUSH: Duration = Duration::from_secs(1);
+
+fn serve_until_stopped(start: Start<'_>) -> Result<()> {
     let args = start.args;
     let addresses = args
         .listen

@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod prompt;
+pub mod stderr;
 pub mod table;
 pub mod time;
 mod usage;
@@ -44,16 +45,15 @@ pub fn safe(text: &str) -> Cow<'_, str> {
 
 /// A status line for people, on stderr. Failing to write it is not worth failing the command.
 pub fn status(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", safe(&text::redact(message)));
+    stderr::write(format!("{}\n", safe(&text::redact(message))));
 }
 
 pub fn warning(message: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "{} {}",
+    stderr::write(format!(
+        "{} {}\n",
         style("warning:").yellow().bold().for_stderr(),
         safe(&text::redact(message))
-    );
+    ));
 }
 
 /// Reports an error as one `error:` line, plus a hint line when there is one, and gives the

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -274,6 +275,8 @@ pub struct Server {
     stderr: Arc<Mutex<Vec<u8>>>,
     /// The thread collecting `stderr`, which ends when the server's stderr does (at its exit).
     reader: Option<std::thread::JoinHandle<()>>,
+    /// While set, the reader reads nothing: a log pipe whose reader is stuck.
+    stalled: Arc<AtomicBool>,
 }
 
 /// How a server ended.
@@ -327,9 +330,14 @@ impl Server {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().unwrap();
         let collected = stderr.clone();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let stuck = stalled.clone();
         let reader = std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             loop {
+                while stuck.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 match pipe.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => collected.lock().unwrap().extend_from_slice(&chunk[..n]),
@@ -343,6 +351,7 @@ impl Server {
             addr,
             stderr,
             reader: Some(reader),
+            stalled,
         }
     }
 
@@ -427,6 +436,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         };
         // The reader thread ends with the pipe, once it has taken the last bytes.
+        self.stalled.store(false, Ordering::Relaxed);
         if let Some(reader) = self.reader.take() {
             while !reader.is_finished() {
                 assert!(
@@ -441,6 +451,11 @@ impl Server {
             status,
             stderr: self.stderr(),
         }
+    }
+
+    /// Stops reading the server's stderr, as a stuck log pipe would (until it exits).
+    pub fn stall_stderr(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
     }
 
     /// Stops the process where it is (SIGSTOP), as a host that hangs would.

@@ -472,3 +472,32 @@ fn an_open_file_limit_lowers_the_connection_limit_with_a_warning() {
     let stopped = server.stop();
     assert!(stopped.status.success(), "{stopped:?}");
 }
+
+/// A stderr nobody drains (a log pipe whose reader is stuck) holds neither the requests nor
+/// the stop: the access log's lines past its room are dropped, and counted.
+#[test]
+fn a_stderr_that_is_not_drained_holds_no_request_and_no_stop() {
+    let (env, token) = demo();
+    let server = Server::start(&env, &["--access-log"]);
+    server.stall_stderr();
+    // Far more lines than a pipe holds (64 KiB) and the server keeps waiting (4,096).
+    let mut connection = Connection::open(&server.addr);
+    let started = Instant::now();
+    for request in 0..6000 {
+        let status = connection.auth(&token).status;
+        assert_eq!(status, 200, "request {request}");
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "6000 requests took {HANG_GUARD:?}"
+        );
+    }
+    let metrics = server.get("/metrics", &[]).text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("autheona_log_lines_dropped_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped lines counted in\n{metrics}"));
+    assert!(dropped > 0, "{metrics}");
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{stopped:?}");
+}
