@@ -192,7 +192,25 @@ pub fn run(cli: Cli, server: Server) -> Result<Outcome> {
     dispatch(cli, server).map_err(advice::advise)
 }
 
+/// A PostgreSQL server that stopped answering in the middle of a command (a hung PgBouncer
+/// or proxy: TCP's own timeouts never fire while its kernel acknowledges): exit 3.
+fn gave_up(server: &str, waited: std::time::Duration) {
+    let err = Error::environment(format!(
+        "PostgreSQL {server} did not answer for {} s: it, or a proxy in front of it, stopped \
+         answering",
+        waited.as_secs()
+    ))
+    .with_hint(
+        "a change under way is made in full or not at all: look (token list, log) before \
+         running the command again",
+    );
+    std::process::exit(i32::from(ui::report(&err)));
+}
+
 fn dispatch(cli: Cli, server: Server) -> Result<Outcome> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::store::give_up_waiting_with(gave_up);
+    }
     environment::refuse_empty("--db", cli.db.as_deref())?;
     environment::refuse_password_in_argv(cli.db.as_deref())?;
     // The one command that names its stores itself.

@@ -527,6 +527,14 @@ pub fn link_postgres() {
     POSTGRES.get_or_init(|| postgres::Postgres::open_boxed);
 }
 
+/// From now on a PostgreSQL server that answers nothing for
+/// [`ANSWER_WAIT`](postgres::watch::ANSWER_WAIT) in the middle of a call (a hung proxy, whose
+/// kernel still acknowledges every byte) makes `give_up` run, with the server's name and the
+/// wait, on another thread; it must end the process. For commands, not for the server.
+pub fn give_up_waiting_with(give_up: fn(&str, std::time::Duration)) {
+    postgres::watch::give_up_with(give_up);
+}
+
 /// Whether this executable can open PostgreSQL stores ([`link_postgres`]).
 pub fn postgres_linked() -> bool {
     POSTGRES.get().is_some()

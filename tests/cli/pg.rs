@@ -2,8 +2,10 @@
 //! `pg_virtualenv`, which sets `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE`.
 //! Each test gets a database of its own.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The variables that lead a command to the test server.
 pub const PG_VARS: &[&str] = &["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"];
@@ -120,4 +122,85 @@ pub fn target(name: &str) -> String {
         format!("{host}:{port}")
     };
     format!("{server} (database {name}, user {user})")
+}
+
+/// A TCP relay to the test's PostgreSQL server that can go silent: it then keeps every
+/// connection open, takes what comes and passes nothing on, and leaves new ones unanswered.
+pub struct Relay {
+    pub port: u16,
+    silent: Arc<AtomicBool>,
+    /// Every connection it took, client side, to close when it speaks again.
+    taken: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+/// One direction of a relayed connection, passed on while the relay is not silent.
+fn pass(mut from: impl Read, mut to: impl Write, silent: Arc<AtomicBool>) {
+    let mut chunk = [0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut chunk) {
+        if !silent.load(Ordering::SeqCst) && to.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+/// Passes `client`'s bytes to `server` and `back`'s (the server's other handle) to `client`.
+fn join<S: Read + Write + Send + 'static>(
+    client: TcpStream,
+    server: S,
+    back: S,
+    silent: &Arc<AtomicBool>,
+) {
+    let reader = client.try_clone().unwrap();
+    let (up, down) = (silent.clone(), silent.clone());
+    std::thread::spawn(move || pass(reader, server, up));
+    std::thread::spawn(move || pass(back, client, down));
+}
+
+impl Relay {
+    pub fn start() -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let (host, server_port) = (
+            std::env::var("PGHOST").expect("PGHOST"),
+            std::env::var("PGPORT").expect("PGPORT"),
+        );
+        let (quiet, held) = (silent.clone(), taken.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                held.lock().unwrap().push(client.try_clone().unwrap());
+                if quiet.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if host.starts_with('/') {
+                    let path = format!("{host}/.s.PGSQL.{server_port}");
+                    let server = std::os::unix::net::UnixStream::connect(path).unwrap();
+                    let back = server.try_clone().unwrap();
+                    join(client, server, back, &quiet);
+                } else {
+                    let server = TcpStream::connect(format!("{host}:{server_port}")).unwrap();
+                    let back = server.try_clone().unwrap();
+                    join(client, server, back, &quiet);
+                }
+            }
+        });
+        Relay {
+            port,
+            silent,
+            taken,
+        }
+    }
+
+    pub fn go_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Speaks again, for new connections; the ones it held are closed.
+    pub fn speak_again(&self) {
+        self.silent.store(false, Ordering::SeqCst);
+        for stream in self.taken.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
 }

@@ -17,6 +17,7 @@ mod lease;
 mod lookup;
 mod queries;
 pub(super) mod tls;
+pub mod watch;
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -200,7 +201,10 @@ impl Postgres {
     /// [`Postgres::schema_state`]; `again`: a schema found made meanwhile may be read once
     /// more.
     fn read_schema_state(&mut self, again: bool) -> Result<SchemaState> {
-        let rows = self.client.get_mut().simple_query(&session_query());
+        let rows = {
+            let _watched = watch::arm(&self.target);
+            self.client.get_mut().simple_query(&session_query())
+        };
         let rows = match rows {
             Ok(rows) => rows,
             Err(err)

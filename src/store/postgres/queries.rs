@@ -167,7 +167,8 @@ fn visit_rows<T>(
 ) -> PgResult<()> {
     let mut rows = client.query_typed_raw(query, values.iter().map(|(v, t)| (*v, t.clone())))?;
     while let Some(row) = rows.next()? {
-        if visit(read(&row)).is_break() {
+        // The visitor may wait on its reader (a pager): not a wait on the server.
+        if super::watch::outside(|| visit(read(&row))).is_break() {
             break;
         }
     }
@@ -262,7 +263,10 @@ impl Postgres {
             return;
         }
         let started = std::time::Instant::now();
-        let told = super::lease::tell_servers(&mut self.client.borrow_mut());
+        let told = {
+            let _watched = super::watch::arm(&self.target);
+            super::lease::tell_servers(&mut self.client.borrow_mut())
+        };
         let error = match told {
             Ok(()) => return,
             Err(NotTold::Statement(err)) => self.error(&err),
@@ -286,6 +290,7 @@ impl Postgres {
     /// Runs `f` on the connection; its error becomes the store's, naming the database.
     fn run<T>(&self, f: impl FnOnce(&mut Client) -> PgResult<T>) -> StoreResult<T> {
         let mut client = self.client.borrow_mut();
+        let _watched = super::watch::arm(&self.target);
         f(&mut client).map_err(|err| self.error(&err))
     }
 
@@ -890,6 +895,7 @@ impl Store for Postgres {
     ) -> StoreResult<Imported> {
         self.acting.actor();
         let mut client = self.client.borrow_mut();
+        let _watched = super::watch::arm(&self.target);
         let begin = format!(
             "BEGIN;
              SET LOCAL synchronous_commit = on;
@@ -972,7 +978,7 @@ fn stream<T>(
     let none: [Param<'_>; 0] = [];
     let mut rows = client.query_typed_raw(query, none)?;
     while let Some(row) = rows.next()? {
-        if visit(read(&row)).is_break() {
+        if super::watch::outside(|| visit(read(&row))).is_break() {
             return Ok(std::ops::ControlFlow::Break(()));
         }
     }

@@ -2,6 +2,7 @@
 //! hint), within a bound, having written nothing half.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use super::server::{HBA_ANY, Server};
 use super::{
@@ -201,4 +202,43 @@ fn commands_before_and_after_a_server_restart_both_work() {
         .assert()
         .success();
     assert!(!verifies_with(cmd(&[]), &token));
+}
+
+#[test]
+fn a_server_that_stops_answering_mid_command_ends_it_in_exit_3_within_about_a_minute() {
+    // The revoke waits for a lock; the relay goes silent (as a PgBouncer or proxy that hangs,
+    // whose kernel still acknowledges every byte, so that TCP's own timeouts never fire); the
+    // lock goes and the server answers, into the relay, which passes nothing on. Without a bound of its own the command would
+    // wait for ever.
+    let Some(env) = PgEnv::new() else { return };
+    let token = env.demo_token();
+    let relay = pg::Relay::start();
+    let locked = Locked::take(env.sql());
+    let mut cmd = env.std_cmd();
+    cmd.env("PGHOST", "127.0.0.1")
+        .env("PGPORT", relay.port.to_string())
+        .args(["token", "revoke", id_of(&token), "--yes"]);
+    let started = std::time::Instant::now();
+    let running = std::thread::spawn(move || {
+        crate::common::Process::new(cmd)
+            .kill_after(Duration::from_secs(150))
+            .run()
+    });
+    let mut admin = env.sql();
+    waiting_backend(&mut admin, &env.db, &running);
+    relay.go_silent();
+    locked.release();
+    let run = running.join().expect("the command's thread");
+    let waited = started.elapsed();
+    assert!(!run.killed_at_deadline, "still waiting after {waited:?}");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{err}");
+    assert!(
+        err.starts_with("error: PostgreSQL ") && err.contains("did not answer for 60 s"),
+        "{err}"
+    );
+    // Never committed: the token works (its backend, whose connection the relay keeps, holds
+    // its row until the relay lets go).
+    relay.speak_again();
+    assert!(env.verifies(&token), "a revoke never committed took effect");
 }

@@ -2,104 +2,20 @@
 //! middlebox that holds the connections): requests get 503 within seconds, never wait on it,
 //! and the server answers again once the store does.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::harness::*;
 use crate::common::*;
+use crate::pg::Relay;
 
-/// A TCP relay to the test's PostgreSQL server that can go silent: it then keeps every
-/// connection open, takes what comes and passes nothing on, and leaves new ones unanswered.
-struct Relay {
-    port: u16,
-    silent: Arc<AtomicBool>,
-    /// Every connection it took, client side, to close when it speaks again.
-    taken: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-/// One direction of a relayed connection, passed on while the relay is not silent.
-fn pass(mut from: impl Read, mut to: impl Write, silent: Arc<AtomicBool>) {
-    let mut chunk = [0u8; 16 * 1024];
-    while let Ok(n @ 1..) = from.read(&mut chunk) {
-        if !silent.load(Ordering::SeqCst) && to.write_all(&chunk[..n]).is_err() {
-            break;
-        }
-    }
-}
-
-/// Passes `client`'s bytes to `server` and `back`'s (the server's other handle) to `client`.
-fn join<S: Read + Write + Send + 'static>(
-    client: TcpStream,
-    server: S,
-    back: S,
-    silent: &Arc<AtomicBool>,
-) {
-    let reader = client.try_clone().unwrap();
-    let (up, down) = (silent.clone(), silent.clone());
-    std::thread::spawn(move || pass(reader, server, up));
-    std::thread::spawn(move || pass(back, client, down));
-}
-
-impl Relay {
-    fn start() -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
-        let port = listener.local_addr().unwrap().port();
-        let silent = Arc::new(AtomicBool::new(false));
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let (host, server_port) = (
-            std::env::var("PGHOST").expect("PGHOST"),
-            std::env::var("PGPORT").expect("PGPORT"),
-        );
-        let (quiet, held) = (silent.clone(), taken.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                held.lock().unwrap().push(client.try_clone().unwrap());
-                if quiet.load(Ordering::SeqCst) {
-                    continue;
-                }
-                if host.starts_with('/') {
-                    let path = format!("{host}/.s.PGSQL.{server_port}");
-                    let server = std::os::unix::net::UnixStream::connect(path).unwrap();
-                    let back = server.try_clone().unwrap();
-                    join(client, server, back, &quiet);
-                } else {
-                    let server = TcpStream::connect(format!("{host}:{server_port}")).unwrap();
-                    let back = server.try_clone().unwrap();
-                    join(client, server, back, &quiet);
-                }
-            }
-        });
-        Relay {
-            port,
-            silent,
-            taken,
-        }
-    }
-
-    /// `autheona serve` on the test's store through this relay, on one store connection, with
-    /// a connect timeout (30 s) far beyond what any wait the tests allow.
-    fn serve(&self, env: &TestEnv) -> Server {
-        let mut cmd = env.std_cmd();
-        cmd.env("PGHOST", "127.0.0.1")
-            .env("PGPORT", self.port.to_string())
-            .env("PGCONNECT_TIMEOUT", "30");
-        Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"])
-    }
-
-    fn go_silent(&self) {
-        self.silent.store(true, Ordering::SeqCst);
-    }
-
-    /// Speaks again, for new connections; the ones it held are closed.
-    fn speak_again(&self) {
-        self.silent.store(false, Ordering::SeqCst);
-        for stream in self.taken.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
+/// `autheona serve` on the test's store through `relay`, on one store connection, with a
+/// connect timeout (30 s) far beyond what any wait the tests allow.
+fn serve_through(relay: &Relay, env: &TestEnv) -> Server {
+    let mut cmd = env.std_cmd();
+    cmd.env("PGHOST", "127.0.0.1")
+        .env("PGPORT", relay.port.to_string())
+        .env("PGCONNECT_TIMEOUT", "30");
+    Server::start_cmd(cmd, Addr::Tcp(free_port()), &["--store-connections", "1"])
 }
 
 /// The first two requests asked while the store is silent wait the server's bound of 2 s (for
@@ -118,7 +34,7 @@ fn a_store_that_stops_answering_gets_503_within_seconds_and_the_server_answers_a
     }
     let (env, token) = demo();
     let relay = Relay::start();
-    let server = relay.serve(&env);
+    let server = serve_through(&relay, &env);
     super::lease::wait_for_leases(&env, 1);
     assert_eq!(server.auth(&token, None).status, 200);
 
@@ -196,7 +112,7 @@ fn a_stop_waits_for_a_silent_store_8_s_at_most_to_write_last_used_times() {
     }
     let (env, token) = demo();
     let relay = Relay::start();
-    let server = relay.serve(&env);
+    let server = serve_through(&relay, &env);
     // Its lease taken first: a connection still logging in when the relay goes silent would
     // hold a backend in authentication for the server's 60 s (authentication_timeout), and
     // with it every DROP DATABASE of the cluster, this test's own at its end.
