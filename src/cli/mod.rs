@@ -519,7 +519,8 @@ A token revoked, rotated, pruned or deleted with its project is refused from the
 on: every request looks its token up in the store, or on PostgreSQL answers from the row it
 read while it holds a lease that every such change waits for; argon2's work is cached.
 A token in a URL is refused with 400. Last-used times are written at most a second late.
-SIGTERM or SIGINT stops it: requests in flight are answered and last-used times written.
+SIGTERM, SIGINT or SIGHUP stops it: requests in flight are answered and last-used times
+written.
 
 Examples:
   autheona serve

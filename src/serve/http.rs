@@ -110,6 +110,13 @@ fn is_get(method: &Method) -> bool {
 
 /// Whether the path or query holds anything shaped like a token, as it is or percent-decoded.
 fn holds_token(uri: &Uri) -> bool {
+    // An absolute-form target's user part (`http://aut_...@host/v1/auth`) is in the URL too.
+    if uri
+        .authority()
+        .is_some_and(|authority| text::has_token_shape(authority.as_str()))
+    {
+        return true;
+    }
     let Some(whole) = uri.path_and_query().map(|pq| pq.as_str()) else {
         return false;
     };

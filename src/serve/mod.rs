@@ -185,6 +185,11 @@ fn serve_until_stopped(start: Start<'_>) -> Result<()> {
             }
         }
     };
+    // The opening said so already when the clocks were apart: warned once, not again at the
+    // first /healthz.
+    let clocks_apart = start.store.server_time().is_some_and(|server| {
+        crate::ops::store::clocks_apart(chrono::Utc::now().timestamp(), server).is_some()
+    });
     drop(start.store);
     let connections = match &stores {
         slot::Stores::InPlace(_) => cores,
@@ -229,7 +234,7 @@ fn serve_until_stopped(start: Start<'_>) -> Result<()> {
         access_log: args.access_log,
         read_timeout: Duration::from_secs(args.read_timeout),
         requests: AtomicU64::new(0),
-        clocks_apart: AtomicBool::new(false),
+        clocks_apart: AtomicBool::new(clocks_apart),
     });
     let limits = Limits {
         connections: Arc::new(Semaphore::new(max_connections as usize)),
@@ -292,7 +297,7 @@ fn spawn_failed(err: std::io::Error) -> Error {
     Error::environment(format!("cannot start threads: {err}"))
 }
 
-/// Serves on every listener until SIGTERM or SIGINT, whose name it returns once the requests
+/// Serves on every listener until SIGTERM, SIGINT or SIGHUP, whose name it returns once the requests
 /// in flight are answered (or [`DRAIN`] is over). `announced` is said once the signals are
 /// handled, so that whoever waits for it may stop the server from then on.
 async fn serve(
@@ -306,6 +311,9 @@ async fn serve(
     let failed = |err: std::io::Error| Error::environment(format!("cannot handle signals: {err}"));
     let mut term = signal(SignalKind::terminate()).map_err(failed)?;
     let mut int = signal(SignalKind::interrupt()).map_err(failed)?;
+    // A terminal closed under it (or a supervisor that hangs up): stopped as by SIGTERM, not
+    // ended where it is, its last-used times lost and its socket left behind.
+    let mut hup = signal(SignalKind::hangup()).map_err(failed)?;
     let listen_failed = |err: std::io::Error| Error::environment(format!("cannot listen: {err}"));
     let (stop, stopping) = watch::channel(false);
     let mut accepting = Vec::new();
@@ -329,6 +337,7 @@ async fn serve(
     let signal = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+        _ = hup.recv() => "SIGHUP",
     };
     let _ = stop.send(true);
     for task in accepting {

@@ -359,6 +359,10 @@ fn a_token_in_the_url_is_refused_with_400_and_never_echoed() {
         assert!(!response.text().contains(secret_of(&token)));
         assert!(response.json()["error"].as_str().unwrap().contains("URL"));
     }
+    // In an absolute-form target's user part too.
+    let response = server.get(&format!("http://{token}@127.0.0.1/v1/auth"), &[]);
+    assert_eq!(response.status, 400, "{response:?}");
+    assert!(!response.text().contains(secret_of(&token)));
     let stopped = server.stop();
     assert!(
         !stopped.stderr.contains(secret_of(&token)),

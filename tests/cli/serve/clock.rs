@@ -76,4 +76,17 @@ fn on_postgresql_healthz_reports_the_clock_offset_and_a_large_one_is_warned_of()
         "{}",
         server.stderr()
     );
+
+    // Apart from the start: said as the store is opened, and not again at the first check.
+    let (late, _clock) = server_with_movable_clock(&env, "+120s");
+    late.wait_for_stderr("warning: this host's clock is");
+    late.get("/healthz", &[]);
+    late.get("/healthz", &[]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        late.stderr().matches("clock is").count(),
+        1,
+        "{}",
+        late.stderr()
+    );
 }

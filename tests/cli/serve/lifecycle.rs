@@ -279,18 +279,25 @@ fn sigterm_under_load_answers_what_is_in_flight_writes_last_used_and_exits_0() {
 }
 
 #[test]
-fn sigint_stops_it_as_sigterm_does() {
-    let (env, token) = demo();
-    let server = Server::start(&env, &[]);
-    assert_eq!(server.auth(&token, None).status, 200);
-    let stopped = server.signal(libc::SIGINT);
-    assert!(stopped.status.success(), "{stopped:?}");
-    assert!(
-        stopped.stderr.contains("stopped by SIGINT"),
-        "{}",
-        stopped.stderr
-    );
-    assert!(!listed(&env, id_of(&token))["last_used_at"].is_null());
+fn sigint_and_sighup_stop_it_as_sigterm_does() {
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGHUP, "SIGHUP")] {
+        let (env, token) = demo();
+        let socket = env.dir().join("serve.sock");
+        let server = Server::start_unix(&env, socket.clone(), &[]);
+        assert_eq!(server.auth(&token, None).status, 200);
+        let stopped = server.signal(signal);
+        assert!(stopped.status.success(), "{name}: {stopped:?}");
+        assert!(
+            stopped.stderr.contains(&format!("stopped by {name}")),
+            "{}",
+            stopped.stderr
+        );
+        assert!(
+            !listed(&env, id_of(&token))["last_used_at"].is_null(),
+            "{name}"
+        );
+        assert!(!socket.exists(), "{name}: the socket file was left");
+    }
 }
 
 #[test]
