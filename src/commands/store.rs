@@ -39,10 +39,10 @@ struct CopiedJson {
 /// so neither store's is checked against it.
 fn copy(args: &StoreCopyArgs) -> Result<Outcome> {
     // Both before anything else: a password must not wait on the other argument's errors.
-    environment::refuse_empty("SOURCE", Some(&args.source))?;
-    environment::refuse_empty("DESTINATION", Some(&args.destination))?;
     environment::refuse_password_in_argument("SOURCE", &args.source)?;
     environment::refuse_password_in_argument("DESTINATION", &args.destination)?;
+    environment::refuse_empty("SOURCE", Some(&args.source))?;
+    environment::refuse_empty("DESTINATION", Some(&args.destination))?;
     let from = location(&args.source)?;
     let to = location(&args.destination)?;
     let source = store::open_as_is(&from)

@@ -144,7 +144,8 @@ impl Metrics {
     pub fn render(&self, pending: usize) -> String {
         self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
         let dropped = crate::ui::stderr::dropped();
-        let seen = self.log_dropped_seen.swap(dropped, Ordering::Relaxed);
+        // Two renders at once count each dropped line once: the larger total wins.
+        let seen = self.log_dropped_seen.fetch_max(dropped, Ordering::Relaxed);
         self.log_dropped.inc_by(dropped.saturating_sub(seen));
         let mut text = String::with_capacity(4096);
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

@@ -177,10 +177,18 @@ fn password_unescaped(rest: &str) -> bool {
     let Some((before, _)) = rest.split_once('@') else {
         return false;
     };
+    let Some((_, after_colon)) = before.split_once(':') else {
+        return false;
+    };
+    // `host:5432/db?application_name=me@there`: a port, then the '@' in a parameter's value.
+    let port = after_colon
+        .split(['/', '?'])
+        .next()
+        .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
     let in_a_value = before
         .split_once('?')
         .is_some_and(|(_, query)| query.contains('='));
-    before.contains(':') && !in_a_value
+    !(port && in_a_value)
 }
 
 /// The URL's parts, each `None` when it leaves it out.

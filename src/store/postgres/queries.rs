@@ -463,9 +463,9 @@ impl Store for Postgres {
             self.append(client, &event.project(name))?;
             Ok(End::Commit(Some(tokens)))
         })
-        // Deleted meanwhile by another process, it may still be waiting for the servers; with
-        // no tokens deleted, no server has anything to refuse.
-        .inspect(|deleted| self.refused(*deleted != Some(0)))
+        // Deleted meanwhile by another process, it may still be waiting for the servers; so
+        // may a revoke of its last token, committed a moment ago.
+        .inspect(|_| self.refused(true))
     }
 
     /// Always durable on commit, whatever `durability` asks: PostgreSQL has no way to make an
@@ -1072,6 +1072,7 @@ impl PgImport<'_> {
                 ],
             )
             .map_err(|err| self.store.error(&err))?;
+        super::watch::answered();
         self.added.events += added;
         self.events.clear();
         Ok(())
@@ -1090,6 +1091,7 @@ impl PgImport<'_> {
                 &[(&names, Type::TEXT_ARRAY), (&created, Type::INT8_ARRAY)],
             )
             .map_err(|err| self.store.error(&err))?;
+        super::watch::answered();
         self.added.projects += added;
         self.projects.clear();
         Ok(())
@@ -1134,6 +1136,7 @@ impl PgImport<'_> {
                 ],
             )
             .map_err(|err| self.store.error(&err))?;
+        super::watch::answered();
         if added != batch.len() as u64 {
             return Err(StoreError::new(
                 StoreErrorKind::Other,

@@ -63,6 +63,13 @@ pub fn arm(on: &dyn std::fmt::Display) -> Option<Armed> {
     Some(Armed(outer))
 }
 
+/// The server answered: the wait under way starts again (a copy's batches, each answered).
+pub fn answered() {
+    if let Some(waiting) = waiting().as_mut() {
+        waiting.since = Instant::now();
+    }
+}
+
 /// Runs `f`, which waits on something else (a visitor writing to stdout, which a pager may
 /// hold), without counting its time as a wait on the server.
 pub fn outside<T>(f: impl FnOnce() -> T) -> T {

@@ -325,18 +325,6 @@ fn a_revoke_by_a_role_that_may_not_announce_still_refuses_the_token_and_says_why
     // The token is gone all the same, for every command.
     assert!(!verifies(&env, &token), "verify accepts the revoked token");
 
-    // A project deleted with no tokens has nothing for a server to refuse: nothing to tell.
-    env.project("empty");
-    let deleted = env
-        .cmd()
-        .env("PGUSER", &role.0)
-        .env("PGPASSWORD", PASSWORD)
-        .args(["project", "delete", "empty", "--yes"])
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&deleted.get_output().stderr).into_owned();
-    assert!(!stderr.contains("warning:"), "{stderr}");
-
     // Granted what the warning says, the next revoke announces itself, with no warning.
     sql.batch(&format!(
         "GRANT SELECT, INSERT, UPDATE, DELETE ON autheona.servers TO {role};

@@ -164,6 +164,8 @@ fn passwords_are_found_and_never_shown() {
         "postgres://u:12345/s3cret@h/d",
         "postgres://u:s3c?ret@h/d",
         "postgres://u:s3c#ret@h:1/d",
+        "postgres://app:Xy7?port=9z@db.internal/prod",
+        "postgres://app:pa55?word=x@db.internal/prod",
     ] {
         assert!(has_password(url), "{url}");
     }
@@ -197,6 +199,10 @@ fn errors_never_quote_the_url() {
         ("postgres://u:s3c/ret==@h/d", "percent-encode"),
         ("postgres://u:12345/s3cret@h/d", "percent-encode"),
         ("postgres://u:s3c?ret@h/d", "percent-encode"),
+        (
+            "postgres://app:Xy7?port=9z@db.internal/prod",
+            "percent-encode",
+        ),
     ] {
         let err = resolved(url, &[]).expect_err(url);
         assert!(err.contains(words), "{url}: {err}");
