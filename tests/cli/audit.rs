@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::ops::RangeInclusive;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -717,16 +717,7 @@ fn into_undeliverable(env: &TestEnv, args: &[&str], way: &str) -> std::process::
     cmd.args(args);
     match way {
         "closed" => {
-            // SAFETY: the hook only calls close(2), which is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::close(1) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
+            close_stdout_at_exec(&mut cmd);
         }
         "/dev/null" => {
             cmd.stdout(std::fs::File::create("/dev/null").unwrap());
@@ -2040,16 +2031,7 @@ fn follow_ends_quietly_when_its_reader_goes_away() {
     for args in [&[][..], &["--json", "--since", "1h"]] {
         let mut cmd = env.std_cmd();
         cmd.args(["log", "--follow"]).args(args);
-        // SAFETY: the hook only calls close(2), which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::close(1) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
+        close_stdout_at_exec(&mut cmd);
         let run = Process::new(cmd).kill_after(Duration::from_secs(5)).run();
         assert!(
             !run.killed_at_deadline,

@@ -1226,3 +1226,18 @@ pub fn peak_kib(mut cmd: std::process::Command) -> i64 {
     );
     usage.ru_maxrss
 }
+
+/// Makes `cmd` start with no stdout at all (`>&-`): fd 1 closed in the child before exec.
+pub fn close_stdout_at_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook only calls close(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::close(1) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}

@@ -1,6 +1,5 @@
 //! `token rotate`: a new token in place of an old one, shown once, in one step.
 
-use std::os::unix::process::CommandExt;
 use std::process::Output;
 
 use assert_cmd::assert::Assert;
@@ -284,16 +283,7 @@ fn rotate_into(env: &TestEnv, id: &str, json: bool, stdout: Undeliverable) -> Ou
             cmd.stdout(closed_pipe());
         }
         Undeliverable::Closed => {
-            // SAFETY: the hook only calls close(2), which is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::close(1) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
+            close_stdout_at_exec(&mut cmd);
         }
         Undeliverable::DevNull => {
             cmd.stdout(std::fs::File::create("/dev/null").unwrap());
